@@ -1,0 +1,1 @@
+"""Experiment tables (A/B tests, canary rollouts) arrive with their issue."""

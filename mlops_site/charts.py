@@ -1,0 +1,43 @@
+"""What every Plotly figure shares: the base layout and the figure-to-dict step. No ORM, no HTTP."""
+
+import json
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+MAX_POINTS = 2000
+PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#db2777", "#65a30d", "#7c3aed", "#475569"]
+
+
+def base_layout(**overrides) -> dict:
+    layout = {
+        "template": "none",
+        "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12, "color": "#1f2937"},
+        "margin": {"l": 56, "r": 16, "t": 36, "b": 48},
+        "colorway": PALETTE,
+        "legend": {"orientation": "h", "y": -0.2},
+        "hovermode": "closest",
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "xaxis": {"gridcolor": "#e5e7eb", "zeroline": False},
+        "yaxis": {"gridcolor": "#e5e7eb", "zeroline": False},
+    }
+    layout.update(overrides)
+    return layout
+
+
+def to_dict(fig: go.Figure) -> dict:
+    """The figure as plain JSON-ready data for `json_script` (typed arrays included)."""
+    return json.loads(pio.to_json(fig, validate=False))
+
+
+def downsample(xs: list, ys: list, max_points: int = MAX_POINTS) -> tuple[list, list]:
+    """Every k-th point so a series has at most `max_points`; the last point is always kept."""
+    n = len(xs)
+    if n <= max_points:
+        return xs, ys
+    step = -(-n // max_points)
+    idx = list(range(0, n, step))
+    if idx[-1] != n - 1:
+        idx.append(n - 1)
+    return [xs[i] for i in idx], [ys[i] for i in idx]

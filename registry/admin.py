@@ -1,0 +1,64 @@
+"""Django admin for every registry table.
+
+Versions and the audit log are read-only here: versions are immutable once
+registered and the audit log is append-only. Stage changes go through the
+services (the pages and the API), never through an admin form.
+"""
+
+from django.contrib import admin
+
+from .models import AuditEvent, ModelVersion, PromotionRequest, RegisteredModel, StageChange
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(admin.ModelAdmin):
+    list_display = ["name", "created_at", "created_by"]
+    search_fields = ["name", "description"]
+    fields = ["name", "description", "created_at", "created_by"]
+    readonly_fields = ["name", "created_at", "created_by"]
+
+    def has_add_permission(self, request):
+        return False  # models are created by registering their first version
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    list_display = ["model", "version", "stage", "created_by", "created_at", "artifact_sha256"]
+    list_filter = ["stage"]
+    search_fields = ["model__name", "code_commit", "data_version", "image_tag"]
+    list_select_related = ["model", "created_by"]
+
+
+@admin.register(PromotionRequest)
+class PromotionRequestAdmin(ReadOnlyAdmin):
+    list_display = ["id", "version", "to_stage", "status", "requested_by", "requested_at", "decided_by", "decided_at"]
+    list_filter = ["status", "to_stage"]
+    list_select_related = ["version__model", "requested_by", "decided_by"]
+
+
+@admin.register(StageChange)
+class StageChangeAdmin(ReadOnlyAdmin):
+    list_display = ["at", "model", "stage", "previous_version", "version", "kind", "actor"]
+    list_filter = ["stage", "kind"]
+    list_select_related = ["model", "version__model", "previous_version__model", "actor"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "actor_name", "action", "subject", "version", "from_stage", "to_stage", "reason"]
+    list_filter = ["action"]
+    search_fields = ["subject", "actor_name", "reason"]

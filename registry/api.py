@@ -1,0 +1,238 @@
+"""REST API of the registry (`/api/v1/`): validate, call one service or selector, answer."""
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mlops_site.exceptions import NotFound, TooLarge, ValidationFailed
+from mlops_site.parsers import StrictJSONError, strict_loads
+from mlops_site.permissions import IsApprover, IsEditor, IsViewer
+from mlops_site.roles import user_role
+
+from . import selectors, services
+from .models import AuditAction, PromotionStatus, Stage
+from .serializers import (
+    AuditOutput,
+    DecisionInput,
+    ModelDetailOutput,
+    ModelSummaryOutput,
+    PromotionCreateInput,
+    PromotionOutput,
+    RejectInput,
+    RollbackInput,
+    VersionOutput,
+    VersionRegisterInput,
+)
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class MeApi(APIView):
+    @extend_schema(responses=inline_serializer("Me", {"username": serializers.CharField(), "role": serializers.CharField()}))
+    def get(self, request):
+        return Response({"username": request.user.username, "role": user_role(request.user)})
+
+
+class ModelListApi(generics.ListAPIView):
+    """Models with their latest and production version. `?search=` matches name and description."""
+
+    serializer_class = ModelSummaryOutput
+
+    @extend_schema(parameters=[OpenApiParameter("search", str)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return selectors.model_list(search=self.request.query_params.get("search", "").strip())
+
+
+class ModelDetailApi(APIView):
+    @extend_schema(responses=ModelDetailOutput)
+    def get(self, request, name):
+        model = selectors.model_get(name=name)
+        versions = selectors.version_list(model=model)
+        return Response(ModelDetailOutput(model, context={"request": request, "versions": versions}).data)
+
+
+class ModelVersionsApi(generics.GenericAPIView):
+    """GET: a model's versions, newest first (paginated). POST: register the next version."""
+
+    serializer_class = VersionOutput
+
+    def get_permissions(self):
+        return [IsEditor()] if self.request.method == "POST" else [IsViewer()]
+
+    @extend_schema(responses=VersionOutput(many=True))
+    def get(self, request, name):
+        page = self.paginate_queryset(selectors.version_list(model=selectors.model_get(name=name)))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        request={
+            "application/json": VersionRegisterInput,
+            "multipart/form-data": inline_serializer(
+                "VersionRegisterMultipart",
+                {"artifact": serializers.FileField(), "meta": serializers.CharField(help_text="JSON object with the fields of the JSON body")},
+            ),
+        },
+        responses={201: VersionOutput},
+    )
+    def post(self, request, name):
+        # Refuse an oversized upload before Django reads (and spools) the body.
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.MLOPS_MAX_ARTIFACT_BYTES + 1024 * 1024:
+            raise TooLarge(f"Request body is {length} bytes; the artifact limit is {settings.MLOPS_MAX_ARTIFACT_BYTES} bytes.")
+        artifact = None
+        if request.content_type.startswith("multipart/"):
+            artifact = request.FILES.get("artifact")
+            unknown = sorted(set(request.data) - {"artifact", "meta"})
+            if unknown:
+                raise ValidationFailed("Unknown multipart fields: " + ", ".join(unknown), fields={k: ["Unknown field."] for k in unknown})
+            try:
+                meta = strict_loads(request.data.get("meta") or "{}")
+            except StrictJSONError as exc:
+                raise ValidationFailed(f"meta: malformed JSON: {exc}", fields={"meta": [str(exc)]}) from None
+            if not isinstance(meta, dict):
+                raise ValidationFailed("meta must be a JSON object.", fields={"meta": ["Must be a JSON object."]})
+        else:
+            meta = request.data
+            if not isinstance(meta, dict):
+                raise ValidationFailed("The body must be a JSON object.")
+        data = _valid(VersionRegisterInput, meta)
+        version = services.model_version_register(model_name=name, actor=request.user, artifact=artifact, **data)
+        return Response(VersionOutput(version, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+
+class ModelVersionDetailApi(APIView):
+    @extend_schema(responses=VersionOutput)
+    def get(self, request, name, version):
+        return Response(VersionOutput(selectors.version_get(model_name=name, version=version), context={"request": request}).data)
+
+
+class ModelVersionArtifactApi(APIView):
+    """Download the stored artifact file (404 for an external URI: fetch that yourself)."""
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request, name, version):
+        found = selectors.version_get(model_name=name, version=version)
+        if not found.artifact:
+            raise NotFound(f"{name} v{found.version} has no stored artifact file.")
+        return FileResponse(default_storage.open(found.artifact.name, "rb"), as_attachment=True, filename=found.artifact.name.rsplit("/", 1)[-1])
+
+
+class ModelStageApi(APIView):
+    @extend_schema(responses=VersionOutput)
+    def get(self, request, name, stage):
+        if stage not in Stage.values:
+            raise ValidationFailed(f"Unknown stage {stage!r}; use one of {', '.join(Stage.values)}.")
+        if stage in (Stage.CANDIDATE, Stage.ARCHIVED):
+            raise ValidationFailed(f"Several versions can be {stage}; list them with GET /api/v1/models/{name}.")
+        return Response(VersionOutput(selectors.stage_holder_get(model_name=name, stage=stage), context={"request": request}).data)
+
+
+class ModelVersionPromoteApi(APIView):
+    permission_classes = [IsEditor]
+
+    @extend_schema(request=PromotionCreateInput, responses={201: PromotionOutput})
+    def post(self, request, name, version):
+        data = _valid(PromotionCreateInput, request.data)
+        found = selectors.version_get(model_name=name, version=version)
+        promotion = services.promotion_request_create(version=found, to_stage=data["to"], reason=data["reason"], actor=request.user)
+        return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class PromotionListApi(generics.ListAPIView):
+    """Promotion requests, newest first; `?status=pending`, `?model=NAME`."""
+
+    serializer_class = PromotionOutput
+
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=PromotionStatus.values), OpenApiParameter("model", str)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        status_ = params.get("status") or None
+        if status_ and status_ not in PromotionStatus.values:
+            raise ValidationFailed(f"Unknown status {status_!r}.", fields={"status": [f"Use one of {', '.join(PromotionStatus.values)}."]})
+        model = selectors.model_get(name=params["model"]) if params.get("model") else None
+        return selectors.promotion_list(status=status_, model=model)
+
+
+class PromotionDetailApi(APIView):
+    @extend_schema(responses=PromotionOutput)
+    def get(self, request, promotion_id):
+        return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion_id)).data)
+
+
+class PromotionApproveApi(APIView):
+    permission_classes = [IsApprover]
+
+    @extend_schema(request=DecisionInput, responses=PromotionOutput)
+    def post(self, request, promotion_id):
+        data = _valid(DecisionInput, request.data)
+        services.promotion_approve(promotion_id=promotion_id, actor=request.user, comment=data["comment"])
+        return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion_id)).data)
+
+
+class PromotionRejectApi(APIView):
+    permission_classes = [IsApprover]
+
+    @extend_schema(request=RejectInput, responses=PromotionOutput)
+    def post(self, request, promotion_id):
+        data = _valid(RejectInput, request.data)
+        services.promotion_reject(promotion_id=promotion_id, actor=request.user, comment=data["comment"])
+        return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion_id)).data)
+
+
+class ModelRollbackApi(APIView):
+    permission_classes = [IsApprover]
+
+    @extend_schema(request=RollbackInput, responses=VersionOutput)
+    def post(self, request, name):
+        data = _valid(RollbackInput, request.data)
+        version = services.model_rollback(model_name=name, stage=data["stage"], reason=data["reason"], actor=request.user)
+        return Response(VersionOutput(selectors.version_get(model_name=name, version=version.version), context={"request": request}).data)
+
+
+class AuditListApi(generics.ListAPIView):
+    """Append-only audit events, newest first. Filters: subject, action, actor, version, search."""
+
+    serializer_class = AuditOutput
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("subject", str, description="`model:{name}` or `prompt:{name}`"),
+            OpenApiParameter("action", str, enum=AuditAction.values),
+            OpenApiParameter("actor", str),
+            OpenApiParameter("version", int),
+            OpenApiParameter("search", str),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        version = params.get("version")
+        if version and not version.isdigit():
+            raise ValidationFailed("version must be a whole number.", fields={"version": ["A whole number."]})
+        action = params.get("action", "")
+        if action and action not in AuditAction.values:
+            raise ValidationFailed(f"Unknown action {action!r}.", fields={"action": [f"Use one of {', '.join(AuditAction.values)}."]})
+        return selectors.audit_list(
+            subject=params.get("subject", ""),
+            action=action,
+            actor=params.get("actor", ""),
+            version=int(version) if version else None,
+            search=params.get("search", ""),
+        )

@@ -1,0 +1,24 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from mlops_site.exceptions import DomainError
+from mlops_site.roles import ROLES
+from registry.roles_admin import user_set_role, user_token_refresh
+
+
+class Command(BaseCommand):
+    help = "Create (or update) a user with one role and print a fresh API token as the last line."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--role", required=True, choices=ROLES)
+        parser.add_argument("--password", help="also set a login password for the pages")
+        parser.add_argument("--email", default="")
+
+    def handle(self, *args, username, role, password, email, **options):
+        try:
+            user = user_set_role(username=username, role=role, password=password, email=email)
+        except DomainError as exc:
+            raise CommandError(exc.message) from None
+        key = user_token_refresh(user=user)
+        self.stdout.write(f"User {user.username} has the {role} role. API token:")
+        self.stdout.write(key)

@@ -1,0 +1,189 @@
+"""Registry tables: models, their versions, promotion requests, stage history and the audit log."""
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+name_validator = RegexValidator(
+    NAME_PATTERN, "Use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit."
+)
+
+
+class Stage(models.TextChoices):
+    CANDIDATE = "candidate"
+    STAGING = "staging"
+    PRODUCTION = "production"
+    ARCHIVED = "archived"
+
+
+# Stages a promotion can target; each holds at most one version per model.
+PROMOTABLE_STAGES = (Stage.STAGING, Stage.PRODUCTION)
+
+
+class RegisteredModel(models.Model):
+    """A named model; its versions are created by registering, never edited."""
+
+    name = models.CharField(max_length=128, unique=True, validators=[name_validator])
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def artifact_path(instance: "ModelVersion", filename: str) -> str:
+    return f"artifacts/{instance.model.name}/v{instance.version}/{filename}"
+
+
+class ModelVersion(models.Model):
+    """One registered version with everything needed to reproduce it.
+
+    Immutable once registered: only `stage` changes, and only through the
+    promotion and rollback services.
+    """
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.CANDIDATE)
+    params = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    code_commit = models.CharField(max_length=64, blank=True)
+    data_version = models.CharField(max_length=255, blank=True)
+    image_tag = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    artifact = models.FileField(upload_to=artifact_path, max_length=500, blank=True)
+    artifact_uri = models.CharField(max_length=1000, blank=True)
+    artifact_size = models.BigIntegerField(null=True, blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["model_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="registry_version_unique"),
+            # The invariant the whole approval flow rests on: a partial unique index,
+            # so two concurrent approvals cannot both put a version in production.
+            models.UniqueConstraint(
+                fields=["model", "stage"],
+                condition=Q(stage__in=["staging", "production"]),
+                name="registry_one_version_per_stage",
+            ),
+            models.CheckConstraint(condition=Q(version__gte=1), name="registry_version_positive"),
+            models.CheckConstraint(condition=Q(stage__in=Stage.values), name="registry_stage_valid"),
+        ]
+        indexes = [models.Index(fields=["model", "stage"], name="registry_version_stage_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} v{self.version}"
+
+    @property
+    def artifact_location(self) -> str:
+        return self.artifact.name if self.artifact else self.artifact_uri
+
+
+class PromotionStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"  # the target stage changed before a decision
+    EXPIRED = "expired"
+
+
+class PromotionRequest(models.Model):
+    """A request to move a version into a stage, decided by a second person with the approver role."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotions")
+    to_stage = models.CharField(max_length=16, choices=[(s.value, s.label) for s in PROMOTABLE_STAGES])
+    # The version that held `to_stage` when the request was made: approving after
+    # the stage has changed would replace a version the requester never saw.
+    from_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=PromotionStatus.choices, default=PromotionStatus.PENDING)
+    reason = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "to_stage"],
+                condition=Q(status="pending"),
+                name="registry_one_pending_request",
+            ),
+            models.CheckConstraint(condition=Q(to_stage__in=["staging", "production"]), name="registry_promotion_target"),
+        ]
+        indexes = [models.Index(fields=["status", "-requested_at"], name="registry_promo_status_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.version} -> {self.to_stage} ({self.status})"
+
+
+class StageChangeKind(models.TextChoices):
+    PROMOTION = "promotion"
+    ROLLBACK = "rollback"
+
+
+class StageChange(models.Model):
+    """Each time a stage gets a new holder; rollback replays this history."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="stage_changes")
+    stage = models.CharField(max_length=16, choices=[(s.value, s.label) for s in PROMOTABLE_STAGES])
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    previous_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=StageChangeKind.choices)
+    promotion = models.ForeignKey(PromotionRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["model", "stage", "id"], name="registry_stagechange_idx")]
+
+
+class AuditAction(models.TextChoices):
+    REGISTERED = "registered"
+    PROMOTION_REQUESTED = "promotion_requested"
+    PROMOTION_APPROVED = "promotion_approved"
+    PROMOTION_REJECTED = "promotion_rejected"
+    PROMOTION_EXPIRED = "promotion_expired"
+    ROLLED_BACK = "rolled_back"
+
+
+class AuditEvent(models.Model):
+    """Append-only: one row per change, never updated (a database trigger refuses UPDATE)."""
+
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Kept as text too, so the log still names a user who was later deleted.
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    subject = models.CharField(max_length=200)  # "model:fraud-detector", later "prompt:summarize"
+    version = models.PositiveIntegerField(null=True, blank=True)
+    from_stage = models.CharField(max_length=16, blank=True)
+    to_stage = models.CharField(max_length=16, blank=True)
+    reason = models.TextField(blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["subject", "-at"], name="registry_audit_subject_idx"),
+            models.Index(fields=["-at"], name="registry_audit_at_idx"),
+            models.Index(fields=["action", "-at"], name="registry_audit_action_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.subject}"

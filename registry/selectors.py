@@ -1,0 +1,128 @@
+"""Read queries shared by pages, the API and tasks. Every list is a fixed number of queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from mlops_site.exceptions import NotFound
+
+from .models import AuditEvent, ModelVersion, PromotionRequest, PromotionStatus, RegisteredModel, Stage, StageChange
+
+
+def _version_in_stage(stage: str) -> Subquery:
+    return Subquery(ModelVersion.objects.filter(model=OuterRef("pk"), stage=stage).values("version")[:1], output_field=IntegerField())
+
+
+def model_list(*, search: str = "") -> QuerySet[RegisteredModel]:
+    """Models with latest, staging and production version numbers, version and pending counts (subqueries, no N+1)."""
+    latest = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-version")
+    pending = (
+        PromotionRequest.objects.filter(version__model=OuterRef("pk"), status=PromotionStatus.PENDING)
+        .order_by()
+        .values("version__model")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    qs = RegisteredModel.objects.annotate(
+        latest_version=Subquery(latest.values("version")[:1], output_field=IntegerField()),
+        latest_created_at=Subquery(latest.values("created_at")[:1]),
+        production_version=_version_in_stage(Stage.PRODUCTION),
+        staging_version=_version_in_stage(Stage.STAGING),
+        pending_count=Coalesce(Subquery(pending, output_field=IntegerField()), 0),
+    ).order_by("name")
+    if search:
+        qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    return qs
+
+
+def model_get(*, name: str) -> RegisteredModel:
+    try:
+        return model_list().get(name=name)
+    except RegisteredModel.DoesNotExist:
+        raise NotFound(f"No model named '{name}'.") from None
+
+
+def version_list(*, model: RegisteredModel) -> QuerySet[ModelVersion]:
+    """A model's versions, newest first."""
+    return ModelVersion.objects.filter(model=model).select_related("model", "created_by").order_by("-version")
+
+
+def version_get(*, model_name: str, version: int | str) -> ModelVersion:
+    try:
+        return ModelVersion.objects.select_related("model", "created_by").get(model__name=model_name, version=int(version))
+    except (ModelVersion.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"No version {version} of model '{model_name}'.") from None
+
+
+def versions_get_many(*, model_name: str, numbers: list[int]) -> list[ModelVersion]:
+    """The given versions of one model in the order asked; 404 naming any that do not exist."""
+    found = {v.version: v for v in ModelVersion.objects.select_related("model", "created_by").filter(model__name=model_name, version__in=numbers)}
+    missing = [n for n in numbers if n not in found]
+    if missing:
+        raise NotFound(f"No version {', '.join(map(str, missing))} of model '{model_name}'.")
+    return [found[n] for n in numbers]
+
+
+def stage_holder_get(*, model_name: str, stage: str) -> ModelVersion:
+    model = model_get(name=model_name)
+    version = ModelVersion.objects.select_related("model", "created_by").filter(model=model, stage=stage).first()
+    if version is None:
+        raise NotFound(f"No version of '{model_name}' is in {stage}.")
+    return version
+
+
+def promotion_list(*, status: str | None = None, model: RegisteredModel | None = None, version: ModelVersion | None = None) -> QuerySet[PromotionRequest]:
+    qs = PromotionRequest.objects.select_related(
+        "version__model", "from_version", "requested_by", "decided_by"
+    ).order_by("-requested_at", "-id")
+    if status:
+        qs = qs.filter(status=status)
+    if model is not None:
+        qs = qs.filter(version__model=model)
+    if version is not None:
+        qs = qs.filter(version=version)
+    return qs
+
+
+def promotion_get(*, promotion_id: int | str) -> PromotionRequest:
+    try:
+        return promotion_list().get(pk=int(promotion_id))
+    except (PromotionRequest.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"No promotion request {promotion_id}.") from None
+
+
+def stage_change_list(*, model: RegisteredModel) -> QuerySet[StageChange]:
+    """The timeline of stage changes of one model, newest first."""
+    return StageChange.objects.filter(model=model).select_related("version", "previous_version", "actor", "promotion__requested_by")
+
+
+def audit_list(
+    *,
+    subject: str = "",
+    action: str = "",
+    actor: str = "",
+    version: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    search: str = "",
+) -> QuerySet[AuditEvent]:
+    """Audit events, newest first, filtered. `subject` is exact (`model:fraud-detector`)."""
+    qs = AuditEvent.objects.all().order_by("-at", "-id")
+    if subject:
+        qs = qs.filter(subject=subject)
+    if action:
+        qs = qs.filter(action=action)
+    if actor:
+        qs = qs.filter(actor_name=actor)
+    if version is not None:
+        qs = qs.filter(version=version)
+    if since is not None:
+        qs = qs.filter(at__gte=since)
+    if until is not None:
+        qs = qs.filter(at__lt=until)
+    if search:
+        qs = qs.filter(Q(subject__icontains=search) | Q(reason__icontains=search))
+    return qs

@@ -1,0 +1,117 @@
+"""Input and output shapes of the registry API. Shapes only: the rules live in services."""
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from .models import PROMOTABLE_STAGES, AuditEvent, ModelVersion, PromotionRequest
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a typo (`metric` for `metrics`) is a 400, not silently dropped."""
+
+    def validate(self, attrs):
+        unknown = sorted(set(getattr(self, "initial_data", {}) or {}) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return attrs
+
+
+# --- input -----------------------------------------------------------------------------
+
+
+class VersionRegisterInput(StrictSerializer):
+    params = serializers.JSONField(required=False, default=dict)
+    metrics = serializers.JSONField(required=False, default=dict)
+    tags = serializers.JSONField(required=False, default=dict)
+    code_commit = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=True)
+    data_version = serializers.CharField(required=False, allow_blank=True, default="")
+    image_tag = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    artifact_uri = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class PromotionCreateInput(StrictSerializer):
+    to = serializers.ChoiceField(choices=list(PROMOTABLE_STAGES))
+    reason = serializers.CharField()
+
+
+class DecisionInput(StrictSerializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RejectInput(StrictSerializer):
+    comment = serializers.CharField()
+
+
+class RollbackInput(StrictSerializer):
+    stage = serializers.ChoiceField(choices=list(PROMOTABLE_STAGES))
+    reason = serializers.CharField()
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+class VersionOutput(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name")
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    artifact_url = serializers.SerializerMethodField()
+    artifact_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "model", "version", "stage", "params", "metrics", "tags", "code_commit", "data_version",
+            "image_tag", "description", "artifact_uri", "artifact_name", "artifact_url", "artifact_size",
+            "artifact_sha256", "created_by", "created_at",
+        ]
+
+    def get_artifact_url(self, obj) -> str | None:
+        if not obj.artifact:
+            return obj.artifact_uri or None
+        path = reverse("registry-api:version-artifact", args=[obj.model.name, obj.version])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+    def get_artifact_name(self, obj) -> str | None:
+        return obj.artifact.name.rsplit("/", 1)[-1] if obj.artifact else None
+
+
+class ModelSummaryOutput(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    latest_version = serializers.IntegerField(allow_null=True)
+    staging_version = serializers.IntegerField(allow_null=True)
+    production_version = serializers.IntegerField(allow_null=True)
+    pending_promotions = serializers.IntegerField(source="pending_count")
+
+
+class ModelDetailOutput(ModelSummaryOutput):
+    versions = serializers.SerializerMethodField()
+
+    def get_versions(self, obj) -> list[dict]:
+        return VersionOutput(self.context["versions"], many=True, context=self.context).data
+
+
+class PromotionOutput(serializers.ModelSerializer):
+    model = serializers.CharField(source="version.model.name")
+    version = serializers.IntegerField(source="version.version")
+    to = serializers.CharField(source="to_stage")
+    from_version = serializers.IntegerField(source="from_version.version", default=None)
+    requested_by = serializers.CharField(source="requested_by.username")
+    decided_by = serializers.CharField(source="decided_by.username", default=None)
+
+    class Meta:
+        model = PromotionRequest
+        fields = [
+            "id", "model", "version", "to", "status", "from_version", "reason",
+            "requested_by", "requested_at", "decided_by", "decided_at", "comment",
+        ]
+
+
+class AuditOutput(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_name")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "at", "actor", "action", "subject", "version", "from_stage", "to_stage", "reason", "extra"]

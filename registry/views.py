@@ -1,0 +1,248 @@
+"""HTML pages of the registry: read through selectors, change through services, render."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django.contrib import messages
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from mlops_site.exceptions import DomainError, NotFound
+from mlops_site.roles import APPROVER, has_role
+
+from . import charts, selectors, services
+from .models import PROMOTABLE_STAGES, AuditAction, PromotionStatus
+
+PAGE_SIZE = 50
+
+
+def _page(request: HttpRequest, queryset, per_page: int = PAGE_SIZE):
+    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
+
+
+def _get_or_404(fn, **kwargs):
+    try:
+        return fn(**kwargs)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+
+
+def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+    target = request.POST.get("next") or fallback
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = fallback
+    return redirect(target)
+
+
+def _querystring(request: HttpRequest, drop: str = "page") -> str:
+    params = request.GET.copy()
+    params.pop(drop, None)
+    return params.urlencode()
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """What needs attention: pending approvals, what runs in production, recent changes."""
+    pending = list(selectors.promotion_list(status=PromotionStatus.PENDING)[:20])
+    production = list(selectors.model_list().filter(production_version__isnull=False)[:20])
+    context = {
+        "pending": pending,
+        "can_approve_any": has_role(request.user, APPROVER),
+        "production": production,
+        "recent": list(selectors.audit_list()[:15]),
+        "model_count": selectors.model_list().count(),
+    }
+    return render(request, "registry/home.html", context)
+
+
+def model_list(request: HttpRequest) -> HttpResponse:
+    search = request.GET.get("q", "").strip()
+    page = _page(request, selectors.model_list(search=search))
+    return render(request, "registry/model_list.html", {"page": page, "search": search, "qs": _querystring(request)})
+
+
+def model_detail(request: HttpRequest, name: str) -> HttpResponse:
+    model = _get_or_404(selectors.model_get, name=name)
+    versions = _page(request, selectors.version_list(model=model))
+    # The chart shows the most recent 500 versions: enough to see a trend, cheap to draw.
+    history = list(selectors.version_list(model=model).values_list("version", "metrics")[:500])
+    context = {
+        "model": model,
+        "versions": versions,
+        "timeline": list(selectors.stage_change_list(model=model)[:100]),
+        "pending": list(selectors.promotion_list(status=PromotionStatus.PENDING, model=model)),
+        "stages": PROMOTABLE_STAGES,
+        "history_figure": charts.metric_history(history) if any(m for _, m in history) else None,
+    }
+    return render(request, "registry/model_detail.html", context)
+
+
+def version_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    found = _get_or_404(selectors.version_get, model_name=name, version=version)
+    promotions = list(selectors.promotion_list(version=found))
+    context = {
+        "version": found,
+        "model": found.model,
+        "promotions": promotions,
+        "pending": [p for p in promotions if p.status == PromotionStatus.PENDING],
+        "stages": [s for s in PROMOTABLE_STAGES if s != found.stage],
+        "audit": list(selectors.audit_list(subject=f"model:{name}", version=found.version)[:50]),
+    }
+    return render(request, "registry/version_detail.html", context)
+
+
+def version_artifact(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    found = _get_or_404(selectors.version_get, model_name=name, version=version)
+    if not found.artifact:
+        raise Http404("This version has no stored artifact file.")
+    return FileResponse(default_storage.open(found.artifact.name, "rb"), as_attachment=True, filename=found.artifact.name.rsplit("/", 1)[-1])
+
+
+def version_compare(request: HttpRequest, name: str) -> HttpResponse:
+    """Two or more versions side by side; `?v=3&v=5`. Without `v`, the two newest."""
+    model = _get_or_404(selectors.model_get, name=name)
+    raw = request.GET.getlist("v")
+    try:
+        numbers = list(dict.fromkeys(int(v) for v in raw if v.strip()))
+    except ValueError:
+        messages.error(request, "Versions to compare must be numbers.")
+        numbers = []
+    if not raw:
+        numbers = list(selectors.version_list(model=model).values_list("version", flat=True)[:2])[::-1]
+    versions = _get_or_404(selectors.versions_get_many, model_name=name, numbers=numbers[:10])
+    rows = {"metrics": _diff_rows(versions, "metrics"), "params": _diff_rows(versions, "params"), "tags": _diff_rows(versions, "tags")}
+    fields = [
+        (label, [getattr(v, attr) or "" for v in versions])
+        for label, attr in (("stage", "stage"), ("code commit", "code_commit"), ("data version", "data_version"), ("image tag", "image_tag"), ("artifact sha256", "artifact_sha256"))
+    ]
+    context = {
+        "model": model,
+        "versions": versions,
+        "rows": rows,
+        "fields": [(label, values, len(set(map(str, values))) > 1) for label, values in fields],
+        "all_versions": list(selectors.version_list(model=model).values_list("version", flat=True)[:200]),
+        "figure": charts.metrics_comparison([(f"v{v.version}", _numeric(v.metrics)) for v in versions]) if len(versions) >= 1 and any(v.metrics for v in versions) else None,
+    }
+    return render(request, "registry/version_compare.html", context)
+
+
+def _numeric(metrics: dict) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _diff_rows(versions, attr: str) -> list[dict]:
+    """One row per key in any version: its values, whether they differ, and the best numeric value for metrics."""
+    keys = sorted({k for v in versions for k in getattr(v, attr)})
+    rows = []
+    missing = object()
+    for key in keys:
+        values = [getattr(v, attr).get(key, missing) for v in versions]
+        shown = ["—" if value is missing else value for value in values]
+        differs = len({repr(value) for value in values}) > 1
+        rows.append({"key": key, "values": shown, "differs": differs})
+    return rows
+
+
+def promotion_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", PromotionStatus.PENDING)
+    if status not in PromotionStatus.values and status != "all":
+        status = PromotionStatus.PENDING
+    page = _page(request, selectors.promotion_list(status=None if status == "all" else status))
+    return render(
+        request,
+        "registry/promotion_list.html",
+        {"page": page, "status": status, "statuses": [*PromotionStatus.values, "all"], "qs": _querystring(request)},
+    )
+
+
+def _parse_day(value: str) -> datetime | None:
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").date()
+    except (TypeError, ValueError):
+        return None
+    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+
+
+def audit_list(request: HttpRequest) -> HttpResponse:
+    g = request.GET
+    since, until = _parse_day(g.get("since", "")), _parse_day(g.get("until", ""))
+    filters = {
+        "subject": g.get("subject", "").strip(),
+        "action": g.get("action", "") if g.get("action", "") in AuditAction.values else "",
+        "actor": g.get("actor", "").strip(),
+        "search": g.get("q", "").strip(),
+        "since": since,
+        # `until` is inclusive of that day on the page.
+        "until": until + timezone.timedelta(days=1) if until else None,
+    }
+    page = _page(request, selectors.audit_list(**filters))
+    context = {"page": page, "filters": g, "actions": AuditAction.choices, "qs": _querystring(request)}
+    return render(request, "registry/audit_list.html", context)
+
+
+# --- buttons (POST) ------------------------------------------------------------------------
+
+
+def _run(request: HttpRequest, action, success: str) -> None:
+    try:
+        action()
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, success)
+
+
+@require_POST
+def version_promote(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    found = _get_or_404(selectors.version_get, model_name=name, version=version)
+    to_stage = request.POST.get("to", "")
+    _run(
+        request,
+        lambda: services.promotion_request_create(version=found, to_stage=to_stage, reason=request.POST.get("reason", ""), actor=request.user),
+        f"Requested {name} v{version} → {to_stage}. Someone with the approver role must approve it.",
+    )
+    return _back(request, reverse("registry:version-detail", args=[name, version]))
+
+
+@require_POST
+def promotion_approve(request: HttpRequest, promotion_id: int) -> HttpResponse:
+    promotion = _get_or_404(selectors.promotion_get, promotion_id=promotion_id)
+    label = f"{promotion.version.model.name} v{promotion.version.version}"
+    _run(
+        request,
+        lambda: services.promotion_approve(promotion_id=promotion_id, actor=request.user, comment=request.POST.get("comment", "")),
+        f"Approved: {label} is now in {promotion.to_stage}.",
+    )
+    return _back(request, reverse("registry:version-detail", args=[promotion.version.model.name, promotion.version.version]))
+
+
+@require_POST
+def promotion_reject(request: HttpRequest, promotion_id: int) -> HttpResponse:
+    promotion = _get_or_404(selectors.promotion_get, promotion_id=promotion_id)
+    label = f"{promotion.version.model.name} v{promotion.version.version}"
+    _run(
+        request,
+        lambda: services.promotion_reject(promotion_id=promotion_id, actor=request.user, comment=request.POST.get("comment", "")),
+        f"Rejected the request to move {label} to {promotion.to_stage}.",
+    )
+    return _back(request, reverse("registry:version-detail", args=[promotion.version.model.name, promotion.version.version]))
+
+
+@require_POST
+def model_rollback(request: HttpRequest, name: str) -> HttpResponse:
+    stage = request.POST.get("stage", "")
+    result = {}
+
+    def action():
+        result["version"] = services.model_rollback(model_name=name, stage=stage, reason=request.POST.get("reason", ""), actor=request.user)
+
+    _run(request, action, f"Rolled back {name} {stage}.")
+    if "version" in result:
+        messages.info(request, f"{name} v{result['version'].version} is in {stage} again.")
+    return _back(request, reverse("registry:model-detail", args=[name]))

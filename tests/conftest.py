@@ -1,0 +1,88 @@
+"""Shared fixtures: users per role, API clients with tokens, settings for fast tests."""
+
+import os
+import shutil
+
+import pytest
+from rest_framework.test import APIClient
+
+from registry.roles_admin import user_set_role, user_token_refresh
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_isolated(settings, tmp_path):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+
+
+def make_user(username: str, role: str | None, password: str = "pw-" + "secret"):
+    if role is None:
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.create_user(username=username, password=password)
+        return user
+    return user_set_role(username=username, role=role, password=password)
+
+
+@pytest.fixture
+def viewer(db):
+    return make_user("vera", "viewer")
+
+
+@pytest.fixture
+def editor(db):
+    return make_user("alice", "editor")
+
+
+@pytest.fixture
+def approver(db):
+    return make_user("bob", "approver")
+
+
+@pytest.fixture
+def approver2(db):
+    return make_user("carol", "approver")
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_user("root", "admin")
+
+
+def api_client_for(user) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {user_token_refresh(user=user)}")
+    return client
+
+
+@pytest.fixture
+def api_as():
+    """`api_as(user)` -> an APIClient authenticated with that user's fresh token."""
+    return api_client_for
+
+
+# --- browser ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is not installed; CI must not skip browser tests")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+def pytest_collection_modifyitems(config, items):
+    # Playwright's sync API keeps an asyncio loop in the main thread; ORM calls in
+    # browser tests' bodies would otherwise raise SynchronousOnlyOperation.
+    if any("page" in getattr(item, "fixturenames", ()) for item in items):
+        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
