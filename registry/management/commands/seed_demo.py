@@ -100,7 +100,8 @@ class Command(BaseCommand):
         metrics = dict(base)
         for n in range(1, count + 1):
             clock.advance(days=rng.uniform(0.6, 1.0) * 80 / count)
-            metrics = {k: round(v * (1 + rng.uniform(-0.01, 0.025)), 4) for k, v in metrics.items()}
+            # A slow random walk upwards; scores that live in [0, 1] stay below 1.
+            metrics = {k: round(min(v * (1 + rng.uniform(-0.012, 0.02)), 0.995 if base[k] < 1 else 1e9), 4) for k, v in metrics.items()}
             services.model_version_register(
                 model_name=name,
                 actor=alice,

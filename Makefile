@@ -1,0 +1,35 @@
+# The two commands: `make run` and `make test`. Each does its own set-up and is idempotent.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+install: $(STAMP) ## venv + dependencies
+
+run: $(STAMP) ## migrate, demo data, Redis, Celery worker + beat, site on 127.0.0.1:8000
+	bash scripts/run.sh
+
+serve: $(STAMP) ## production-like: collectstatic + gunicorn (needs Redis and a worker elsewhere)
+	MLOPS_MANIFEST_STATIC=1 $(BIN)/python manage.py collectstatic --noinput -v0
+	MLOPS_MANIFEST_STATIC=1 $(BIN)/python manage.py migrate --noinput
+	MLOPS_MANIFEST_STATIC=1 $(BIN)/gunicorn mlops_site.wsgi -b 127.0.0.1:8000 -w 2
+
+test: $(STAMP) ## every test on SQLite, then on a throwaway PostgreSQL when its binaries are present
+	bash scripts/test.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP) ## figures for the closing notes (see bench/README.md)
+	bash bench/run.sh
+
+demo: $(STAMP) ## demo data into the current database
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+
+.PHONY: install run serve test lint bench demo

