@@ -9,6 +9,7 @@ from .roles import APPROVER, EDITOR, VIEWER, has_role
 
 
 class _RolePermission(BasePermission):
+    code = "role_required"  # the same code the services use
     role = VIEWER
     message = "This needs the viewer role."
 

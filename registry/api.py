@@ -88,7 +88,10 @@ class ModelVersionsApi(generics.GenericAPIView):
     )
     def post(self, request, name):
         # Refuse an oversized upload before Django reads (and spools) the body.
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise ValidationFailed("Content-Length is not a number.") from None
         if length > settings.MLOPS_MAX_ARTIFACT_BYTES + 1024 * 1024:
             raise TooLarge(f"Request body is {length} bytes; the artifact limit is {settings.MLOPS_MAX_ARTIFACT_BYTES} bytes.")
         artifact = None

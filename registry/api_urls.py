@@ -6,7 +6,8 @@ from . import api
 
 app_name = "registry-api"
 
-NAME = r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,127})"
+# Any name reaches the view, so a bad one gets a 400 that explains the naming rule, not a bare 404.
+NAME = r"(?P<name>[^/]+)"
 N = r"(?P<version>[0-9]+)"
 
 urlpatterns = [

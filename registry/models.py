@@ -152,6 +152,9 @@ class StageChange(models.Model):
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["model", "stage", "id"], name="registry_stagechange_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.model_id} {self.stage}: {self.previous_version_id} -> {self.version_id} ({self.kind})"
+
 
 class AuditAction(models.TextChoices):
     REGISTERED = "registered"

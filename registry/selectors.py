@@ -66,11 +66,16 @@ def versions_get_many(*, model_name: str, numbers: list[int]) -> list[ModelVersi
     return [found[n] for n in numbers]
 
 
+def stage_holder_find(*, model: RegisteredModel, stage: str) -> ModelVersion | None:
+    """The version of `model` in `stage`, or None."""
+    return ModelVersion.objects.filter(model=model, stage=stage).first()
+
+
 def stage_holder_get(*, model_name: str, stage: str) -> ModelVersion:
     model = model_get(name=model_name)
     version = ModelVersion.objects.select_related("model", "created_by").filter(model=model, stage=stage).first()
     if version is None:
-        raise NotFound(f"No version of '{model_name}' is in {stage}.")
+        raise NotFound(f"No version of '{model_name}' is in {stage}.", code="stage_empty")
     return version
 
 

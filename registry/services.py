@@ -270,7 +270,7 @@ def promotion_request_create(*, version: ModelVersion, to_stage: str, reason: st
                 extra={"promotion_id": promotion.pk, "replaces_version": holder.version if holder else None},
             )
     except IntegrityError:
-        raise Conflict(f"{subject} v{version.version} already has a pending request for {to_stage}.", code="already_pending") from None
+        raise Conflict(f"{version.model.name} v{version.version} already has a pending request for {to_stage}.", code="already_pending") from None
     return promotion
 
 

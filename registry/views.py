@@ -86,15 +86,29 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 def version_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
     found = _get_or_404(selectors.version_get, model_name=name, version=version)
     promotions = list(selectors.promotion_list(version=found))
+    production = selectors.stage_holder_find(model=found.model, stage="production")
+    baseline = production if production is not None and production.pk != found.pk else None
     context = {
         "version": found,
         "model": found.model,
+        "baseline": baseline,
+        "metric_rows": _metric_rows(found.metrics, baseline.metrics if baseline else {}),
         "promotions": promotions,
         "pending": [p for p in promotions if p.status == PromotionStatus.PENDING],
         "stages": [s for s in PROMOTABLE_STAGES if s != found.stage],
         "audit": list(selectors.audit_list(subject=f"model:{name}", version=found.version)[:50]),
     }
     return render(request, "registry/version_detail.html", context)
+
+
+def _metric_rows(metrics: dict, baseline: dict) -> list[dict]:
+    """This version's metrics beside the production version's, with the difference where both are numbers."""
+    rows = []
+    for key in sorted(set(metrics) | set(baseline)):
+        value, base = metrics.get(key), baseline.get(key)
+        numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (value, base))
+        rows.append({"key": key, "value": value, "baseline": base, "delta": value - base if numeric else None})
+    return rows
 
 
 def version_artifact(request: HttpRequest, name: str, version: int) -> HttpResponse:

@@ -19,7 +19,8 @@ def log_in(page, live_server, username: str, password: str = "pw-secret"):
 
 
 def test_approver_approves_a_pending_promotion_and_sees_it_in_production_and_the_audit_log(live_server, page):
-    editor, approver = make_user("alice", "editor"), make_user("bob", "approver")
+    editor = make_user("alice", "editor")
+    make_user("bob", "approver")
     v1 = register("fraud-detector", editor, metrics={"auc": 0.91})
     promote(v1, "production", editor, make_user("carol", "approver"))
     v2 = register("fraud-detector", editor, metrics={"auc": 0.94})

@@ -127,7 +127,6 @@ def test_unknown_model_and_version_are_404(api_as, viewer, editor):
 
     assert_error_shape(client.get("/api/v1/models/nope"), 404, "not_found")
     assert_error_shape(client.get("/api/v1/models/fraud/versions/7"), 404, "not_found")
-    assert_error_shape(client.get("/api/v1/models/fraud/stages/production"), 404, "not_found")
     assert_error_shape(client.get("/api/v1/no-such-endpoint"), 404)
     assert_error_shape(client.post("/api/v1/promotions/42/approve", {}, format="json"), 403)
 
@@ -275,3 +274,33 @@ def test_schema_and_swagger_are_served_locally(api_as, viewer, client):
 
 def test_me_reports_the_role(api_as, approver):
     assert api_as(approver).get("/api/v1/me").json() == {"username": "bob", "role": "approver"}
+
+
+def test_bad_model_name_in_the_url_is_a_400_that_explains_the_rule(api_as, editor):
+    body = assert_error_shape(api_as(editor).post("/api/v1/models/bad name!/versions", {}, format="json"), 400, "invalid")
+
+    assert "letters, digits" in body["message"]
+    assert not RegisteredModel.objects.exists()
+
+
+def test_malformed_content_length_is_a_400(api_as, editor):
+    response = api_as(editor).post("/api/v1/models/fraud/versions", "{}", content_type="application/json", CONTENT_LENGTH="2x")
+
+    assert_error_shape(response, 400)
+
+
+def test_empty_stage_and_unknown_model_have_different_codes(api_as, editor):
+    register("fraud", editor)
+    client = api_as(editor)
+
+    assert_error_shape(client.get("/api/v1/models/fraud/stages/production"), 404, "stage_empty")
+    assert_error_shape(client.get("/api/v1/models/nope/stages/production"), 404, "not_found")
+    assert_error_shape(client.get("/api/v1/models/fraud/stages/candidate"), 400)
+
+
+def test_role_errors_say_which_role(api_as, viewer, editor):
+    register("fraud", editor)
+
+    body = assert_error_shape(api_as(viewer).post("/api/v1/models/fraud/versions/1/promotions", {"to": "staging", "reason": "r"}, format="json"), 403, "role_required")
+
+    assert "editor" in body["message"]

@@ -214,3 +214,17 @@ def test_pages_use_a_constant_number_of_queries(viewer, editor, approver, django
 
     with django_assert_max_num_queries(limit):
         assert client.get(url).status_code == 200
+
+
+def test_version_page_shows_metrics_beside_production(viewer, editor, approver):
+    v1 = register("fraud", editor, metrics={"auc": 0.90, "f1": 0.80})
+    register("fraud", editor, metrics={"auc": 0.93, "latency_ms": 12})
+    promote(v1, "production", editor, approver)
+
+    html = logged_in(viewer).get("/models/fraud/versions/2/").content.decode()
+
+    table = re.search(r'<table class="kvtable" id="metrics-table">(.*?)</table>', html, re.S).group(1)
+    auc_row = re.search(r"<th>auc</th>(.*?)</tr>", table, re.S).group(1)
+    assert "0.93" in auc_row and "0.9" in auc_row and "+0.03" in auc_row and 'class="num up"' in auc_row
+    f1_row = re.search(r"<th>f1</th>(.*?)</tr>", table, re.S).group(1)
+    assert "—" in f1_row

@@ -126,7 +126,8 @@ class Command(BaseCommand):
             clock.advance(hours=5)
             services.model_rollback(model_name=name, stage="production", reason="P95 latency doubled after release; back to the previous version.", actor=bob)
         last = ModelVersion.objects.get(model__name=name, version=count)
-        clock.advance(hours=rng.uniform(1, 20))
+        # Pending requests are recent, so the hourly expiry task leaves them for the demo.
+        clock.now_value = timezone.now() - timedelta(hours=rng.uniform(1, 30))
         if count >= 5:
             services.promotion_request_create(version=last, to_stage="production" if count % 2 == 0 else "staging", reason="Candidate beats production on every offline metric.", actor=alice)
 

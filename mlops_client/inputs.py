@@ -1,0 +1,77 @@
+"""Local input, checked before any request: JSON objects from files, stdin or inline text, and files to upload."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from .client import UsageError
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(f"duplicate key {key!r}")
+        seen[key] = value
+    return seen
+
+
+def _non_finite(value: Any, path: str) -> list[str]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return [path or "(top level)"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _non_finite(v, f"{path}.{k}" if path else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _non_finite(v, f"{path}[{i}]")]
+    return []
+
+
+def load_json_object(option: str, value: str) -> dict:
+    """A JSON object from a file path, `-` (stdin) or inline text starting with `{`.
+
+    Refused here, before any request: unreadable files, invalid JSON, duplicate
+    keys, and NaN / Infinity (which Python's json module would accept, and
+    numbers too large for a float, which it would turn into Infinity).
+    """
+    if value == "-":
+        source, text = f"{option} (stdin)", sys.stdin.read()
+    elif value.lstrip().startswith("{"):
+        source, text = f"{option} (inline JSON)", value
+    else:
+        source = f"{option} {value}"
+        try:
+            text = Path(value).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UsageError(f"{option}: no such file: {value}")
+        except UnicodeDecodeError:
+            raise UsageError(f"{source}: not UTF-8 text.")
+        except OSError as exc:
+            raise UsageError(f"{option}: cannot read {value}: {exc.strerror or exc}")
+    try:
+        # NaN / Infinity parse to floats here so the check below can name their keys.
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=float)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}.")
+    except _DuplicateKey as exc:
+        raise UsageError(f"{source}: invalid JSON: {exc}.")
+    if not isinstance(data, dict):
+        raise UsageError(f"{source}: must be a JSON object ({{...}}), not {type(data).__name__}.")
+    bad = _non_finite(data, "")
+    if bad:
+        raise UsageError(f"{source}: numbers must be finite, NaN and Infinity are not allowed: {', '.join(bad)}.")
+    return data
+
+
+def existing_file(option: str, value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise UsageError(f"{option}: no such file: {value}" if not path.exists() else f"{option}: not a regular file: {value}")
+    return path

@@ -1,0 +1,40 @@
+"""Take the README screenshots from a running demo site: `python scripts/screenshots.py http://127.0.0.1:8000`."""
+
+import sys
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+PAGES = {
+    "home.png": "/",
+    "models.png": "/models/",
+    "model.png": "/models/fraud-detector/",
+    "version.png": "/models/fraud-detector/versions/12/",
+    "compare.png": "/models/fraud-detector/compare/?v=3&v=6&v=9",
+    "audit.png": "/audit/",
+}
+
+
+def main(base: str) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(base + "/accounts/login/")
+        page.fill("input[name=username]", "bob")
+        page.fill("input[name=password]", "bob")
+        page.click("button[type=submit]")
+        for name, path in PAGES.items():
+            page.goto(base + path)
+            page.wait_for_load_state("networkidle")
+            page.wait_for_timeout(400)
+            page.screenshot(path=str(OUT / name), full_page=False)
+            print("wrote", OUT / name)
+        browser.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000")
