@@ -132,7 +132,7 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 # Without collectstatic (dev, tests) whitenoise serves through the finders; its warning is noise.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at")
 WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 MEDIA_URL = "/media/"
