@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 $(STAMP): requirements.txt requirements-dev.txt
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian install python3-venv"; exit 1; }
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $@
 
@@ -15,6 +15,7 @@ run: $(STAMP) ## migrate, demo data, Redis, Celery worker + beat, site on 127.0.
 	bash scripts/run.sh
 
 serve: $(STAMP) ## production-like: collectstatic + gunicorn (needs Redis and a worker elsewhere)
+	@test -n "$$DJANGO_SECRET_KEY" || { echo "Set DJANGO_SECRET_KEY for make serve."; exit 1; }
 	MLOPS_MANIFEST_STATIC=1 $(BIN)/python manage.py collectstatic --noinput -v0
 	MLOPS_MANIFEST_STATIC=1 $(BIN)/python manage.py migrate --noinput
 	MLOPS_MANIFEST_STATIC=1 $(BIN)/gunicorn mlops_site.wsgi -b 127.0.0.1:8000 -w 2

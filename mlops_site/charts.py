@@ -26,6 +26,11 @@ def base_layout(**overrides) -> dict:
     return layout
 
 
+def label(text: str) -> str:
+    """User text for a trace or axis label: Plotly renders a subset of HTML (links) in labels."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def to_dict(fig: go.Figure) -> dict:
     """The figure as plain JSON-ready data for `json_script` (typed arrays included)."""
     return json.loads(pio.to_json(fig, validate=False))

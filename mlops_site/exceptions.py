@@ -109,9 +109,11 @@ def json_404(request, exception=None):
     """handler404: JSON in the one shape under /api/, the HTML page elsewhere."""
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("No such endpoint or object.", "not_found"), status=404)
-    from django.views.defaults import page_not_found
+    from django.shortcuts import render
 
-    return page_not_found(request, exception)
+    # Our own Http404s carry a readable message; the URL resolver's do not.
+    message = exception.args[0] if exception is not None and exception.args and isinstance(exception.args[0], str) else ""
+    return render(request, "404.html", {"message": message}, status=404)
 
 
 def json_500(request):

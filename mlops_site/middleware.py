@@ -1,9 +1,12 @@
-"""Every HTML page needs a login; the API answers 401 itself (DRF), /healthz is open."""
+"""Every HTML page needs a login and at least the viewer role; the API answers 401/403 itself (DRF)."""
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.shortcuts import render
 
-OPEN_PREFIXES = ("/healthz", "/accounts/login", "/static/", "/favicon.ico", "/api/", "/admin/")
+from .roles import VIEWER, has_role
+
+OPEN_PREFIXES = ("/healthz", "/accounts/", "/static/", "/favicon.ico", "/api/", "/admin/")
 
 
 class LoginRequiredMiddleware:
@@ -12,8 +15,10 @@ class LoginRequiredMiddleware:
 
     def __call__(self, request):
         path = request.path
-        # The Swagger page is HTML: send a browser to the login page rather than answer 401.
-        is_open = path.startswith(OPEN_PREFIXES) and not path.startswith("/api/v1/docs")
-        if not request.user.is_authenticated and not is_open:
-            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        # The Swagger page is HTML: a browser goes to the login page rather than getting a 401.
+        if not path.startswith(OPEN_PREFIXES) or path.startswith("/api/v1/docs"):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+            if not has_role(request.user, VIEWER):
+                return render(request, "403_no_role.html", status=403)
         return self.get_response(request)

@@ -35,6 +35,8 @@ def strict_loads(text: str | bytes) -> Any:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
     except StrictJSONError:
         raise
+    except RecursionError:
+        raise StrictJSONError("nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise StrictJSONError(str(exc)) from None
 

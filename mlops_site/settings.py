@@ -27,7 +27,8 @@ def env_int(name: str, default: int) -> int:
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # The fallback key is fine for a local `make run`; production must set its own.
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-dev-key-change-me-in-production-0123456789")
+# The fallback is for `make run` and tests; `manage.py check --deploy` flags it and `make serve` refuses to start without one.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-dev-key-change-me-in-production-0123456789")
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()]
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto, absolute links must say https.
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):

@@ -11,6 +11,8 @@ from .models import AuditEvent, ModelVersion, PromotionRequest, RegisteredModel,
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Browse and search only: every change goes through the services."""
+
     def has_add_permission(self, request):
         return False
 
@@ -22,17 +24,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(admin.ModelAdmin):
+class RegisteredModelAdmin(ReadOnlyAdmin):
+    # Models are created by registering their first version; the description
+    # changes through services.model_describe, which writes an audit event.
     list_display = ["name", "created_at", "created_by"]
     search_fields = ["name", "description"]
-    fields = ["name", "description", "created_at", "created_by"]
-    readonly_fields = ["name", "created_at", "created_by"]
-
-    def has_add_permission(self, request):
-        return False  # models are created by registering their first version
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ModelVersion)

@@ -1,5 +1,7 @@
 """REST API of the registry (`/api/v1/`): validate, call one service or selector, answer."""
 
+import re
+
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse
@@ -56,10 +58,19 @@ class ModelListApi(generics.ListAPIView):
 
 
 class ModelDetailApi(APIView):
-    @extend_schema(responses=ModelDetailOutput)
+    """The model with its newest versions (at most `?versions=` of them, default 100, max 1000).
+
+    `version_count` says how many there are; page through all of them with
+    `GET /api/v1/models/{name}/versions`.
+    """
+
+    @extend_schema(responses=ModelDetailOutput, parameters=[OpenApiParameter("versions", int)])
     def get(self, request, name):
         model = selectors.model_get(name=name)
-        versions = selectors.version_list(model=model)
+        raw = request.query_params.get("versions", "100")
+        if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= 1000:
+            raise ValidationFailed("versions must be a whole number from 1 to 1000.", fields={"versions": ["From 1 to 1000."]})
+        versions = list(selectors.version_list(model=model)[: int(raw)])
         return Response(ModelDetailOutput(model, context={"request": request, "versions": versions}).data)
 
 
@@ -97,6 +108,9 @@ class ModelVersionsApi(generics.GenericAPIView):
         artifact = None
         if request.content_type.startswith("multipart/"):
             artifact = request.FILES.get("artifact")
+            if artifact is None and "artifact" in request.data:
+                # Sent as a text field, or a file name the parser dropped (such as "..").
+                raise ValidationFailed("artifact must be a file upload with a file name.", fields={"artifact": ["Not a file upload."]})
             unknown = sorted(set(request.data) - {"artifact", "meta"})
             if unknown:
                 raise ValidationFailed("Unknown multipart fields: " + ", ".join(unknown), fields={k: ["Unknown field."] for k in unknown})
@@ -147,8 +161,8 @@ class ModelVersionPromoteApi(APIView):
 
     @extend_schema(request=PromotionCreateInput, responses={201: PromotionOutput})
     def post(self, request, name, version):
-        data = _valid(PromotionCreateInput, request.data)
         found = selectors.version_get(model_name=name, version=version)
+        data = _valid(PromotionCreateInput, request.data)
         promotion = services.promotion_request_create(version=found, to_stage=data["to"], reason=data["reason"], actor=request.user)
         return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion.pk)).data, status=status.HTTP_201_CREATED)
 
@@ -158,7 +172,9 @@ class PromotionListApi(generics.ListAPIView):
 
     serializer_class = PromotionOutput
 
-    @extend_schema(parameters=[OpenApiParameter("status", str, enum=PromotionStatus.values), OpenApiParameter("model", str)])
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=PromotionStatus.values), OpenApiParameter("model", str), OpenApiParameter("search", str)]
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -168,7 +184,7 @@ class PromotionListApi(generics.ListAPIView):
         if status_ and status_ not in PromotionStatus.values:
             raise ValidationFailed(f"Unknown status {status_!r}.", fields={"status": [f"Use one of {', '.join(PromotionStatus.values)}."]})
         model = selectors.model_get(name=params["model"]) if params.get("model") else None
-        return selectors.promotion_list(status=status_, model=model)
+        return selectors.promotion_list(status=status_, model=model, search=params.get("search", "").strip())
 
 
 class PromotionDetailApi(APIView):
@@ -202,6 +218,7 @@ class ModelRollbackApi(APIView):
 
     @extend_schema(request=RollbackInput, responses=VersionOutput)
     def post(self, request, name):
+        selectors.model_get(name=name)  # unknown model: 404 before any 400
         data = _valid(RollbackInput, request.data)
         version = services.model_rollback(model_name=name, stage=data["stage"], reason=data["reason"], actor=request.user)
         return Response(VersionOutput(selectors.version_get(model_name=name, version=version.version), context={"request": request}).data)
@@ -227,7 +244,7 @@ class AuditListApi(generics.ListAPIView):
     def get_queryset(self):
         params = self.request.query_params
         version = params.get("version")
-        if version and not version.isdigit():
+        if version and not re.fullmatch(r"[0-9]{1,9}", version):
             raise ValidationFailed("version must be a whole number.", fields={"version": ["A whole number."]})
         action = params.get("action", "")
         if action and action not in AuditAction.values:

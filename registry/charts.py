@@ -2,15 +2,15 @@
 
 import plotly.graph_objects as go
 
-from mlops_site.charts import base_layout, downsample, to_dict
+from mlops_site.charts import base_layout, downsample, label, to_dict
 
 
 def metrics_comparison(columns: list[tuple[str, dict[str, float]]]) -> dict:
     """Grouped bars: one group per metric, one bar per version (label, metrics)."""
     names = sorted({k for _, metrics in columns for k in metrics})
     fig = go.Figure(layout=base_layout(barmode="group", title={"text": "Metrics by version", "x": 0}))
-    for label, metrics in columns:
-        fig.add_bar(name=label, x=names, y=[metrics.get(n) for n in names], hovertemplate="%{x}: %{y:.4g}<extra>" + label + "</extra>")
+    for name, metrics in columns:
+        fig.add_bar(name=label(name), x=[label(n) for n in names], y=[metrics.get(n) for n in names], hovertemplate="%{x}: %{y:.4g}")
     return to_dict(fig)
 
 
@@ -23,5 +23,5 @@ def metric_history(points: list[tuple[int, dict[str, float]]], max_series: int =
         xs = [v for v, metrics in points if name in metrics]
         ys = [metrics[name] for _, metrics in points if name in metrics]
         xs, ys = downsample(xs, ys)
-        fig.add_scatter(name=name, x=xs, y=ys, mode="lines+markers")
+        fig.add_scatter(name=label(name), x=xs, y=ys, mode="lines+markers")
     return to_dict(fig)

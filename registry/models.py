@@ -1,5 +1,8 @@
 """Registry tables: models, their versions, promotion requests, stage history and the audit log."""
 
+import os
+import uuid
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -39,7 +42,8 @@ class RegisteredModel(models.Model):
 
 
 def artifact_path(instance: "ModelVersion", filename: str) -> str:
-    return f"artifacts/{instance.model.name}/v{instance.version}/{filename}"
+    """A fresh folder per upload, so a file can be stored before its version number is known."""
+    return f"artifacts/{instance.model.name}/{uuid.uuid4().hex}/{os.path.basename(filename) or 'artifact'}"
 
 
 class ModelVersion(models.Model):
@@ -162,14 +166,20 @@ class AuditAction(models.TextChoices):
     PROMOTION_APPROVED = "promotion_approved"
     PROMOTION_REJECTED = "promotion_rejected"
     PROMOTION_EXPIRED = "promotion_expired"
+    PROMOTION_SUPERSEDED = "promotion_superseded"
     ROLLED_BACK = "rolled_back"
+    MODEL_UPDATED = "model_updated"
 
 
 class AuditEvent(models.Model):
     """Append-only: one row per change, never updated (a database trigger refuses UPDATE)."""
 
     at = models.DateTimeField(default=timezone.now)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # No database constraint and no cascade: deleting a user must not touch the log
+    # (SET_NULL would be an UPDATE, which the trigger refuses). actor_name keeps the name.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
     # Kept as text too, so the log still names a user who was later deleted.
     actor_name = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=32, choices=AuditAction.choices)

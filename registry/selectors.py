@@ -26,12 +26,14 @@ def model_list(*, search: str = "") -> QuerySet[RegisteredModel]:
         .annotate(n=Count("pk"))
         .values("n")
     )
+    counted = ModelVersion.objects.filter(model=OuterRef("pk")).order_by().values("model").annotate(n=Count("pk")).values("n")
     qs = RegisteredModel.objects.annotate(
         latest_version=Subquery(latest.values("version")[:1], output_field=IntegerField()),
         latest_created_at=Subquery(latest.values("created_at")[:1]),
         production_version=_version_in_stage(Stage.PRODUCTION),
         staging_version=_version_in_stage(Stage.STAGING),
         pending_count=Coalesce(Subquery(pending, output_field=IntegerField()), 0),
+        version_count=Coalesce(Subquery(counted, output_field=IntegerField()), 0),
     ).order_by("name")
     if search:
         qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
@@ -79,7 +81,10 @@ def stage_holder_get(*, model_name: str, stage: str) -> ModelVersion:
     return version
 
 
-def promotion_list(*, status: str | None = None, model: RegisteredModel | None = None, version: ModelVersion | None = None) -> QuerySet[PromotionRequest]:
+def promotion_list(
+    *, status: str | None = None, model: RegisteredModel | None = None, version: ModelVersion | None = None, search: str = ""
+) -> QuerySet[PromotionRequest]:
+    """Promotion requests, newest first; `search` matches the model name and the reason."""
     qs = PromotionRequest.objects.select_related(
         "version__model", "from_version", "requested_by", "decided_by"
     ).order_by("-requested_at", "-id")
@@ -89,6 +94,8 @@ def promotion_list(*, status: str | None = None, model: RegisteredModel | None =
         qs = qs.filter(version__model=model)
     if version is not None:
         qs = qs.filter(version=version)
+    if search:
+        qs = qs.filter(Q(version__model__name__icontains=search) | Q(reason__icontains=search))
     return qs
 
 

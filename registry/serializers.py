@@ -87,6 +87,7 @@ class ModelSummaryOutput(serializers.Serializer):
 
 
 class ModelDetailOutput(ModelSummaryOutput):
+    version_count = serializers.IntegerField()
     versions = serializers.SerializerMethodField()
 
     def get_versions(self, obj) -> list[dict]:

@@ -1,11 +1,17 @@
 """Celery tasks of the registry: thin, idempotent, each calls one service."""
 
 from celery import shared_task
+from django.db import OperationalError
 
 from . import services
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
 def promotions_expire_stale(max_age_days: int | None = None) -> int:
-    """Beat, hourly: expire pending promotion requests nobody decided in time. Returns how many."""
+    """Beat, hourly: expire pending promotion requests nobody decided in time. Returns how many.
+
+    Idempotent (each request is claimed with a conditional UPDATE), so a retry
+    or a second delivery expires nothing twice. Only a database hiccup
+    (OperationalError, e.g. a lock timeout) is retried.
+    """
     return services.promotions_expire_stale(max_age_days=max_age_days)

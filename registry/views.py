@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
@@ -20,7 +21,8 @@ from mlops_site.roles import APPROVER, has_role
 from . import charts, selectors, services
 from .models import PROMOTABLE_STAGES, AuditAction, PromotionStatus
 
-PAGE_SIZE = 50
+PAGE_SIZE = settings.MLOPS_PAGE_SIZE
+MAX_VERSION = 2**31 - 1  # what the column holds; a larger number in a URL is simply not found
 
 
 def _page(request: HttpRequest, queryset, per_page: int = PAGE_SIZE):
@@ -127,10 +129,12 @@ def version_compare(request: HttpRequest, name: str) -> HttpResponse:
     except ValueError:
         messages.error(request, "Versions to compare must be numbers.")
         numbers = []
+    if any(not 1 <= n <= MAX_VERSION for n in numbers):
+        raise Http404("No such version.")
     if not raw:
         numbers = list(selectors.version_list(model=model).values_list("version", flat=True)[:2])[::-1]
     versions = _get_or_404(selectors.versions_get_many, model_name=name, numbers=numbers[:10])
-    rows = {"metrics": _diff_rows(versions, "metrics"), "params": _diff_rows(versions, "params"), "tags": _diff_rows(versions, "tags")}
+    rows = [(section, _diff_rows(versions, section)) for section in ("metrics", "params", "tags")]
     fields = [
         (label, [getattr(v, attr) or "" for v in versions])
         for label, attr in (("stage", "stage"), ("code commit", "code_commit"), ("data version", "data_version"), ("image tag", "image_tag"), ("artifact sha256", "artifact_sha256"))
@@ -175,25 +179,25 @@ def promotion_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _parse_day(value: str) -> datetime | None:
+def _parse_day(value: str, *, plus_days: int = 0) -> datetime | None:
     try:
-        day = datetime.strptime(value, "%Y-%m-%d").date()
-    except (TypeError, ValueError):
+        day = datetime.strptime(value, "%Y-%m-%d").date() + timedelta(days=plus_days)
+    except (TypeError, ValueError, OverflowError):
         return None
     return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
 
 
 def audit_list(request: HttpRequest) -> HttpResponse:
     g = request.GET
-    since, until = _parse_day(g.get("since", "")), _parse_day(g.get("until", ""))
+    # `until` includes that whole day.
+    since, until = _parse_day(g.get("since", "")), _parse_day(g.get("until", ""), plus_days=1)
     filters = {
         "subject": g.get("subject", "").strip(),
         "action": g.get("action", "") if g.get("action", "") in AuditAction.values else "",
         "actor": g.get("actor", "").strip(),
         "search": g.get("q", "").strip(),
         "since": since,
-        # `until` is inclusive of that day on the page.
-        "until": until + timezone.timedelta(days=1) if until else None,
+        "until": until,
     }
     page = _page(request, selectors.audit_list(**filters))
     context = {"page": page, "filters": g, "actions": AuditAction.choices, "qs": _querystring(request)}

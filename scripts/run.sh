@@ -44,7 +44,11 @@ else
 fi
 
 "$VENV_BIN/python" manage.py migrate --noinput -v0
-"$VENV_BIN/python" manage.py seed_demo
+# Demo users and data on first start, only into the embedded SQLite database (or when asked):
+# never into a real PostgreSQL that DATABASE_URL points at.
+if [ -z "${DATABASE_URL:-}" ] || [ "${MLOPS_DEMO:-0}" = 1 ]; then
+  "$VENV_BIN/python" manage.py seed_demo
+fi
 
 # One worker process with beat embedded (dev only: production runs exactly one separate beat).
 "$VENV_BIN/celery" -A mlops_site worker -B --concurrency 1 -l info --without-mingle --without-gossip \

@@ -111,10 +111,13 @@ def test_register_oversized_artifact_is_413_and_nothing_written(api_as, editor, 
 
 def test_register_huge_body_is_refused_before_reading(api_as, editor, settings):
     settings.MLOPS_MAX_ARTIFACT_BYTES = 10
+    announced = settings.MLOPS_MAX_ARTIFACT_BYTES + 2 * 1024 * 1024
 
-    response = api_as(editor).post("/api/v1/models/fraud/versions", {"artifact": SimpleUploadedFile("m.bin", b"x" * 2_000_000), "meta": "{}"}, format="multipart")
+    # A tiny JSON body that announces a huge one: only the Content-Length check can refuse it.
+    response = api_as(editor).post("/api/v1/models/fraud/versions", "{}", content_type="application/json", CONTENT_LENGTH=str(announced))
 
-    assert_error_shape(response, 413)
+    assert_error_shape(response, 413, "too_large")
+    assert not ModelVersion.objects.exists()
 
 
 def test_register_needs_editor_role(api_as, viewer):
@@ -304,3 +307,50 @@ def test_role_errors_say_which_role(api_as, viewer, editor):
     body = assert_error_shape(api_as(viewer).post("/api/v1/models/fraud/versions/1/promotions", {"to": "staging", "reason": "r"}, format="json"), 403, "role_required")
 
     assert "editor" in body["message"]
+
+
+def test_deeply_nested_json_is_a_400(api_as, editor):
+    body = '{"params": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+
+    assert_error_shape(api_as(editor).post("/api/v1/models/fraud/versions", body, content_type="application/json"), 400)
+    assert_error_shape(api_as(editor).post("/api/v1/models/fraud/versions", {"meta": body[0:-1] + "}"}, format="multipart"), 400)
+
+
+def test_artifact_sent_as_text_is_a_400(api_as, editor):
+    response = api_as(editor).post("/api/v1/models/fraud/versions", {"artifact": "not a file", "meta": "{}"}, format="multipart")
+
+    assert_error_shape(response, 400)
+    assert not ModelVersion.objects.exists()
+
+
+def test_audit_version_filter_refuses_non_ascii_digits(api_as, editor):
+    assert_error_shape(api_as(editor).get("/api/v1/audit?version=%C2%B2"), 400)
+
+
+def test_unknown_version_is_404_even_with_a_bad_body(api_as, editor, approver):
+    register("fraud", editor)
+
+    assert_error_shape(api_as(editor).post("/api/v1/models/fraud/versions/9/promotions", {"to": "moon"}, format="json"), 404)
+    assert_error_shape(api_as(approver).post("/api/v1/models/nope/rollback", {}, format="json"), 404)
+
+
+def test_model_detail_caps_versions_and_counts_them(api_as, editor):
+    for _ in range(3):
+        register("fraud", editor)
+    client = api_as(editor)
+
+    capped = client.get("/api/v1/models/fraud?versions=2").json()
+
+    assert ([v["version"] for v in capped["versions"]], capped["version_count"]) == ([3, 2], 3)
+    assert_error_shape(client.get("/api/v1/models/fraud?versions=0"), 400)
+
+
+def test_promotions_search(api_as, editor):
+    register("fraud", editor)
+    register("churn", editor)
+    client = api_as(editor)
+    client.post("/api/v1/models/fraud/versions/1/promotions", {"to": "staging", "reason": "r"}, format="json")
+    client.post("/api/v1/models/churn/versions/1/promotions", {"to": "staging", "reason": "quarterly refresh"}, format="json")
+
+    assert [p["model"] for p in client.get("/api/v1/promotions?search=quarterly").json()["results"]] == ["churn"]
+    assert [p["model"] for p in client.get("/api/v1/promotions?search=fra").json()["results"]] == ["fraud"]

@@ -85,7 +85,7 @@ def test_register_removes_stored_file_when_the_transaction_fails(editor, setting
     def fail(**kwargs):
         raise DatabaseError("disk full")
 
-    monkeypatch.setattr(services, "audit_record", fail)
+    monkeypatch.setattr("registry.services.versions.audit_record", fail)
 
     with pytest.raises(DatabaseError):
         register("fraud", editor, artifact=SimpleUploadedFile("model.pkl", b"abc"))
@@ -290,3 +290,127 @@ def test_database_allows_one_production_version_per_model(editor):
     ModelVersion.objects.filter(pk=v2.pk).update(stage="archived")
     ModelVersion.objects.filter(pk=v1.pk).update(stage="archived")
     assert ModelVersion.objects.filter(stage="archived").count() == 2
+
+
+def test_rolling_back_staging_never_empties_production(editor, approver):
+    v1, v2 = register("fraud", editor), register("fraud", editor)
+    promote(v1, "staging", editor, approver)
+    promote(v1, "production", editor, approver)
+    promote(v2, "staging", editor, approver)
+
+    with pytest.raises(Conflict) as caught:
+        services.model_rollback(model_name="fraud", stage="staging", reason="r", actor=approver)
+
+    assert caught.value.code == "no_previous_version"
+    assert dict(ModelVersion.objects.values_list("version", "stage")) == {1: "production", 2: "staging"}
+
+
+def test_a_request_cannot_demote_the_production_version(editor, approver):
+    version = register("fraud", editor)
+    to_staging = services.promotion_request_create(version=version, to_stage="staging", reason="r", actor=editor)
+    to_production = services.promotion_request_create(version=version, to_stage="production", reason="r", actor=editor)
+    services.promotion_approve(promotion_id=to_production.pk, actor=approver)
+
+    with pytest.raises(Conflict) as at_approval:
+        services.promotion_approve(promotion_id=to_staging.pk, actor=approver)
+    with pytest.raises(Conflict) as at_request:
+        services.promotion_request_create(version=version, to_stage="staging", reason="again", actor=editor)
+
+    assert at_approval.value.code == at_request.value.code == "demotion"
+    version.refresh_from_db()
+    assert version.stage == "production"
+
+
+def test_a_request_expired_meanwhile_cannot_be_approved(editor, approver):
+    version = register("fraud", editor)
+    promotion = services.promotion_request_create(version=version, to_stage="production", reason="r", actor=editor)
+    # What the expiry task commits between an approver loading the page and pressing Approve.
+    PromotionRequest.objects.filter(pk=promotion.pk).update(status="expired")
+
+    with pytest.raises(Conflict) as caught:
+        services.promotion_approve(promotion_id=promotion.pk, actor=approver)
+
+    assert caught.value.code == "not_pending"
+    version.refresh_from_db()
+    assert version.stage == "candidate"
+    assert not AuditEvent.objects.filter(action="promotion_approved").exists()
+
+
+def test_superseded_requests_are_in_the_audit_log(editor, approver):
+    v1, v2 = register("fraud", editor), register("fraud", editor)
+    loser = services.promotion_request_create(version=v1, to_stage="production", reason="r", actor=editor)
+    winner = services.promotion_request_create(version=v2, to_stage="production", reason="r", actor=editor)
+
+    services.promotion_approve(promotion_id=winner.pk, actor=approver)
+
+    event = AuditEvent.objects.get(action="promotion_superseded")
+    assert (event.version, event.to_stage, event.extra["promotion_id"], event.actor_name) == (1, "production", loser.pk, "bob")
+
+
+def test_approval_event_carries_the_approvers_words_not_the_requesters(editor, approver):
+    version = register("fraud", editor)
+    promotion = services.promotion_request_create(version=version, to_stage="staging", reason="requester's reason", actor=editor)
+
+    services.promotion_approve(promotion_id=promotion.pk, actor=approver)
+
+    event = AuditEvent.objects.get(action="promotion_approved")
+    assert event.reason == ""
+    assert event.extra["request_reason"] == "requester's reason"
+
+
+@pytest.mark.parametrize("fields", [{"tags": {"k": "a\x00b"}}, {"metrics": {"a\x00": 1.0}}, {"description": "x\x00"}])
+def test_register_refuses_nul_characters(editor, fields):
+    with pytest.raises(ValidationFailed):
+        register("fraud", editor, **fields)
+
+    assert not ModelVersion.objects.exists()
+
+
+def test_register_refuses_a_name_with_a_trailing_newline(editor):
+    with pytest.raises(ValidationFailed):
+        register("evil\n", editor)
+
+
+def test_registered_versions_are_immutable_in_the_database(editor):
+    version = register("fraud", editor, metrics={"auc": 0.9})
+
+    with pytest.raises(DatabaseError), transaction.atomic():
+        ModelVersion.objects.filter(pk=version.pk).update(metrics={"auc": 0.99})
+    ModelVersion.objects.filter(pk=version.pk).update(stage="archived")
+
+    version.refresh_from_db()
+    assert (version.metrics, version.stage) == ({"auc": 0.9}, "archived")
+
+
+def test_deleting_a_user_keeps_their_name_in_the_audit_log(editor):
+    register("fraud", editor)
+    from django.contrib.auth import get_user_model
+
+    ModelVersion.objects.update(created_by=None)
+    get_user_model().objects.filter(pk=editor.pk).delete()
+
+    assert AuditEvent.objects.get().actor_name == "alice"
+
+
+def test_audit_rows_cannot_be_deleted_on_postgresql(editor):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the DELETE trigger exists on PostgreSQL only (SQLite's test flush deletes rows)")
+    register("fraud", editor)
+
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.all().delete()
+
+    assert AuditEvent.objects.count() == 1
+
+
+def test_model_describe_writes_an_audit_event(editor, viewer):
+    register("fraud", editor)
+
+    services.model_describe(model_name="fraud", description="Card fraud scores.", actor=editor)
+
+    assert RegisteredModel.objects.get().description == "Card fraud scores."
+    assert AuditEvent.objects.filter(action="model_updated", actor_name="alice").count() == 1
+    with pytest.raises(Forbidden):
+        services.model_describe(model_name="fraud", description="x", actor=viewer)

@@ -25,13 +25,6 @@ def test_expire_task_calls_the_service(editor):
     assert promotion.status == "expired"
 
 
-def test_beat_schedules_the_expiry_task(settings):
-    entry = settings.CELERY_BEAT_SCHEDULE["registry-expire-stale-promotions"]
-
-    assert entry["task"] == tasks.promotions_expire_stale.name
-    assert settings.CELERY_BEAT_SCHEDULER.startswith("django_celery_beat")
-
-
 @pytest.mark.worker
 def test_real_worker_on_real_redis_runs_the_task(celery_worker_proc, editor):
     promotion = _stale_request(editor)

@@ -6,6 +6,7 @@ from django.test import Client
 
 from registry import services
 from registry.models import AuditEvent, ModelVersion, PromotionRequest
+from tests.conftest import make_user
 from tests.factories import promote, register
 
 pytestmark = pytest.mark.django_db
@@ -228,3 +229,41 @@ def test_version_page_shows_metrics_beside_production(viewer, editor, approver):
     assert "0.93" in auc_row and "0.9" in auc_row and "+0.03" in auc_row and 'class="num up"' in auc_row
     f1_row = re.search(r"<th>f1</th>(.*?)</tr>", table, re.S).group(1)
     assert "—" in f1_row
+
+
+def test_a_metric_param_or_tag_named_items_does_not_break_pages(viewer, editor):
+    register("fraud", editor, metrics={"items": 0.5}, params={"items": 3}, tags={"items": "x"})
+    client = logged_in(viewer)
+
+    for url in ["/models/fraud/", "/models/fraud/versions/1/", "/models/fraud/compare/?v=1"]:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "items" in response.content.decode()
+
+
+def test_logged_in_user_without_a_role_sees_no_pages(db):
+    no_role = make_user("nobody", None)
+    client = logged_in(no_role)
+
+    assert client.get("/").status_code == 403
+    assert client.get("/audit/").status_code == 403
+    assert "has no role" in client.get("/models/").content.decode()
+
+
+def test_odd_page_inputs_are_not_server_errors(viewer, editor):
+    register("fraud", editor)
+    client = logged_in(viewer)
+
+    assert client.get("/models/fraud/compare/?v=99999999999999999999999").status_code == 404
+    assert client.get("/models/fraud/compare/?v=abc").status_code == 200
+    assert client.get("/audit/?until=9999-12-31&since=0000-01-01").status_code == 200
+    assert client.get("/models/?page=-3").status_code == 200
+
+
+def test_chart_labels_are_escaped(viewer, editor):
+    register("fraud", editor, metrics={'<a href="https://evil.example">x</a>': 1.0})
+
+    html = logged_in(viewer).get("/models/fraud/compare/?v=1").content.decode()
+
+    figure = json.loads(re.search(r'<script id="compare-figure" type="application/json">(.*?)</script>', html, re.S).group(1))
+    assert figure["data"][0]["x"] == ['&lt;a href="https://evil.example"&gt;x&lt;/a&gt;']

@@ -8,7 +8,7 @@ simulated clock, so the pages look like a registry that has been in use.
 import contextlib
 import random
 from datetime import timedelta
-from types import SimpleNamespace
+from unittest import mock
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -61,15 +61,13 @@ def simulated_time(clock: Clock):
         AuditEvent._meta.get_field("at"),
     ]
     saved = [(f, f.default) for f in fields]
-    real_timezone = services.timezone
     try:
         for field in fields:
             field.default = clock.now
             field.__dict__.pop("_get_default", None)  # Django caches the default callable
-        services.timezone = SimpleNamespace(now=clock.now)
-        yield
+        with mock.patch.object(timezone, "now", clock.now):
+            yield
     finally:
-        services.timezone = real_timezone
         for field, default in saved:
             field.default = default
             field.__dict__.pop("_get_default", None)
@@ -82,10 +80,10 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="add demo data even if models exist")
 
     def handle(self, *args, force=False, **options):
-        users = {name: user_set_role(username=name, role=role, password=password) for name, role, password in DEMO_USERS}
         if RegisteredModel.objects.exists() and not force:
             self.stdout.write("Demo data: models already exist, nothing added.")
             return
+        users = {name: user_set_role(username=name, role=role, password=password) for name, role, password in DEMO_USERS}
         rng = random.Random(7)
         clock = Clock(timezone.now())
         with transaction.atomic(), simulated_time(clock):
@@ -119,9 +117,7 @@ class Command(BaseCommand):
                 # Every third version goes through staging to production, with two people.
                 self._promote(version, "staging", alice, bob if n % 2 else carol, clock, "Offline metrics beat the current version.")
                 self._promote(version, "production", alice, carol if n % 2 else bob, clock, "Staging soak clean for 24 h.")
-        model = RegisteredModel.objects.get(name=name)
-        model.description = description
-        model.save(update_fields=["description"])
+        services.model_describe(model_name=name, description=description, actor=alice)
         if name == "fraud-detector":
             clock.advance(hours=5)
             services.model_rollback(model_name=name, stage="production", reason="P95 latency doubled after release; back to the previous version.", actor=bob)

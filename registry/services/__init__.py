@@ -1,0 +1,31 @@
+"""Every write to the registry: register, request, approve, reject, roll back, expire.
+
+Each service takes plain keyword arguments, runs in one transaction, checks the
+actor's role itself (so the API, the pages, the admin, commands and tasks obey
+the same rules) and writes one append-only audit event per change.
+
+Stage changes of one model are serialised by locking that model's row
+(`SELECT ... FOR UPDATE` on PostgreSQL; SQLite's IMMEDIATE transactions already
+serialise writers). The partial unique index on (model, stage) is the backstop.
+"""
+
+from .audit import audit_record
+from .promotions import (
+    model_rollback,
+    promotion_approve,
+    promotion_reject,
+    promotion_request_create,
+    promotions_expire_stale,
+)
+from .versions import model_describe, model_version_register
+
+__all__ = [
+    "audit_record",
+    "model_describe",
+    "model_rollback",
+    "model_version_register",
+    "promotion_approve",
+    "promotion_reject",
+    "promotion_request_create",
+    "promotions_expire_stale",
+]
