@@ -49,6 +49,11 @@ def _check_move(model: RegisteredModel, version: ModelVersion, to_stage: str) ->
         )
 
 
+def _require_stage(stage: str, field: str) -> None:
+    if stage not in PROMOTABLE_STAGES:
+        raise ValidationFailed(f"'{field}' must be one of {', '.join(PROMOTABLE_STAGES)}.", fields={field: [f"Not one of them: {stage!r}."]})
+
+
 def _require_reason(text: str, field: str = "reason") -> str:
     text = (text or "").strip()
     if not text:
@@ -59,10 +64,7 @@ def _require_reason(text: str, field: str = "reason") -> str:
 def promotion_request_create(*, version: ModelVersion, to_stage: str, reason: str, actor) -> PromotionRequest:
     """Ask for `version` to move into `to_stage`; remembers the version that holds it now."""
     require_role(actor, EDITOR, "Requesting a promotion")
-    if to_stage not in PROMOTABLE_STAGES:
-        raise ValidationFailed(
-            f"'to' must be one of {', '.join(PROMOTABLE_STAGES)}.", fields={"to": [f"Not a promotable stage: {to_stage!r}."]}
-        )
+    _require_stage(to_stage, "to")
     reason = _require_reason(reason)
     name = version.model.name
     already = Conflict(f"{name} v{version.version} already has a pending request for {to_stage}.", code="already_pending")
@@ -245,10 +247,7 @@ def _rollback_target(model: RegisteredModel, stage: str, current: ModelVersion) 
 def model_rollback(*, model_name: str, stage: str, reason: str, actor) -> ModelVersion:
     """Return `stage` to the version that held it before the current one; the current one is archived."""
     require_role(actor, APPROVER, "Rolling back")
-    if stage not in PROMOTABLE_STAGES:
-        raise ValidationFailed(
-            f"'stage' must be one of {', '.join(PROMOTABLE_STAGES)}.", fields={"stage": [f"Not a rollback stage: {stage!r}."]}
-        )
+    _require_stage(stage, "stage")
     reason = _require_reason(reason)
     with transaction.atomic():
         model = lock_model(model_name)
