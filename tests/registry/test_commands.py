@@ -56,3 +56,17 @@ def test_seed_demo_builds_a_history_once():
     assert PromotionRequest.objects.filter(status="pending").count() >= 3
     assert StageChange.objects.filter(kind="rollback").exists()
     assert ModelVersion.objects.filter(stage="production").count() == RegisteredModel.objects.count()
+
+
+def test_seed_demo_history_lies_in_the_last_ninety_days_with_recent_pending_requests():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    run("seed_demo")
+
+    now = timezone.now()
+    times = AuditEvent.objects.values_list("at", flat=True)
+    assert now - timedelta(days=93) < min(times) and max(times) < now
+    pending = PromotionRequest.objects.filter(status="pending").values_list("requested_at", flat=True)
+    assert all(now - timedelta(days=2) < at < now for at in pending)

@@ -85,15 +85,16 @@ class Command(BaseCommand):
             return
         users = {name: user_set_role(username=name, role=role, password=password) for name, role, password in DEMO_USERS}
         rng = random.Random(7)
-        clock = Clock(timezone.now())
+        real_now = timezone.now()  # inside simulated_time, timezone.now() is the demo clock
+        clock = Clock(real_now)
         with transaction.atomic(), simulated_time(clock):
             for name, (description, count, base) in MODELS.items():
                 # Each model's history spans about the last 90 days, ending before now.
-                clock.now_value = timezone.now() - timedelta(days=90, hours=rng.uniform(0, 48))
-                self._seed_model(name, description, count, base, users, clock, rng)
+                clock.now_value = real_now - timedelta(days=90, hours=rng.uniform(0, 48))
+                self._seed_model(name, description, count, base, users, clock, rng, real_now)
         self.stdout.write(f"Demo data: {RegisteredModel.objects.count()} models, {ModelVersion.objects.count()} versions.")
 
-    def _seed_model(self, name, description, count, base, users, clock, rng):
+    def _seed_model(self, name, description, count, base, users, clock, rng, real_now):
         alice, bob, carol = users["alice"], users["bob"], users["carol"]
         metrics = dict(base)
         for n in range(1, count + 1):
@@ -123,7 +124,7 @@ class Command(BaseCommand):
             services.model_rollback(model_name=name, stage="production", reason="P95 latency doubled after release; back to the previous version.", actor=bob)
         last = ModelVersion.objects.get(model__name=name, version=count)
         # Pending requests are recent, so the hourly expiry task leaves them for the demo.
-        clock.now_value = timezone.now() - timedelta(hours=rng.uniform(1, 30))
+        clock.now_value = real_now - timedelta(hours=rng.uniform(1, 30))
         if count >= 5:
             services.promotion_request_create(version=last, to_stage="production" if count % 2 == 0 else "staging", reason="Candidate beats production on every offline metric.", actor=alice)
 
