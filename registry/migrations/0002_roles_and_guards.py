@@ -28,7 +28,7 @@ SQLITE_DOWN = [
 
 POSTGRES_UP = [
     """CREATE OR REPLACE FUNCTION registry_append_only() RETURNS trigger AS $$
-       BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END; $$ LANGUAGE plpgsql;""",
+       BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only'; END; $$ LANGUAGE plpgsql;""",
     """CREATE TRIGGER registry_auditevent_append_only BEFORE UPDATE OR DELETE ON registry_auditevent
        FOR EACH ROW EXECUTE FUNCTION registry_append_only();""",
     f"""CREATE OR REPLACE FUNCTION registry_modelversion_immutable() RETURNS trigger AS $$
