@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# `make bench`: registry read latency and query counts, with MLflow's registry search as the anchor.
+# See bench/README.md. Everything runs on 127.0.0.1 in a throwaway folder under /tmp; every
+# process started here is stopped by its PID (process group) on exit. Results: bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+VENV_DIR=${VENV:-.venv}
+PY="$ROOT/$VENV_DIR/bin/python"
+GUNICORN="$ROOT/$VENV_DIR/bin/gunicorn"
+BENCH="$ROOT/bench/registry_bench.py"
+MODELS=${BENCH_MODELS:-200}
+SMALL_MODELS=${BENCH_SMALL_MODELS:-20}
+VERSIONS=${BENCH_VERSIONS:-10}
+REQUESTS=${BENCH_REQUESTS:-200}
+WARMUP=${BENCH_WARMUP:-20}
+MLFLOW_WANTED=${BENCH_MLFLOW_SERIES:-3.17}          # the version the issue quotes
+MLFLOW_VENV="$ROOT/bench/.venv-mlflow"
+MLFLOW_RUNS=${BENCH_MLFLOW_RUNS:-0}                 # 1: also one run (params + metrics) per version; ~3x the seeding time
+SKIP_MLFLOW=${BENCH_SKIP_MLFLOW:-0}
+RESULTS="$ROOT/bench/results"
+
+[ -x "$PY" ] || { echo "bench: $PY not found; run 'make install' first" >&2; exit 1; }
+mkdir -p "$RESULTS"
+WORK=$(mktemp -d /tmp/mlops-bench.XXXXXX)
+pids=()
+
+stop_pid() {  # stop one process we started, and its process group (start_bg made it the leader)
+    local pid=$1 i
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    trap - EXIT INT TERM
+    local pid
+    for pid in "${pids[@]}"; do stop_pid "$pid"; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+now() { date +%s.%N; }
+declare -A T
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+start_bg() {  # start_bg LOGFILE CMD...: in its own process group (job control on), so stop_pid also gets its children
+    local logfile=$1; shift
+    set -m
+    "$@" >"$logfile" 2>&1 &
+    BG_PID=$!
+    set +m
+    pids+=("$BG_PID")
+}
+forget_pid() { local keep=() p; for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
+
+bench_start=$(now)
+log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
+
+# Django settings for every step: throwaway SQLite databases, media and static folders, production mode.
+unset DATABASE_URL
+export DJANGO_SETTINGS_MODULE=mlops_site.settings DJANGO_DEBUG=0 MLOPS_MANIFEST_STATIC=1 LOG_LEVEL=WARNING
+export MEDIA_ROOT="$WORK/media" STATIC_ROOT="$WORK/static"
+export PYTHONWARNINGS="ignore:No directory at"
+mkdir -p "$MEDIA_ROOT" "$STATIC_ROOT"
+"$PY" "$BENCH" env --out "$WORK/env.json"
+t=$(now)
+"$PY" manage.py collectstatic --noinput -v0   # the manifest storage of `make serve` needs it before any page renders
+T[collectstatic]=$(since "$t")
+
+# --- ours: seed two sizes through the real services, count queries in-process ---------------------
+for size in small large; do
+    n=$([ "$size" = small ] && echo "$SMALL_MODELS" || echo "$MODELS")
+    export SQLITE_PATH="$WORK/ours-$size.sqlite3"
+    t=$(now)
+    "$PY" manage.py migrate --noinput -v0
+    T[migrate_$size]=$(since "$t")
+    log "ours: $n models x $VERSIONS versions (migrate ${T[migrate_$size]} s)"
+    t=$(now)
+    "$PY" "$BENCH" seed --models "$n" --versions "$VERSIONS" --out "$WORK/seed-$size.json"
+    T[seed_$size]=$(since "$t")
+    "$PY" "$BENCH" queries --seed "$WORK/seed-$size.json" --out "$WORK/queries-$size.json"
+done
+unset SQLITE_PATH
+
+# --- the anchor: MLflow in its own venv, seeded the same way --------------------------------------
+skip() { log "MLflow anchor SKIPPED: $*"; echo "$*" >"$WORK/mlflow-skipped.txt"; }
+
+ensure_mlflow() {  # bench/.venv-mlflow with mlflow; never touches the project's venv
+    local stamp="$MLFLOW_VENV/.bench-installed" base spec versions
+    if [ -x "$MLFLOW_VENV/bin/mlflow" ] && [ -f "$stamp" ]; then
+        log "MLflow venv present: $(cat "$stamp")"
+        return 0
+    fi
+    base=$("$PY" -c 'import sys; print(sys._base_executable)')
+    t=$(now)
+    log "MLflow: creating $MLFLOW_VENV with $base"
+    "$base" -m venv "$MLFLOW_VENV" >>"$WORK/mlflow-install.log" 2>&1 || { skip "could not create a venv with $base"; return 1; }
+    versions=$("$MLFLOW_VENV/bin/pip" index versions mlflow --disable-pip-version-check 2>>"$WORK/mlflow-install.log" \
+        | sed -n 's/^Available versions: //p' | tr -d ' ' | tr ',' '\n') || true
+    if [ -z "$versions" ]; then
+        skip "PyPI did not answer 'pip index versions mlflow' (no network?): $(grep -v '^WARNING' "$WORK/mlflow-install.log" | tail -1)"
+        return 1
+    fi
+    if printf '%s\n' "$versions" | grep -qx "${MLFLOW_WANTED//./\\.}\.[0-9]*"; then
+        spec="mlflow==$MLFLOW_WANTED.*"
+    elif printf '%s\n' "$versions" | grep -qE '^3\.[0-9]+\.[0-9]+$'; then
+        spec="mlflow==$(printf '%s\n' "$versions" | grep -m1 -E '^3\.[0-9]+\.[0-9]+$')"
+        log "MLflow $MLFLOW_WANTED is not on PyPI; using the newest 3.x: $spec"
+    else
+        skip "no MLflow $MLFLOW_WANTED nor any 3.x release on PyPI"
+        return 1
+    fi
+    log "MLflow: pip install '$spec' into bench/.venv-mlflow (about 1.5 min and 850 MB on a fresh machine)"
+    if ! "$MLFLOW_VENV/bin/pip" install --disable-pip-version-check -q "$spec" >>"$WORK/mlflow-install.log" 2>&1; then
+        skip "pip install '$spec' failed: $(grep -v '^WARNING' "$WORK/mlflow-install.log" | tail -3 | tr '\n' ' ')"
+        return 1
+    fi
+    echo "$spec -> mlflow $("$MLFLOW_VENV/bin/python" -c 'import mlflow; print(mlflow.__version__)')" >"$stamp"
+    T[mlflow_install]=$(since "$t")
+    log "MLflow installed in ${T[mlflow_install]} s: $(cat "$stamp")"
+}
+
+MEASURE_PY=$PY
+mlflow_args=()
+if [ "$SKIP_MLFLOW" = 1 ]; then
+    skip "BENCH_SKIP_MLFLOW=1"
+elif ensure_mlflow; then
+    # No telemetry to the outside, and no background job runner (huey consumers) competing for the 2 cores.
+    export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+    mport=$("$PY" "$BENCH" port)
+    log "MLflow: mlflow server --workers 1 on 127.0.0.1:$mport (SQLite; a fresh database migrates first)"
+    t=$(now)
+    cd "$WORK"  # whatever the server writes next to itself stays in the work folder
+    start_bg "$WORK/mlflow-server.log" "$MLFLOW_VENV/bin/mlflow" server \
+        --backend-store-uri "sqlite:///$WORK/mlflow.db" --artifacts-destination "$WORK/mlartifacts" \
+        --host 127.0.0.1 --port "$mport" --workers 1
+    mlflow_pid=$BG_PID
+    cd "$ROOT"
+    if "$PY" "$BENCH" wait --url "http://127.0.0.1:$mport/health" --pid "$mlflow_pid" --timeout 180; then
+        T[mlflow_start]=$(since "$t")
+        runs_flag=(); [ "$MLFLOW_RUNS" = 1 ] && runs_flag=(--runs)
+        t=$(now)
+        if (cd "$WORK" && "$MLFLOW_VENV/bin/python" "$ROOT/bench/mlflow_bench.py" --url "http://127.0.0.1:$mport" \
+                --models "$MODELS" --versions "$VERSIONS" "${runs_flag[@]}" \
+                --installed "$(cat "$MLFLOW_VENV/.bench-installed")" --out "$WORK/mlflow.json"); then
+            T[mlflow_seed]=$(since "$t")
+            MEASURE_PY="$MLFLOW_VENV/bin/python"
+            mlflow_args=(--mlflow-url "http://127.0.0.1:$mport")
+        else
+            skip "seeding MLflow failed (see the output above)"
+        fi
+    else
+        tail -20 "$WORK/mlflow-server.log"
+        skip "mlflow server did not start (log above)"
+    fi
+    [ ${#mlflow_args[@]} -gt 0 ] || { stop_pid "$mlflow_pid"; forget_pid "$mlflow_pid"; }
+fi
+
+# --- over HTTP: gunicorn, one worker, production settings; MLflow's search interleaved ------------
+# A second gunicorn serves the small database, so the same reads at the small size are timed in the same loop.
+port=$("$PY" "$BENCH" port)
+small_port=$("$PY" "$BENCH" port)
+log "ours: gunicorn mlops_site.wsgi -w 1 on 127.0.0.1:$port ($MODELS x $VERSIONS) and :$small_port ($SMALL_MODELS x $VERSIONS)"
+start_bg "$WORK/gunicorn.log" env SQLITE_PATH="$WORK/ours-large.sqlite3" "$GUNICORN" mlops_site.wsgi -b "127.0.0.1:$port" -w 1
+gunicorn_pid=$BG_PID
+start_bg "$WORK/gunicorn-small.log" env SQLITE_PATH="$WORK/ours-small.sqlite3" "$GUNICORN" mlops_site.wsgi -b "127.0.0.1:$small_port" -w 1
+small_pid=$BG_PID
+"$PY" "$BENCH" wait --url "http://127.0.0.1:$port/healthz" --pid "$gunicorn_pid" --timeout 60 || { tail -20 "$WORK/gunicorn.log"; exit 1; }
+"$PY" "$BENCH" wait --url "http://127.0.0.1:$small_port/healthz" --pid "$small_pid" --timeout 60 || { tail -20 "$WORK/gunicorn-small.log"; exit 1; }
+log "timing: $REQUESTS requests per row after $WARMUP warm-up requests each, all rows interleaved"
+t=$(now)
+"$MEASURE_PY" "$BENCH" http --base-url "http://127.0.0.1:$port" --seed "$WORK/seed-large.json" \
+    --small-base-url "http://127.0.0.1:$small_port" --small-seed "$WORK/seed-small.json" \
+    --requests "$REQUESTS" --warmup "$WARMUP" "${mlflow_args[@]}" --out "$WORK/http.json"
+T[http]=$(since "$t")
+for pid in "${pids[@]}"; do stop_pid "$pid"; done
+pids=()
+
+# --- report -------------------------------------------------------------------------------------
+T[total]=$(since "$bench_start")
+{
+    printf '{'
+    sep=""
+    for k in "${!T[@]}"; do printf '%s"%s_s": %s' "$sep" "$k" "${T[$k]}"; sep=", "; done
+    printf '}\n'
+} >"$WORK/timings.json"
+"$PY" "$BENCH" report --work "$WORK" --results "$RESULTS/registry.json"
+log "total bench wall time ${T[total]} s (phases: $(tr -d '{}"' <"$WORK/timings.json"))"
