@@ -105,6 +105,8 @@ class PromotionStatus(models.TextChoices):
 class PromotionRequest(models.Model):
     """A request to move a version into a stage, decided by a second person with the approver role."""
 
+    # The version's model, kept here too so "pending requests of a model" is one index lookup.
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="promotions")
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotions")
     to_stage = models.CharField(max_length=16, choices=[(s.value, s.label) for s in PROMOTABLE_STAGES])
     # The version that held `to_stage` when the request was made: approving after
@@ -128,7 +130,10 @@ class PromotionRequest(models.Model):
             ),
             models.CheckConstraint(condition=Q(to_stage__in=["staging", "production"]), name="registry_promotion_target"),
         ]
-        indexes = [models.Index(fields=["status", "-requested_at"], name="registry_promo_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "-requested_at"], name="registry_promo_status_idx"),
+            models.Index(fields=["model", "status"], name="registry_promo_model_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.version} -> {self.to_stage} ({self.status})"

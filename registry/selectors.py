@@ -13,27 +13,31 @@ from .models import AuditEvent, ModelVersion, PromotionRequest, PromotionStatus,
 
 
 def _version_in_stage(stage: str) -> Subquery:
-    return Subquery(ModelVersion.objects.filter(model=OuterRef("pk"), stage=stage).values("version")[:1], output_field=IntegerField())
+    # .order_by(): without it the model's default ordering makes SQLite walk every
+    # version of the model instead of using the (model, stage) index.
+    holder = ModelVersion.objects.filter(model=OuterRef("pk"), stage=stage).order_by()
+    return Subquery(holder.values("version")[:1], output_field=IntegerField())
 
 
 def model_list(*, search: str = "") -> QuerySet[RegisteredModel]:
-    """Models with latest, staging and production version numbers, version and pending counts (subqueries, no N+1)."""
+    """Models with latest, staging and production version numbers and pending counts (subqueries, no N+1).
+
+    Versions are numbered 1..n and never deleted, so the latest number is also the version count.
+    """
     latest = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-version")
     pending = (
-        PromotionRequest.objects.filter(version__model=OuterRef("pk"), status=PromotionStatus.PENDING)
+        PromotionRequest.objects.filter(model=OuterRef("pk"), status=PromotionStatus.PENDING)
         .order_by()
-        .values("version__model")
+        .values("model")
         .annotate(n=Count("pk"))
         .values("n")
     )
-    counted = ModelVersion.objects.filter(model=OuterRef("pk")).order_by().values("model").annotate(n=Count("pk")).values("n")
     qs = RegisteredModel.objects.annotate(
         latest_version=Subquery(latest.values("version")[:1], output_field=IntegerField()),
         latest_created_at=Subquery(latest.values("created_at")[:1]),
         production_version=_version_in_stage(Stage.PRODUCTION),
         staging_version=_version_in_stage(Stage.STAGING),
         pending_count=Coalesce(Subquery(pending, output_field=IntegerField()), 0),
-        version_count=Coalesce(Subquery(counted, output_field=IntegerField()), 0),
     ).order_by("name")
     if search:
         qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
@@ -91,11 +95,11 @@ def promotion_list(
     if status:
         qs = qs.filter(status=status)
     if model is not None:
-        qs = qs.filter(version__model=model)
+        qs = qs.filter(model=model)
     if version is not None:
         qs = qs.filter(version=version)
     if search:
-        qs = qs.filter(Q(version__model__name__icontains=search) | Q(reason__icontains=search))
+        qs = qs.filter(Q(model__name__icontains=search) | Q(reason__icontains=search))
     return qs
 
 

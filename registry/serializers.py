@@ -87,7 +87,7 @@ class ModelSummaryOutput(serializers.Serializer):
 
 
 class ModelDetailOutput(ModelSummaryOutput):
-    version_count = serializers.IntegerField()
+    version_count = serializers.IntegerField(source="latest_version", default=0)
     versions = serializers.SerializerMethodField()
 
     def get_versions(self, obj) -> list[dict]:

@@ -77,6 +77,7 @@ def promotion_request_create(*, version: ModelVersion, to_stage: str, reason: st
                 raise already
             holder = stage_holder(model, to_stage)
             promotion = PromotionRequest.objects.create(
+                model=model,
                 version=version, to_stage=to_stage, from_version=holder, reason=reason, requested_by=actor
             )
             audit_record(
@@ -108,7 +109,7 @@ def _move_to_stage(*, model, version, stage: str, actor, kind: str, reason: str,
         model=model, stage=stage, version=version, previous_version=previous, kind=kind, promotion=promotion, actor=actor, reason=reason
     )
     stale = list(
-        PromotionRequest.objects.filter(version__model=model, to_stage=stage, status=PromotionStatus.PENDING)
+        PromotionRequest.objects.filter(model=model, to_stage=stage, status=PromotionStatus.PENDING)
         .exclude(pk=getattr(promotion, "pk", None))
         .select_related("version")
     )

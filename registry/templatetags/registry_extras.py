@@ -1,4 +1,7 @@
+import functools
+
 from django import template
+from django.urls import reverse
 
 register = template.Library()
 
@@ -11,3 +14,23 @@ def pairs(mapping) -> list[tuple]:
     metric named "items" would break the page.
     """
     return sorted(mapping.items()) if isinstance(mapping, dict) else []
+
+
+@functools.cache
+def _models_prefix() -> str:
+    return reverse("registry:model-list")
+
+
+@register.filter
+def model_url(name: str) -> str:
+    """Same as {% url 'registry:model-detail' name %}, at a fraction of the cost in long tables.
+
+    Model names are restricted to URL-safe characters ([A-Za-z0-9._-]), so no quoting is needed.
+    """
+    return f"{_models_prefix()}{name}/"
+
+
+@register.filter
+def version_url(name: str, version: int) -> str:
+    """Same as {% url 'registry:version-detail' name version %}."""
+    return f"{_models_prefix()}{name}/versions/{version}/"

@@ -267,3 +267,12 @@ def test_chart_labels_are_escaped(viewer, editor):
 
     figure = json.loads(re.search(r'<script id="compare-figure" type="application/json">(.*?)</script>', html, re.S).group(1))
     assert figure["data"][0]["x"] == ['&lt;a href="https://evil.example"&gt;x&lt;/a&gt;']
+
+
+def test_url_filters_agree_with_the_url_configuration():
+    from django.urls import reverse
+
+    from registry.templatetags.registry_extras import model_url, version_url
+
+    assert model_url("fraud-detector.v2_x") == reverse("registry:model-detail", args=["fraud-detector.v2_x"])
+    assert version_url("fraud", 12) == reverse("registry:version-detail", args=["fraud", 12])
