@@ -145,6 +145,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 # Pending promotion requests older than this expire (a beat task).
 MLOPS_PROMOTION_TTL_DAYS = env_int("MLOPS_PROMOTION_TTL_DAYS", 14)
 MLOPS_PAGE_SIZE = env_int("MLOPS_PAGE_SIZE", 50)
+# Prompt environments a request moves at once, without a second person (comma-separated; "" for none).
+MLOPS_PROMPT_DIRECT_ENVIRONMENTS = [e.strip() for e in os.environ.get("MLOPS_PROMPT_DIRECT_ENVIRONMENTS", "dev").split(",") if e.strip()]
+MLOPS_PROMPT_MAX_FILE_BYTES = env_int("MLOPS_PROMPT_MAX_FILE_KB", 256) * 1024
+MLOPS_EVAL_SET_MAX_BYTES = env_int("MLOPS_EVAL_SET_MAX_MB", 20) * 1024 * 1024
+MLOPS_PROMPT_ARCHIVE_MAX_BYTES = env_int("MLOPS_PROMPT_ARCHIVE_MAX_MB", 100) * 1024 * 1024
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -94,6 +94,113 @@ class ModelVersion(models.Model):
         return self.artifact.name if self.artifact else self.artifact_uri
 
 
+class Environment(models.TextChoices):
+    """Where a prompt version runs. Unlike a model's stages, one version may run in several at once."""
+
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class Prompt(models.Model):
+    """A named prompt; its versions come from `<name>/vN.yaml` files and are never edited."""
+
+    name = models.CharField(max_length=128, unique=True, validators=[name_validator])
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EvalSet(models.Model):
+    """One immutable version of a prompt's `eval_set.jsonl`, kept byte for byte."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="eval_sets")
+    version = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    row_count = models.PositiveIntegerField()
+    content = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["prompt_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "version"], name="registry_evalset_version_unique"),
+            models.UniqueConstraint(fields=["prompt", "sha256"], name="registry_evalset_content_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prompt.name} eval set v{self.version}"
+
+
+class PromptVersion(models.Model):
+    """One version file of a prompt: its settings, system text, template and evaluation criteria.
+
+    `source` is the file exactly as imported (export writes it back byte for byte);
+    the other fields are what the schema validated from it.
+    """
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    file_name = models.CharField(max_length=40)  # "v2.yaml" (or .yml), as in the folder
+    llm_model = models.CharField(max_length=200)  # the YAML's `model`
+    temperature = models.FloatField()
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    system = models.TextField(blank=True)
+    template = models.TextField()
+    placeholders = models.JSONField(default=list)
+    eval_criteria = models.JSONField(default=list)
+    description = models.TextField(blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    source = models.TextField()
+    sha256 = models.CharField(max_length=64)
+    # The eval set version this prompt version is evaluated with (the folder's at import time).
+    eval_set = models.ForeignKey(EvalSet, null=True, blank=True, on_delete=models.PROTECT, related_name="prompt_versions")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["prompt_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "version"], name="registry_promptversion_unique"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="registry_promptversion_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prompt.name} v{self.version}"
+
+
+class PromptDeployment(models.Model):
+    """Which version an environment of a prompt runs now. Moved only by approved promotions and rollbacks."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="deployments")
+    environment = models.CharField(max_length=16, choices=Environment.choices)
+    version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="deployments")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["prompt_id", "environment"]
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "environment"], name="registry_one_version_per_environment"),
+            models.CheckConstraint(condition=Q(environment__in=Environment.values), name="registry_environment_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prompt.name} {self.environment}: v{self.version.version}"
+
+
+# Stages and environments a promotion can target: models use the first two, prompts the last three.
+TARGET_STAGES = ["staging", "production", "dev", "prod"]
+_MODEL_SUBJECT = Q(model__isnull=False, version__isnull=False, prompt__isnull=True, prompt_version__isnull=True)
+_PROMPT_SUBJECT = Q(model__isnull=True, version__isnull=True, prompt__isnull=False, prompt_version__isnull=False)
+
+
 class PromotionStatus(models.TextChoices):
     PENDING = "pending"
     APPROVED = "approved"
@@ -103,15 +210,23 @@ class PromotionStatus(models.TextChoices):
 
 
 class PromotionRequest(models.Model):
-    """A request to move a version into a stage, decided by a second person with the approver role."""
+    """A request to move a model version into a stage, or a prompt version into an environment.
+
+    One table and one set of services serve both: exactly one of (model, version)
+    and (prompt, prompt_version) is set. A second person with the approver role
+    decides it.
+    """
 
     # The version's model, kept here too so "pending requests of a model" is one index lookup.
-    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="promotions")
-    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotions")
-    to_stage = models.CharField(max_length=16, choices=[(s.value, s.label) for s in PROMOTABLE_STAGES])
+    model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.PROTECT, related_name="promotions")
+    version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="promotions")
+    prompt = models.ForeignKey(Prompt, null=True, blank=True, on_delete=models.PROTECT, related_name="promotions")
+    prompt_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="promotions")
+    to_stage = models.CharField(max_length=16, choices=[(s, s) for s in TARGET_STAGES])
     # The version that held `to_stage` when the request was made: approving after
     # the stage has changed would replace a version the requester never saw.
     from_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    from_prompt_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=16, choices=PromotionStatus.choices, default=PromotionStatus.PENDING)
     reason = models.TextField(blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -128,15 +243,45 @@ class PromotionRequest(models.Model):
                 condition=Q(status="pending"),
                 name="registry_one_pending_request",
             ),
-            models.CheckConstraint(condition=Q(to_stage__in=["staging", "production"]), name="registry_promotion_target"),
+            models.UniqueConstraint(
+                fields=["prompt_version", "to_stage"],
+                condition=Q(status="pending"),
+                name="registry_one_pending_prompt_request",
+            ),
+            models.CheckConstraint(
+                condition=(_MODEL_SUBJECT & Q(to_stage__in=["staging", "production"])) | (_PROMPT_SUBJECT & Q(to_stage__in=Environment.values)),
+                name="registry_promotion_subject_and_target",
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "-requested_at"], name="registry_promo_status_idx"),
             models.Index(fields=["model", "status"], name="registry_promo_model_idx"),
+            models.Index(fields=["prompt", "status"], name="registry_promo_prompt_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.version} -> {self.to_stage} ({self.status})"
+        return f"#{self.pk} {self.subject} v{self.target.version} -> {self.to_stage} ({self.status})"
+
+    @property
+    def kind(self) -> str:
+        return "model" if self.version_id else "prompt"
+
+    @property
+    def target(self):
+        """The version to move (a ModelVersion or a PromptVersion)."""
+        return self.version if self.version_id else self.prompt_version
+
+    @property
+    def replaces(self):
+        return self.from_version if self.version_id else self.from_prompt_version
+
+    @property
+    def subject_name(self) -> str:
+        return self.model.name if self.model_id else self.prompt.name
+
+    @property
+    def subject(self) -> str:
+        return f"{self.kind}:{self.subject_name}"
 
 
 class StageChangeKind(models.TextChoices):
@@ -145,12 +290,15 @@ class StageChangeKind(models.TextChoices):
 
 
 class StageChange(models.Model):
-    """Each time a stage gets a new holder; rollback replays this history."""
+    """Each time a stage (or a prompt environment) gets a new holder; rollback replays this history."""
 
-    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="stage_changes")
-    stage = models.CharField(max_length=16, choices=[(s.value, s.label) for s in PROMOTABLE_STAGES])
-    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.PROTECT, related_name="stage_changes")
+    prompt = models.ForeignKey(Prompt, null=True, blank=True, on_delete=models.PROTECT, related_name="stage_changes")
+    stage = models.CharField(max_length=16, choices=[(s, s) for s in TARGET_STAGES])
+    version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     previous_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    prompt_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    previous_prompt_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=16, choices=StageChangeKind.choices)
     promotion = models.ForeignKey(PromotionRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -159,10 +307,28 @@ class StageChange(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["model", "stage", "id"], name="registry_stagechange_idx")]
+        indexes = [
+            models.Index(fields=["model", "stage", "id"], name="registry_stagechange_idx"),
+            models.Index(fields=["prompt", "stage", "id"], name="registry_stagechg_prompt_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(model__isnull=False, version__isnull=False, prompt__isnull=True, prompt_version__isnull=True)
+                | Q(model__isnull=True, version__isnull=True, prompt__isnull=False, prompt_version__isnull=False),
+                name="registry_stagechange_subject",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.model_id} {self.stage}: {self.previous_version_id} -> {self.version_id} ({self.kind})"
+        return f"{self.model_id or self.prompt_id} {self.stage}: -> {self.version_id or self.prompt_version_id} ({self.kind})"
+
+    @property
+    def target(self):
+        return self.version if self.version_id else self.prompt_version
+
+    @property
+    def previous(self):
+        return self.previous_version if self.version_id else self.previous_prompt_version
 
 
 class AuditAction(models.TextChoices):
@@ -174,6 +340,8 @@ class AuditAction(models.TextChoices):
     PROMOTION_SUPERSEDED = "promotion_superseded"
     ROLLED_BACK = "rolled_back"
     MODEL_UPDATED = "model_updated"
+    PROMPT_IMPORTED = "prompt_imported"
+    EVAL_SET_IMPORTED = "eval_set_imported"
 
 
 class AuditEvent(models.Model):

@@ -12,6 +12,7 @@ serialise writers). The partial unique index on (model, stage) is the backstop.
 from .audit import audit_record
 from .promotions import (
     model_rollback,
+    prompt_rollback,
     promotion_approve,
     promotion_reject,
     promotion_request_create,
@@ -24,6 +25,7 @@ __all__ = [
     "model_describe",
     "model_rollback",
     "model_version_register",
+    "prompt_rollback",
     "promotion_approve",
     "promotion_reject",
     "promotion_request_create",

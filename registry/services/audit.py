@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlops_site.exceptions import Forbidden, NotFound
 from mlops_site.roles import has_role
 
-from ..models import AuditEvent, ModelVersion, RegisteredModel
+from ..models import AuditEvent, RegisteredModel
 
 
 def audit_record(
@@ -45,6 +45,3 @@ def lock_model(name: str) -> RegisteredModel:
     except RegisteredModel.DoesNotExist:
         raise NotFound(f"No model named '{name}'.") from None
 
-
-def stage_holder(model: RegisteredModel, stage: str) -> ModelVersion | None:
-    return ModelVersion.objects.filter(model=model, stage=stage).first()

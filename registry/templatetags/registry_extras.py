@@ -34,3 +34,19 @@ def model_url(name: str) -> str:
 def version_url(name: str, version: int) -> str:
     """Same as {% url 'registry:version-detail' name version %}."""
     return f"{_models_prefix()}{name}/versions/{version}/"
+
+
+def _short_number(value) -> str:
+    """At most 4 decimals, trailing zeros dropped (0.91234 -> 0.9123, 1.50 -> 1.5); no Decimal, so fast in long tables."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    text = f"{value:.4f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+@register.filter
+def metric_pairs(mapping) -> list[tuple[str, str]]:
+    """A metrics dict's items sorted by key, values shortened to at most 4 decimals."""
+    return [(k, _short_number(v)) for k, v in pairs(mapping)]
