@@ -12,11 +12,11 @@ serialise writers). The partial unique index on (model, stage) is the backstop.
 from .audit import audit_record
 from .promotions import (
     model_rollback,
-    prompt_rollback,
     promotion_approve,
     promotion_reject,
     promotion_request_create,
     promotions_expire_stale,
+    prompt_rollback,
 )
 from .versions import model_describe, model_version_register
 
