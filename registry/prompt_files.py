@@ -422,3 +422,19 @@ def config_text(config: Mapping[str, Mapping[str, int]]) -> str:
         out.append(f"{name}:")
         out += [f"  {env}: {envs[env]}" for env in ENVIRONMENTS if env in envs]
     return "\n".join(out) + ("\n" if out else "")
+
+
+def read_folder(root) -> dict[str, bytes]:
+    """Every regular file under `root`, by its path relative to it (links are not followed)."""
+    from pathlib import Path
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FolderInvalid([Problem(str(root), None, "not a folder")])
+    files: dict[str, bytes] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            raise FolderInvalid([Problem(str(path.relative_to(root)), None, "links are not followed; copy the file instead")])
+        if path.is_file():
+            files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files

@@ -18,6 +18,7 @@ from .promotions import (
     promotions_expire_stale,
     prompt_rollback,
 )
+from .prompts import archive_files, prompts_export, prompts_import
 from .versions import model_describe, model_version_register
 
 __all__ = [
@@ -30,4 +31,7 @@ __all__ = [
     "promotion_reject",
     "promotion_request_create",
     "promotions_expire_stale",
+    "archive_files",
+    "prompts_export",
+    "prompts_import",
 ]
