@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from . import api
+from . import api, api_prompts
 
 app_name = "registry-api"
 
@@ -25,4 +25,13 @@ urlpatterns = [
     re_path(r"^promotions/(?P<promotion_id>[0-9]+)/approve/?$", api.PromotionApproveApi.as_view(), name="promotion-approve"),
     re_path(r"^promotions/(?P<promotion_id>[0-9]+)/reject/?$", api.PromotionRejectApi.as_view(), name="promotion-reject"),
     re_path(r"^audit/?$", api.AuditListApi.as_view(), name="audit-list"),
+    re_path(r"^prompts/?$", api_prompts.PromptListApi.as_view(), name="prompt-list"),
+    re_path(r"^prompts/import/?$", api_prompts.PromptImportApi.as_view(), name="prompt-import"),
+    re_path(rf"^prompts/{NAME}/?$", api_prompts.PromptDetailApi.as_view(), name="prompt-detail"),
+    re_path(rf"^prompts/{NAME}/versions/{N}/?$", api_prompts.PromptVersionDetailApi.as_view(), name="prompt-version-detail"),
+    re_path(rf"^prompts/{NAME}/versions/{N}/render/?$", api_prompts.PromptRenderApi.as_view(), name="prompt-version-render"),
+    re_path(rf"^prompts/{NAME}/versions/{N}/promotions/?$", api_prompts.PromptVersionPromoteApi.as_view(), name="prompt-version-promote"),
+    re_path(rf"^prompts/{NAME}/environments/(?P<environment>[a-z]+)/?$", api_prompts.PromptEnvironmentApi.as_view(), name="prompt-environment"),
+    re_path(rf"^prompts/{NAME}/rollback/?$", api_prompts.PromptRollbackApi.as_view(), name="prompt-rollback"),
+    re_path(rf"^prompts/{NAME}/eval-sets/{N}/?$", api_prompts.EvalSetApi.as_view(), name="eval-set-detail"),
 ]

@@ -9,7 +9,20 @@ from django.db.models.functions import Coalesce
 
 from mlops_site.exceptions import NotFound
 
-from .models import AuditEvent, ModelVersion, PromotionRequest, PromotionStatus, RegisteredModel, Stage, StageChange
+from .models import (
+    AuditEvent,
+    Environment,
+    EvalSet,
+    ModelVersion,
+    PromotionRequest,
+    PromotionStatus,
+    Prompt,
+    PromptDeployment,
+    PromptVersion,
+    RegisteredModel,
+    Stage,
+    StageChange,
+)
 
 
 def _version_in_stage(stage: str) -> Subquery:
@@ -85,21 +98,112 @@ def stage_holder_get(*, model_name: str, stage: str) -> ModelVersion:
     return version
 
 
+# --- prompts ------------------------------------------------------------------------------------
+
+
+def prompt_list(*, search: str = "") -> QuerySet[Prompt]:
+    """Prompts with their latest version, the version each environment runs and pending requests (subqueries)."""
+    pending = (
+        PromotionRequest.objects.filter(prompt=OuterRef("pk"), status=PromotionStatus.PENDING)
+        .order_by()
+        .values("prompt")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    annotations = {
+        f"{env}_version": Subquery(
+            PromptDeployment.objects.filter(prompt=OuterRef("pk"), environment=env).values("version__version")[:1], output_field=IntegerField()
+        )
+        for env in Environment.values
+    }
+    latest = PromptVersion.objects.filter(prompt=OuterRef("pk")).order_by("-version")
+    qs = Prompt.objects.annotate(
+        latest_version=Subquery(latest.values("version")[:1], output_field=IntegerField()),
+        latest_created_at=Subquery(latest.values("created_at")[:1]),
+        pending_count=Coalesce(Subquery(pending, output_field=IntegerField()), 0),
+        **annotations,
+    ).order_by("name")
+    if search:
+        qs = qs.filter(name__icontains=search)
+    return qs
+
+
+def prompt_get(*, name: str) -> Prompt:
+    try:
+        return prompt_list().get(name=name)
+    except Prompt.DoesNotExist:
+        raise NotFound(f"No prompt named '{name}'.") from None
+
+
+def prompt_version_list(*, prompt: Prompt) -> QuerySet[PromptVersion]:
+    return PromptVersion.objects.filter(prompt=prompt).select_related("prompt", "eval_set", "created_by").order_by("-version")
+
+
+def prompt_version_get(*, prompt_name: str, version: int | str) -> PromptVersion:
+    try:
+        return PromptVersion.objects.select_related("prompt", "eval_set", "created_by").get(prompt__name=prompt_name, version=int(version))
+    except (PromptVersion.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise NotFound(f"No version {version} of prompt '{prompt_name}'.") from None
+
+
+def prompt_environments(*, prompt: Prompt) -> dict[str, PromptVersion]:
+    """Which version each environment of `prompt` runs, {env: version}."""
+    return {d.environment: d.version for d in PromptDeployment.objects.filter(prompt=prompt).select_related("version", "version__prompt")}
+
+
+def prompt_environment_get(*, prompt_name: str, environment: str) -> PromptVersion:
+    prompt = prompt_get(name=prompt_name)
+    version = prompt_environments(prompt=prompt).get(environment)
+    if version is None:
+        raise NotFound(f"No version of '{prompt_name}' runs in {environment}.", code="stage_empty")
+    return prompt_version_get(prompt_name=prompt_name, version=version.version)
+
+
+def eval_set_get(*, prompt_name: str, version: int | str) -> EvalSet:
+    try:
+        return EvalSet.objects.select_related("prompt", "created_by").get(prompt__name=prompt_name, version=int(version))
+    except (EvalSet.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise NotFound(f"No eval set version {version} of prompt '{prompt_name}'.") from None
+
+
+def eval_set_rows(*, eval_set: EvalSet, page: int, page_size: int) -> tuple[list[dict], int]:
+    """One page of an eval set's rows (parsed from the stored JSONL) and the row count."""
+    import json
+
+    lines = [line for line in eval_set.content.splitlines() if line.strip()]
+    start = (page - 1) * page_size
+    return [json.loads(line) for line in lines[start : start + page_size]], len(lines)
+
+
+def prompt_timeline(*, prompt: Prompt) -> QuerySet[StageChange]:
+    """Every environment move of a prompt, newest first: who moved which environment from which version to which."""
+    return StageChange.objects.filter(prompt=prompt).select_related(
+        "prompt_version", "previous_prompt_version", "actor", "promotion__requested_by"
+    )
+
+
 def promotion_list(
-    *, status: str | None = None, model: RegisteredModel | None = None, version: ModelVersion | None = None, search: str = ""
+    *,
+    status: str | None = None,
+    model: RegisteredModel | None = None,
+    prompt: Prompt | None = None,
+    version: ModelVersion | PromptVersion | None = None,
+    search: str = "",
 ) -> QuerySet[PromotionRequest]:
     """Promotion requests, newest first; `search` matches the model name and the reason."""
     qs = PromotionRequest.objects.select_related(
-        "version__model", "from_version", "requested_by", "decided_by"
+        "model", "version", "from_version", "prompt", "prompt_version", "from_prompt_version", "requested_by", "decided_by"
     ).order_by("-requested_at", "-id")
     if status:
         qs = qs.filter(status=status)
     if model is not None:
         qs = qs.filter(model=model)
+    if prompt is not None:
+        qs = qs.filter(prompt=prompt)
     if version is not None:
-        qs = qs.filter(version=version)
+        qs = qs.filter(**{"prompt_version" if isinstance(version, PromptVersion) else "version": version})
     if search:
-        qs = qs.filter(Q(model__name__icontains=search) | Q(reason__icontains=search))
+        qs = qs.filter(Q(model__name__icontains=search) | Q(prompt__name__icontains=search) | Q(reason__icontains=search))
     return qs
 
 

@@ -3,7 +3,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from .models import PROMOTABLE_STAGES, AuditEvent, ModelVersion, PromotionRequest
+from .models import PROMOTABLE_STAGES, AuditEvent, Environment, EvalSet, ModelVersion, PromotionRequest, PromptVersion
 
 
 class StrictSerializer(serializers.Serializer):
@@ -95,17 +95,21 @@ class ModelDetailOutput(ModelSummaryOutput):
 
 
 class PromotionOutput(serializers.ModelSerializer):
-    model = serializers.CharField(source="version.model.name")
-    version = serializers.IntegerField(source="version.version")
+    """A request for a model version (`model` set) or a prompt version (`prompt` set)."""
+
+    kind = serializers.CharField()
+    model = serializers.CharField(source="model.name", default=None)
+    prompt = serializers.CharField(source="prompt.name", default=None)
+    version = serializers.IntegerField(source="target.version")
     to = serializers.CharField(source="to_stage")
-    from_version = serializers.IntegerField(source="from_version.version", default=None)
+    from_version = serializers.IntegerField(source="replaces.version", default=None)
     requested_by = serializers.CharField(source="requested_by.username")
     decided_by = serializers.CharField(source="decided_by.username", default=None)
 
     class Meta:
         model = PromotionRequest
         fields = [
-            "id", "model", "version", "to", "status", "from_version", "reason",
+            "id", "kind", "model", "prompt", "version", "to", "status", "from_version", "reason",
             "requested_by", "requested_at", "decided_by", "decided_at", "comment",
         ]
 
@@ -116,3 +120,73 @@ class AuditOutput(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = ["id", "at", "actor", "action", "subject", "version", "from_stage", "to_stage", "reason", "extra"]
+
+
+# --- prompts ---------------------------------------------------------------------------------
+
+
+class PromptImportInput(StrictSerializer):
+    files = serializers.DictField(child=serializers.CharField(allow_blank=True, trim_whitespace=False), allow_empty=False)
+
+
+class RenderInput(StrictSerializer):
+    variables = serializers.DictField()
+
+
+class PromptPromotionInput(StrictSerializer):
+    to = serializers.ChoiceField(choices=Environment.values)
+    reason = serializers.CharField()
+
+
+class PromptRollbackInput(StrictSerializer):
+    environment = serializers.ChoiceField(choices=Environment.values)
+    reason = serializers.CharField()
+
+
+class PromptVersionOutput(serializers.ModelSerializer):
+    """All fields of a version's YAML, plus where it came from."""
+
+    prompt = serializers.CharField(source="prompt.name")
+    model = serializers.CharField(source="llm_model")
+    eval_set_version = serializers.IntegerField(source="eval_set.version", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    yaml = serializers.CharField(source="source")
+
+    class Meta:
+        model = PromptVersion
+        fields = [
+            "prompt", "version", "file_name", "model", "temperature", "max_tokens", "system", "template", "placeholders",
+            "eval_criteria", "description", "tags", "metadata", "sha256", "eval_set_version", "yaml", "created_by", "created_at",
+        ]
+
+
+class PromptVersionSummaryOutput(PromptVersionOutput):
+    class Meta(PromptVersionOutput.Meta):
+        fields = ["version", "file_name", "model", "temperature", "max_tokens", "sha256", "eval_set_version", "created_by", "created_at"]
+
+
+class PromptSummaryOutput(serializers.Serializer):
+    name = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    latest_version = serializers.IntegerField(allow_null=True)
+    environments = serializers.SerializerMethodField()
+    pending_promotions = serializers.IntegerField(source="pending_count")
+
+    def get_environments(self, obj) -> dict[str, int | None]:
+        return {env: getattr(obj, f"{env}_version") for env in Environment.values}
+
+
+class PromptDetailOutput(PromptSummaryOutput):
+    versions = serializers.SerializerMethodField()
+
+    def get_versions(self, obj) -> list[dict]:
+        return PromptVersionSummaryOutput(self.context["versions"], many=True).data
+
+
+class EvalSetOutput(serializers.ModelSerializer):
+    prompt = serializers.CharField(source="prompt.name")
+    created_by = serializers.CharField(source="created_by.username", default=None)
+
+    class Meta:
+        model = EvalSet
+        fields = ["prompt", "version", "sha256", "row_count", "created_by", "created_at"]

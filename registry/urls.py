@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, views_prompts
 
 app_name = "registry"
 
@@ -18,4 +18,11 @@ urlpatterns = [
     path("promotions/<int:promotion_id>/approve/", views.promotion_approve, name="promotion-approve"),
     path("promotions/<int:promotion_id>/reject/", views.promotion_reject, name="promotion-reject"),
     path("audit/", views.audit_list, name="audit-list"),
+    path("prompts/", views_prompts.prompt_list, name="prompt-list"),
+    path("prompts/import/", views_prompts.prompt_import, name="prompt-import"),
+    path("prompts/<str:name>/", views_prompts.prompt_detail, name="prompt-detail"),
+    path("prompts/<str:name>/rollback/", views_prompts.prompt_rollback, name="prompt-rollback"),
+    path("prompts/<str:name>/versions/<int:version>/", views_prompts.prompt_version_detail, name="prompt-version-detail"),
+    path("prompts/<str:name>/versions/<int:version>/promote/", views_prompts.prompt_version_promote, name="prompt-version-promote"),
+    path("prompts/<str:name>/eval-sets/<int:version>/", views_prompts.eval_set_detail, name="eval-set-detail"),
 ]

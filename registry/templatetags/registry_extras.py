@@ -50,3 +50,28 @@ def _short_number(value) -> str:
 def metric_pairs(mapping) -> list[tuple[str, str]]:
     """A metrics dict's items sorted by key, values shortened to at most 4 decimals."""
     return [(k, _short_number(v)) for k, v in pairs(mapping)]
+
+
+@functools.cache
+def _prompts_prefix() -> str:
+    return reverse("registry:prompt-list")
+
+
+@register.filter
+def prompt_url(name: str) -> str:
+    """Same as {% url 'registry:prompt-detail' name %}."""
+    return f"{_prompts_prefix()}{name}/"
+
+
+@register.filter
+def prompt_version_url(name: str, version: int) -> str:
+    """Same as {% url 'registry:prompt-version-detail' name version %}."""
+    return f"{_prompts_prefix()}{name}/versions/{version}/"
+
+
+@register.filter
+def target_url(promotion) -> str:
+    """The page of the version a promotion request moves (model or prompt)."""
+    if promotion.kind == "model":
+        return version_url(promotion.subject_name, promotion.target.version)
+    return prompt_version_url(promotion.subject_name, promotion.target.version)

@@ -1,0 +1,161 @@
+"""REST API of the prompt registry (`/api/v1/prompts/...`): validate, call one service or selector, answer."""
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mlops_site.exceptions import TooLarge, ValidationFailed
+from mlops_site.permissions import IsApprover, IsEditor
+
+from . import prompt_files, selectors, services
+from .models import Environment
+from .serializers import (
+    EvalSetOutput,
+    PromotionOutput,
+    PromptDetailOutput,
+    PromptImportInput,
+    PromptPromotionInput,
+    PromptRollbackInput,
+    PromptSummaryOutput,
+    PromptVersionOutput,
+    RenderInput,
+)
+
+ImportOutput = inline_serializer(
+    "PromptImportResult",
+    {
+        "created": serializers.ListField(child=serializers.CharField()),
+        "unchanged": serializers.ListField(child=serializers.CharField()),
+        "requested": serializers.ListField(child=serializers.DictField()),
+        "ignored": serializers.ListField(child=serializers.CharField()),
+    },
+)
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class PromptListApi(generics.ListAPIView):
+    """Prompts with the version each environment runs. `?search=` matches the name."""
+
+    serializer_class = PromptSummaryOutput
+
+    @extend_schema(parameters=[OpenApiParameter("search", str)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return selectors.prompt_list(search=self.request.query_params.get("search", "").strip())
+
+
+class PromptImportApi(APIView):
+    """Sync a prompts folder: `{"files": {"summarize/v1.yaml": "...", "config.yaml": "..."}}` or a .tar.gz/.zip as `archive`."""
+
+    permission_classes = [IsEditor]
+
+    @extend_schema(
+        request={
+            "application/json": PromptImportInput,
+            "multipart/form-data": inline_serializer("PromptImportArchive", {"archive": serializers.FileField()}),
+        },
+        responses={200: ImportOutput},
+    )
+    def post(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise ValidationFailed("Content-Length is not a number.") from None
+        if length > settings.MLOPS_PROMPT_ARCHIVE_MAX_BYTES + 1024 * 1024:
+            raise TooLarge(f"Request body is {length} bytes; the limit is {settings.MLOPS_PROMPT_ARCHIVE_MAX_BYTES} bytes.")
+        if request.content_type.startswith("multipart/"):
+            upload = request.FILES.get("archive")
+            if upload is None:
+                raise ValidationFailed("Send the folder as a file field named archive (.tar.gz or .zip).", fields={"archive": ["Required."]})
+            files = services.archive_files(upload.read(settings.MLOPS_PROMPT_ARCHIVE_MAX_BYTES + 1), filename=upload.name)
+        else:
+            files = _valid(PromptImportInput, request.data)["files"]
+        result = services.prompts_import(files=files, actor=request.user)
+        return Response(result.__dict__)
+
+
+class PromptDetailApi(APIView):
+    @extend_schema(responses=PromptDetailOutput)
+    def get(self, request, name):
+        prompt = selectors.prompt_get(name=name)
+        return Response(PromptDetailOutput(prompt, context={"versions": selectors.prompt_version_list(prompt=prompt)}).data)
+
+
+class PromptVersionDetailApi(APIView):
+    @extend_schema(responses=PromptVersionOutput)
+    def get(self, request, name, version):
+        return Response(PromptVersionOutput(selectors.prompt_version_get(prompt_name=name, version=version)).data)
+
+
+class PromptEnvironmentApi(APIView):
+    @extend_schema(responses=PromptVersionOutput)
+    def get(self, request, name, environment):
+        if environment not in Environment.values:
+            raise ValidationFailed(f"Unknown environment {environment!r}; use one of {', '.join(Environment.values)}.")
+        return Response(PromptVersionOutput(selectors.prompt_environment_get(prompt_name=name, environment=environment)).data)
+
+
+class PromptRenderApi(APIView):
+    """Fill the template: every placeholder must be given and nothing else (a 400 names the variable)."""
+
+    @extend_schema(
+        request=RenderInput,
+        responses=inline_serializer(
+            "RenderedPrompt",
+            {"system": serializers.CharField(), "prompt": serializers.CharField(), "model": serializers.CharField(),
+             "temperature": serializers.FloatField(), "max_tokens": serializers.IntegerField(allow_null=True)},
+        ),
+    )
+    def post(self, request, name, version):
+        found = selectors.prompt_version_get(prompt_name=name, version=version)
+        variables = _valid(RenderInput, request.data)["variables"]
+        try:
+            text = prompt_files.render(found.template, variables)
+        except prompt_files.RenderError as exc:
+            fields = {n: ["Missing."] for n in exc.missing} | {n: ["Not a placeholder of this template."] for n in exc.unknown}
+            raise ValidationFailed(str(exc), fields={f"variables.{k}": v for k, v in fields.items()}) from None
+        return Response({"system": found.system, "prompt": text, "model": found.llm_model, "temperature": found.temperature, "max_tokens": found.max_tokens})
+
+
+class PromptVersionPromoteApi(APIView):
+    permission_classes = [IsEditor]
+
+    @extend_schema(request=PromptPromotionInput, responses={201: PromotionOutput})
+    def post(self, request, name, version):
+        found = selectors.prompt_version_get(prompt_name=name, version=version)
+        data = _valid(PromptPromotionInput, request.data)
+        promotion = services.promotion_request_create(version=found, to_stage=data["to"], reason=data["reason"], actor=request.user)
+        return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class PromptRollbackApi(APIView):
+    permission_classes = [IsApprover]
+
+    @extend_schema(request=PromptRollbackInput, responses=PromptVersionOutput)
+    def post(self, request, name):
+        selectors.prompt_get(name=name)
+        data = _valid(PromptRollbackInput, request.data)
+        version = services.prompt_rollback(prompt_name=name, environment=data["environment"], reason=data["reason"], actor=request.user)
+        return Response(PromptVersionOutput(selectors.prompt_version_get(prompt_name=name, version=version.version)).data)
+
+
+class EvalSetApi(APIView):
+    """An eval set version and a page of its rows (`?page=`, `?page_size=` up to 500)."""
+
+    @extend_schema(responses=inline_serializer("EvalSetPage", {"eval_set": EvalSetOutput(), "rows": serializers.ListField(child=serializers.DictField())}))
+    def get(self, request, name, version):
+        eval_set = selectors.eval_set_get(prompt_name=name, version=version)
+        page, size = request.query_params.get("page", "1"), request.query_params.get("page_size", "50")
+        if not (page.isascii() and page.isdigit() and size.isascii() and size.isdigit()) or int(page) < 1 or not 1 <= int(size) <= 500:
+            raise ValidationFailed("page must be 1 or more and page_size from 1 to 500.")
+        rows, count = selectors.eval_set_rows(eval_set=eval_set, page=int(page), page_size=int(size))
+        return Response({"eval_set": EvalSetOutput(eval_set).data, "count": count, "page": int(page), "rows": rows})
