@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make bench`: registry read latency and query counts, with MLflow's registry search as the anchor.
-# See bench/README.md. Everything runs on 127.0.0.1 in a throwaway folder under /tmp; every
+# `make bench`: registry read latency and query counts, with MLflow's registry search as the anchor,
+# and the prompt-folder import (first import and a no-change re-import). See bench/README.md.
+# BENCH_ONLY=prompts runs only the prompt import (~2 min), BENCH_ONLY=registry only the registry part. Everything runs on 127.0.0.1 in a throwaway folder under /tmp; every
 # process started here is stopped by its PID (process group) on exit. Results: bench/results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,8 @@ MLFLOW_VENV="$ROOT/bench/.venv-mlflow"
 MLFLOW_RUNS=${BENCH_MLFLOW_RUNS:-0}                 # 1: also one run (params + metrics) per version; ~3x the seeding time
 SKIP_MLFLOW=${BENCH_SKIP_MLFLOW:-0}
 RESULTS="$ROOT/bench/results"
+ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts
+case "$ONLY" in all|registry|prompts) ;; *) echo "bench: BENCH_ONLY must be all, registry or prompts (not '$ONLY')" >&2; exit 2 ;; esac
 
 [ -x "$PY" ] || { echo "bench: $PY not found; run 'make install' first" >&2; exit 1; }
 mkdir -p "$RESULTS"
@@ -57,7 +60,7 @@ start_bg() {  # start_bg LOGFILE CMD...: in its own process group (job control o
 forget_pid() { local keep=() p; for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
 
 bench_start=$(now)
-log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
+[ "$ONLY" = prompts ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
 
 # Django settings for every step: throwaway SQLite databases, media and static folders, production mode.
 unset DATABASE_URL
@@ -69,6 +72,61 @@ mkdir -p "$MEDIA_ROOT" "$STATIC_ROOT"
 t=$(now)
 "$PY" manage.py collectstatic --noinput -v0   # the manifest storage of `make serve` needs it before any page renders
 T[collectstatic]=$(since "$t")
+
+# --- prompts: import a folder of 200 prompts x 10 versions, first and no-change re-import -----------
+# One step, its own databases and servers; writes bench/results/prompts.json. Skipped with BENCH_ONLY=registry.
+if [ "$ONLY" != registry ]; then
+    PBENCH="$ROOT/bench/prompts_bench.py"
+    PWORK="$WORK/prompts"
+    mkdir -p "$PWORK"
+    cp "$WORK/env.json" "$PWORK/env.json"
+    prompts_start=$(now)
+    log "prompts: writing the folder, ${BENCH_PROMPTS:-200} prompts x ${BENCH_PROMPT_VERSIONS:-10} versions, eval sets of ${BENCH_EVAL_ROWS:-1000} rows"
+    "$PY" "$PBENCH" generate --dir "$PWORK/folder" --archive "$PWORK/prompts.tar.gz" --out "$PWORK/generate.json" \
+        --prompts "${BENCH_PROMPTS:-200}" --versions "${BENCH_PROMPT_VERSIONS:-10}" --rows "${BENCH_EVAL_ROWS:-1000}"
+    pdb() {  # pdb NAME: a fresh, migrated database with the editor user (and its token) for one way of importing
+        SQLITE_PATH="$PWORK/$1.sqlite3" "$PY" manage.py migrate --noinput -v0
+        SQLITE_PATH="$PWORK/$1.sqlite3" "$PY" "$PBENCH" setup --out "$PWORK/setup-$1.json"
+    }
+    pargs=(--dir "$PWORK/folder" --generated "$PWORK/generate.json")
+    for way in command inproc; do
+        pdb "$way"
+        for kind in first reimport; do
+            SQLITE_PATH="$PWORK/$way.sqlite3" "$PY" "$PBENCH" "$way" "${pargs[@]}" --kind "$kind" --out "$PWORK/$way-$kind.json"
+        done
+    done
+    # Over HTTP: one gunicorn per body kind (JSON {files}, .tar.gz upload), each on its own fresh database.
+    json_mb=$("$PY" "$PBENCH" json-limit --generated "$PWORK/generate.json")
+    [ "$json_mb" = 32 ] || log "prompts: the JSON body is above the default 32 MB; the bench servers run with MLOPS_MAX_JSON_MB=$json_mb"
+    for body in json archive; do
+        pdb "http_$body"
+        port=$("$PY" "$BENCH" port)
+        start_bg "$PWORK/gunicorn-$body.log" env SQLITE_PATH="$PWORK/http_$body.sqlite3" MLOPS_MAX_JSON_MB="$json_mb" \
+            "$GUNICORN" mlops_site.wsgi -b "127.0.0.1:$port" -w 1 --timeout 300
+        gpid=$BG_PID
+        "$PY" "$BENCH" wait --url "http://127.0.0.1:$port/healthz" --pid "$gpid" --timeout 60 || { tail -20 "$PWORK/gunicorn-$body.log"; exit 1; }
+        for kind in first reimport; do
+            SQLITE_PATH="$PWORK/http_$body.sqlite3" "$PY" "$PBENCH" http "${pargs[@]}" --kind "$kind" --body "$body" \
+                --archive "$PWORK/prompts.tar.gz" --base-url "http://127.0.0.1:$port" --setup "$PWORK/setup-http_$body.json" \
+                --out "$PWORK/http_$body-$kind.json" || { tail -20 "$PWORK/gunicorn-$body.log"; exit 1; }
+            if grep -q '"skipped"' "$PWORK/http_$body-$kind.json"; then break; fi
+        done
+        stop_pid "$gpid"; forget_pid "$gpid"
+    done
+    if [ "${BENCH_PROMPTS_PROFILE:-1}" = 1 ]; then  # cProfile of one more in-process first import, on its own database
+        pdb profile
+        SQLITE_PATH="$PWORK/profile.sqlite3" "$PY" "$PBENCH" inproc "${pargs[@]}" --kind first --profile "$PWORK/profile.txt" \
+            --out "$PWORK/profile-first.json"
+    fi
+    T[prompts]=$(since "$prompts_start")
+    echo "{\"prompts_s\": ${T[prompts]}}" >"$PWORK/timings.json"
+    "$PY" "$PBENCH" report --work "$PWORK" --json-limit-mb "$json_mb" --results "$RESULTS/prompts.json"
+    log "prompts: done in ${T[prompts]} s"
+    if [ "$ONLY" = prompts ]; then
+        log "BENCH_ONLY=prompts: the registry part is skipped"
+        exit 0
+    fi
+fi
 
 # --- ours: seed two sizes through the real services, count queries in-process ---------------------
 for size in small large; do

@@ -15,7 +15,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry import services
-from registry.models import AuditEvent, ModelVersion, PromotionRequest, RegisteredModel, StageChange
+from registry.models import (
+    AuditEvent,
+    EvalSet,
+    ModelVersion,
+    PromotionRequest,
+    Prompt,
+    PromptDeployment,
+    PromptVersion,
+    RegisteredModel,
+    StageChange,
+)
 from registry.roles_admin import user_set_role
 
 DEMO_USERS = [
@@ -35,6 +45,68 @@ MODELS = {
     "sentiment-classifier": ("Fine-tuned DistilBERT for support-ticket sentiment.", 5, {"accuracy": 0.91, "f1": 0.90}),
     "demand-forecast": ("Daily SKU demand forecast (LightGBM).", 4, {"mape": 0.142, "rmse": 18.4}),
 }
+
+
+SUMMARIZE = """name: summarize
+version: {n}
+model: {model}
+temperature: {temperature}
+max_tokens: {max_tokens}
+description: {description}
+system: |
+  You are a concise summarizer. Extract key points from the given text.
+  Return exactly {bullets} bullet points, each under {words} words.
+template: |
+  Summarize the following text{audience}:
+
+  {{text}}
+eval_criteria:
+- name: bullet_count
+  type: format_check
+  expected: {bullets}
+- name: relevance
+  type: llm_judge
+  threshold: 0.8
+"""
+
+CLASSIFY = """name: classify-ticket
+version: {n}
+model: gpt-4o-mini
+temperature: 0
+max_tokens: 5
+system: You label support tickets. Answer with one word{extra}.
+template: "Ticket: {{ticket}}\nLabel (bug, question, praise{labels}):"
+eval_criteria:
+- name: label_in_set
+  type: format_check
+  expected: one_of
+- name: matches_reference
+  type: exact_match
+  threshold: 0.9
+"""
+
+
+def demo_prompts_folder() -> dict[str, str]:
+    """A prompts folder like the product brief's: versions, eval sets and config.yaml."""
+    summarize = [
+        dict(model="claude-sonnet-4", temperature=0.3, max_tokens=500, bullets=5, words=25, audience="", description="First cut."),
+        dict(model="claude-sonnet-4", temperature=0.3, max_tokens=500, bullets=3, words=20, audience="", description="Three bullets read better."),
+        dict(model="claude-sonnet-4", temperature=0.2, max_tokens=400, bullets=3, words=20, audience=" for an executive", description="Tighter, for executives."),
+        dict(model="claude-haiku-4", temperature=0.2, max_tokens=400, bullets=3, words=15, audience=" for an executive", description="Cheaper model, shorter bullets."),
+    ]
+    files = {f"summarize/v{n}.yaml": SUMMARIZE.format(n=n, **kw) for n, kw in enumerate(summarize, start=1)}
+    files["summarize/eval_set.jsonl"] = "".join(
+        f'{{"input": {{"text": "Quarterly report {i}: revenue grew {i % 7}% while costs fell {i % 3}%."}}, "expected": "- revenue up {i % 7}%"}}\n'
+        for i in range(1, 121)
+    )
+    files["classify-ticket/v1.yaml"] = CLASSIFY.format(n=1, extra="", labels="")
+    files["classify-ticket/v2.yaml"] = CLASSIFY.format(n=2, extra=" in lower case", labels=", other")
+    files["classify-ticket/eval_set.jsonl"] = "".join(
+        f'{{"input": {{"ticket": "Ticket {i}: the export button {"crashes" if i % 2 else "is great"}."}}, "expected": "{"bug" if i % 2 else "praise"}"}}\n'
+        for i in range(1, 41)
+    )
+    files["config.yaml"] = "classify-ticket:\n  dev: 2\n  prod: 1\nsummarize:\n  dev: 4\n  staging: 3\n  prod: 2\n"
+    return files
 
 
 class Clock:
@@ -59,6 +131,10 @@ def simulated_time(clock: Clock):
         PromotionRequest._meta.get_field("requested_at"),
         StageChange._meta.get_field("at"),
         AuditEvent._meta.get_field("at"),
+        Prompt._meta.get_field("created_at"),
+        PromptVersion._meta.get_field("created_at"),
+        EvalSet._meta.get_field("created_at"),
+        PromptDeployment._meta.get_field("updated_at"),
     ]
     saved = [(f, f.default) for f in fields]
     try:
@@ -92,7 +168,27 @@ class Command(BaseCommand):
                 # Each model's history spans about the last 90 days, ending before now.
                 clock.now_value = real_now - timedelta(days=90, hours=rng.uniform(0, 48))
                 self._seed_model(name, description, count, base, users, clock, rng, real_now)
-        self.stdout.write(f"Demo data: {RegisteredModel.objects.count()} models, {ModelVersion.objects.count()} versions.")
+            clock.now_value = real_now - timedelta(days=20)
+            self._seed_prompts(users, clock, real_now)
+        self.stdout.write(f"Demo data: {RegisteredModel.objects.count()} models, {ModelVersion.objects.count()} versions, {Prompt.objects.count()} prompts.")
+
+    def _seed_prompts(self, users, clock, real_now):
+        """Import the demo folder, approve what config.yaml asks, then move prod to v3 and roll it back."""
+        alice, bob, carol = users["alice"], users["bob"], users["carol"]
+        services.prompts_import(files=demo_prompts_folder(), actor=alice)
+        for promotion in PromotionRequest.objects.filter(prompt__isnull=False, status="pending").order_by("id"):
+            clock.advance(hours=3)
+            services.promotion_approve(promotion_id=promotion.pk, actor=bob, comment="Eval set results look fine.")
+        v3 = PromptVersion.objects.get(prompt__name="summarize", version=3)
+        clock.advance(days=4)
+        request = services.promotion_request_create(version=v3, to_stage="prod", reason="Executives prefer the tighter summary.", actor=alice)
+        clock.advance(hours=2)
+        services.promotion_approve(promotion_id=request.pk, actor=carol, comment="Diff reviewed.")
+        clock.advance(days=2)
+        services.prompt_rollback(prompt_name="summarize", environment="prod", reason="Judge score dropped after the move.", actor=bob)
+        v4 = PromptVersion.objects.get(prompt__name="summarize", version=4)
+        clock.now_value = real_now - timedelta(hours=3)
+        services.promotion_request_create(version=v4, to_stage="staging", reason="Cheaper model, same eval score.", actor=alice)
 
     def _seed_model(self, name, description, count, base, users, clock, rng, real_now):
         alice, bob, carol = users["alice"], users["bob"], users["carol"]
