@@ -160,6 +160,9 @@ def _construct(node, lines: dict[tuple, int], path: tuple, seen: set[int]):
                 raise _YamlProblem(key_node.start_mark.line + 1, f"duplicate key {key!r}")
             out[key] = _construct(value_node, lines, (*path, key), seen)
             lines[(*path, key)] = key_node.start_mark.line + 1
+            if isinstance(value_node, yaml.ScalarNode) and value_node.style in ("|", ">"):
+                # A block scalar's text starts on the line after its indicator.
+                lines[(*path, key, "@text")] = value_node.start_mark.line + 2
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, lines, (*path, i), seen) for i, item in enumerate(node.value)]
@@ -292,7 +295,16 @@ def _parse_version(path: str, text: str, name: str, number: int, problems: list[
         return None
     schema = PromptVersionSchema(data=data)
     if not schema.is_valid():
-        problems.extend(_schema_problems(path, schema.errors, lines))
+        errors = dict(schema.errors)
+        if "template" in errors and isinstance(data.get("template"), str) and ("template", "@text") in lines:
+            # Point at the template line that holds the bad placeholder, not at the key.
+            for offset, text_line in enumerate(data["template"].splitlines()):
+                try:
+                    template_placeholders(text_line)
+                except TemplateInvalid:
+                    problems.extend(Problem(path, lines[("template", "@text")] + offset, f"template: {m}") for m in errors.pop("template"))
+                    break
+        problems.extend(_schema_problems(path, errors, lines))
         return None
     valid = dict(schema.validated_data)
     if valid["name"] != name:

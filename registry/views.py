@@ -20,6 +20,7 @@ from mlops_site.roles import APPROVER, has_role
 
 from . import charts, selectors, services
 from .models import PROMOTABLE_STAGES, AuditAction, PromotionStatus
+from .templatetags.registry_extras import target_url
 
 PAGE_SIZE = settings.MLOPS_PAGE_SIZE
 MAX_VERSION = 2**31 - 1  # what the column holds; a larger number in a URL is simply not found
@@ -231,25 +232,25 @@ def version_promote(request: HttpRequest, name: str, version: int) -> HttpRespon
 @require_POST
 def promotion_approve(request: HttpRequest, promotion_id: int) -> HttpResponse:
     promotion = _get_or_404(selectors.promotion_get, promotion_id=promotion_id)
-    label = f"{promotion.version.model.name} v{promotion.version.version}"
+    label = f"{promotion.subject_name} v{promotion.target.version}"
     _run(
         request,
         lambda: services.promotion_approve(promotion_id=promotion_id, actor=request.user, comment=request.POST.get("comment", "")),
         f"Approved: {label} is now in {promotion.to_stage}.",
     )
-    return _back(request, reverse("registry:version-detail", args=[promotion.version.model.name, promotion.version.version]))
+    return _back(request, target_url(promotion))
 
 
 @require_POST
 def promotion_reject(request: HttpRequest, promotion_id: int) -> HttpResponse:
     promotion = _get_or_404(selectors.promotion_get, promotion_id=promotion_id)
-    label = f"{promotion.version.model.name} v{promotion.version.version}"
+    label = f"{promotion.subject_name} v{promotion.target.version}"
     _run(
         request,
         lambda: services.promotion_reject(promotion_id=promotion_id, actor=request.user, comment=request.POST.get("comment", "")),
         f"Rejected the request to move {label} to {promotion.to_stage}.",
     )
-    return _back(request, reverse("registry:version-detail", args=[promotion.version.model.name, promotion.version.version]))
+    return _back(request, target_url(promotion))
 
 
 @require_POST

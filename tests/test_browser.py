@@ -58,3 +58,29 @@ def test_compare_page_draws_the_metrics_chart(live_server, page):
     page.wait_for_selector("#compare-chart .main-svg")
     assert page.locator("#compare-chart .trace.bars").count() == 2
     assert page.locator("#compare-table tr.differs").count() >= 2
+
+
+def test_approver_opens_a_prompt_diff_and_approves_the_prod_move(live_server, page):
+    from registry.models import PromotionRequest, PromptVersion
+    from tests.prompts.conftest import brief_folder
+
+    editor, approver = make_user("alice", "editor"), make_user("bob", "approver")
+    services.prompts_import(files=brief_folder(), actor=editor)
+    for promotion in PromotionRequest.objects.filter(status="pending"):
+        services.promotion_approve(promotion_id=promotion.pk, actor=approver)
+    v3 = PromptVersion.objects.get(prompt__name="summarize", version=3)
+    request = services.promotion_request_create(version=v3, to_stage="prod", reason="tighter summaries", actor=editor)
+
+    log_in(page, live_server, "bob")
+    page.click("nav >> text=Prompts")
+    page.click("#prompt-table >> text=summarize")
+    page.click(f"#promotion-{request.pk} a")
+    settings_diff = page.locator("table.diff[data-section=settings] tr.d-replace")
+    assert "temperature: 0.3" in settings_diff.first.inner_text() and "temperature: 0.2" in settings_diff.first.inner_text()
+    page.click(f"[data-testid=approve-{request.pk}]")
+
+    page.wait_for_selector(".msg-success")
+    assert "prod" in page.inner_text("#runs-in")
+    page.click(".crumbs >> text=summarize")
+    assert page.inner_text("#env-prod strong").strip() == "v3"
+    assert "prod: v2 → v3 moved by bob (requested by alice)" in " ".join(page.inner_text("#env-timeline").split())
