@@ -7,7 +7,7 @@ services (the pages and the API), never through an admin form.
 
 from django.contrib import admin
 
-from .models import AuditEvent, ModelVersion, PromotionRequest, RegisteredModel, StageChange
+from .models import AuditEvent, EvalSet, ModelVersion, PromotionRequest, Prompt, PromptDeployment, PromptVersion, RegisteredModel, StageChange
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -41,16 +41,16 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
 @admin.register(PromotionRequest)
 class PromotionRequestAdmin(ReadOnlyAdmin):
-    list_display = ["id", "version", "to_stage", "status", "requested_by", "requested_at", "decided_by", "decided_at"]
+    list_display = ["id", "subject", "to_stage", "status", "requested_by", "requested_at", "decided_by", "decided_at"]
     list_filter = ["status", "to_stage"]
-    list_select_related = ["version__model", "requested_by", "decided_by"]
+    list_select_related = ["model", "version", "prompt", "prompt_version", "requested_by", "decided_by"]
 
 
 @admin.register(StageChange)
 class StageChangeAdmin(ReadOnlyAdmin):
-    list_display = ["at", "model", "stage", "previous_version", "version", "kind", "actor"]
+    list_display = ["at", "model", "prompt", "stage", "kind", "actor"]
     list_filter = ["stage", "kind"]
-    list_select_related = ["model", "version__model", "previous_version__model", "actor"]
+    list_select_related = ["model", "prompt", "actor"]
 
 
 @admin.register(AuditEvent)
@@ -58,3 +58,30 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "actor_name", "action", "subject", "version", "from_stage", "to_stage", "reason"]
     list_filter = ["action"]
     search_fields = ["subject", "actor_name", "reason"]
+
+
+@admin.register(Prompt)
+class PromptAdmin(ReadOnlyAdmin):
+    list_display = ["name", "created_at", "created_by"]
+    search_fields = ["name"]
+
+
+@admin.register(PromptVersion)
+class PromptVersionAdmin(ReadOnlyAdmin):
+    list_display = ["prompt", "version", "llm_model", "temperature", "max_tokens", "created_by", "created_at"]
+    search_fields = ["prompt__name", "llm_model"]
+    list_select_related = ["prompt", "created_by"]
+
+
+@admin.register(EvalSet)
+class EvalSetAdmin(ReadOnlyAdmin):
+    list_display = ["prompt", "version", "row_count", "sha256", "created_at"]
+    list_select_related = ["prompt"]
+    exclude = ["content"]
+
+
+@admin.register(PromptDeployment)
+class PromptDeploymentAdmin(ReadOnlyAdmin):
+    list_display = ["prompt", "environment", "version", "updated_at"]
+    list_filter = ["environment"]
+    list_select_related = ["prompt", "version"]

@@ -58,6 +58,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "pending": pending,
         "can_approve_any": has_role(request.user, APPROVER),
         "production": production,
+        "prompts_in_prod": list(selectors.prompt_list().filter(prod_version__isnull=False)[:20]),
         "recent": list(selectors.audit_list()[:15]),
         "model_count": selectors.model_list().count(),
     }

@@ -1,0 +1,27 @@
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.test import Client
+from django.urls import reverse
+
+from registry import services
+from tests.factories import promote, register
+from tests.prompts.conftest import brief_folder
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_registry_table_has_a_working_read_only_admin(admin_user, editor, approver):
+    promote(register("fraud", editor), "production", editor, approver)
+    services.prompts_import(files=brief_folder(), actor=editor)
+    client = Client()
+    client.force_login(admin_user)
+
+    for model in apps.get_app_config("registry").get_models():
+        assert admin.site.is_registered(model), model
+        changelist = client.get(reverse(f"admin:registry_{model._meta.model_name}_changelist"))
+        assert changelist.status_code == 200, model
+        obj = model.objects.first()
+        change = client.get(reverse(f"admin:registry_{model._meta.model_name}_change", args=[obj.pk]))
+        assert change.status_code == 200, model
+        assert b'name="_save"' not in change.content, model  # read-only: no Save button
