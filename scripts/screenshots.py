@@ -15,6 +15,9 @@ PAGES = {
     "version.png": "/models/fraud-detector/versions/12/",
     "compare.png": "/models/fraud-detector/compare/?v=3&v=6&v=9",
     "audit.png": "/audit/",
+    "prompts.png": "/prompts/",
+    "prompt.png": "/prompts/summarize/",
+    "prompt_version.png": "/prompts/summarize/versions/4/?against=2",
 }
 
 
