@@ -14,44 +14,13 @@ import os
 import sys
 from typing import Any
 
-from . import __version__
+from . import __version__, prompts
 from .client import EXIT_EMPTY, ApiClient, ApiError, CliError, UsageError, segment
-from .inputs import existing_file, load_json_object
+from .inputs import existing_file, load_json_object, version_arg
+from .output import print_json, table, version_label, when
 
 STAGES = ("staging", "production")
 PROMOTION_STATUSES = ("pending", "approved", "rejected", "superseded", "expired")
-
-
-# --- output --------------------------------------------------------------------------------
-
-
-def _cell(value: Any, width: int = 60) -> str:
-    if value is None or value == "":
-        return "-"
-    text = " ".join(str(value).split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _when(value: str | None) -> str:
-    return value[:16].replace("T", " ") if value else "-"
-
-
-def _table(headers: list[str], rows: list[list[Any]], empty: str) -> None:
-    if not rows:
-        print(empty)
-        return
-    cells = [headers] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _print_json(body: Any) -> None:
-    print(json.dumps(body, indent=2, sort_keys=False))
-
-
-def _version_label(number: int | None) -> str:
-    return f"v{number}" if number else "-"
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -87,7 +56,7 @@ def cmd_register(api: ApiClient, args: argparse.Namespace) -> int:
     else:
         body = api.post(path, meta)
     if args.json:
-        _print_json(body)
+        print_json(body)
     else:
         print(body["version"])
     return 0
@@ -109,7 +78,7 @@ def cmd_decide(api: ApiClient, args: argparse.Namespace) -> int:
 
 def _print_promotion(body: dict, args: argparse.Namespace) -> None:
     if args.json:
-        _print_json(body)
+        print_json(body)
     else:
         print(body["id"], body["status"])
 
@@ -117,7 +86,7 @@ def _print_promotion(body: dict, args: argparse.Namespace) -> None:
 def cmd_rollback(api: ApiClient, args: argparse.Namespace) -> int:
     body = api.post(f"models/{segment(args.model)}/rollback", {"stage": args.stage, "reason": args.reason})
     if args.json:
-        _print_json(body)
+        print_json(body)
     else:
         print(body["version"])
     return 0
@@ -126,45 +95,45 @@ def cmd_rollback(api: ApiClient, args: argparse.Namespace) -> int:
 def cmd_models(api: ApiClient, args: argparse.Namespace) -> int:
     count, models = api.get_list("models", {"search": args.search} if args.search else {}, limit=args.limit)
     if args.json:
-        _print_json({"count": count, "results": models})
+        print_json({"count": count, "results": models})
         return 0
     rows = [
         [
             m["name"],
-            _version_label(m.get("latest_version")),
-            _version_label(m.get("staging_version")),
-            _version_label(m.get("production_version")),
+            version_label(m.get("latest_version")),
+            version_label(m.get("staging_version")),
+            version_label(m.get("production_version")),
             m.get("pending_promotions", 0),
         ]
         for m in models
     ]
-    _table(["NAME", "LATEST", "STAGING", "PRODUCTION", "PENDING"], rows, "No models.")
+    table(["NAME", "LATEST", "STAGING", "PRODUCTION", "PENDING"], rows, "No models.")
     return 0
 
 
 def cmd_show(api: ApiClient, args: argparse.Namespace) -> int:
     model = api.get(f"models/{segment(args.model)}")
     if args.json:
-        _print_json(model)
+        print_json(model)
         return 0
     print(
-        f"{model['name']}  latest {_version_label(model.get('latest_version'))}"
-        f"  staging {_version_label(model.get('staging_version'))}"
-        f"  production {_version_label(model.get('production_version'))}"
+        f"{model['name']}  latest {version_label(model.get('latest_version'))}"
+        f"  staging {version_label(model.get('staging_version'))}"
+        f"  production {version_label(model.get('production_version'))}"
         f"  pending requests {model.get('pending_promotions', 0)}"
     )
     rows = [
         [
             f"v{v['version']}",
             v["stage"],
-            _when(v.get("created_at")),
+            when(v.get("created_at")),
             v.get("created_by"),
             (v.get("code_commit") or "")[:12],
             " ".join(f"{k}={val}" for k, val in (v.get("metrics") or {}).items()),
         ]
         for v in model.get("versions", [])
     ]
-    _table(["VERSION", "STAGE", "CREATED", "BY", "COMMIT", "METRICS"], rows, "No versions.")
+    table(["VERSION", "STAGE", "CREATED", "BY", "COMMIT", "METRICS"], rows, "No versions.")
     return 0
 
 
@@ -172,7 +141,7 @@ def cmd_version(api: ApiClient, args: argparse.Namespace) -> int:
     number = _resolve_version(api, args.model, args.version)
     body = api.get(f"models/{segment(args.model)}/versions/{number}")
     if args.json:
-        _print_json(body)
+        print_json(body)
         return 0
     width = max(len(k) for k in body)
     for key, value in body.items():
@@ -192,7 +161,7 @@ def cmd_stage(api: ApiClient, args: argparse.Namespace) -> int:
         print(f"error: no version of {args.model} is in {args.stage}.", file=sys.stderr)
         return EXIT_EMPTY
     if args.json:
-        _print_json(body)
+        print_json(body)
     else:
         print(body["version"])
     return 0
@@ -202,23 +171,23 @@ def cmd_promotions(api: ApiClient, args: argparse.Namespace) -> int:
     params = {k: v for k, v in (("status", args.status), ("model", args.model)) if v}
     count, promotions = api.get_list("promotions", params, limit=args.limit)
     if args.json:
-        _print_json({"count": count, "results": promotions})
+        print_json({"count": count, "results": promotions})
         return 0
     rows = [
         [
             p["id"],
-            p["model"],
+            f"prompt:{p['prompt']}" if p.get("prompt") else f"model:{p.get('model')}",
             f"v{p['version']}",
             p["to"],
             p["status"],
             p.get("requested_by"),
-            _when(p.get("requested_at")),
+            when(p.get("requested_at")),
             p.get("decided_by"),
             p.get("reason"),
         ]
         for p in promotions
     ]
-    _table(["ID", "MODEL", "VERSION", "TO", "STATUS", "REQUESTED BY", "REQUESTED", "DECIDED BY", "REASON"], rows, "No promotion requests.")
+    table(["ID", "SUBJECT", "VERSION", "TO", "STATUS", "REQUESTED BY", "REQUESTED", "DECIDED BY", "REASON"], rows, "No promotion requests.")
     return 0
 
 
@@ -226,40 +195,34 @@ def cmd_audit(api: ApiClient, args: argparse.Namespace) -> int:
     params = {k: v for k, v in (("subject", args.subject), ("action", args.action), ("actor", args.actor)) if v}
     count, events = api.get_list("audit", params, limit=args.limit)
     if args.json:
-        _print_json({"count": count, "results": events})
+        print_json({"count": count, "results": events})
         return 0
     rows = [
         [
-            _when(e.get("at")),
+            when(e.get("at")),
             e.get("actor"),
             e.get("action"),
             e.get("subject"),
-            _version_label(e.get("version")),
+            version_label(e.get("version")),
             f"{e.get('from_stage') or '-'} -> {e.get('to_stage') or '-'}",
             e.get("reason"),
         ]
         for e in events
     ]
-    _table(["AT", "ACTOR", "ACTION", "SUBJECT", "VERSION", "STAGES", "REASON"], rows, "No audit events.")
+    table(["AT", "ACTOR", "ACTION", "SUBJECT", "VERSION", "STAGES", "REASON"], rows, "No audit events.")
     return 0
 
 
 def cmd_whoami(api: ApiClient, args: argparse.Namespace) -> int:
     body = api.get("me")
     if args.json:
-        _print_json(body)
+        print_json(body)
     else:
         print(f"{body['username']} ({body.get('role') or 'no role'})")
     return 0
 
 
 # --- arguments -----------------------------------------------------------------------------
-
-
-def _version_arg(value: str) -> str:
-    if value == "latest" or (value.isdigit() and int(value) >= 1):
-        return value
-    raise argparse.ArgumentTypeError(f"expected a version number or 'latest', got {value!r}")
 
 
 def _positive_float(value: str) -> float:
@@ -287,7 +250,7 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mlops_client",
-        description="Register, promote, approve and roll back model versions on the MLOps control plane.",
+        description="Register, promote, approve and roll back model and prompt versions on the MLOps control plane.",
         epilog="Exit codes: 0 done, 1 stage empty, 2 usage or local input, 3 connection or timeout, 4 HTTP 4xx, 5 HTTP 5xx.",
     )
     parser.add_argument("--version", action="version", version=f"mlops-client {__version__}")
@@ -316,11 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("promote", cmd_promote, "Request a promotion; prints the request id and status.")
     p.add_argument("--model", required=True)
-    p.add_argument("--version", required=True, type=_version_arg, metavar="N|latest")
+    p.add_argument("--version", required=True, type=version_arg, metavar="N|latest")
     p.add_argument("--to", required=True, choices=STAGES)
     p.add_argument("--reason", required=True)
 
-    p = command("approve", cmd_decide, "Approve a pending promotion request (not your own).")
+    p = command("approve", cmd_decide, "Approve a pending promotion request of a model or prompt (not your own).")
     p.add_argument("promotion_id", type=int, metavar="PROMOTION_ID")
     p.add_argument("--comment")
 
@@ -342,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("version", cmd_version, "All fields of one version.")
     p.add_argument("--model", required=True)
-    p.add_argument("--version", required=True, type=_version_arg, metavar="N|latest")
+    p.add_argument("--version", required=True, type=version_arg, metavar="N|latest")
 
     p = command("stage", cmd_stage, "Print the version number in a stage (exit 1 if none).")
     p.add_argument("--model", required=True)
@@ -360,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100, help="at most this many (0 = all; default 100)")
 
     command("whoami", cmd_whoami, "Print the user and role the token belongs to.")
+    prompts.add_commands(sub, common)
     return parser
 
 

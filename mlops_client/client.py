@@ -162,6 +162,10 @@ class ApiClient:
         finally:
             body.close()
 
+    def post_bytes(self, path: str, *, file_field: str, filename: str, data: bytes, content_type: str) -> Any:
+        """A multipart upload of bytes already in memory (requests builds the body; no copy from disk)."""
+        return self._send("POST", path, files={file_field: (filename, data, content_type)})
+
     def get_list(self, path: str, params: dict, *, limit: int) -> tuple[int, list]:
         """(total count, up to `limit` results; 0 means all), following `?page=` of a paginated list."""
         size = PAGE_SIZE_MAX if limit <= 0 else min(limit, PAGE_SIZE_MAX)

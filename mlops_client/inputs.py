@@ -1,9 +1,11 @@
-"""Local input, checked before any request: JSON objects from files, stdin or inline text, and files to upload."""
+"""Local input, checked before any request: JSON objects, files to upload, prompts folders, version numbers."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,3 +77,54 @@ def existing_file(option: str, value: str) -> Path:
     if not path.is_file():
         raise UsageError(f"{option}: no such file: {value}" if not path.exists() else f"{option}: not a regular file: {value}")
     return path
+
+
+def read_folder(value: str) -> dict[str, bytes]:
+    """Every regular file under the folder `value`, by its path relative to it with `/`.
+
+    Hidden files and folders (`.git`, `.DS_Store`) are skipped; a symbolic link
+    or any other special file below the folder is refused (exit 2) rather than
+    followed: what is imported is exactly what is in the folder.
+    """
+    root = Path(value)
+    if not root.is_dir():
+        raise UsageError(f"{value}: no such folder." if not root.exists() else f"{value}: not a folder.")
+    files: dict[str, bytes] = {}
+
+    def walk(folder: str, prefix: str) -> None:
+        try:
+            with os.scandir(folder) as found:
+                entries = sorted(found, key=lambda e: e.name)
+        except OSError as exc:
+            raise UsageError(f"cannot read the folder {folder}: {exc.strerror or exc}.")
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            relative, shown = prefix + entry.name, os.path.join(value, prefix + entry.name)
+            try:
+                relative.encode("utf-8")
+            except UnicodeEncodeError:
+                raise UsageError(f"{shown!r}: the file name is not UTF-8.")
+            if entry.is_symlink():
+                raise UsageError(f"{shown} is a symbolic link; links are not followed, copy the file into the folder instead.")
+            if entry.is_dir(follow_symlinks=False):
+                walk(entry.path, relative + "/")
+            elif entry.is_file(follow_symlinks=False):
+                try:
+                    files[relative] = Path(entry.path).read_bytes()
+                except OSError as exc:
+                    raise UsageError(f"cannot read {shown}: {exc.strerror or exc}.")
+            else:
+                raise UsageError(f"{shown} is not a regular file (a socket, pipe or device).")
+
+    walk(str(root), "")
+    if not files:
+        raise UsageError(f"{value}: no files to import (hidden files and folders are skipped).")
+    return files
+
+
+def version_arg(value: str) -> str:
+    """argparse type of `--version`: a number from 1, or `latest`."""
+    if value == "latest" or (value.isascii() and value.isdigit() and int(value) >= 1):
+        return value
+    raise argparse.ArgumentTypeError(f"expected a version number or 'latest', got {value!r}")

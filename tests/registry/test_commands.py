@@ -56,6 +56,8 @@ def test_seed_demo_builds_a_history_once():
     assert PromotionRequest.objects.filter(status="pending").count() >= 3
     assert StageChange.objects.filter(kind="rollback").exists()
     assert ModelVersion.objects.filter(stage="production").count() == RegisteredModel.objects.count()
+    assert StageChange.objects.filter(prompt__name="summarize", stage="prod", kind="rollback").exists()
+    assert PromotionRequest.objects.filter(prompt__name="summarize", status="pending").exists()
 
 
 def test_seed_demo_history_lies_in_the_last_ninety_days_with_recent_pending_requests():
