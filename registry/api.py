@@ -168,12 +168,12 @@ class ModelVersionPromoteApi(APIView):
 
 
 class PromotionListApi(generics.ListAPIView):
-    """Promotion requests, newest first; `?status=pending`, `?model=NAME`."""
+    """Promotion requests, newest first; `?status=pending`, `?model=NAME`, `?prompt=NAME`, `?search=`."""
 
     serializer_class = PromotionOutput
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", str, enum=PromotionStatus.values), OpenApiParameter("model", str), OpenApiParameter("search", str)]
+        parameters=[OpenApiParameter("status", str, enum=PromotionStatus.values), OpenApiParameter("model", str), OpenApiParameter("prompt", str), OpenApiParameter("search", str)]
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -184,7 +184,8 @@ class PromotionListApi(generics.ListAPIView):
         if status_ and status_ not in PromotionStatus.values:
             raise ValidationFailed(f"Unknown status {status_!r}.", fields={"status": [f"Use one of {', '.join(PromotionStatus.values)}."]})
         model = selectors.model_get(name=params["model"]) if params.get("model") else None
-        return selectors.promotion_list(status=status_, model=model, search=params.get("search", "").strip())
+        prompt = selectors.prompt_get(name=params["prompt"]) if params.get("prompt") else None
+        return selectors.promotion_list(status=status_, model=model, prompt=prompt, search=params.get("search", "").strip())
 
 
 class PromotionDetailApi(APIView):

@@ -62,7 +62,7 @@ def prompts_import(*, files: Mapping[str, bytes | str], actor) -> ImportResult:
     require_role(actor, EDITOR, "Importing prompts")
     try:
         folder = prompt_files.parse_folder(
-            files, max_file_bytes=settings.MLOPS_PROMPT_MAX_FILE_BYTES, max_eval_set_bytes=settings.MLOPS_EVAL_SET_MAX_BYTES
+            _strip_prompts_folder(files), max_file_bytes=settings.MLOPS_PROMPT_MAX_FILE_BYTES, max_eval_set_bytes=settings.MLOPS_EVAL_SET_MAX_BYTES
         )
     except prompt_files.FolderInvalid as exc:
         raise _invalid(exc.problems) from None
@@ -173,7 +173,7 @@ def _apply_config(config: dict[str, dict[str, int]], actor, result: ImportResult
 
 
 def archive_files(data: bytes, *, filename: str = "") -> dict[str, bytes]:
-    """The files of a .tar.gz / .zip upload of a prompts folder (a top folder named `prompts/` is dropped).
+    """The files of a .tar.gz / .zip upload of a prompts folder.
 
     Only regular files are read; links and devices are refused; the total
     uncompressed size is capped (a zip bomb stops at the cap, not in memory).
@@ -215,10 +215,14 @@ def archive_files(data: bytes, *, filename: str = "") -> dict[str, bytes]:
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ValidationFailed(f"Not a readable .tar.gz or .zip archive{f' ({filename})' if filename else ''}: {exc}") from None
     # "./a" -> "a" only; "../a" stays as it is, and parse_folder refuses it.
-    named = {(n[2:] if n.startswith("./") else n): body for n, body in files.items()}
-    if named and all(n.startswith("prompts/") for n in named):
-        return {n[len("prompts/"):]: body for n, body in named.items()}
-    return named
+    return {(n[2:] if n.startswith("./") else n): body for n, body in files.items()}
+
+
+def _strip_prompts_folder(files: Mapping[str, bytes | str]) -> Mapping[str, bytes | str]:
+    """A folder sent with its top `prompts/` directory means the same as its contents (JSON and archives alike)."""
+    if files and all(isinstance(n, str) and n.startswith("prompts/") for n in files):
+        return {n[len("prompts/"):]: body for n, body in files.items()}
+    return files
 
 
 # --- export -----------------------------------------------------------------------------------------------

@@ -172,3 +172,21 @@ def test_prompt_lists_use_a_constant_number_of_queries(api_as, editor, django_as
         assert client.get("/api/v1/promotions?page_size=100").json()["count"] == 40
     with django_assert_max_num_queries(6):
         assert len(client.get("/api/v1/prompts/p0").json()["versions"]) == 1
+
+
+def test_json_and_archive_treat_a_top_prompts_folder_alike(api_as, editor):
+    files = {f"prompts/{name}": text for name, text in brief_folder().items()}
+
+    result = imported(api_as(editor), files)
+
+    assert "summarize/v1.yaml" in result["created"] and result["ignored"] == []
+
+
+def test_promotions_filter_by_prompt(api_as, editor):
+    client = api_as(editor)
+    imported(client)
+
+    listed = client.get("/api/v1/promotions?prompt=summarize").json()["results"]
+
+    assert {p["prompt"] for p in listed} == {"summarize"} and len(listed) == 3
+    assert_error_shape(client.get("/api/v1/promotions?prompt=nope"), 404)

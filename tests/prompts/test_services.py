@@ -161,7 +161,7 @@ def test_archives_unpack_to_the_same_files():
         for name, text in files.items():
             archive.writestr(name, text)
 
-    assert services.archive_files(_tar(files)) == {k: v.encode() for k, v in files.items()}
+    assert services.archive_files(_tar(files, prefix="")) == {k: v.encode() for k, v in files.items()}
     assert services.archive_files(zipped.getvalue()) == {k: v.encode() for k, v in files.items()}
 
 
