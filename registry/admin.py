@@ -7,7 +7,17 @@ services (the pages and the API), never through an admin form.
 
 from django.contrib import admin
 
-from .models import AuditEvent, EvalSet, ModelVersion, PromotionRequest, Prompt, PromptDeployment, PromptVersion, RegisteredModel, StageChange
+from .models import (
+    AuditEvent,
+    EvalSet,
+    ModelVersion,
+    PromotionRequest,
+    Prompt,
+    PromptDeployment,
+    PromptVersion,
+    RegisteredModel,
+    StageChange,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
