@@ -1,0 +1,151 @@
+"""monitoring/drift.py against independent references: scipy, numpy and hand-computed values."""
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+from scipy.special import rel_entr
+
+from monitoring import drift
+
+
+def brief_psi(expected, actual):
+    """The product brief's PSI, with METRICS.md's pinned choices (deciles, left-closed bins, clip 0.001)."""
+    cuts = np.unique(np.quantile(expected, np.linspace(0.1, 0.9, 9)))
+    edges = np.concatenate(([-np.inf], cuts, [np.inf]))
+    # np.histogram bins are [a, b) except the last; with +inf as the last edge that is exactly left-closed.
+    e = np.histogram(expected, bins=edges)[0] / len(expected)
+    a = np.histogram(actual, bins=edges)[0] / len(actual)
+    e, a = np.clip(e, 0.001, None), np.clip(a, 0.001, None)
+    return float(np.sum((a - e) * np.log(a / e))), e, a, edges
+
+
+@pytest.fixture
+def samples():
+    rng = np.random.default_rng(1)
+    return rng.normal(0, 1, 20_000), rng.normal(0.3, 1.2, 15_000)
+
+
+def test_psi_matches_the_brief_formula(samples):
+    reference, current = samples
+
+    expected, *_ = brief_psi(reference, current)
+
+    assert drift.psi(reference, current) == pytest.approx(expected, rel=1e-9)
+
+
+def test_psi_hand_computed_two_bins():
+    # Reference with one distinct value: one cut at 1.0, bins (-inf, 1) and [1, inf).
+    reference, current = np.ones(100), np.array([0.0] * 50 + [2.0] * 50)
+
+    # r = (0.001, 1.0) after clipping, c = (0.5, 0.5)
+    expected = (0.5 - 0.001) * np.log(0.5 / 0.001) + (0.5 - 1.0) * np.log(0.5 / 1.0)
+    assert drift.psi(reference, current) == pytest.approx(expected, rel=1e-12)
+
+
+def test_ks_and_wasserstein_equal_scipy_on_all_rows(samples):
+    reference, current = samples
+    report = drift.column_drift("x", drift.prepare_reference(reference), current)
+
+    assert report.ks_statistic == stats.ks_2samp(reference, current).statistic
+    assert report.wasserstein == pytest.approx(stats.wasserstein_distance(reference, current), rel=1e-12)
+    assert report.wasserstein_norm == pytest.approx(stats.wasserstein_distance(reference, current) / np.std(reference), rel=1e-12)
+
+
+def test_small_samples_get_scipys_own_p_value():
+    rng = np.random.default_rng(2)
+    reference, current = rng.normal(size=800), rng.normal(0.1, size=900)
+
+    statistic, p_value = drift.ks_test(reference, current)
+
+    reference_result = stats.ks_2samp(reference, current)
+    assert (statistic, p_value) == (reference_result.statistic, reference_result.pvalue)
+
+
+def test_large_samples_subsample_only_the_p_value(samples):
+    reference, current = samples
+
+    report = drift.column_drift("x", drift.prepare_reference(reference), current)
+
+    assert report.pvalue_subsampled
+    assert report.ks_statistic == stats.ks_2samp(reference, current).statistic
+    assert 0 <= report.ks_pvalue <= 1
+
+
+def test_js_and_kl_match_scipy_on_the_bin_proportions(samples):
+    reference, current = samples
+    _, e_clipped, a_clipped, edges = brief_psi(reference, current)
+    p_ref = np.histogram(reference, bins=edges)[0] / len(reference)
+    p_cur = np.histogram(current, bins=edges)[0] / len(current)
+
+    report = drift.column_drift("x", drift.prepare_reference(reference), current)
+
+    assert report.js == pytest.approx(jensenshannon(p_ref, p_cur), rel=1e-9)
+    assert report.kl == pytest.approx(float(np.sum(rel_entr(a_clipped, e_clipped))), rel=1e-9)
+    assert drift.js_distance(reference, current) == pytest.approx(jensenshannon(p_ref, p_cur), rel=1e-9)
+
+
+def test_current_values_outside_the_reference_range_fall_in_the_end_bins():
+    reference = np.arange(100.0)
+    current = np.array([-1000.0, 1000.0])
+
+    report = drift.column_drift("x", drift.prepare_reference(reference), current)
+
+    assert report.current_share[0] == 0.5 and report.current_share[-1] == 0.5
+
+
+def test_missing_and_invalid_values_are_counted_not_dropped_silently():
+    reference = np.array([1.0, 2.0, 3.0, np.nan] * 25)
+    current = [1.0, 2.0, float("inf"), None, "abc", 2.5, float("nan"), 3.0]
+
+    report = drift.column_drift("x", drift.prepare_reference(reference), current)
+
+    assert report.missing_reference == 0.25
+    assert report.n_current == 4
+    assert report.invalid_current == 2  # inf and "abc"
+    assert report.missing_current == pytest.approx(2 / 8)
+
+
+def test_empty_window_is_no_data_not_psi_zero():
+    report = drift.column_drift("x", drift.prepare_reference(np.arange(10.0)), np.array([]))
+
+    assert (report.severity, report.psi, report.drifted) == ("no_data", None, False)
+
+
+def test_categorical_drift_uses_the_union_of_categories_and_chi_square():
+    reference = ["a"] * 60 + ["b"] * 40
+    current = ["a"] * 30 + ["b"] * 50 + ["c"] * 20
+
+    report = drift.column_drift("cat", drift.prepare_reference(reference), current)
+
+    p_ref, p_cur = np.array([0.6, 0.4, 0.0]), np.array([0.3, 0.5, 0.2])
+    r, c = np.maximum(p_ref, 0.001), np.maximum(p_cur, 0.001)
+    assert report.bins == ["a", "b", "c"]
+    assert report.psi == pytest.approx(float(np.sum((c - r) * np.log(c / r))), rel=1e-12)
+    assert report.js == pytest.approx(jensenshannon(p_ref, p_cur), rel=1e-12)
+    chi2 = stats.chi2_contingency(np.array([[60, 40, 0], [30, 50, 20]])[:, [0, 1, 2]], correction=False)
+    assert report.chi2_pvalue == pytest.approx(chi2.pvalue, rel=1e-9)
+    assert report.drifted
+
+
+def test_report_decides_on_effect_size_and_names_odd_columns():
+    rng = np.random.default_rng(3)
+    reference = {"stable": rng.normal(size=5000), "shifted": rng.normal(size=5000), "gone": rng.normal(size=10)}
+    current = {"stable": rng.normal(size=5000), "shifted": rng.normal(2, 1, size=5000), "new": rng.normal(size=10)}
+
+    report = drift.drift_report(reference, current)
+
+    assert report["stable"].severity == "none" and not report["stable"].drifted
+    assert report["shifted"].drifted and report["shifted"].reason.startswith("PSI")
+    assert report["gone"].reason == "column missing from the current data"
+    assert report["new"].reason == "new column, not in the reference"
+
+
+@pytest.mark.parametrize(("n1", "n2", "shift"), [(50, 70, 0.0), (800, 900, 0.1), (3000, 3000, 0.05), (9_000, 12_000, 0.02), (20_000, 15_000, 0.3)])
+def test_ks_statistic_is_identical_to_scipy_at_every_size(n1, n2, shift):
+    rng = np.random.default_rng(n1 + n2)
+    reference, current = rng.normal(size=n1), rng.normal(shift, size=n2)
+
+    report = drift.column_drift("x", drift.prepare_reference(reference), current)
+
+    assert report.ks_statistic == stats.ks_2samp(reference, current).statistic
