@@ -151,6 +151,7 @@ def _approve(subject, promotion: PromotionRequest, actor, *, comment: str, direc
         PromotionRequest.objects.filter(pk=promotion.pk).update(
             status=PromotionStatus.APPROVED, decided_by=actor, decided_at=timezone.now(), comment=comment
         )
+        promotion.status = PromotionStatus.APPROVED
     previous = _move(subject, version=version, stage=stage, actor=actor, kind=StageChangeKind.PROMOTION, reason=promotion.reason, promotion=promotion)
     audit_record(
         actor=actor,

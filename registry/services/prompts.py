@@ -15,7 +15,7 @@ from mlops_site.exceptions import Conflict, DomainError, TooLarge, ValidationFai
 from mlops_site.roles import EDITOR
 
 from .. import prompt_files
-from ..models import AuditAction, EvalSet, Prompt, PromptDeployment, PromptVersion
+from ..models import AuditAction, EvalSet, PromotionRequest, PromotionStatus, Prompt, PromptDeployment, PromptVersion
 from .audit import audit_record, require_role
 from .promotions import promotion_request_create
 
@@ -60,18 +60,23 @@ def prompts_import(*, files: Mapping[str, bytes | str], actor) -> ImportResult:
     (moved at once only where no approval is needed), never a silent move.
     """
     require_role(actor, EDITOR, "Importing prompts")
+    files = _strip_prompts_folder(files)
+    files, already_known, known_eval_sets = _drop_known_files(files)
     try:
         folder = prompt_files.parse_folder(
-            _strip_prompts_folder(files), max_file_bytes=settings.MLOPS_PROMPT_MAX_FILE_BYTES, max_eval_set_bytes=settings.MLOPS_EVAL_SET_MAX_BYTES
+            files, max_file_bytes=settings.MLOPS_PROMPT_MAX_FILE_BYTES, max_eval_set_bytes=settings.MLOPS_EVAL_SET_MAX_BYTES
         )
     except prompt_files.FolderInvalid as exc:
         raise _invalid(exc.problems) from None
-    result = ImportResult(ignored=list(folder.ignored))
+    result = ImportResult(unchanged=already_known, ignored=list(folder.ignored))
     with transaction.atomic():
         prompts = {name: _prompt_get_or_create_locked(name, actor) for name in sorted(set(folder.prompts) | set(folder.eval_sets))}
         changed: list[str] = []
         for name, prompt in prompts.items():
-            eval_set = _import_eval_set(prompt, folder.eval_sets.get(name), actor, result)
+            if name in known_eval_sets:
+                eval_set = EvalSet.objects.get(pk=known_eval_sets[name])
+            else:
+                eval_set = _import_eval_set(prompt, folder.eval_sets.get(name), actor, result)
             existing = {v.version: v for v in PromptVersion.objects.filter(prompt=prompt, version__in=list(folder.prompts.get(name, {})))}
             for number, spec in sorted(folder.prompts.get(name, {}).items()):
                 if number in existing:
@@ -91,6 +96,43 @@ def prompts_import(*, files: Mapping[str, bytes | str], actor) -> ImportResult:
         if folder.config is not None:
             _apply_config(folder.config, actor, result)
     return result
+
+
+def _drop_known_files(files: Mapping[str, bytes | str]) -> tuple[dict, list[str], dict[str, int]]:
+    """Set aside version files and eval sets whose exact bytes are already registered.
+
+    They were validated when first imported and are immutable since, so a
+    re-import of an unchanged folder parses nothing but what changed. Returns
+    (files still to parse, unchanged paths, {prompt: id of its known eval set}).
+    """
+    names = {p.split("/", 1)[0] for p in files if isinstance(p, str) and "/" in p}
+    known_versions = {
+        (n, v): sha for n, v, sha in PromptVersion.objects.filter(prompt__name__in=names).values_list("prompt__name", "version", "sha256")
+    }
+    known_eval_sets = {(n, sha): pk for n, sha, pk in EvalSet.objects.filter(prompt__name__in=names).values_list("prompt__name", "sha256", "pk")}
+    if not known_versions and not known_eval_sets:
+        return dict(files), [], {}
+    remaining, unchanged, eval_set_ids = {}, [], {}
+    for raw_path, body in files.items():
+        path = prompt_files.normalise_path(raw_path)
+        parts = path.split("/") if path else []
+        if len(parts) == 2:
+            try:
+                text = body if isinstance(body, str) else body.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            if text is not None:
+                sha = prompt_files.sha256_text(text)
+                match = prompt_files.VERSION_FILE_RE.fullmatch(parts[1])
+                if match and known_versions.get((parts[0], int(match.group(1)))) == sha:
+                    unchanged.append(path)
+                    continue
+                if parts[1] == prompt_files.EVAL_SET_FILE and (parts[0], sha) in known_eval_sets:
+                    unchanged.append(path)
+                    eval_set_ids[parts[0]] = known_eval_sets[(parts[0], sha)]
+                    continue
+        remaining[raw_path] = body
+    return remaining, unchanged, eval_set_ids
 
 
 def _import_eval_set(prompt: Prompt, spec: prompt_files.EvalSetSpec | None, actor, result: ImportResult) -> EvalSet | None:
@@ -150,6 +192,11 @@ def _apply_config(config: dict[str, dict[str, int]], actor, result: ImportResult
             "config.yaml names versions that do not exist: " + ", ".join(missing), fields={prompt_files.CONFIG_FILE: [f"unknown version {m}" for m in missing]}
         )
     running = {(d.prompt.name, d.environment): d.version_id for d in PromptDeployment.objects.select_related("prompt").filter(prompt__name__in=list(config))}
+    pending = set(
+        PromotionRequest.objects.filter(prompt__name__in=list(config), status=PromotionStatus.PENDING).values_list(
+            "prompt__name", "to_stage", "prompt_version_id"
+        )
+    )
     for name, envs in sorted(config.items()):
         for env in prompt_files.ENVIRONMENTS:
             if env not in envs:
@@ -158,6 +205,9 @@ def _apply_config(config: dict[str, dict[str, int]], actor, result: ImportResult
             entry = {"prompt": name, "environment": env, "version": version.version}
             if running.get((name, env)) == version.pk:
                 continue
+            if (name, env, version.pk) in pending:
+                result.requested.append({**entry, "status": "already pending"})
+                continue
             try:
                 promotion = promotion_request_create(version=version, to_stage=env, reason="config.yaml asks for this version", actor=actor)
             except Conflict as exc:
@@ -165,7 +215,6 @@ def _apply_config(config: dict[str, dict[str, int]], actor, result: ImportResult
                     raise
                 result.requested.append({**entry, "status": "already pending"})
                 continue
-            promotion.refresh_from_db(fields=["status"])
             result.requested.append({**entry, "promotion_id": promotion.pk, "status": promotion.status})
 
 

@@ -149,3 +149,14 @@ def test_ks_statistic_is_identical_to_scipy_at_every_size(n1, n2, shift):
     report = drift.column_drift("x", drift.prepare_reference(reference), current)
 
     assert report.ks_statistic == stats.ks_2samp(reference, current).statistic
+
+
+def test_ties_across_and_within_samples_match_scipy():
+    rng = np.random.default_rng(5)
+    reference = rng.integers(0, 20, size=3000).astype(float)
+    current = rng.integers(2, 25, size=2500).astype(float)
+
+    report = drift.column_drift("x", drift.prepare_reference(reference), current)
+
+    assert report.ks_statistic == stats.ks_2samp(reference, current).statistic
+    assert report.wasserstein == pytest.approx(stats.wasserstein_distance(reference, current), rel=1e-12)
