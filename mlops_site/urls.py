@@ -25,5 +25,7 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("registry.api_urls")),
+    path("api/v1/", include("monitoring.api_urls")),
     path("", include("registry.urls")),
+    path("", include("monitoring.urls")),
 ]

@@ -250,6 +250,7 @@ def prepare_reference(values, kind: str | None = None) -> ReferenceColumn:
 
 
 def _severity(psi_value: float, js_value: float, psi_threshold: float) -> tuple[str, bool, str]:
+    psi_value, js_value = float(psi_value), float(js_value)
     if psi_value > psi_threshold:
         return "significant", True, f"PSI {psi_value:.3f} > {psi_threshold}"
     if js_value > JS_INVESTIGATE:
@@ -302,7 +303,7 @@ def _numeric_drift(name: str, ref: ReferenceColumn, current, psi_threshold: floa
         ks_pvalue=float(stats.ks_2samp(_subsample(r, rng), _subsample(c, rng)).pvalue),
         wasserstein=w1,
         wasserstein_norm=w1 / ref.std if ref.std > 0 else None,
-        pvalue_subsampled=max(r.size, c.size) > PVALUE_SAMPLE,
+        pvalue_subsampled=bool(max(r.size, c.size) > PVALUE_SAMPLE),
         drifted=drifted, severity=severity, reason=reason,
         bins=[float(x) for x in ref.cuts], reference_share=ref.proportions.tolist(), current_share=p_cur.tolist(),
     )
@@ -326,7 +327,7 @@ def _categorical_drift(name: str, ref: ReferenceColumn, current, psi_threshold: 
     p_ref, p_cur = r_counts / r_counts.sum(), c_counts / c_counts.sum()
     psi_value = psi_from_proportions(p_ref, p_cur)
     js_value = float(jensenshannon(p_ref, p_cur))
-    subsampled = max(r_counts.sum(), c_counts.sum()) > PVALUE_SAMPLE
+    subsampled = bool(max(r_counts.sum(), c_counts.sum()) > PVALUE_SAMPLE)
     table = np.vstack([_scaled_counts(r_counts), _scaled_counts(c_counts)])
     table = table[:, table.sum(axis=0) > 0]
     chi2_p = float(stats.chi2_contingency(table, correction=False).pvalue) if table.shape[1] > 1 else 1.0

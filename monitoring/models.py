@@ -1,1 +1,131 @@
-"""Monitoring tables (event stream, reference data, drift reports, alerts) arrive with issue #4."""
+"""Monitoring tables: the served-request stream, columnar feature batches, references and drift reports.
+
+Request-level fields go to one narrow, indexed row per event. Feature values
+are NOT one row per value: each ingested batch stores one compressed array per
+column (numpy .npz), so a drift job over a million rows reads a few blobs.
+"""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Event(models.Model):
+    """One served request of a model version (or a prompt version)."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    model_version = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    prompt_version = models.ForeignKey("registry.PromptVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    latency_ms = models.FloatField()
+    error = models.BooleanField(default=False)
+    unit_id = models.CharField(max_length=200, blank=True)
+    prediction = models.JSONField(null=True, blank=True)
+    label = models.JSONField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost_usd = models.FloatField(null=True, blank=True)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    guardrail_triggered = models.BooleanField(null=True, blank=True)
+    feedback = models.SmallIntegerField(null=True, blank=True)
+    judge_score = models.FloatField(null=True, blank=True)
+    batch = models.ForeignKey("FeatureBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["model_version", "timestamp"], name="monitoring_event_mv_ts_idx"),
+            models.Index(fields=["prompt_version", "timestamp"], name="monitoring_event_pv_ts_idx"),
+            models.Index(fields=["timestamp"], name="monitoring_event_ts_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(model_version__isnull=False, prompt_version__isnull=True) | Q(model_version__isnull=True, prompt_version__isnull=False),
+                name="monitoring_event_one_subject",
+            ),
+            models.CheckConstraint(condition=Q(latency_ms__gte=0), name="monitoring_event_latency_positive"),
+            models.CheckConstraint(condition=Q(feedback__isnull=True) | Q(feedback__in=[-1, 1]), name="monitoring_event_feedback_sign"),
+        ]
+
+    def __str__(self) -> str:
+        return self.event_id
+
+
+class FeatureBatch(models.Model):
+    """The feature values (and predictions) of one ingested batch of one model version, column by column.
+
+    `data` is an .npz archive: `__ts__` (epoch seconds), `__prediction__` when
+    given, and one array per feature (float64 for numbers, str for categories;
+    NaN / empty string where an event left the feature out).
+    """
+
+    model_version = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    received_at = models.DateTimeField(default=timezone.now)
+    first_ts = models.DateTimeField()
+    last_ts = models.DateTimeField()
+    rows = models.PositiveIntegerField()
+    columns = models.JSONField(default=dict)  # {name: "numeric" | "categorical"}
+    data = models.BinaryField()
+
+    class Meta:
+        indexes = [models.Index(fields=["model_version", "first_ts", "last_ts"], name="monitoring_batch_window_idx")]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} of version {self.model_version_id} ({self.rows} rows)"
+
+
+class ReferenceSource(models.TextChoices):
+    UPLOAD = "upload"
+    WINDOW = "window"
+
+
+class Reference(models.Model):
+    """The distribution a model version is compared with, prepared once when it is set.
+
+    `profile` is an .npz archive with, per numeric column, the sorted finite
+    values; per categorical column, the categories and their counts; and the
+    missing share of each column (in `columns`).
+    """
+
+    model_version = models.OneToOneField("registry.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=16, choices=ReferenceSource.choices)
+    description = models.CharField(max_length=300, blank=True)
+    rows = models.PositiveIntegerField()
+    columns = models.JSONField(default=dict)  # {name: {"kind": ..., "missing": share, "n": count}}
+    profile = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"reference of version {self.model_version_id} ({self.rows} rows)"
+
+
+class ReportStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class DriftReport(models.Model):
+    """One drift report of a model version over a time window. Pages read these rows; nothing is computed on request."""
+
+    model_version = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=ReportStatus.choices, default=ReportStatus.PENDING)
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0)
+    drifted_columns = models.PositiveIntegerField(default=0)
+    max_psi = models.FloatField(null=True, blank=True)
+    results = models.JSONField(default=list, blank=True)  # one dict per column (drift.ColumnDrift)
+
+    class Meta:
+        ordering = ["-window_end", "-id"]
+        indexes = [models.Index(fields=["model_version", "-window_end"], name="monitoring_report_mv_idx")]
+
+    def __str__(self) -> str:
+        return f"drift of version {self.model_version_id} {self.window_start:%Y-%m-%d %H:%M} to {self.window_end:%H:%M} ({self.status})"

@@ -1,0 +1,24 @@
+"""REST API of monitoring (`/api/v1/`): ingestion."""
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mlops_site.permissions import IsEditor
+
+from . import services
+
+
+class EventIngestApi(APIView):
+    """`{"events": [...]}`, up to 10,000 served requests. 202 `{"accepted", "duplicates"}`; a bad batch is refused whole."""
+
+    permission_classes = [IsEditor]
+
+    @extend_schema(
+        request=inline_serializer("EventBatch", {"events": serializers.ListField(child=serializers.DictField())}),
+        responses={202: inline_serializer("IngestResult", {"accepted": serializers.IntegerField(), "duplicates": serializers.IntegerField()})},
+    )
+    def post(self, request):
+        result = services.events_ingest(payload=request.data, actor=request.user)
+        return Response({"accepted": result.accepted, "duplicates": result.duplicates}, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,274 @@
+"""Writes of the monitoring app: ingest events, set a reference, run a drift report."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+import numpy as np
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from mlops_site.exceptions import DomainError, ValidationFailed
+from mlops_site.roles import EDITOR
+from registry.models import ModelVersion, PromptVersion
+from registry.services.audit import require_role
+
+from . import columnar, drift
+from .ingest import BatchInvalid, validate_batch
+from .models import DriftReport, Event, FeatureBatch, Reference, ReferenceSource, ReportStatus
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+
+
+def _resolve_versions(events) -> tuple[dict, list[dict]]:
+    wanted = {(e.kind, e.name, e.version) for e in events}
+    found: dict = {}
+    model_keys = [(n, v) for k, n, v in wanted if k == "model"]
+    prompt_keys = [(n, v) for k, n, v in wanted if k == "prompt"]
+    if model_keys:
+        names = {n for n, _ in model_keys}
+        for pk, name, number in ModelVersion.objects.filter(model__name__in=names).values_list("pk", "model__name", "version"):
+            found[("model", name, number)] = pk
+    if prompt_keys:
+        names = {n for n, _ in prompt_keys}
+        for pk, name, number in PromptVersion.objects.filter(prompt__name__in=names).values_list("pk", "prompt__name", "version"):
+            found[("prompt", name, number)] = pk
+    errors = [
+        {"index": e.index, "field": "version", "message": f"no {e.kind} {e.name!r} version {e.version} in the registry"}
+        for e in events if (e.kind, e.name, e.version) not in found
+    ]
+    return found, errors[:100]
+
+
+def events_ingest(*, payload, actor) -> IngestResult:
+    """Store a batch of served-request events, all or nothing.
+
+    A batch with any invalid event is refused whole (400 naming index and
+    field); events for unknown models or versions are refused, never created.
+    A re-sent event_id is ignored and counted as a duplicate. Feature values
+    are stored once more column by column (one FeatureBatch per version), for
+    drift. Needs no Celery broker: Redis being down does not stop ingestion.
+    """
+    require_role(actor, EDITOR, "Ingesting events")
+    try:
+        events = validate_batch(payload)
+    except BatchInvalid as exc:
+        raise _invalid(exc.errors) from None
+    versions, errors = _resolve_versions(events)
+    if errors:
+        raise _invalid(errors)
+    ids = [e.event_id for e in events]
+    seen = set(Event.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
+    fresh = []
+    for e in events:
+        if e.event_id not in seen:
+            seen.add(e.event_id)
+            fresh.append(e)
+    with transaction.atomic():
+        batch_of = _store_feature_batches([e for e in fresh if e.kind == "model"], versions)
+        Event.objects.bulk_create(
+            [
+                Event(
+                    event_id=e.event_id,
+                    model_version_id=versions[(e.kind, e.name, e.version)] if e.kind == "model" else None,
+                    prompt_version_id=versions[(e.kind, e.name, e.version)] if e.kind == "prompt" else None,
+                    timestamp=e.timestamp, latency_ms=e.latency_ms, error=e.error, unit_id=e.unit_id,
+                    prediction=e.prediction, label=e.label, input_tokens=e.input_tokens, output_tokens=e.output_tokens,
+                    cost_usd=e.cost_usd, ttft_ms=e.ttft_ms, guardrail_triggered=e.guardrail_triggered, feedback=e.feedback,
+                    judge_score=e.judge_score, batch_id=batch_of.get(versions[(e.kind, e.name, e.version)]) if e.kind == "model" else None,
+                )
+                for e in fresh
+            ],
+            batch_size=2000,
+            ignore_conflicts=True,  # a concurrent request with the same event_id: the database keeps one
+        )
+    return IngestResult(accepted=len(fresh), duplicates=len(events) - len(fresh))
+
+
+def _invalid(errors: list[dict]) -> ValidationFailed:
+    shown = "; ".join(f"events[{e['index']}].{e['field']}: {e['message']}" if e["index"] is not None else f"{e['field']}: {e['message']}" for e in errors[:5])
+    error = ValidationFailed(f"Batch refused, nothing stored: {shown}" + (f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""))
+    error.extra["errors"] = errors
+    return error
+
+
+def _store_feature_batches(events, versions) -> dict[int, int]:
+    """One columnar FeatureBatch per model version in this request; returns {version id: batch id}."""
+    by_version = defaultdict(list)
+    for e in events:
+        by_version[versions[(e.kind, e.name, e.version)]].append(e)
+    out = {}
+    for version_id, rows in by_version.items():
+        columns, kinds = columnar.build_batch(
+            [e.timestamp.timestamp() for e in rows], [e.prediction for e in rows], [e.label for e in rows], [e.features for e in rows]
+        )
+        batch = FeatureBatch.objects.create(
+            model_version_id=version_id,
+            first_ts=min(e.timestamp for e in rows),
+            last_ts=max(e.timestamp for e in rows),
+            rows=len(rows),
+            columns=kinds,
+            data=columnar.encode(columns),
+        )
+        out[version_id] = batch.pk
+    return out
+
+
+# --- references and drift reports ------------------------------------------------------------------
+
+
+def _profile(columns: dict[str, np.ndarray]) -> tuple[dict, bytes]:
+    """Prepare each column once (sorted values or category counts) and pack them for storage."""
+    meta, arrays = {}, {}
+    for name, values in columns.items():
+        if name in (columnar.TS, columnar.LABEL):
+            continue
+        kind = "categorical" if values.dtype.kind in "US" else "numeric"
+        prepared = drift.prepare_reference(values if kind == "numeric" else np.where(values == "", None, values).astype(object), kind)
+        meta[name] = {"kind": kind, "missing": prepared.missing, "n": prepared.n}
+        if kind == "numeric":
+            arrays[f"{name}::sorted"] = prepared.sorted_values if prepared.sorted_values is not None else np.array([], float)
+        else:
+            arrays[f"{name}::categories"] = np.asarray(prepared.categories, dtype=str)
+            arrays[f"{name}::counts"] = np.asarray(prepared.counts if prepared.counts is not None else [], dtype=np.int64)
+    return meta, columnar.encode(arrays)
+
+
+def reference_columns(reference: Reference) -> dict[str, drift.ReferenceColumn]:
+    """The stored profile back as drift.ReferenceColumn objects (no re-sorting)."""
+    arrays = columnar.decode(reference.profile)
+    out = {}
+    for name, meta in reference.columns.items():
+        if meta["kind"] == "numeric":
+            values = arrays[f"{name}::sorted"]
+            if values.size == 0:
+                out[name] = drift.ReferenceColumn(kind="numeric", n=0, missing=meta["missing"])
+                continue
+            cuts = drift.quantile_cuts(values)
+            out[name] = drift.ReferenceColumn(
+                kind="numeric", n=int(values.size), missing=meta["missing"], sorted_values=values, cuts=cuts,
+                proportions=drift.bin_proportions(values, cuts), std=float(np.std(values)),
+            )
+        else:
+            out[name] = drift.ReferenceColumn(
+                kind="categorical", n=meta["n"], missing=meta["missing"],
+                categories=tuple(arrays[f"{name}::categories"].tolist()), counts=arrays[f"{name}::counts"],
+            )
+    return out
+
+
+def window_columns(*, model_version_id: int, start, end) -> dict[str, np.ndarray]:
+    """Every stored feature (and prediction) value of a version in [start, end), one array per column."""
+    parts: dict[str, list[np.ndarray]] = defaultdict(list)
+    kinds: dict[str, str] = {}
+    lo, hi = start.timestamp(), end.timestamp()
+    batches = FeatureBatch.objects.filter(model_version_id=model_version_id, first_ts__lt=end, last_ts__gte=start).only("data", "columns", "rows")
+    for batch in batches.iterator():
+        columns = columnar.decode(batch.data)
+        keep = (columns[columnar.TS] >= lo) & (columns[columnar.TS] < hi)
+        if not keep.any():
+            continue
+        names = set(columns) - {columnar.TS}
+        for name in names:
+            kinds[name] = "categorical" if columns[name].dtype.kind in "US" else "numeric"
+        for name in names | set(parts):
+            if name in columns:
+                parts[name].append(columns[name][keep])
+            else:  # a column this batch did not have: missing values for its rows
+                parts[name].append(np.full(int(keep.sum()), "" if kinds.get(name) == "categorical" else np.nan))
+    return {name: np.concatenate(arrays) for name, arrays in parts.items() if name != columnar.LABEL}
+
+
+def reference_set_from_columns(*, model_version: ModelVersion, columns: dict[str, np.ndarray], source: str, description: str, actor) -> Reference:
+    """Set (or replace) the reference distribution of a model version, prepared once now."""
+    require_role(actor, EDITOR, "Setting a reference")
+    rows = max((len(v) for v in columns.values()), default=0)
+    if rows == 0:
+        raise ValidationFailed("The reference has no rows.")
+    meta, profile = _profile(columns)
+    with transaction.atomic():
+        Reference.objects.filter(model_version=model_version).delete()
+        return Reference.objects.create(model_version=model_version, source=source, description=description[:300], rows=rows, columns=meta, profile=profile)
+
+
+def reference_set_from_csv(*, model_version: ModelVersion, data: bytes, actor, filename: str = "") -> Reference:
+    """A CSV with a header row: numbers become numeric columns, anything else categorical; empty cells are missing."""
+    import csv
+    import io
+
+    try:
+        reader = csv.reader(io.StringIO(data.decode("utf-8-sig")))
+        header = next(reader)
+        rows = list(reader)
+    except (UnicodeDecodeError, StopIteration, csv.Error) as exc:
+        raise ValidationFailed(f"Not a readable CSV file with a header row: {exc}") from None
+    if len(set(header)) != len(header) or any(not h.strip() for h in header):
+        raise ValidationFailed("The CSV header must name every column once.")
+    bad = [i + 2 for i, row in enumerate(rows) if len(row) != len(header)]
+    if bad:
+        raise ValidationFailed(f"Rows with the wrong number of cells: line {', '.join(map(str, bad[:10]))}.")
+    columns = {}
+    for j, name in enumerate(header):
+        cells = [row[j].strip() for row in rows]
+        try:
+            columns[name] = np.array([float(c) if c else np.nan for c in cells], dtype=np.float64)
+        except ValueError:
+            columns[name] = np.array(cells, dtype=str)
+    return reference_set_from_columns(model_version=model_version, columns=columns, source=ReferenceSource.UPLOAD, description=filename, actor=actor)
+
+
+STALE_RUN = timedelta(minutes=10)
+
+
+def drift_report_run(*, report_id: int) -> DriftReport | None:
+    """Compute one report. Claimed with a conditional UPDATE, so a second delivery of a finished report does nothing.
+
+    A report left `running` by a worker that died (no heartbeat for 10 minutes)
+    may be claimed again: with acks_late, the broker redelivers its task.
+    """
+    now = timezone.now()
+    claimable = Q(status__in=[ReportStatus.PENDING, ReportStatus.FAILED]) | Q(status=ReportStatus.RUNNING, started_at__lt=now - STALE_RUN)
+    claimed = DriftReport.objects.filter(claimable, pk=report_id).update(status=ReportStatus.RUNNING, started_at=now, attempts=F("attempts") + 1)
+    if not claimed:
+        return None
+    report = DriftReport.objects.get(pk=report_id)
+    try:
+        reference = Reference.objects.filter(model_version_id=report.model_version_id).first()
+        if reference is None:
+            raise ValidationFailed("This version has no reference data; set one first.")
+        current = window_columns(model_version_id=report.model_version_id, start=report.window_start, end=report.window_end)
+        results = drift.drift_report(reference_columns(reference), current) if current else {}
+        rows = max((len(v) for v in current.values()), default=0)
+        payload = [
+            {**asdict(r), "column": "prediction" if r.column == columnar.PREDICTION else r.column}
+            for r in sorted(results.values(), key=lambda r: -(r.psi or 0))
+        ]
+        DriftReport.objects.filter(pk=report_id).update(
+            status=ReportStatus.DONE, finished_at=timezone.now(), rows=rows, results=payload, error="" if rows else "no data in this window",
+            drifted_columns=sum(1 for r in results.values() if r.drifted),
+            max_psi=max((r.psi for r in results.values() if r.psi is not None), default=None),
+        )
+    except DomainError as exc:  # bad input (no reference): say so, nothing to retry
+        DriftReport.objects.filter(pk=report_id).update(status=ReportStatus.FAILED, finished_at=timezone.now(), error=exc.message[:2000])
+    except Exception as exc:  # the report says what went wrong; the task decides on retries
+        DriftReport.objects.filter(pk=report_id).update(status=ReportStatus.FAILED, finished_at=timezone.now(), error=str(exc)[:2000])
+        raise
+    return DriftReport.objects.get(pk=report_id)
+
+
+def drift_report_request(*, model_version: ModelVersion, start, end, actor=None) -> DriftReport:
+    """A pending report row; the Celery task runs it after the commit."""
+    if end <= start:
+        raise ValidationFailed("The window must end after it starts.")
+    report = DriftReport.objects.create(model_version=model_version, window_start=start, window_end=end)
+    from .tasks import drift_report_compute
+
+    transaction.on_commit(lambda: drift_report_compute.delay(report.pk))
+    return report

@@ -1,0 +1,13 @@
+"""Celery tasks of monitoring: thin, idempotent, each calls one service."""
+
+from celery import shared_task
+from django.db import OperationalError
+
+from . import services
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
+def drift_report_compute(report_id: int) -> str:
+    """Run one drift report. acks_late + the conditional claim: a worker dying mid-report means a redelivery finishes it once."""
+    report = services.drift_report_run(report_id=report_id)
+    return report.status if report else "already claimed"

@@ -1,0 +1,90 @@
+"""HTML pages of monitoring: which versions drift, one drift report with its charts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from mlops_site.exceptions import DomainError, NotFound
+from mlops_site.roles import EDITOR, has_role
+from registry import selectors as registry_selectors
+
+from . import charts, selectors, services
+from .models import Reference
+
+
+def overview(request: HttpRequest) -> HttpResponse:
+    return render(request, "monitoring/overview.html", {"versions": list(selectors.monitored_versions())})
+
+
+def report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
+    try:
+        report = selectors.report_get(report_id=report_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    history = [{"end": r.window_end.isoformat(), "results": r.results} for r in selectors.report_history(model_version_id=report.model_version_id)]
+    results = report.results
+    chosen = request.GET.get("column") or (results[0]["column"] if results else "")
+    selected = next((r for r in results if r["column"] == chosen), None)
+    order = {"significant": 0, "moderate": 1, "none": 2, "no_data": 3}
+    context = {
+        "report": report,
+        "version": report.model_version,
+        "results": sorted(results, key=lambda r: (order.get(r["severity"], 4), -(r.get("psi") or 0))),
+        "selected": selected,
+        "heatmap": charts.psi_heatmap(history) if history else None,
+        "histogram": charts.histogram_overlay(selected) if selected and selected.get("bins") else None,
+        "column_history": charts.column_history(history, selected["column"]) if selected and history else None,
+    }
+    return render(request, "monitoring/report_detail.html", context)
+
+
+def version_monitoring(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    try:
+        found = registry_selectors.version_get(model_name=name, version=version)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    context = {
+        "version": found,
+        "reference": Reference.objects.filter(model_version=found).first(),
+        "reports": selectors.report_history(model_version_id=found.pk, limit=20)[::-1],  # newest first
+        "events": selectors.event_count(model_version_id=found.pk),
+    }
+    return render(request, "monitoring/version.html", context)
+
+
+@require_POST
+def reference_upload(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    found = registry_selectors.version_get(model_name=name, version=version)
+    upload = request.FILES.get("reference")
+    try:
+        if upload is None:
+            raise DomainError("Choose a CSV file with a header row.")
+        reference = services.reference_set_from_csv(model_version=found, data=upload.read(), actor=request.user, filename=upload.name)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Reference set: {reference.rows} rows, {len(reference.columns)} columns.")
+    return redirect("monitoring:version", name=name, version=version)
+
+
+@require_POST
+def report_request(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    found = registry_selectors.version_get(model_name=name, version=version)
+    if not has_role(request.user, EDITOR):
+        messages.error(request, "Running a report needs the editor role.")
+        return redirect("monitoring:version", name=name, version=version)
+    hours = int(request.POST.get("hours", "24")) if request.POST.get("hours", "24").isdigit() else 24
+    end = timezone.now()
+    try:
+        report = services.drift_report_request(model_version=found, start=end - timedelta(hours=max(1, min(hours, 24 * 90))), end=end)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("monitoring:version", name=name, version=version)
+    messages.success(request, f"Drift report #{report.pk} queued; a worker computes it.")
+    return redirect("monitoring:report", report_id=report.pk)

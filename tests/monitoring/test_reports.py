@@ -1,0 +1,101 @@
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from monitoring import services
+from monitoring.models import DriftReport
+from tests.factories import register
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+
+
+def send(api_as, user, values, *, start=0, shift=0.0, at=T0):
+    rng = np.random.default_rng(start)
+    events = [
+        {
+            "event_id": f"e-{start + i}", "model": "fraud", "version": 1, "timestamp": (at + timedelta(seconds=i)).isoformat(),
+            "latency_ms": 10, "features": {"amount": float(v + shift), "country": "DE" if rng.random() < 0.5 + shift / 10 else "FR"},
+            "prediction": float(rng.random()),
+        }
+        for i, v in enumerate(values)
+    ]
+    response = api_as(user).post("/api/v1/events", {"events": events}, format="json")
+    assert response.status_code == 202, response.content
+
+
+@pytest.fixture
+def fraud(editor):
+    return register("fraud", editor)
+
+
+def test_reference_from_csv_and_report_match_scipy(api_as, editor, fraud, django_capture_on_commit_callbacks):
+    rng = np.random.default_rng(0)
+    reference = rng.normal(100, 10, 3000)
+    csv = "amount,country\n" + "".join(f"{v},{'DE' if i % 2 else 'FR'}\n" for i, v in enumerate(reference))
+    services.reference_set_from_csv(model_version=fraud, data=csv.encode(), actor=editor)
+    current = rng.normal(103, 10, 2000)
+    send(api_as, editor, current)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
+
+    report.refresh_from_db()
+    assert report.status == "done" and report.rows == 2000
+    amount = next(r for r in report.results if r["column"] == "amount")
+    assert amount["ks_statistic"] == stats.ks_2samp(reference, current).statistic
+    assert amount["ks_pvalue"] == stats.ks_2samp(reference, current).pvalue
+    assert {r["column"] for r in report.results} == {"amount", "country", "prediction"}
+
+
+def test_empty_window_says_no_data(api_as, editor, fraud, django_capture_on_commit_callbacks):
+    services.reference_set_from_csv(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
+
+    report.refresh_from_db()
+    assert (report.status, report.rows, report.error, report.max_psi) == ("done", 0, "no data in this window", None)
+
+
+def test_report_without_reference_fails_with_a_reason(editor, fraud, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        report = services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
+
+    report.refresh_from_db()
+    assert report.status == "failed" and "no reference" in report.error
+
+
+def test_a_second_delivery_does_not_run_a_finished_report_again(api_as, editor, fraud):
+    services.reference_set_from_csv(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
+    send(api_as, editor, [1.0, 2.0, 5.0])
+    report = DriftReport.objects.create(model_version=fraud, window_start=T0, window_end=T0 + timedelta(hours=1))
+
+    first = services.drift_report_run(report_id=report.pk)
+    second = services.drift_report_run(report_id=report.pk)
+
+    assert first.status == "done" and second is None
+    assert DriftReport.objects.get(pk=report.pk).attempts == 1
+
+
+def test_a_report_left_running_by_a_dead_worker_is_claimed_again(api_as, editor, fraud):
+    services.reference_set_from_csv(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
+    send(api_as, editor, [1.0, 2.0, 5.0])
+    report = DriftReport.objects.create(model_version=fraud, window_start=T0, window_end=T0 + timedelta(hours=1), status="running",
+                                        started_at=datetime.now(timezone.utc) - timedelta(hours=1), attempts=1)
+
+    finished = services.drift_report_run(report_id=report.pk)
+
+    assert (finished.status, finished.attempts) == ("done", 2)
+
+
+def test_bad_csv_is_a_clear_error(editor, fraud):
+    from mlops_site.exceptions import ValidationFailed
+
+    with pytest.raises(ValidationFailed):
+        services.reference_set_from_csv(model_version=fraud, data=b"a,b\n1\n", actor=editor)
+    with pytest.raises(ValidationFailed):
+        services.reference_set_from_csv(model_version=fraud, data=b"\xff\xfe", actor=editor)
