@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ from tests.factories import register
 
 pytestmark = pytest.mark.django_db
 
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 def send(api_as, user, values, *, start=0, shift=0.0, at=T0):
@@ -85,7 +85,7 @@ def test_a_report_left_running_by_a_dead_worker_is_claimed_again(api_as, editor,
     services.reference_set_from_csv(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
     send(api_as, editor, [1.0, 2.0, 5.0])
     report = DriftReport.objects.create(model_version=fraud, window_start=T0, window_end=T0 + timedelta(hours=1), status="running",
-                                        started_at=datetime.now(timezone.utc) - timedelta(hours=1), attempts=1)
+                                        started_at=datetime.now(UTC) - timedelta(hours=1), attempts=1)
 
     finished = services.drift_report_run(report_id=report.pk)
 
