@@ -203,11 +203,19 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
-    "registry-expire-stale-promotions": {
-        "task": "registry.tasks.promotions_expire_stale",
-        "schedule": 3600.0,
-    },
+    "registry-expire-stale-promotions": {"task": "registry.tasks.promotions_expire_stale", "schedule": 3600.0},
+    "monitoring-hourly-drift": {"task": "monitoring.tasks.drift_reports_schedule", "schedule": 3600.0, "kwargs": {"hours": 1}},
+    "monitoring-daily-drift": {"task": "monitoring.tasks.drift_reports_schedule", "schedule": 86400.0, "kwargs": {"hours": 24}},
 }
+
+# Alerts: where the default rules notify (each rule can override), and how mail goes out.
+MLOPS_ALERT_WEBHOOK_URL = os.environ.get("MLOPS_ALERT_WEBHOOK_URL", "")
+MLOPS_ALERT_WEBHOOK_SECRET = os.environ.get("MLOPS_ALERT_WEBHOOK_SECRET", "")
+MLOPS_ALERT_EMAILS = os.environ.get("MLOPS_ALERT_EMAILS", "")
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "mlops@localhost")
 
 LOGGING = {
     "version": 1,

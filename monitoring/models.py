@@ -5,6 +5,7 @@ are NOT one row per value: each ingested batch stores one compressed array per
 column (numpy .npz), so a drift job over a million rows reads a few blobs.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -129,3 +130,77 @@ class DriftReport(models.Model):
 
     def __str__(self) -> str:
         return f"drift of version {self.model_version_id} {self.window_start:%Y-%m-%d %H:%M} to {self.window_end:%H:%M} ({self.status})"
+
+
+class AlertState(models.TextChoices):
+    OK = "ok"
+    WARNING = "warning"
+    ALERT = "alert"
+
+
+class AlertMetric(models.TextChoices):
+    FEATURE_PSI = "feature_psi", "largest feature PSI"
+    PREDICTION_PSI = "prediction_psi", "prediction PSI"
+    SCHEMA_VIOLATIONS = "schema_violations", "schema violations (new, missing or invalid columns)"
+    DRIFTED_FEATURES = "drifted_features", "number of drifted features"
+
+
+class Comparison(models.TextChoices):
+    GT = ">", "above"
+    GE = ">=", "at or above"
+    LT = "<", "below"
+    LE = "<=", "at or below"
+
+
+class AlertRule(models.Model):
+    """A metric of a model's drift reports against a threshold (and an optional warning threshold).
+
+    The state moves between ok, warning and alert; each move is an AlertEvent and
+    one notification (webhook and e-mail), never one per evaluation.
+    """
+
+    name = models.CharField(max_length=200)
+    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.PROTECT, related_name="+")
+    metric = models.CharField(max_length=32, choices=AlertMetric.choices)
+    comparison = models.CharField(max_length=2, choices=Comparison.choices, default=Comparison.GT)
+    threshold = models.FloatField()
+    warning_threshold = models.FloatField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    webhook_url = models.URLField(blank=True)
+    webhook_secret = models.CharField(max_length=200, blank=True)
+    emails = models.CharField(max_length=1000, blank=True, help_text="comma-separated")
+    state = models.CharField(max_length=16, choices=AlertState.choices, default=AlertState.OK)
+    state_since = models.DateTimeField(default=timezone.now)
+    last_value = models.FloatField(null=True, blank=True)
+    silenced_until = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["model_id", "name"]
+        constraints = [models.UniqueConstraint(fields=["model", "metric", "name"], name="monitoring_alertrule_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.model_id})"
+
+
+class AlertEvent(models.Model):
+    """One change of an alert rule's state, with the value that caused it and whether the notification went out."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    from_state = models.CharField(max_length=16, choices=AlertState.choices)
+    to_state = models.CharField(max_length=16, choices=AlertState.choices)
+    value = models.FloatField(null=True, blank=True)
+    message = models.TextField()
+    report = models.ForeignKey(DriftReport, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    silenced = models.BooleanField(default=False)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    notification_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.rule.name}: {self.from_state} -> {self.to_state}"

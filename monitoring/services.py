@@ -193,9 +193,13 @@ def reference_set_from_columns(*, model_version: ModelVersion, columns: dict[str
     if rows == 0:
         raise ValidationFailed("The reference has no rows.")
     meta, profile = _profile(columns)
+    from .alerts import default_rules_ensure
+
     with transaction.atomic():
         Reference.objects.filter(model_version=model_version).delete()
-        return Reference.objects.create(model_version=model_version, source=source, description=description[:300], rows=rows, columns=meta, profile=profile)
+        reference = Reference.objects.create(model_version=model_version, source=source, description=description[:300], rows=rows, columns=meta, profile=profile)
+        default_rules_ensure(model=model_version.model)
+    return reference
 
 
 def reference_set_from_csv(*, model_version: ModelVersion, data: bytes, actor, filename: str = "") -> Reference:
@@ -260,7 +264,12 @@ def drift_report_run(*, report_id: int) -> DriftReport | None:
     except Exception as exc:  # the report says what went wrong; the task decides on retries
         DriftReport.objects.filter(pk=report_id).update(status=ReportStatus.FAILED, finished_at=timezone.now(), error=str(exc)[:2000])
         raise
-    return DriftReport.objects.get(pk=report_id)
+    report = DriftReport.objects.select_related("model_version__model").get(pk=report_id)
+    if report.status == ReportStatus.DONE and report.rows:
+        from .alerts import alerts_evaluate
+
+        alerts_evaluate(report=report)
+    return report
 
 
 def drift_report_request(*, model_version: ModelVersion, start, end, actor=None) -> DriftReport:
@@ -272,3 +281,15 @@ def drift_report_request(*, model_version: ModelVersion, start, end, actor=None)
 
     transaction.on_commit(lambda: drift_report_compute.delay(report.pk))
     return report
+
+
+def drift_reports_schedule(*, hours: int, now=None) -> int:
+    """Queue one report over the last `hours` for each version that has a reference and events in that window."""
+    end = now or timezone.now()
+    start = end - timedelta(hours=hours)
+    version_ids = set(Reference.objects.values_list("model_version_id", flat=True)) & set(
+        FeatureBatch.objects.filter(last_ts__gte=start, first_ts__lt=end).values_list("model_version_id", flat=True)
+    )
+    for version in ModelVersion.objects.filter(pk__in=version_ids).select_related("model"):
+        drift_report_request(model_version=version, start=start, end=end)
+    return len(version_ids)

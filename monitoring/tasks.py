@@ -11,3 +11,18 @@ def drift_report_compute(report_id: int) -> str:
     """Run one drift report. acks_late + the conditional claim: a worker dying mid-report means a redelivery finishes it once."""
     report = services.drift_report_run(report_id=report_id)
     return report.status if report else "already claimed"
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
+def alert_notify(event_id: int) -> str:
+    """Send one alert state change (webhook, e-mail). Idempotent: a notified event is not sent again."""
+    from .alerts import alert_notify as notify
+
+    event = notify(event_id=event_id)
+    return event.notification_error or "sent"
+
+
+@shared_task(acks_late=True)
+def drift_reports_schedule(hours: int = 1) -> int:
+    """Beat, hourly: a drift report over the last `hours` for every model version with a reference and recent traffic."""
+    return services.drift_reports_schedule(hours=hours)

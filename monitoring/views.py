@@ -14,8 +14,8 @@ from mlops_site.exceptions import DomainError, NotFound
 from mlops_site.roles import EDITOR, has_role
 from registry import selectors as registry_selectors
 
-from . import charts, selectors, services
-from .models import Reference
+from . import alerts, charts, selectors, services
+from .models import AlertEvent, AlertRule, Reference
 
 
 def overview(request: HttpRequest) -> HttpResponse:
@@ -88,3 +88,32 @@ def report_request(request: HttpRequest, name: str, version: int) -> HttpRespons
         return redirect("monitoring:version", name=name, version=version)
     messages.success(request, f"Drift report #{report.pk} queued; a worker computes it.")
     return redirect("monitoring:report", report_id=report.pk)
+
+
+def alert_list(request: HttpRequest) -> HttpResponse:
+    rules = list(AlertRule.objects.select_related("model", "acknowledged_by").order_by("model__name", "name"))
+    events = list(AlertEvent.objects.select_related("rule__model").order_by("-at", "-id")[:100])
+    return render(request, "monitoring/alerts.html", {"rules": rules, "events": events, "now": timezone.now()})
+
+
+@require_POST
+def alert_acknowledge(request: HttpRequest, rule_id: int) -> HttpResponse:
+    try:
+        alerts.alert_acknowledge(rule_id=rule_id, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Acknowledged.")
+    return redirect("monitoring:alerts")
+
+
+@require_POST
+def alert_silence(request: HttpRequest, rule_id: int) -> HttpResponse:
+    raw = request.POST.get("hours", "")
+    try:
+        rule = alerts.alert_silence(rule_id=rule_id, hours=int(raw) if raw.isascii() and raw.isdigit() else -1, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Silenced until {rule.silenced_until:%Y-%m-%d %H:%M} UTC." if rule.silenced_until else "Silence ended.")
+    return redirect("monitoring:alerts")

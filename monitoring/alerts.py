@@ -1,0 +1,176 @@
+"""Alert rules: evaluate after each drift report, change state, notify once per change.
+
+Defaults from the product brief, created for a model when its first reference
+is set: feature drift PSI > 0.25 (warning above 0.1), prediction drift PSI > 0.2,
+any schema violation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from mlops_site.exceptions import Conflict, NotFound, ValidationFailed
+from mlops_site.roles import APPROVER, EDITOR
+from registry.services.audit import require_role
+
+from .models import AlertEvent, AlertMetric, AlertRule, AlertState, Comparison, DriftReport
+
+DEFAULT_RULES = [
+    ("Feature drift", AlertMetric.FEATURE_PSI, Comparison.GT, 0.25, 0.1),
+    ("Prediction drift", AlertMetric.PREDICTION_PSI, Comparison.GT, 0.2, None),
+    ("Schema violation", AlertMetric.SCHEMA_VIOLATIONS, Comparison.GT, 0, None),
+]
+COMPARE = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+
+
+def default_rules_ensure(*, model) -> list[AlertRule]:
+    """The brief's default rules for `model`, created once (existing rules are left as they are)."""
+    rules = []
+    for name, metric, comparison, threshold, warning in DEFAULT_RULES:
+        rule, _ = AlertRule.objects.get_or_create(
+            model=model, metric=metric, name=name,
+            defaults={"comparison": comparison, "threshold": threshold, "warning_threshold": warning,
+                      "webhook_url": settings.MLOPS_ALERT_WEBHOOK_URL, "webhook_secret": settings.MLOPS_ALERT_WEBHOOK_SECRET,
+                      "emails": settings.MLOPS_ALERT_EMAILS},
+        )
+        rules.append(rule)
+    return rules
+
+
+def metric_value(metric: str, results: list[dict]) -> float | None:
+    """The value of a rule's metric in one report's per-column results (None: not measurable in this report)."""
+    features = [r for r in results if r["column"] != "prediction"]
+    if metric == AlertMetric.FEATURE_PSI:
+        values = [r["psi"] for r in features if r.get("psi") is not None]
+        return max(values) if values else None
+    if metric == AlertMetric.PREDICTION_PSI:
+        found = next((r for r in results if r["column"] == "prediction" and r.get("psi") is not None), None)
+        return found["psi"] if found else None
+    if metric == AlertMetric.SCHEMA_VIOLATIONS:
+        return float(sum(1 for r in features if r.get("invalid_current") or r["reason"] in ("new column, not in the reference", "column missing from the current data")))
+    if metric == AlertMetric.DRIFTED_FEATURES:
+        return float(sum(1 for r in features if r.get("drifted")))
+    raise ValidationFailed(f"Unknown metric {metric!r}.")
+
+
+def state_for(rule: AlertRule, value: float | None) -> str:
+    if value is None:
+        return rule.state  # nothing measured: keep the state, do not flap
+    breached = COMPARE[rule.comparison]
+    if breached(float(value), float(rule.threshold)):
+        return AlertState.ALERT
+    if rule.warning_threshold is not None and breached(float(value), float(rule.warning_threshold)):
+        return AlertState.WARNING
+    return AlertState.OK
+
+
+def alerts_evaluate(*, report: DriftReport) -> list[AlertEvent]:
+    """Evaluate the model's enabled rules on a finished report; one AlertEvent per state change, notified after commit."""
+    changes = []
+    with transaction.atomic():
+        rules = AlertRule.objects.select_for_update().filter(model_id=report.model_version.model_id, enabled=True)
+        for rule in rules:
+            value = metric_value(rule.metric, report.results)
+            new_state = state_for(rule, value)
+            rule.last_value = value
+            if new_state == rule.state:
+                rule.save(update_fields=["last_value"])
+                continue
+            now = timezone.now()
+            silenced = bool(rule.silenced_until and rule.silenced_until > now)
+            event = AlertEvent.objects.create(
+                rule=rule, from_state=rule.state, to_state=new_state, value=value, report=report, silenced=silenced,
+                message=_message(rule, new_state, value, report),
+            )
+            rule.state, rule.state_since, rule.acknowledged_by, rule.acknowledged_at = new_state, now, None, None
+            rule.save(update_fields=["state", "state_since", "last_value", "acknowledged_by", "acknowledged_at"])
+            changes.append(event)
+            if not silenced:
+                from .tasks import alert_notify
+
+                transaction.on_commit(lambda pk=event.pk: alert_notify.delay(pk))
+    return changes
+
+
+def _message(rule: AlertRule, state: str, value, report: DriftReport) -> str:
+    version = report.model_version
+    shown = "n/a" if value is None else f"{value:.3g}"
+    return (
+        f"[{state.upper()}] {rule.name} on {version.model.name} v{version.version}: {AlertMetric(rule.metric).label} = {shown} "
+        f"({rule.comparison} {rule.threshold} alerts{f', {rule.comparison} {rule.warning_threshold} warns' if rule.warning_threshold is not None else ''}); "
+        f"window {report.window_start:%Y-%m-%d %H:%M} to {report.window_end:%H:%M} UTC."
+    )
+
+
+def signature(secret: str, body: bytes) -> str:
+    """`sha256=<hex HMAC-SHA256 of the body>`, sent as X-MLOps-Signature (like GitHub's webhooks)."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def alert_notify(*, event_id: int) -> AlertEvent:
+    """Send one state change to the rule's webhook (Slack-compatible JSON, signed) and e-mail, once."""
+    import requests
+
+    event = AlertEvent.objects.select_related("rule", "rule__model").get(pk=event_id)
+    if event.notified_at is not None:
+        return event  # a second delivery of the task sends nothing
+    rule, errors = event.rule, []
+    if rule.webhook_url:
+        body = json.dumps({"text": event.message, "rule": rule.name, "model": rule.model.name, "state": event.to_state,
+                           "previous_state": event.from_state, "value": event.value, "at": event.at.isoformat()}).encode()
+        headers = {"Content-Type": "application/json"}
+        if rule.webhook_secret:
+            headers["X-MLOps-Signature"] = signature(rule.webhook_secret, body)
+        try:
+            response = requests.post(rule.webhook_url, data=body, headers=headers, timeout=10)
+            if response.status_code >= 300:
+                errors.append(f"webhook answered {response.status_code}")
+        except requests.RequestException as exc:
+            errors.append(f"webhook: {exc}")
+    recipients = [e.strip() for e in rule.emails.split(",") if e.strip()]
+    if recipients:
+        try:
+            send_mail(event.message[:150], event.message, settings.DEFAULT_FROM_EMAIL, recipients)
+        except Exception as exc:  # noqa: BLE001 - a mail server problem is recorded, not raised
+            errors.append(f"e-mail: {exc}")
+    AlertEvent.objects.filter(pk=event.pk, notified_at__isnull=True).update(notified_at=timezone.now(), notification_error="; ".join(errors))
+    event.refresh_from_db()
+    return event
+
+
+def alert_acknowledge(*, rule_id: int, actor) -> AlertRule:
+    require_role(actor, EDITOR, "Acknowledging an alert")
+    with transaction.atomic():
+        rule = _lock(rule_id)
+        if rule.state == AlertState.OK:
+            raise Conflict("Nothing to acknowledge: the rule is ok.", code="not_alerting")
+        rule.acknowledged_by, rule.acknowledged_at = actor, timezone.now()
+        rule.save(update_fields=["acknowledged_by", "acknowledged_at"])
+    return rule
+
+
+def alert_silence(*, rule_id: int, hours: int, actor) -> AlertRule:
+    """No notifications for `hours` (state changes are still recorded); 0 ends a silence."""
+    require_role(actor, APPROVER if hours > 24 * 7 else EDITOR, "Silencing an alert")
+    if not 0 <= hours <= 24 * 90:
+        raise ValidationFailed("Silence for 0 to 2160 hours.", fields={"hours": ["From 0 to 2160."]})
+    with transaction.atomic():
+        rule = _lock(rule_id)
+        rule.silenced_until = timezone.now() + timedelta(hours=hours) if hours else None
+        rule.save(update_fields=["silenced_until"])
+    return rule
+
+
+def _lock(rule_id: int) -> AlertRule:
+    try:
+        return AlertRule.objects.select_for_update().get(pk=rule_id)
+    except AlertRule.DoesNotExist:
+        raise NotFound(f"No alert rule {rule_id}.") from None
