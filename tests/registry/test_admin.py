@@ -25,3 +25,12 @@ def test_every_registry_table_has_a_working_read_only_admin(admin_user, editor, 
         change = client.get(reverse(f"admin:registry_{model._meta.model_name}_change", args=[obj.pk]))
         assert change.status_code == 200, model
         assert b'name="_save"' not in change.content, model  # read-only: no Save button
+
+
+def test_monitoring_tables_have_an_admin(admin_user):
+    client = Client()
+    client.force_login(admin_user)
+
+    for model in apps.get_app_config("monitoring").get_models():
+        assert admin.site.is_registered(model), model
+        assert client.get(reverse(f"admin:monitoring_{model._meta.model_name}_changelist")).status_code == 200, model
