@@ -348,7 +348,7 @@ def _scaled_counts(counts: np.ndarray) -> np.ndarray:
     return rng.multivariate_hypergeometric(counts.astype(np.int64), PVALUE_SAMPLE).astype(float)
 
 
-def _report_column(name: str, *, reference: dict, current: dict, psi_threshold: float) -> ColumnDrift:
+def _report_column(name: str, *, reference: dict, current: dict, psi_threshold: float, thresholds: dict[str, float]) -> ColumnDrift:
     if name not in current:
         ref = reference[name]
         return ColumnDrift(column=name, kind=getattr(ref, "kind", "numeric"), n_reference=getattr(ref, "n", 0), n_current=0,
@@ -358,20 +358,26 @@ def _report_column(name: str, *, reference: dict, current: dict, psi_threshold: 
         return ColumnDrift(column=name, kind="unknown", n_reference=0, n_current=len(current[name]), missing_reference=1.0,
                            missing_current=0.0, invalid_current=0, severity="no_data", reason="new column, not in the reference")
     ref = reference[name] if isinstance(reference[name], ReferenceColumn) else prepare_reference(reference[name])
-    return column_drift(name, ref, current[name], psi_threshold=psi_threshold)
+    return column_drift(name, ref, current[name], psi_threshold=thresholds.get(name, psi_threshold))
 
 
 def drift_report(
-    reference: dict[str, object], current: dict[str, object], *, psi_threshold: float = PSI_SIGNIFICANT, workers: int | None = None
+    reference: dict[str, object],
+    current: dict[str, object],
+    *,
+    psi_threshold: float = PSI_SIGNIFICANT,
+    thresholds: dict[str, float] | None = None,
+    workers: int | None = None,
 ) -> dict[str, ColumnDrift]:
     """Per-column drift of `current` against `reference` (raw arrays or prepared ReferenceColumns).
 
     A column present in one side only is reported as `no_data` with the reason,
-    not dropped. Columns run on `workers` threads (default: the CPU count, at
+    not dropped. `thresholds` overrides the PSI threshold per column (the
+    brief alerts on prediction drift above 0.2). Columns run on `workers` threads (default: the CPU count, at
     most 4): numpy's sorts and merges release the GIL.
     """
     names = sorted(set(reference) | set(current))
-    run = functools.partial(_report_column, reference=reference, current=current, psi_threshold=psi_threshold)
+    run = functools.partial(_report_column, reference=reference, current=current, psi_threshold=psi_threshold, thresholds=thresholds or {})
     workers = workers or min(4, os.cpu_count() or 1)
     if workers > 1 and len(names) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:

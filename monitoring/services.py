@@ -229,6 +229,7 @@ def reference_set_from_csv(*, model_version: ModelVersion, data: bytes, actor, f
 
 
 STALE_RUN = timedelta(minutes=10)
+PREDICTION_PSI_THRESHOLD = 0.2  # METRICS.md: prediction drift PSI > 0.2 (features: 0.25)
 
 
 def drift_report_run(*, report_id: int) -> DriftReport | None:
@@ -248,7 +249,8 @@ def drift_report_run(*, report_id: int) -> DriftReport | None:
         if reference is None:
             raise ValidationFailed("This version has no reference data; set one first.")
         current = window_columns(model_version_id=report.model_version_id, start=report.window_start, end=report.window_end)
-        results = drift.drift_report(reference_columns(reference), current) if current else {}
+        thresholds = {columnar.PREDICTION: PREDICTION_PSI_THRESHOLD}
+        results = drift.drift_report(reference_columns(reference), current, thresholds=thresholds) if current else {}
         rows = max((len(v) for v in current.values()), default=0)
         payload = [
             {**asdict(r), "column": "prediction" if r.column == columnar.PREDICTION else r.column}

@@ -160,3 +160,14 @@ def test_ties_across_and_within_samples_match_scipy():
 
     assert report.ks_statistic == stats.ks_2samp(reference, current).statistic
     assert report.wasserstein == pytest.approx(stats.wasserstein_distance(reference, current), rel=1e-12)
+
+
+def test_per_column_thresholds():
+    rng = np.random.default_rng(9)
+    base, shifted = rng.normal(size=5000), rng.normal(0.48, 1, size=5000)
+    reference, current = {"f": base, "prediction": base}, {"f": shifted, "prediction": shifted}
+
+    report = drift.drift_report(reference, current, thresholds={"prediction": 0.2})
+
+    assert report["prediction"].psi == report["f"].psi and 0.2 < report["f"].psi < 0.25
+    assert report["prediction"].drifted and not report["f"].drifted
