@@ -99,3 +99,19 @@ def test_bad_csv_is_a_clear_error(editor, fraud):
         services.reference_set_from_csv(model_version=fraud, data=b"a,b\n1\n", actor=editor)
     with pytest.raises(ValidationFailed):
         services.reference_set_from_csv(model_version=fraud, data=b"\xff\xfe", actor=editor)
+
+
+def test_drift_reports_command_covers_consecutive_windows(api_as, editor, fraud, django_capture_on_commit_callbacks):
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    services.reference_set_from_csv(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
+    now = timezone.now()
+    send(api_as, editor, [1.0, 2.0], start=0, at=now - timedelta(hours=3))
+    send(api_as, editor, [1.0, 2.0], start=100, at=now - timedelta(minutes=5))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("drift_reports", "--hours", "6")
+
+    reports = DriftReport.objects.order_by("window_start")
+    assert reports.count() == 2 and all(r.status == "done" and r.rows == 2 for r in reports)
