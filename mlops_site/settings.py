@@ -202,6 +202,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Fail fast when Redis is down: the caller records the work as pending and a sweep retries it.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_BEAT_SCHEDULE = {
     "registry-expire-stale-promotions": {"task": "registry.tasks.promotions_expire_stale", "schedule": 3600.0},
     "monitoring-hourly-drift": {"task": "monitoring.tasks.drift_reports_schedule", "schedule": 3600.0, "kwargs": {"hours": 1}},

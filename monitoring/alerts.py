@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mlops_site.exceptions import Conflict, NotFound, ValidationFailed
+from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import APPROVER, EDITOR
 from registry.services.audit import require_role
 
@@ -96,7 +97,7 @@ def alerts_evaluate(*, report: DriftReport) -> list[AlertEvent]:
             if not silenced:
                 from .tasks import alert_notify
 
-                transaction.on_commit(lambda pk=event.pk: alert_notify.delay(pk))
+                enqueue_on_commit(alert_notify, event.pk)
     return changes
 
 

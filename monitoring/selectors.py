@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from mlops_site.exceptions import NotFound
 from registry.models import ModelVersion
 
-from .models import DriftReport, Event, Reference
+from .models import DriftReport, Event, FeatureBatch, Reference
 
 
 def monitored_versions() -> QuerySet[ModelVersion]:
     """Model versions that have a reference or events, with their latest report (subqueries, no N+1)."""
     latest = DriftReport.objects.filter(model_version=OuterRef("pk")).order_by("-window_end", "-id")
     return (
-        ModelVersion.objects.filter(pk__in=Reference.objects.values("model_version")).select_related("model")
+        ModelVersion.objects.filter(Q(pk__in=Reference.objects.values("model_version")) | Q(pk__in=FeatureBatch.objects.values("model_version")))
+        .select_related("model")
         .annotate(
             report_id=Subquery(latest.values("pk")[:1]),
             report_status=Subquery(latest.values("status")[:1]),

@@ -12,6 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from mlops_site.exceptions import DomainError, ValidationFailed
+from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import EDITOR
 from registry.models import ModelVersion, PromptVersion
 from registry.services.audit import require_role
@@ -187,8 +188,14 @@ def window_columns(*, model_version_id: int, start, end) -> dict[str, np.ndarray
 
 
 def reference_set_from_columns(*, model_version: ModelVersion, columns: dict[str, np.ndarray], source: str, description: str, actor) -> Reference:
-    """Set (or replace) the reference distribution of a model version, prepared once now."""
+    """Set (or replace) the reference distribution of a model version, prepared once now.
+
+    A column named `prediction` is the model's output: it is compared with the
+    events' `prediction` (prediction drift).
+    """
     require_role(actor, EDITOR, "Setting a reference")
+    if "prediction" in columns and columnar.PREDICTION not in columns:
+        columns = {(columnar.PREDICTION if k == "prediction" else k): v for k, v in columns.items()}
     rows = max((len(v) for v in columns.values()), default=0)
     if rows == 0:
         raise ValidationFailed("The reference has no rows.")
@@ -281,12 +288,17 @@ def drift_report_request(*, model_version: ModelVersion, start, end, actor=None)
     report = DriftReport.objects.create(model_version=model_version, window_start=start, window_end=end)
     from .tasks import drift_report_compute
 
-    transaction.on_commit(lambda: drift_report_compute.delay(report.pk))
+    enqueue_on_commit(drift_report_compute, report.pk)
     return report
 
 
 def drift_reports_schedule(*, hours: int, now=None) -> int:
-    """Queue one report over the last `hours` for each version that has a reference and events in that window."""
+    """Queue one report over the last `hours` for each version that has a reference and events in that window.
+
+    Also the sweep for work a broker outage left behind: reports still pending
+    after 10 minutes and alert notifications not sent are enqueued again.
+    """
+    _sweep_stuck_work()
     end = now or timezone.now()
     start = end - timedelta(hours=hours)
     version_ids = set(Reference.objects.values_list("model_version_id", flat=True)) & set(
@@ -295,3 +307,14 @@ def drift_reports_schedule(*, hours: int, now=None) -> int:
     for version in ModelVersion.objects.filter(pk__in=version_ids).select_related("model"):
         drift_report_request(model_version=version, start=start, end=end)
     return len(version_ids)
+
+
+def _sweep_stuck_work() -> None:
+    from .models import AlertEvent
+    from .tasks import alert_notify, drift_report_compute
+
+    cutoff = timezone.now() - STALE_RUN
+    for report_id in DriftReport.objects.filter(status=ReportStatus.PENDING, requested_at__lt=cutoff).values_list("pk", flat=True)[:500]:
+        enqueue_on_commit(drift_report_compute, report_id)
+    for event_id in AlertEvent.objects.filter(notified_at__isnull=True, silenced=False, at__lt=cutoff).values_list("pk", flat=True)[:500]:
+        enqueue_on_commit(alert_notify, event_id)

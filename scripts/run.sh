@@ -46,8 +46,11 @@ fi
 "$VENV_BIN/python" manage.py migrate --noinput -v0
 # Demo users and data on first start, only into the embedded SQLite database (or when asked):
 # never into a real PostgreSQL that DATABASE_URL points at.
+first_start=""
 if [ -z "${DATABASE_URL:-}" ] || [ "${MLOPS_DEMO:-0}" = 1 ]; then
-  "$VENV_BIN/python" manage.py seed_demo
+  seed_out=$("$VENV_BIN/python" manage.py seed_demo)
+  echo "$seed_out"
+  case "$seed_out" in *"versions"*) first_start=1 ;; esac
 fi
 
 # One worker process with beat embedded (dev only: production runs exactly one separate beat).
@@ -58,6 +61,21 @@ echo "Celery: worker + beat (pid ${pids[-1]}), log in .run/worker.log"
 
 "$VENV_BIN/python" manage.py runserver "127.0.0.1:$PORT" --noreload &
 pids+=($!)
+
+if [ -n "$first_start" ] && [ "${MLOPS_DEMO_TRAFFIC:-1}" = 1 ]; then
+  # Demo traffic through the real API: a day of fraud-detector requests whose inputs drift after 60 %,
+  # its drift reports hour by hour, then a slow live stream (still drifted) for the live charts.
+  (
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+    "$VENV_BIN/python" manage.py simulate_traffic --model fraud-detector --stage production --events 20000 \
+        --backfill-hours 24 --drift-at 60% --set-reference --seed 7 --url "http://127.0.0.1:$PORT" -v 0 &&
+    "$VENV_BIN/python" manage.py drift_reports --hours 24 &&
+    exec "$VENV_BIN/python" manage.py simulate_traffic --model fraud-detector --stage production --events 10000000 \
+        --rate 2 --drift-at 0% --url "http://127.0.0.1:$PORT" -v 0
+  ) > "$RUN_DIR/traffic.log" 2>&1 &
+  pids+=($!)
+  echo "Demo traffic: backfilling a day of fraud-detector requests (log in .run/traffic.log)"
+fi
 
 cat <<TXT
 

@@ -115,3 +115,32 @@ def test_drift_reports_command_covers_consecutive_windows(api_as, editor, fraud,
 
     reports = DriftReport.objects.order_by("window_start")
     assert reports.count() == 2 and all(r.status == "done" and r.rows == 2 for r in reports)
+
+
+def test_requesting_a_report_with_the_broker_down_still_succeeds(editor, fraud, settings, django_capture_on_commit_callbacks, caplog):
+    from monitoring.tasks import drift_report_compute
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    original = drift_report_compute.delay
+    drift_report_compute.delay = lambda *a, **k: (_ for _ in ()).throw(ConnectionError("redis down"))
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            report = services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
+    finally:
+        drift_report_compute.delay = original
+
+    report.refresh_from_db()
+    assert report.status == "pending"
+    assert "the periodic sweep will retry" in caplog.text
+
+
+def test_a_csv_prediction_column_is_compared_with_event_predictions(api_as, editor, fraud, django_capture_on_commit_callbacks):
+    services.reference_set_from_csv(model_version=fraud, data=b"amount,prediction\n" + b"".join(f"{i},{i / 100}\n".encode() for i in range(100)), actor=editor)
+    send(api_as, editor, [1.0, 2.0, 3.0])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
+
+    report.refresh_from_db()
+    prediction = [r for r in report.results if r["column"] == "prediction"]
+    assert len(prediction) == 1 and prediction[0]["psi"] is not None
