@@ -14,7 +14,9 @@ def psi_heatmap(reports: list[dict]) -> dict:
         "zmin": 0, "zmax": 0.5, "colorscale": [[0, "#f0fdf4"], [0.2, "#fef9c3"], [0.5, "#fdba74"], [1, "#b91c1c"]],
         "colorbar": {"title": {"text": "PSI"}}, "hovertemplate": "%{y} at %{x}: PSI %{z:.3f}<extra></extra>",
     }]
-    return {"data": data, "layout": base_layout(title={"text": "PSI per feature over time", "x": 0}, margin={"l": 120, "r": 16, "t": 36, "b": 48})}
+    layout = base_layout(title={"text": "PSI per feature over time", "x": 0}, margin={"l": 16, "r": 16, "t": 36, "b": 48})
+    layout["yaxis"] = {**layout["yaxis"], "automargin": True}
+    return {"data": data, "layout": layout}
 
 
 def histogram_overlay(result: dict) -> dict:
