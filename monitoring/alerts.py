@@ -2,7 +2,7 @@
 
 Defaults from the product brief, created for a model when its first reference
 is set: feature drift PSI > 0.25 (warning above 0.1), prediction drift PSI > 0.2,
-any schema violation.
+any schema violation, a share of nulls above the reference's.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ DEFAULT_RULES = [
     ("Feature drift", AlertMetric.FEATURE_PSI, Comparison.GT, 0.25, 0.1),
     ("Prediction drift", AlertMetric.PREDICTION_PSI, Comparison.GT, 0.2, None),
     ("Schema violation", AlertMetric.SCHEMA_VIOLATIONS, Comparison.GT, 0, None),
+    ("More missing values", AlertMetric.NULL_SHARE_INCREASE, Comparison.GT, 0, None),
 ]
 COMPARE = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
 
@@ -48,7 +49,7 @@ def default_rules_ensure(*, model) -> list[AlertRule]:
 
 def metric_value(metric: str, results: list[dict]) -> float | None:
     """The value of a rule's metric in one report's per-column results (None: not measurable in this report)."""
-    features = [r for r in results if r["column"] != "prediction"]
+    features = [r for r in results if r["column"] not in ("prediction", "label")]
     if metric == AlertMetric.FEATURE_PSI:
         values = [r["psi"] for r in features if r.get("psi") is not None]
         return max(values) if values else None
@@ -59,6 +60,12 @@ def metric_value(metric: str, results: list[dict]) -> float | None:
         return float(sum(1 for r in features if r.get("invalid_current") or r["reason"] in ("new column, not in the reference", "column missing from the current data")))
     if metric == AlertMetric.DRIFTED_FEATURES:
         return float(sum(1 for r in features if r.get("drifted")))
+    if metric == AlertMetric.NULL_SHARE_INCREASE:
+        increases = [r["missing_current"] - r["missing_reference"] for r in features if r["severity"] != "no_data"]
+        return max(increases) if increases else None
+    if metric == AlertMetric.LABEL_PSI:
+        found = next((r for r in results if r["column"] == "label" and r.get("psi") is not None), None)
+        return found["psi"] if found else None
     raise ValidationFailed(f"Unknown metric {metric!r}.")
 
 

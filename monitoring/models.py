@@ -143,6 +143,8 @@ class AlertMetric(models.TextChoices):
     PREDICTION_PSI = "prediction_psi", "prediction PSI"
     SCHEMA_VIOLATIONS = "schema_violations", "schema violations (new, missing or invalid columns)"
     DRIFTED_FEATURES = "drifted_features", "number of drifted features"
+    NULL_SHARE_INCREASE = "null_share_increase", "largest rise of a feature's missing share over the reference"
+    LABEL_PSI = "label_psi", "label PSI"
 
 
 class Comparison(models.TextChoices):

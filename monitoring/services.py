@@ -129,7 +129,7 @@ def _profile(columns: dict[str, np.ndarray]) -> tuple[dict, bytes]:
     """Prepare each column once (sorted values or category counts) and pack them for storage."""
     meta, arrays = {}, {}
     for name, values in columns.items():
-        if name in (columnar.TS, columnar.LABEL):
+        if name == columnar.TS:
             continue
         kind = "categorical" if values.dtype.kind in "US" else "numeric"
         prepared = drift.prepare_reference(values if kind == "numeric" else np.where(values == "", None, values).astype(object), kind)
@@ -184,18 +184,19 @@ def window_columns(*, model_version_id: int, start, end) -> dict[str, np.ndarray
                 parts[name].append(columns[name][keep])
             else:  # a column this batch did not have: missing values for its rows
                 parts[name].append(np.full(int(keep.sum()), "" if kinds.get(name) == "categorical" else np.nan))
-    return {name: np.concatenate(arrays) for name, arrays in parts.items() if name != columnar.LABEL}
+    return {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
 
 def reference_set_from_columns(*, model_version: ModelVersion, columns: dict[str, np.ndarray], source: str, description: str, actor) -> Reference:
     """Set (or replace) the reference distribution of a model version, prepared once now.
 
-    A column named `prediction` is the model's output: it is compared with the
-    events' `prediction` (prediction drift).
+    Columns named `prediction` and `label` are the model's output and the
+    ground truth: they are compared with the events' `prediction` (prediction
+    drift) and `label` (label drift, once labels arrive).
     """
     require_role(actor, EDITOR, "Setting a reference")
-    if "prediction" in columns and columnar.PREDICTION not in columns:
-        columns = {(columnar.PREDICTION if k == "prediction" else k): v for k, v in columns.items()}
+    renames = {"prediction": columnar.PREDICTION, "label": columnar.LABEL}
+    columns = {(renames[k] if k in renames and renames[k] not in columns else k): v for k, v in columns.items()}
     rows = max((len(v) for v in columns.values()), default=0)
     if rows == 0:
         raise ValidationFailed("The reference has no rows.")
@@ -237,6 +238,18 @@ def reference_set_from_csv(*, model_version: ModelVersion, data: bytes, actor, f
 
 STALE_RUN = timedelta(minutes=10)
 PREDICTION_PSI_THRESHOLD = 0.2  # METRICS.md: prediction drift PSI > 0.2 (features: 0.25)
+OUTPUT_COLUMNS = {columnar.PREDICTION: "prediction", columnar.LABEL: "label"}
+
+
+def reference_set_from_window(*, model_version: ModelVersion, start, end, actor) -> Reference:
+    """Use a window of the version's own past traffic as its reference (e.g. the first week in production)."""
+    columns = window_columns(model_version_id=model_version.pk, start=start, end=end)
+    if not columns:
+        raise ValidationFailed("No traffic of this version in that window.")
+    return reference_set_from_columns(
+        model_version=model_version, columns=columns, source=ReferenceSource.WINDOW,
+        description=f"traffic {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC", actor=actor,
+    )
 
 
 def drift_report_run(*, report_id: int) -> DriftReport | None:
@@ -257,10 +270,13 @@ def drift_report_run(*, report_id: int) -> DriftReport | None:
             raise ValidationFailed("This version has no reference data; set one first.")
         current = window_columns(model_version_id=report.model_version_id, start=report.window_start, end=report.window_end)
         thresholds = {columnar.PREDICTION: PREDICTION_PSI_THRESHOLD}
-        results = drift.drift_report(reference_columns(reference), current, thresholds=thresholds) if current else {}
+        profile = reference_columns(reference)
+        if columnar.LABEL not in profile:
+            current.pop(columnar.LABEL, None)  # no labels in the reference: nothing to compare them with
+        results = drift.drift_report(profile, current, thresholds=thresholds) if current else {}
         rows = max((len(v) for v in current.values()), default=0)
         payload = [
-            {**asdict(r), "column": "prediction" if r.column == columnar.PREDICTION else r.column}
+            {**asdict(r), "column": OUTPUT_COLUMNS.get(r.column, r.column)}
             for r in sorted(results.values(), key=lambda r: -(r.psi or 0))
         ]
         DriftReport.objects.filter(pk=report_id).update(

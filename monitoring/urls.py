@@ -13,4 +13,5 @@ urlpatterns = [
     path("monitoring/models/<str:name>/versions/<int:version>/", views.version_monitoring, name="version"),
     path("monitoring/models/<str:name>/versions/<int:version>/reference/", views.reference_upload, name="reference-upload"),
     path("monitoring/models/<str:name>/versions/<int:version>/reports/", views.report_request, name="report-request"),
+    path("monitoring/models/<str:name>/versions/<int:version>/reference/window/", views.reference_from_window, name="reference-window"),
 ]

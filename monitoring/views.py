@@ -74,6 +74,24 @@ def reference_upload(request: HttpRequest, name: str, version: int) -> HttpRespo
 
 
 @require_POST
+def reference_from_window(request: HttpRequest, name: str, version: int) -> HttpResponse:
+    """The version's own traffic of the last N hours becomes its reference."""
+    found = registry_selectors.version_get(model_name=name, version=version)
+    raw = request.POST.get("hours", "")
+    hours = int(raw) if raw.isascii() and raw.isdigit() else 0
+    end = timezone.now()
+    try:
+        if not 1 <= hours <= 24 * 90:
+            raise DomainError("Choose a window of 1 hour to 90 days.")
+        reference = services.reference_set_from_window(model_version=found, start=end - timedelta(hours=hours), end=end, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Reference set from the last {hours} hours of traffic: {reference.rows} rows.")
+    return redirect("monitoring:version", name=name, version=version)
+
+
+@require_POST
 def report_request(request: HttpRequest, name: str, version: int) -> HttpResponse:
     found = registry_selectors.version_get(model_name=name, version=version)
     if not has_role(request.user, EDITOR):

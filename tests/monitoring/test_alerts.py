@@ -144,3 +144,19 @@ def test_hourly_schedule_queues_reports_only_for_versions_with_reference_and_tra
     from monitoring.models import DriftReport
 
     assert list(DriftReport.objects.values_list("model_version__model__name", "status")) == [("fraud", "done")]
+
+
+def test_metric_values_from_report_results():
+    results = [
+        {"column": "amount", "psi": 0.3, "drifted": True, "severity": "significant", "reason": "PSI", "invalid_current": 0, "missing_reference": 0.01, "missing_current": 0.05},
+        {"column": "country", "psi": 0.05, "drifted": False, "severity": "none", "reason": "PSI", "invalid_current": 2, "missing_reference": 0.0, "missing_current": 0.0},
+        {"column": "new_one", "psi": None, "drifted": False, "severity": "no_data", "reason": "new column, not in the reference", "invalid_current": 0, "missing_reference": 1.0, "missing_current": 0.0},
+        {"column": "prediction", "psi": 0.21, "drifted": True, "severity": "significant", "reason": "PSI", "invalid_current": 0, "missing_reference": 0.0, "missing_current": 0.5},
+    ]
+
+    assert alerts.metric_value("feature_psi", results) == 0.3
+    assert alerts.metric_value("prediction_psi", results) == 0.21
+    assert alerts.metric_value("schema_violations", results) == 2.0  # invalid values in country, a new column
+    assert alerts.metric_value("drifted_features", results) == 1.0
+    assert alerts.metric_value("null_share_increase", results) == pytest.approx(0.04)
+    assert alerts.metric_value("label_psi", results) is None

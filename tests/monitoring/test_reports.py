@@ -144,3 +144,35 @@ def test_a_csv_prediction_column_is_compared_with_event_predictions(api_as, edit
     report.refresh_from_db()
     prediction = [r for r in report.results if r["column"] == "prediction"]
     assert len(prediction) == 1 and prediction[0]["psi"] is not None
+
+
+def test_reference_from_a_window_of_past_traffic(api_as, editor, fraud):
+    send(api_as, editor, [1.0, 2.0, 3.0, 4.0], at=T0)
+
+    reference = services.reference_set_from_window(model_version=fraud, start=T0, end=T0 + timedelta(hours=1), actor=editor)
+
+    assert (reference.source, reference.rows) == ("window", 4)
+    assert set(reference.columns) >= {"amount", "country", "__prediction__"}
+    with pytest.raises(Exception, match="No traffic"):
+        services.reference_set_from_window(model_version=fraud, start=T0 - timedelta(days=2), end=T0 - timedelta(days=1), actor=editor)
+
+
+def test_label_drift_once_labels_arrive(api_as, editor, fraud, django_capture_on_commit_callbacks):
+    services.reference_set_from_csv(model_version=fraud, data=b"amount,label\n" + b"".join(f"{i},{int(i % 10 == 0)}\n".encode() for i in range(1000)), actor=editor)
+    events = [
+        {"event_id": f"l-{i}", "model": "fraud", "version": 1, "timestamp": (T0 + timedelta(seconds=i)).isoformat(), "latency_ms": 5,
+         "features": {"amount": float(i)}, "label": int(i % 2 == 0)}
+        for i in range(400)
+    ]
+    assert api_as(editor).post("/api/v1/events", {"events": events}, format="json").status_code == 202
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
+
+    report.refresh_from_db()
+    label = next(r for r in report.results if r["column"] == "label")
+    assert label["drifted"] and label["psi"] > 0.25  # 10 % positives in the reference, 50 % now
+    from monitoring.alerts import metric_value
+
+    assert metric_value("label_psi", report.results) == label["psi"]
+    assert metric_value("schema_violations", report.results) == 0.0
