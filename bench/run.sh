@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: registry read latency and query counts, with MLflow's registry search as the anchor,
 # and the prompt-folder import (first import and a no-change re-import). See bench/README.md.
-# BENCH_ONLY=prompts runs only the prompt import (~2 min), BENCH_ONLY=registry only the registry part. Everything runs on 127.0.0.1 in a throwaway folder under /tmp; every
+# BENCH_ONLY=prompts runs only the prompt import (~2 min), BENCH_ONLY=registry only the registry part,
+# BENCH_ONLY=monitoring only the drift report and event ingestion (~8 min; first run also installs bench/.venv-evidently). Everything runs on 127.0.0.1 in a throwaway folder under /tmp; every
 # process started here is stopped by its PID (process group) on exit. Results: bench/results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +22,8 @@ MLFLOW_VENV="$ROOT/bench/.venv-mlflow"
 MLFLOW_RUNS=${BENCH_MLFLOW_RUNS:-0}                 # 1: also one run (params + metrics) per version; ~3x the seeding time
 SKIP_MLFLOW=${BENCH_SKIP_MLFLOW:-0}
 RESULTS="$ROOT/bench/results"
-ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts
-case "$ONLY" in all|registry|prompts) ;; *) echo "bench: BENCH_ONLY must be all, registry or prompts (not '$ONLY')" >&2; exit 2 ;; esac
+ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts | monitoring
+case "$ONLY" in all|registry|prompts|monitoring) ;; *) echo "bench: BENCH_ONLY must be all, registry, prompts or monitoring (not '$ONLY')" >&2; exit 2 ;; esac
 
 [ -x "$PY" ] || { echo "bench: $PY not found; run 'make install' first" >&2; exit 1; }
 mkdir -p "$RESULTS"
@@ -60,7 +61,7 @@ start_bg() {  # start_bg LOGFILE CMD...: in its own process group (job control o
 forget_pid() { local keep=() p; for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
 
 bench_start=$(now)
-[ "$ONLY" = prompts ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
+[ "$ONLY" = prompts ] || [ "$ONLY" = monitoring ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
 
 # Django settings for every step: throwaway SQLite databases, media and static folders, production mode.
 unset DATABASE_URL
@@ -72,6 +73,144 @@ mkdir -p "$MEDIA_ROOT" "$STATIC_ROOT"
 t=$(now)
 "$PY" manage.py collectstatic --noinput -v0   # the manifest storage of `make serve` needs it before any page renders
 T[collectstatic]=$(since "$t")
+
+# --- monitoring: drift report on 1,000,000 x 20 (scipy and Evidently beside it), event ingestion over HTTP -------
+# One step, its own databases, server and Evidently process; writes bench/results/monitoring.json. Runs with
+# BENCH_ONLY=all (first) and BENCH_ONLY=monitoring (then stops). See "Monitoring" in bench/README.md.
+if [ "$ONLY" = all ] || [ "$ONLY" = monitoring ]; then
+    MBENCH="$ROOT/bench/monitoring_bench.py"
+    MWORK="$WORK/monitoring"
+    EVIDENTLY_VENV="$ROOT/bench/.venv-evidently"
+    EVIDENTLY_WANTED=${BENCH_EVIDENTLY_VERSION:-0.7.23}     # the version the issue quotes
+    EVIDENTLY_TIMEOUT=${BENCH_EVIDENTLY_TIMEOUT:-900}       # the issue: about 243 s on this machine
+    DRIFT_ROWS=${BENCH_DRIFT_ROWS:-1000000}
+    INGEST_EVENTS=${BENCH_INGEST_EVENTS:-200000}            # per batch size
+    INGEST_BATCHES=${BENCH_INGEST_BATCHES:-1000,10000}
+    INGEST_THREADS=${BENCH_INGEST_THREADS:-2}
+    MPROFILE=${BENCH_MONITORING_PROFILE:-auto}              # auto: only when a goal is missed | always | 0
+    mkdir -p "$MWORK"
+    cp "$WORK/env.json" "$MWORK/env.json"
+    monitoring_start=$(now)
+    declare -A MT
+    mskip() { log "monitoring: Evidently anchor SKIPPED: $*"; echo "$*" >"$MWORK/evidently-skipped.txt"; }
+    ensure_evidently() {  # bench/.venv-evidently with evidently + pandas<3; never touches the project's venv
+        local stamp="$EVIDENTLY_VENV/.bench-installed" base versions spec
+        if [ -x "$EVIDENTLY_VENV/bin/python" ] && [ -f "$stamp" ]; then
+            log "monitoring: Evidently venv present: $(cat "$stamp")"
+            return 0
+        fi
+        base=$("$PY" -c 'import sys; print(sys._base_executable)')
+        t=$(now)
+        if [ ! -x "$EVIDENTLY_VENV/bin/python" ]; then
+            log "monitoring: creating $EVIDENTLY_VENV with $base"
+            "$base" -m venv "$EVIDENTLY_VENV" >>"$MWORK/evidently-install.log" 2>&1 || { mskip "could not create a venv with $base"; return 1; }
+        fi
+        versions=$("$EVIDENTLY_VENV/bin/pip" index versions evidently --disable-pip-version-check 2>>"$MWORK/evidently-install.log" \
+            | sed -n 's/^Available versions: //p' | tr -d ' ' | tr ',' '\n') || true
+        if [ -z "$versions" ]; then
+            mskip "PyPI did not answer 'pip index versions evidently' (no network?)"
+            return 1
+        fi
+        if printf '%s\n' "$versions" | grep -qx "${EVIDENTLY_WANTED//./\\.}"; then
+            spec="evidently==$EVIDENTLY_WANTED"
+        elif printf '%s\n' "$versions" | grep -qE '^0\.7\.[0-9]+$'; then
+            spec="evidently==$(printf '%s\n' "$versions" | grep -m1 -E '^0\.7\.[0-9]+$')"
+            log "monitoring: Evidently $EVIDENTLY_WANTED is not on PyPI; using the newest 0.7.x: $spec"
+        else
+            mskip "no Evidently $EVIDENTLY_WANTED nor any 0.7.x release on PyPI"
+            return 1
+        fi
+        log "monitoring: pip install '$spec' 'pandas<3' into bench/.venv-evidently (once; about 1 GB)"
+        if ! "$EVIDENTLY_VENV/bin/pip" install --disable-pip-version-check -q "$spec" "pandas<3" >>"$MWORK/evidently-install.log" 2>&1; then
+            mskip "pip install '$spec' failed: $(grep -v '^WARNING' "$MWORK/evidently-install.log" | tail -3 | tr '\n' ' ')"
+            return 1
+        fi
+        echo "$spec -> $("$EVIDENTLY_VENV/bin/python" -c 'import evidently, pandas; print(f"evidently {evidently.__version__}, pandas {pandas.__version__}")')" >"$stamp"
+        MT[evidently_install]=$(since "$t")
+        log "monitoring: Evidently installed in ${MT[evidently_install]} s: $(cat "$stamp")"
+    }
+
+    # 1. The drift report. Data: seeded .npy files (columns x rows), read by every process below.
+    t=$(now)
+    "$PY" "$MBENCH" data --dir "$MWORK/data" --rows "$DRIFT_ROWS"
+    MT[data]=$(since "$t")
+    DRIFT_DB="$MWORK/drift.sqlite3"
+    # drift_report_run ends with alerts_evaluate, which queues a notification task on commit: Celery gets an
+    # in-memory broker here (no Redis needed; the message is queued in the process and nothing is sent).
+    mdrift() { SQLITE_PATH="$DRIFT_DB" CELERY_BROKER_URL=memory:// CELERY_RESULT_BACKEND=cache+memory:// "$PY" "$@"; }
+    mdrift manage.py migrate --noinput -v0
+    log "monitoring: reference through reference_set_from_columns, current window as FeatureBatch rows"
+    t=$(now)
+    mdrift "$MBENCH" drift-setup --data "$MWORK/data" --out "$MWORK/drift-setup.json"
+    MT[drift_setup]=$(since "$t")
+    report_id=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["report_id"])' "$MWORK/drift-setup.json")
+    log "monitoring: drift_report_run in a process of its own (its peak RSS is the report's plus Django's)"
+    mdrift "$MBENCH" drift-run --report-id "$report_id" --out "$MWORK/drift-run.json"
+    log "monitoring: drift.drift_report in memory and scipy's ks_2samp loop on the same arrays"
+    "$PY" "$MBENCH" drift-inmem --data "$MWORK/data" --stored "$MWORK/drift-run.json" --out "$MWORK/drift-inmem.json"
+
+    # The anchor: Evidently's DataDriftPreset in its own venv and process, stopped after EVIDENTLY_TIMEOUT seconds.
+    if [ "${BENCH_SKIP_EVIDENTLY:-0}" = 1 ]; then
+        mskip "BENCH_SKIP_EVIDENTLY=1"
+    elif ensure_evidently; then
+        log "monitoring: Evidently DataDriftPreset on the same arrays (timeout $EVIDENTLY_TIMEOUT s; the issue says about 243 s)"
+        t=$(now)
+        cd "$MWORK"  # whatever Evidently writes next to itself stays in the work folder
+        start_bg "$MWORK/evidently.log" env DO_NOT_TRACK=1 EVIDENTLY_DISABLE_TELEMETRY=1 \
+            "$EVIDENTLY_VENV/bin/python" "$MBENCH" evidently --data "$MWORK/data" --out "$MWORK/evidently.json"
+        epid=$BG_PID
+        cd "$ROOT"
+        deadline=$(( $(date +%s) + EVIDENTLY_TIMEOUT ))
+        while kill -0 "$epid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 1; done
+        if kill -0 "$epid" 2>/dev/null; then
+            stop_pid "$epid"
+            mskip "Evidently did not finish within $EVIDENTLY_TIMEOUT s (stopped)"
+        else
+            rc=0; wait "$epid" || rc=$?
+            if [ "$rc" = 0 ]; then grep '^  ' "$MWORK/evidently.log" || true; else tail -20 "$MWORK/evidently.log"; mskip "Evidently failed (exit $rc; log above)"; fi
+        fi
+        forget_pid "$epid"
+        MT[evidently]=$(since "$t")
+    fi
+
+    # 2. Ingestion over HTTP: gunicorn -w 2 on a fresh database, batches of 1,000 and 10,000 events.
+    INGEST_DB="$MWORK/ingest.sqlite3"
+    SQLITE_PATH="$INGEST_DB" "$PY" manage.py migrate --noinput -v0
+    SQLITE_PATH="$INGEST_DB" "$PY" "$MBENCH" ingest-setup --out "$MWORK/ingest-setup.json"
+    port=$("$PY" "$BENCH" port)
+    log "monitoring: gunicorn mlops_site.wsgi -w 2 on 127.0.0.1:$port (MLOPS_MAX_JSON_MB=64); $INGEST_EVENTS events per batch size ($INGEST_BATCHES), $INGEST_THREADS client threads"
+    start_bg "$MWORK/gunicorn.log" env SQLITE_PATH="$INGEST_DB" MLOPS_MAX_JSON_MB=64 \
+        "$GUNICORN" mlops_site.wsgi -b "127.0.0.1:$port" -w 2 --timeout 300
+    gpid=$BG_PID
+    "$PY" "$BENCH" wait --url "http://127.0.0.1:$port/healthz" --pid "$gpid" --timeout 60 || { tail -20 "$MWORK/gunicorn.log"; exit 1; }
+    t=$(now)
+    SQLITE_PATH="$INGEST_DB" "$PY" "$MBENCH" ingest-http --base-url "http://127.0.0.1:$port" --setup "$MWORK/ingest-setup.json" \
+        --events "$INGEST_EVENTS" --batch-sizes "$INGEST_BATCHES" --threads "$INGEST_THREADS" --out "$MWORK/ingest.json" \
+        || { tail -30 "$MWORK/gunicorn.log"; exit 1; }
+    MT[ingest]=$(since "$t")
+    stop_pid "$gpid"; forget_pid "$gpid"
+
+    # 3. cProfile of the report run and of one 10,000-event request, when a goal was missed (or always).
+    if [ "$MPROFILE" != 0 ]; then
+        mode=$([ "$MPROFILE" = always ] && echo always || echo auto)
+        mdrift "$MBENCH" profile --what drift --mode "$mode" --work "$MWORK" \
+            --text "$MWORK/profile-drift.txt" --out "$MWORK/profile-drift.json"
+        SQLITE_PATH="$INGEST_DB" "$PY" "$MBENCH" profile --what ingest --mode "$mode" --work "$MWORK" \
+            --text "$MWORK/profile-ingest.txt" --out "$MWORK/profile-ingest.json"
+    fi
+    MT[monitoring]=$(since "$monitoring_start")
+    {
+        printf '{'
+        sep=""
+        for k in "${!MT[@]}"; do printf '%s"%s_s": %s' "$sep" "$k" "${MT[$k]}"; sep=", "; done
+        printf '}\n'
+    } >"$MWORK/timings.json"
+    "$PY" "$MBENCH" report --work "$MWORK" --results "$RESULTS/monitoring.json"
+    log "monitoring: done in ${MT[monitoring]} s"
+    if [ "$ONLY" = monitoring ]; then
+        exit 0
+    fi
+fi
 
 # --- prompts: import a folder of 200 prompts x 10 versions, first and no-change re-import -----------
 # One step, its own databases and servers; writes bench/results/prompts.json. Skipped with BENCH_ONLY=registry.
