@@ -8,7 +8,6 @@ million rows of a column is one array, not a million Python objects.
 from __future__ import annotations
 
 import io
-import math
 
 import numpy as np
 
@@ -23,7 +22,8 @@ def column_kind(values: list) -> str:
 
 def to_array(values: list, kind: str) -> np.ndarray:
     if kind == "numeric":
-        return np.array([float(v) if v is not None and not isinstance(v, str) else math.nan for v in values], dtype=np.float64)
+        # numpy turns None into NaN for a float64 array; a numeric column holds no strings.
+        return np.array(values, dtype=np.float64)
     return np.array(["" if v is None else str(v) for v in values], dtype=str)
 
 

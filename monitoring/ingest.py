@@ -123,7 +123,10 @@ def validate_batch(payload, *, now: datetime | None = None) -> list[CleanEvent]:
             bad("features", "must be an object of name to number or string")
         else:
             for name, value in features.items():
-                if value is None or isinstance(value, str) or _finite(value):
+                # The hot loop of ingestion (20 values x 10,000 events): exact type checks, and
+                # x - x == 0 is False exactly for NaN and +-inf.
+                kind = type(value)
+                if (kind is float and value - value == 0.0) or kind is int or kind is str or value is None:
                     continue
                 bad(f"features.{name}", "must be a finite number, a string or null (NaN and Infinity are invalid)")
                 break

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -74,23 +74,41 @@ def events_ingest(*, payload, actor) -> IngestResult:
             fresh.append(e)
     with transaction.atomic():
         batch_of = _store_feature_batches([e for e in fresh if e.kind == "model"], versions)
-        Event.objects.bulk_create(
-            [
-                Event(
-                    event_id=e.event_id,
-                    model_version_id=versions[(e.kind, e.name, e.version)] if e.kind == "model" else None,
-                    prompt_version_id=versions[(e.kind, e.name, e.version)] if e.kind == "prompt" else None,
-                    timestamp=e.timestamp, latency_ms=e.latency_ms, error=e.error, unit_id=e.unit_id,
-                    prediction=e.prediction, label=e.label, input_tokens=e.input_tokens, output_tokens=e.output_tokens,
-                    cost_usd=e.cost_usd, ttft_ms=e.ttft_ms, guardrail_triggered=e.guardrail_triggered, feedback=e.feedback,
-                    judge_score=e.judge_score, batch_id=batch_of.get(versions[(e.kind, e.name, e.version)]) if e.kind == "model" else None,
-                )
-                for e in fresh
-            ],
-            batch_size=2000,
-            ignore_conflicts=True,  # a concurrent request with the same event_id: the database keeps one
-        )
+        _insert_events(fresh, versions, batch_of)
     return IngestResult(accepted=len(fresh), duplicates=len(events) - len(fresh))
+
+
+EVENT_COLUMNS = [
+    "event_id", "model_version", "prompt_version", "timestamp", "received_at", "latency_ms", "error", "unit_id", "prediction", "label",
+    "input_tokens", "output_tokens", "cost_usd", "ttft_ms", "guardrail_triggered", "feedback", "judge_score", "batch",
+]
+
+
+def _insert_events(events, versions: dict, batch_of: dict[int, int]) -> None:
+    """One prepared INSERT run with executemany: the ORM's bulk_create compiles SQL per row and,
+    on SQLite, packs only 55 rows of 18 columns into a statement. A concurrent request
+    with the same event_id: ON CONFLICT keeps the first (SQLite >= 3.24 and PostgreSQL)."""
+    fields = {name: Event._meta.get_field(name) for name in EVENT_COLUMNS}
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(quote(f.column) for f in fields.values())}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({quote(fields['event_id'].column)}) DO NOTHING"
+    )
+    prep_time, prep_json = fields["timestamp"].get_db_prep_save, fields["prediction"].get_db_prep_save
+    received = prep_time(timezone.now(), connection)
+    rows = []
+    for e in events:
+        version_id = versions[(e.kind, e.name, e.version)]
+        is_model = e.kind == "model"
+        rows.append((
+            e.event_id, version_id if is_model else None, None if is_model else version_id, prep_time(e.timestamp, connection), received,
+            e.latency_ms, e.error, e.unit_id, prep_json(e.prediction, connection), prep_json(e.label, connection),
+            e.input_tokens, e.output_tokens, e.cost_usd, e.ttft_ms, e.guardrail_triggered, e.feedback, e.judge_score,
+            batch_of.get(version_id) if is_model else None,
+        ))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 2000):
+            cursor.executemany(sql, rows[start : start + 2000])
 
 
 def _invalid(errors: list[dict]) -> ValidationFailed:
@@ -133,9 +151,11 @@ def _profile(columns: dict[str, np.ndarray]) -> tuple[dict, bytes]:
             continue
         kind = "categorical" if values.dtype.kind in "US" else "numeric"
         prepared = drift.prepare_reference(values if kind == "numeric" else np.where(values == "", None, values).astype(object), kind)
-        meta[name] = {"kind": kind, "missing": prepared.missing, "n": prepared.n}
+        meta[name] = {"kind": kind, "missing": prepared.missing, "n": prepared.n, "std": prepared.std}
         if kind == "numeric":
             arrays[f"{name}::sorted"] = prepared.sorted_values if prepared.sorted_values is not None else np.array([], float)
+            if prepared.cuts is not None:
+                arrays[f"{name}::cuts"] = prepared.cuts
         else:
             arrays[f"{name}::categories"] = np.asarray(prepared.categories, dtype=str)
             arrays[f"{name}::counts"] = np.asarray(prepared.counts if prepared.counts is not None else [], dtype=np.int64)
@@ -152,10 +172,12 @@ def reference_columns(reference: Reference) -> dict[str, drift.ReferenceColumn]:
             if values.size == 0:
                 out[name] = drift.ReferenceColumn(kind="numeric", n=0, missing=meta["missing"])
                 continue
-            cuts = drift.quantile_cuts(values)
+            # Cuts and std were computed when the reference was set; older profiles compute them here.
+            cuts = arrays[f"{name}::cuts"] if f"{name}::cuts" in arrays else drift.quantile_cuts(values)
+            std = meta["std"] if "std" in meta else float(np.std(values))
             out[name] = drift.ReferenceColumn(
                 kind="numeric", n=int(values.size), missing=meta["missing"], sorted_values=values, cuts=cuts,
-                proportions=drift.bin_proportions(values, cuts), std=float(np.std(values)),
+                proportions=drift.bin_proportions(values, cuts), std=std,
             )
         else:
             out[name] = drift.ReferenceColumn(
@@ -176,6 +198,8 @@ def window_columns(*, model_version_id: int, start, end) -> dict[str, np.ndarray
         keep = (columns[columnar.TS] >= lo) & (columns[columnar.TS] < hi)
         if not keep.any():
             continue
+        if keep.all():
+            keep = slice(None)  # the whole batch is inside the window: no copy
         names = set(columns) - {columnar.TS}
         for name in names:
             kinds[name] = "categorical" if columns[name].dtype.kind in "US" else "numeric"
@@ -183,7 +207,8 @@ def window_columns(*, model_version_id: int, start, end) -> dict[str, np.ndarray
             if name in columns:
                 parts[name].append(columns[name][keep])
             else:  # a column this batch did not have: missing values for its rows
-                parts[name].append(np.full(int(keep.sum()), "" if kinds.get(name) == "categorical" else np.nan))
+                rows = len(columns[columnar.TS][keep])
+                parts[name].append(np.full(rows, "" if kinds.get(name) == "categorical" else np.nan))
     return {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
 

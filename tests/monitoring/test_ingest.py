@@ -38,6 +38,10 @@ def test_ingest_stores_events_and_columnar_features(api_as, editor, fraud):
     assert columns["country"].tolist() == ["FR", "DE", "FR", "DE", "FR"]
     assert columns[columnar.PREDICTION].tolist() == [0.2] * 5
     assert set(Event.objects.values_list("batch_id", flat=True)) == {batch.pk}
+    stored = Event.objects.get(event_id="e-3")
+    assert (stored.prediction, stored.label, stored.latency_ms, stored.unit_id) == (0.2, None, 12.5, "user-3")
+    assert stored.timestamp.isoformat() == "2026-11-20T10:00:00+00:00"
+    assert Event.objects.filter(label__isnull=True).count() == 5
 
 
 def test_resent_events_are_duplicates_not_rows(api_as, editor, fraud):
@@ -97,3 +101,23 @@ def test_missing_features_become_nan_or_empty(api_as, editor, fraud):
     assert columns["country"].tolist() == ["FR", "", "DE"]
     assert columns["amount"][0] == 10.0 and math.isnan(columns["amount"][2])
     assert np.isnan(columns["amount"]).sum() == 1
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), True, {"a": 1}])
+def test_feature_values_that_are_refused(value):
+    from monitoring.ingest import BatchInvalid, validate_batch
+
+    payload = {"events": [event(0, features={"x": value})]}
+
+    with pytest.raises(BatchInvalid) as caught:
+        validate_batch(payload)
+
+    assert caught.value.errors[0]["field"] == "features.x"
+
+
+def test_feature_values_that_are_accepted():
+    from monitoring.ingest import validate_batch
+
+    cleaned = validate_batch({"events": [event(0, features={"a": 1, "b": -2.5, "c": "DE", "d": None, "e": 0.0})]})
+
+    assert cleaned[0].features == {"a": 1, "b": -2.5, "c": "DE", "d": None, "e": 0.0}
