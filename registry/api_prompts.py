@@ -10,6 +10,7 @@ from mlops_site.exceptions import TooLarge, ValidationFailed
 from mlops_site.permissions import IsApprover, IsEditor
 
 from . import prompt_files, selectors, services
+from .api import _valid
 from .models import Environment
 from .serializers import (
     EvalSetOutput,
@@ -33,11 +34,6 @@ ImportOutput = inline_serializer(
     },
 )
 
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class PromptListApi(generics.ListAPIView):
