@@ -121,3 +121,18 @@ def test_feature_values_that_are_accepted():
     cleaned = validate_batch({"events": [event(0, features={"a": 1, "b": -2.5, "c": "DE", "d": None, "e": 0.0})]})
 
     assert cleaned[0].features == {"a": 1, "b": -2.5, "c": "DE", "d": None, "e": 0.0}
+
+
+def test_columnar_blobs_round_trip_and_read_old_npz():
+    import io
+
+    columns = {"ts": np.arange(5.0), "cat": np.array(["a", "", "ccc", "b", "é"]), "empty": np.array([], dtype=float)}
+
+    decoded = columnar.decode(columnar.encode(columns))
+
+    assert set(decoded) == set(columns)
+    for name, array in columns.items():
+        assert decoded[name].dtype == array.dtype and decoded[name].tolist() == array.tolist()
+    old = io.BytesIO()
+    np.savez(old, **columns)
+    assert columnar.decode(old.getvalue())["cat"].tolist() == ["a", "", "ccc", "b", "é"]
