@@ -1,9 +1,7 @@
-"""What every Plotly figure shares: the base layout and the figure-to-dict step. No ORM, no HTTP."""
+"""What every Plotly figure shares: the base layout, label escaping, downsampling. No ORM, no HTTP.
 
-import json
-
-import plotly.graph_objects as go
-import plotly.io as pio
+Figures are plain dicts (the JSON plotly.js reads); tests validate them with plotly.graph_objects.Figure.
+"""
 
 MAX_POINTS = 2000
 PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#db2777", "#65a30d", "#7c3aed", "#475569"]
@@ -29,11 +27,6 @@ def base_layout(**overrides) -> dict:
 def label(text: str) -> str:
     """User text for a trace or axis label: Plotly renders a subset of HTML (links) in labels."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def to_dict(fig: go.Figure) -> dict:
-    """The figure as plain JSON-ready data for `json_script` (typed arrays included)."""
-    return json.loads(pio.to_json(fig, validate=False))
 
 
 def downsample(xs: list, ys: list, max_points: int = MAX_POINTS) -> tuple[list, list]:

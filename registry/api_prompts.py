@@ -1,5 +1,7 @@
 """REST API of the prompt registry (`/api/v1/prompts/...`): validate, call one service or selector, answer."""
 
+import json
+
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
@@ -9,7 +11,7 @@ from rest_framework.views import APIView
 from mlops_site.exceptions import TooLarge, ValidationFailed
 from mlops_site.permissions import IsApprover, IsEditor
 
-from . import prompt_files, selectors, services
+from . import prompt_templates, selectors, services
 from .api import _valid
 from .models import Environment
 from .serializers import (
@@ -115,8 +117,8 @@ class PromptRenderApi(APIView):
         found = selectors.prompt_version_get(prompt_name=name, version=version)
         variables = _valid(RenderInput, request.data)["variables"]
         try:
-            text = prompt_files.render(found.template, variables)
-        except prompt_files.RenderError as exc:
+            text = prompt_templates.render(found.template, variables)
+        except prompt_templates.RenderError as exc:
             fields = {n: ["Missing."] for n in exc.missing} | {n: ["Not a placeholder of this template."] for n in exc.unknown}
             raise ValidationFailed(str(exc), fields={f"variables.{k}": v for k, v in fields.items()}) from None
         return Response({"system": found.system, "prompt": text, "model": found.llm_model, "temperature": found.temperature, "max_tokens": found.max_tokens})
@@ -153,5 +155,7 @@ class EvalSetApi(APIView):
         page, size = request.query_params.get("page", "1"), request.query_params.get("page_size", "50")
         if not (page.isascii() and page.isdigit() and size.isascii() and size.isdigit()) or int(page) < 1 or not 1 <= int(size) <= 500:
             raise ValidationFailed("page must be 1 or more and page_size from 1 to 500.")
-        rows, count = selectors.eval_set_rows(eval_set=eval_set, page=int(page), page_size=int(size))
-        return Response({"eval_set": EvalSetOutput(eval_set).data, "count": count, "page": int(page), "rows": rows})
+        lines = selectors.eval_set_lines(eval_set=eval_set)
+        start = (int(page) - 1) * int(size)
+        rows = [json.loads(line) for line in lines[start : start + int(size)]]
+        return Response({"eval_set": EvalSetOutput(eval_set).data, "count": len(lines), "page": int(page), "rows": rows})

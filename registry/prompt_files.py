@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,12 +24,13 @@ from typing import Any
 import yaml
 from rest_framework import serializers
 
+from .prompt_templates import TemplateInvalid, template_placeholders
+
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 VERSION_FILE_RE = re.compile(r"v([1-9][0-9]{0,8})\.ya?ml")
 ENVIRONMENTS = ("dev", "staging", "prod")
 EVAL_SET_FILE = "eval_set.jsonl"
 CONFIG_FILE = "config.yaml"
-IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -50,16 +50,6 @@ class FolderInvalid(ValueError):
     def __init__(self, problems: list[Problem]):
         super().__init__("; ".join(map(str, problems[:20])) + (f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""))
         self.problems = problems
-
-
-class TemplateInvalid(ValueError):
-    pass
-
-
-class RenderError(ValueError):
-    def __init__(self, message: str, *, missing: list[str] | None = None, unknown: list[str] | None = None):
-        super().__init__(message)
-        self.missing, self.unknown = missing or [], unknown or []
 
 
 @dataclass(frozen=True)
@@ -88,50 +78,6 @@ class Folder:
     config: dict[str, dict[str, int]] | None = None
     config_source: str | None = None
     ignored: tuple[str, ...] = ()
-
-
-# --- templates ----------------------------------------------------------------------------
-
-
-def template_placeholders(template: str) -> list[str]:
-    """The `{name}` placeholders of a template, in order of first use.
-
-    Templates are data, never code: only plain identifiers are allowed, so
-    `{text.__class__}`, `{0.__globals__}`, `{x[0]}`, conversions (`!r`) and
-    format specs are refused. `{{` and `}}` are literal braces.
-    """
-    names: list[str] = []
-    try:
-        parts = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise TemplateInvalid(f"unbalanced braces in template ({exc}); write {{{{ and }}}} for literal braces") from None
-    for _, name, spec, conversion in parts:
-        if name is None:
-            continue
-        if not IDENTIFIER_RE.fullmatch(name):
-            raise TemplateInvalid(f"placeholder {{{name}}} is not a plain name: attribute, index and positional access are not allowed")
-        if conversion or spec:
-            raise TemplateInvalid(f"placeholder {{{name}}} has a conversion or format spec; only {{{name}}} is allowed")
-        if name not in names:
-            names.append(name)
-    return names
-
-
-def render(template: str, variables: Mapping[str, Any]) -> str:
-    """Fill `template` from `variables`; every placeholder must be given and nothing else."""
-    names = template_placeholders(template)
-    missing = [n for n in names if n not in variables]
-    unknown = sorted(set(variables) - set(names))
-    if missing or unknown:
-        parts = ([f"missing variable(s): {', '.join(missing)}"] if missing else []) + ([f"unknown variable(s): {', '.join(unknown)}"] if unknown else [])
-        raise RenderError("; ".join(parts), missing=missing, unknown=unknown)
-    out = []
-    for literal, name, _, _ in string.Formatter().parse(template):
-        out.append(literal)
-        if name is not None:
-            value = variables[name]
-            out.append(value if isinstance(value, str) else json.dumps(value))
-    return "".join(out)
 
 
 # --- YAML with lines --------------------------------------------------------------------------

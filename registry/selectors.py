@@ -166,13 +166,9 @@ def eval_set_get(*, prompt_name: str, version: int | str) -> EvalSet:
         raise NotFound(f"No eval set version {version} of prompt '{prompt_name}'.") from None
 
 
-def eval_set_rows(*, eval_set: EvalSet, page: int, page_size: int) -> tuple[list[dict], int]:
-    """One page of an eval set's rows (parsed from the stored JSONL) and the row count."""
-    import json
-
-    lines = [line for line in eval_set.content.splitlines() if line.strip()]
-    start = (page - 1) * page_size
-    return [json.loads(line) for line in lines[start : start + page_size]], len(lines)
+def eval_set_lines(*, eval_set: EvalSet) -> list[str]:
+    """The JSONL lines of an eval set (blank lines skipped): one row each. Pages slice and parse them."""
+    return [line for line in eval_set.content.splitlines() if line.strip()]
 
 
 def prompt_timeline(*, prompt: Prompt) -> QuerySet[StageChange]:

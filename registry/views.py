@@ -257,12 +257,9 @@ def promotion_reject(request: HttpRequest, promotion_id: int) -> HttpResponse:
 @require_POST
 def model_rollback(request: HttpRequest, name: str) -> HttpResponse:
     stage = request.POST.get("stage", "")
-    result = {}
-
-    def action():
-        result["version"] = services.model_rollback(model_name=name, stage=stage, reason=request.POST.get("reason", ""), actor=request.user)
-
-    _run(request, action, f"Rolled back {name} {stage}.")
-    if "version" in result:
-        messages.info(request, f"{name} v{result['version'].version} is in {stage} again.")
+    _run(
+        request,
+        lambda: services.model_rollback(model_name=name, stage=stage, reason=request.POST.get("reason", ""), actor=request.user),
+        f"Rolled back {name} {stage} to the version that held it before.",
+    )
     return _back(request, reverse("registry:model-detail", args=[name]))

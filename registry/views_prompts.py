@@ -82,8 +82,7 @@ def prompt_version_detail(request: HttpRequest, name: str, version: int) -> Http
 
 def eval_set_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
     eval_set = _get_or_404(selectors.eval_set_get, prompt_name=name, version=version)
-    lines = [line for line in eval_set.content.splitlines() if line.strip()]
-    page = Paginator(lines, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.eval_set_lines(eval_set=eval_set), PAGE_SIZE).get_page(request.GET.get("page"))
     start = page.start_index()
     rows = [(start + i, json.dumps(json.loads(line), indent=2, ensure_ascii=False)) for i, line in enumerate(page.object_list)]
     return render(request, "registry/eval_set_detail.html", {"eval_set": eval_set, "page": page, "rows": rows, "qs": _querystring(request)})

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from mlops_site.exceptions import Forbidden, NotFound
+from django.db import IntegrityError, transaction
+
+from mlops_site.exceptions import Forbidden
 from mlops_site.roles import has_role
 
-from ..models import AuditEvent, RegisteredModel
+from ..models import AuditEvent
 
 
 def audit_record(
@@ -38,10 +40,16 @@ def require_role(actor, role: str, doing: str) -> None:
         raise Forbidden(f"{doing} needs the {role} role.", code="role_required")
 
 
-def lock_model(name: str) -> RegisteredModel:
-    """The model's row, locked until the transaction ends: stage changes of one model run one at a time."""
+def get_or_create_locked(model_class, *, name: str, actor):
+    """The row named `name` of a model or prompt table, created if missing, locked until the transaction ends."""
     try:
-        return RegisteredModel.objects.select_for_update().get(name=name)
-    except RegisteredModel.DoesNotExist:
-        raise NotFound(f"No model named '{name}'.") from None
+        return model_class.objects.select_for_update().get(name=name)
+    except model_class.DoesNotExist:
+        pass
+    try:
+        with transaction.atomic():
+            return model_class.objects.create(name=name, created_by=actor)
+    except IntegrityError:
+        # Someone else created it a moment ago.
+        return model_class.objects.select_for_update().get(name=name)
 

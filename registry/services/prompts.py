@@ -9,14 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from mlops_site.exceptions import Conflict, DomainError, TooLarge, ValidationFailed
 from mlops_site.roles import EDITOR
 
-from .. import prompt_files
+from .. import prompt_files, prompt_templates
 from ..models import AuditAction, EvalSet, PromotionRequest, PromotionStatus, Prompt, PromptDeployment, PromptVersion
-from .audit import audit_record, require_role
+from .audit import audit_record, get_or_create_locked, require_role
 from .promotions import promotion_request_create
 
 MAX_ARCHIVE_MEMBERS = 20_000
@@ -39,18 +39,6 @@ def _invalid(problems: list[prompt_files.Problem]) -> ValidationFailed:
     return error
 
 
-def _prompt_get_or_create_locked(name: str, actor) -> Prompt:
-    try:
-        return Prompt.objects.select_for_update().get(name=name)
-    except Prompt.DoesNotExist:
-        pass
-    try:
-        with transaction.atomic():
-            return Prompt.objects.create(name=name, created_by=actor)
-    except IntegrityError:
-        return Prompt.objects.select_for_update().get(name=name)
-
-
 def prompts_import(*, files: Mapping[str, bytes | str], actor) -> ImportResult:
     """Sync a prompts folder: new version files and eval sets are created, unchanged ones are left alone.
 
@@ -70,7 +58,7 @@ def prompts_import(*, files: Mapping[str, bytes | str], actor) -> ImportResult:
         raise _invalid(exc.problems) from None
     result = ImportResult(unchanged=already_known, ignored=list(folder.ignored))
     with transaction.atomic():
-        prompts = {name: _prompt_get_or_create_locked(name, actor) for name in sorted(set(folder.prompts) | set(folder.eval_sets))}
+        prompts = {name: get_or_create_locked(Prompt, name=name, actor=actor) for name in sorted(set(folder.prompts) | set(folder.eval_sets))}
         changed: list[str] = []
         for name, prompt in prompts.items():
             if name in known_eval_sets:
@@ -164,7 +152,7 @@ def _create_version(prompt: Prompt, spec: prompt_files.PromptSpec, eval_set: Eva
         max_tokens=data["max_tokens"],
         system=data["system"],
         template=data["template"],
-        placeholders=prompt_files.template_placeholders(data["template"]),
+        placeholders=prompt_templates.template_placeholders(data["template"]),
         eval_criteria=data["eval_criteria"],
         description=data["description"],
         tags=data["tags"],

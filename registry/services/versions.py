@@ -10,13 +10,14 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from mlops_site.exceptions import TooLarge, ValidationFailed
 from mlops_site.roles import EDITOR
 
 from ..models import NAME_PATTERN, AuditAction, ModelVersion, RegisteredModel, Stage, artifact_path
-from .audit import audit_record, lock_model, require_role
+from .audit import audit_record, get_or_create_locked, require_role
+from .subjects import ModelSubject
 
 TEXT_LIMITS = {"code_commit": 64, "data_version": 255, "image_tag": 255, "artifact_uri": 1000, "description": 20_000}
 NAME_RULE = "Use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit."
@@ -119,7 +120,7 @@ def model_version_register(
     stored, sha256, size = _store_artifact(model_name, artifact) if artifact is not None else ("", "", None)
     try:
         with transaction.atomic():
-            model = _model_get_or_create_locked(model_name, actor)
+            model = get_or_create_locked(RegisteredModel, name=model_name, actor=actor)
             last = ModelVersion.objects.filter(model=model).order_by("-version").values_list("version", flat=True).first()
             version = ModelVersion(
                 model=model,
@@ -150,26 +151,13 @@ def model_version_register(
     return version
 
 
-def _model_get_or_create_locked(name: str, actor) -> RegisteredModel:
-    try:
-        return RegisteredModel.objects.select_for_update().get(name=name)
-    except RegisteredModel.DoesNotExist:
-        pass
-    try:
-        with transaction.atomic():
-            return RegisteredModel.objects.create(name=name, created_by=actor)
-    except IntegrityError:
-        # Someone else created it a moment ago.
-        return RegisteredModel.objects.select_for_update().get(name=name)
-
-
 def model_describe(*, model_name: str, description: str, actor) -> RegisteredModel:
     """Change a model's description (the only mutable field of a model), with an audit event."""
     require_role(actor, EDITOR, "Describing a model")
     if not isinstance(description, str) or len(description) > TEXT_LIMITS["description"] or "\x00" in description:
         raise ValidationFailed("Invalid description.", fields={"description": [f"Text of at most {TEXT_LIMITS['description']} characters."]})
     with transaction.atomic():
-        model = lock_model(model_name)
+        model = ModelSubject.lock(model_name).parent
         previous = model.description
         model.description = description
         model.save(update_fields=["description"])
