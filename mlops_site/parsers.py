@@ -17,12 +17,16 @@ class StrictJSONError(ValueError):
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise StrictJSONError(f"duplicate key {key!r}")
-        seen[key] = value
-    return seen
+    # dict() in C, and a loop only when the sizes say a key repeats: this hook runs once per
+    # JSON object, 20,000 times for an ingestion batch of 10,000 events.
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise StrictJSONError(f"duplicate key {key!r}")
+            seen.add(key)
+    return out
 
 
 def _no_constants(name: str):

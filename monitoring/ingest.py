@@ -8,8 +8,13 @@ field, so a client can fix the batch and send it again.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal, NamedTuple
+
+import msgspec
+import msgspec.structs
+from msgspec import UNSET, UnsetType
 
 MAX_EVENTS = 10_000
 MAX_ERRORS = 100
@@ -28,8 +33,10 @@ class BatchInvalid(ValueError):
         self.errors = errors
 
 
-@dataclass(frozen=True)
-class CleanEvent:
+class CleanEvent(NamedTuple):
+    """One validated event. A named tuple: 10,000 of them are built per request, and a frozen
+    dataclass's __init__ costs several times more."""
+
     index: int
     event_id: str
     kind: str  # "model" or "prompt"
@@ -59,7 +66,7 @@ def _finite(value) -> bool:
     return _number(value) and math.isfinite(value)
 
 
-def _timestamp(value, now: datetime) -> tuple[datetime | None, str]:
+def _timestamp(value, latest: datetime) -> tuple[datetime | None, str]:
     if not isinstance(value, str):
         return None, "must be an ISO 8601 string"
     try:
@@ -68,14 +75,14 @@ def _timestamp(value, now: datetime) -> tuple[datetime | None, str]:
         return None, "not an ISO 8601 date and time"
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    if parsed > now + FUTURE_SLACK:
+    if parsed > latest:
         return None, "is in the future"
     return parsed, ""
 
 
 def validate_batch(payload, *, now: datetime | None = None) -> list[CleanEvent]:
     """The events of `{"events": [...]}`, cleaned; BatchInvalid lists every problem as {index, field, message}."""
-    now = now or datetime.now(UTC)
+    latest = (now or datetime.now(UTC)) + FUTURE_SLACK
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
         raise BatchInvalid([{"index": None, "field": "events", "message": "send {\"events\": [...]}"}])
     events = payload["events"]
@@ -93,7 +100,7 @@ def validate_batch(payload, *, now: datetime | None = None) -> list[CleanEvent]:
             bad("", "each event must be an object")
             continue
         before = len(errors)
-        unknown = sorted(set(event) - KNOWN)
+        unknown = [] if event.keys() <= KNOWN else sorted(event.keys() - KNOWN)
         if unknown:
             bad(unknown[0], "unknown field" + (f" (and {', '.join(unknown[1:])})" if len(unknown) > 1 else ""))
         event_id = event.get("event_id")
@@ -105,7 +112,7 @@ def validate_batch(payload, *, now: datetime | None = None) -> list[CleanEvent]:
         version = event.get("version")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             bad("version", "required: a positive whole number")
-        ts, problem = _timestamp(event.get("timestamp"), now)
+        ts, problem = _timestamp(event.get("timestamp"), latest)
         if problem:
             bad("timestamp", problem)
         latency = event.get("latency_ms")
@@ -130,10 +137,10 @@ def validate_batch(payload, *, now: datetime | None = None) -> list[CleanEvent]:
                     continue
                 bad(f"features.{name}", "must be a finite number, a string or null (NaN and Infinity are invalid)")
                 break
-        for field in ("prediction", "label"):
-            value = event.get(field)
+        for key in ("prediction", "label"):
+            value = event.get(key)
             if value is not None and not (isinstance(value, (str, bool)) or _finite(value)):
-                bad(field, "must be a finite number, a string or a boolean")
+                bad(key, "must be a finite number, a string or a boolean")
         for field in TOKEN_FIELDS:
             value = event.get(field)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
@@ -164,4 +171,93 @@ def validate_batch(payload, *, now: datetime | None = None) -> list[CleanEvent]:
         )
     if errors:
         raise BatchInvalid(errors)
+    return clean
+
+
+# --- The fast path: msgspec decodes and type-checks a whole body in C ----------------------------
+#
+# A valid batch of 10,000 events x 20 features took 0.3 s to parse with the json module and check in
+# the loop above; msgspec does both in about 0.05 s. The fast path only ever ACCEPTS: whenever it is
+# not sure (any type problem, a date msgspec reads differently, a key that might repeat), it returns
+# None and the caller falls back to the strict parser and validate_batch, which stay the reference
+# and list every problem. tests/monitoring/test_ingest.py checks the two agree.
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+_NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class _Event(msgspec.Struct, forbid_unknown_fields=True):
+    # Every field defaults to UNSET, so the keys a client sent can be counted (see _no_repeated_keys).
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | UnsetType = UNSET
+    model: str | UnsetType = UNSET
+    prompt: str | UnsetType = UNSET
+    version: Annotated[int, msgspec.Meta(ge=1)] | UnsetType = UNSET
+    timestamp: datetime | UnsetType = UNSET
+    latency_ms: _NonNegative | UnsetType = UNSET
+    error: bool | UnsetType = UNSET
+    unit_id: Annotated[str, msgspec.Meta(max_length=200)] | None | UnsetType = UNSET
+    features: dict[str, int | float | str | None] | None | UnsetType = UNSET
+    prediction: int | float | str | bool | None | UnsetType = UNSET
+    label: int | float | str | bool | None | UnsetType = UNSET
+    input_tokens: _Count | None | UnsetType = UNSET
+    output_tokens: _Count | None | UnsetType = UNSET
+    cost_usd: _NonNegative | None | UnsetType = UNSET
+    ttft_ms: _NonNegative | None | UnsetType = UNSET
+    guardrail_triggered: bool | None | UnsetType = UNSET
+    feedback: Literal[1, -1] | None | UnsetType = UNSET
+    judge_score: _NonNegative | None | UnsetType = UNSET
+
+
+class _Batch(msgspec.Struct, forbid_unknown_fields=True):
+    events: Annotated[list[_Event], msgspec.Meta(min_length=1, max_length=MAX_EVENTS)]
+
+
+_DECODER = msgspec.json.Decoder(_Batch)
+_FIELD_COUNT = len(_Event.__struct_fields__)
+_SPACE_BEFORE_COLON = re.compile(rb'"\s+:')
+
+
+def _value(value, default=None):
+    return default if value is UNSET else value
+
+
+def validate_body(body: bytes, *, now: datetime | None = None) -> list[CleanEvent] | None:
+    """The clean events of a valid JSON body, exactly as validate_batch would return them; None
+    when the body is not plainly valid (the caller then takes the strict path for the verdict)."""
+    # Repeated keys: msgspec keeps the last one silently. Without whitespace before a colon and
+    # without an escaped quote before one, every '":' in the body closes a key (or opens a string
+    # starting with ':'), so that count equals the number of keys decoded only if none repeats.
+    if b'\\":' in body or _SPACE_BEFORE_COLON.search(body):
+        return None
+    try:
+        events = _DECODER.decode(body).events
+    except msgspec.DecodeError:  # also msgspec.ValidationError
+        return None
+    latest = (now or datetime.now(UTC)) + FUTURE_SLACK
+    keys = 1  # "events"
+    clean = []
+    for i, event in enumerate(events):
+        model, prompt, ts = event.model, event.prompt, event.timestamp
+        if (model is UNSET) == (prompt is UNSET) or event.event_id is UNSET or event.version is UNSET or ts is UNSET:
+            return None
+        if event.latency_ms is UNSET:
+            return None
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+        if ts > latest:
+            return None
+        features = event.features or {}
+        keys += len(features) + _FIELD_COUNT - msgspec.structs.astuple(event).count(UNSET)
+        clean.append(
+            CleanEvent(
+                index=i, event_id=event.event_id, kind="model" if prompt is UNSET else "prompt", name=prompt if model is UNSET else model,
+                version=event.version, timestamp=ts, latency_ms=event.latency_ms, error=_value(event.error, False),
+                unit_id=_value(event.unit_id) or "", features=features, prediction=_value(event.prediction), label=_value(event.label),
+                input_tokens=_value(event.input_tokens), output_tokens=_value(event.output_tokens), cost_usd=_value(event.cost_usd),
+                ttft_ms=_value(event.ttft_ms), guardrail_triggered=_value(event.guardrail_triggered), feedback=_value(event.feedback),
+                judge_score=_value(event.judge_score),
+            )
+        )
+    if body.count(b'":') != keys:
+        return None
     return clean

@@ -1,8 +1,8 @@
 """Monitoring tables: the served-request stream, columnar feature batches, references and drift reports.
 
 Request-level fields go to one narrow, indexed row per event. Feature values
-are NOT one row per value: each ingested batch stores one compressed array per
-column (numpy .npz), so a drift job over a million rows reads a few blobs.
+are NOT one row per value: each ingested batch stores one array per column in
+a blob (see columnar.py), so a drift job over a million rows reads a few blobs.
 """
 
 from django.conf import settings
@@ -15,8 +15,14 @@ class Event(models.Model):
     """One served request of a model version (or a prompt version)."""
 
     event_id = models.CharField(max_length=100, unique=True)
-    model_version = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    prompt_version = models.ForeignKey("registry.PromptVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # No index of their own: the (version, timestamp) indexes below lead with them, and each index
+    # costs time on every one of the 20,000 rows a second that ingestion writes.
+    model_version = models.ForeignKey(
+        "registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    prompt_version = models.ForeignKey(
+        "registry.PromptVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
     latency_ms = models.FloatField()
@@ -35,9 +41,11 @@ class Event(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["model_version", "timestamp"], name="monitoring_event_mv_ts_idx"),
-            models.Index(fields=["prompt_version", "timestamp"], name="monitoring_event_pv_ts_idx"),
-            models.Index(fields=["timestamp"], name="monitoring_event_ts_idx"),
+            # Partial: an event belongs to a model OR a prompt version, and a NULL entry in the
+            # other index would be written for nothing. `version_id = x` implies NOT NULL, so
+            # SQLite and PostgreSQL both use them for the per-version window queries.
+            models.Index(fields=["model_version", "timestamp"], name="monitoring_event_mv_ts_idx", condition=Q(model_version__isnull=False)),
+            models.Index(fields=["prompt_version", "timestamp"], name="monitoring_event_pv_ts_idx", condition=Q(prompt_version__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(
@@ -55,7 +63,7 @@ class Event(models.Model):
 class FeatureBatch(models.Model):
     """The feature values (and predictions) of one ingested batch of one model version, column by column.
 
-    `data` is an .npz archive: `__ts__` (epoch seconds), `__prediction__` when
+    `data` is a columnar blob (columnar.py): `__ts__` (epoch seconds), `__prediction__` when
     given, and one array per feature (float64 for numbers, str for categories;
     NaN / empty string where an event left the feature out).
     """

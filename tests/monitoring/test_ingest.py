@@ -136,3 +136,100 @@ def test_columnar_blobs_round_trip_and_read_old_npz():
     old = io.BytesIO()
     np.savez(old, **columns)
     assert columnar.decode(old.getvalue())["cat"].tolist() == ["a", "", "ccc", "b", "é"]
+
+
+def _strict_verdict(body: bytes):
+    """What the reference path (strict JSON parse, then validate_batch) makes of a body."""
+    from mlops_site.parsers import StrictJSONError, strict_loads
+    from monitoring.ingest import BatchInvalid, validate_batch
+
+    try:
+        return validate_batch(strict_loads(body))
+    except (StrictJSONError, BatchInvalid):
+        return "refused"
+
+
+def _assert_fast_path_agrees(body: bytes) -> bool:
+    """The fast path never accepts what the reference refuses, and when it accepts it returns the
+    same events. True when the fast path decided (did not fall back)."""
+    from monitoring.ingest import validate_body
+
+    fast = validate_body(body)
+    if fast is None:
+        return False
+    assert fast == _strict_verdict(body), body[:300]
+    return True
+
+
+def test_fast_path_takes_plain_valid_batches():
+    import json
+
+    events = [event(i) for i in range(3)] + [
+        event(3, model=None, prompt="summarize", features=None, input_tokens=120, output_tokens=40, cost_usd=0.001, ttft_ms=300,
+              guardrail_triggered=True, feedback=-1, judge_score=0.8, unit_id=None, label=1, prediction="spam"),
+        event(4, timestamp="2026-11-20T12:00:00+02:00", features={}, error=True, prediction=True),
+        event(5, timestamp="2026-11-20T10:00:00", features={"n": 3, "s": "x", "missing": None}),
+    ]
+    for e in events:
+        if e.get("model") is None:
+            e.pop("model")
+
+    for body in (json.dumps({"events": events}), json.dumps({"events": events}, indent=2), json.dumps({"events": events}, separators=(",", ":"))):
+        assert _assert_fast_path_agrees(body.encode()), body[:200]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"events": [{"event_id": "a", "event_id": "b", "model": "fraud", "version": 1, "timestamp": "2026-11-20T10:00:00Z", "latency_ms": 1}]}',
+        b'{"events": [{"event_id": "a", "model": "fraud", "version": 1, "timestamp": "2026-11-20T10:00:00Z", "latency_ms": 1, "features": {"x": 1, "x": 2}}]}',
+        b'{"events": [{"event_id": "a", "model": "fraud", "version": 1, "timestamp": "2026-11-20T10:00:00Z", "latency_ms": 1, "features": {"x": 1, "x" : 2}}]}',
+        b'{"events": [], "events": [{"event_id": "a", "model": "fraud", "version": 1, "timestamp": "2026-11-20T10:00:00Z", "latency_ms": 1}]}',
+        b'{"events": [{"event_id": "a", "model": "fraud", "version": 1, "timestamp": "2026-11-20T10:00:00Z", "latency_ms": 1, "features": {"x": 1, "x\\":": 2, "x": 3}}]}',
+    ],
+)
+def test_fast_path_never_accepts_repeated_keys(body):
+    from monitoring.ingest import validate_body
+
+    assert validate_body(body) is None
+    assert _strict_verdict(body) == "refused"
+
+
+def test_fast_path_agrees_with_the_reference_on_random_events():
+    import json
+    import random
+
+    rng = random.Random(7)
+    pool = {
+        "event_id": ["a", "", "x" * 101, 5, None],
+        "model": ["fraud", None, 3, ""],
+        "prompt": ["summarize", None],
+        "version": [1, 2, 0, -1, True, 1.5, "1"],
+        "timestamp": ["2026-11-20T10:00:00Z", "2026-11-20 10:00:00", "2026-11-20", "2026-11-20T10:00", "nope", 17, "2999-01-01T00:00:00Z"],
+        "latency_ms": [0, 12.5, -1, "3", True, 1e308, None],
+        "error": [True, False, 0, "no", None],
+        "unit_id": ["u", None, 3, "y" * 201],
+        "features": [{"a": 1.5}, {"a": "x", "b": None}, {"a": True}, {"a": [1]}, {"a": {"b": 1}}, None, [], 0, {"a": 10**30}],
+        "prediction": [0.2, "spam", True, None, [1], {"a": 1}],
+        "label": [1, "ham", False, None],
+        "input_tokens": [0, 10, -1, 1.5, True, None],
+        "cost_usd": [0, 0.01, -0.5, "1", None],
+        "feedback": [1, -1, 0, True, None, 1.0],
+        "judge_score": [0.5, -0.1, None],
+        "guardrail_triggered": [True, None, 1],
+        "extra": ["unknown field"],
+    }
+    decided = 0
+
+    for _ in range(600):
+        e = event(0, event_id=f"id-{rng.random()}")
+        for key in rng.sample(sorted(pool), k=rng.randint(0, 3)):
+            value = rng.choice(pool[key])
+            if rng.random() < 0.15:
+                e.pop(key, None)
+            else:
+                e[key] = value
+        body = json.dumps({"events": [e]}, separators=(",", ":") if rng.random() < 0.5 else (", ", ": "))
+        decided += _assert_fast_path_agrees(body.encode())
+
+    assert decided > 100  # the fast path really takes the valid ones
