@@ -91,7 +91,7 @@ class ReferenceSource(models.TextChoices):
 class Reference(models.Model):
     """The distribution a model version is compared with, prepared once when it is set.
 
-    `profile` is an .npz archive with, per numeric column, the sorted finite
+    `profile` is a columnar blob (columnar.py) with, per numeric column, the sorted finite
     values; per categorical column, the categories and their counts; and the
     missing share of each column (in `columns`).
     """

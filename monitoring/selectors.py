@@ -35,6 +35,11 @@ def report_get(*, report_id: int) -> DriftReport:
         raise NotFound(f"No drift report {report_id}.") from None
 
 
+def report_list(*, model_version_id: int) -> QuerySet[DriftReport]:
+    """Every report of a version, newest window first (any status)."""
+    return DriftReport.objects.filter(model_version_id=model_version_id).select_related("model_version__model").order_by("-window_end", "-id")
+
+
 def report_history(*, model_version_id: int, limit: int = 48) -> list[DriftReport]:
     """The latest finished reports of a version, oldest first (for the heatmap and the history chart)."""
     rows = list(DriftReport.objects.filter(model_version_id=model_version_id, status="done").order_by("-window_end")[:limit])

@@ -15,6 +15,7 @@ from django.utils import timezone
 from mlops_site.exceptions import DomainError, ValidationFailed
 from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import EDITOR
+from registry import tables
 from registry.models import ModelVersion, PromptVersion
 from registry.services.audit import require_role
 
@@ -270,30 +271,17 @@ def reference_set_from_columns(*, model_version: ModelVersion, columns: dict[str
     return reference
 
 
-def reference_set_from_csv(*, model_version: ModelVersion, data: bytes, actor, filename: str = "") -> Reference:
-    """A CSV with a header row: numbers become numeric columns, anything else categorical; empty cells are missing."""
-    import csv
-    import io
-
+def reference_set_from_file(*, model_version: ModelVersion, data: bytes, actor, filename: str = "") -> Reference:
+    """A reference file: CSV with a header row, JSON lines or Parquet (registry.tables reads them).
+    Numbers become numeric columns, anything else categorical; empty cells are missing."""
+    require_role(actor, EDITOR, "Setting a reference")
     try:
-        reader = csv.reader(io.StringIO(data.decode("utf-8-sig")))
-        header = next(reader)
-        rows = list(reader)
-    except (UnicodeDecodeError, StopIteration, csv.Error) as exc:
-        raise ValidationFailed(f"Not a readable CSV file with a header row: {exc}") from None
-    if len(set(header)) != len(header) or any(not h.strip() for h in header):
-        raise ValidationFailed("The CSV header must name every column once.")
-    bad = [i + 2 for i, row in enumerate(rows) if len(row) != len(header)]
-    if bad:
-        raise ValidationFailed(f"Rows with the wrong number of cells: line {', '.join(map(str, bad[:10]))}.")
-    columns = {}
-    for j, name in enumerate(header):
-        cells = [row[j].strip() for row in rows]
-        try:
-            columns[name] = np.array([float(c) if c else np.nan for c in cells], dtype=np.float64)
-        except ValueError:
-            columns[name] = np.array(cells, dtype=str)
-    return reference_set_from_columns(model_version=model_version, columns=columns, source=ReferenceSource.UPLOAD, description=filename, actor=actor)
+        table = tables.read_table(data, filename=filename)
+    except tables.TableError as exc:
+        raise ValidationFailed(f"Reference file refused: {exc}") from None
+    return reference_set_from_columns(
+        model_version=model_version, columns=table.columns, source=ReferenceSource.UPLOAD, description=filename or f"{table.format} upload", actor=actor
+    )
 
 
 STALE_RUN = timedelta(minutes=10)
@@ -358,7 +346,9 @@ def drift_report_run(*, report_id: int) -> DriftReport | None:
 
 
 def drift_report_request(*, model_version: ModelVersion, start, end, actor=None) -> DriftReport:
-    """A pending report row; the Celery task runs it after the commit."""
+    """A pending report row; the Celery task runs it after the commit. `actor` None: the scheduler."""
+    if actor is not None:
+        require_role(actor, EDITOR, "Requesting a drift report")
     if end <= start:
         raise ValidationFailed("The window must end after it starts.")
     report = DriftReport.objects.create(model_version=model_version, window_start=start, window_end=end)

@@ -64,8 +64,8 @@ def reference_upload(request: HttpRequest, name: str, version: int) -> HttpRespo
     upload = request.FILES.get("reference")
     try:
         if upload is None:
-            raise DomainError("Choose a CSV file with a header row.")
-        reference = services.reference_set_from_csv(model_version=found, data=upload.read(), actor=request.user, filename=upload.name)
+            raise DomainError("Choose a reference file: CSV with a header row, Parquet or JSON lines.")
+        reference = services.reference_set_from_file(model_version=found, data=upload.read(), actor=request.user, filename=upload.name)
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
@@ -100,7 +100,7 @@ def report_request(request: HttpRequest, name: str, version: int) -> HttpRespons
     hours = int(request.POST.get("hours", "24")) if request.POST.get("hours", "24").isdigit() else 24
     end = timezone.now()
     try:
-        report = services.drift_report_request(model_version=found, start=end - timedelta(hours=max(1, min(hours, 24 * 90))), end=end)
+        report = services.drift_report_request(model_version=found, start=end - timedelta(hours=max(1, min(hours, 24 * 90))), end=end, actor=request.user)
     except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("monitoring:version", name=name, version=version)

@@ -51,7 +51,7 @@ def test_drift_fires_the_default_alert_once_to_a_signed_webhook(api_as, editor, 
     settings.MLOPS_ALERT_WEBHOOK_URL, settings.MLOPS_ALERT_WEBHOOK_SECRET = url, "s3cret"
     version = register("fraud", editor)
     rng = np.random.default_rng(0)
-    services.reference_set_from_csv(model_version=version, data=("amount\n" + "".join(f"{v}\n" for v in rng.normal(100, 10, 2000))).encode(), actor=editor)
+    services.reference_set_from_file(model_version=version, data=("amount\n" + "".join(f"{v}\n" for v in rng.normal(100, 10, 2000))).encode(), actor=editor)
     send(api_as, editor, rng.normal(130, 10, 300), start=0, at=T0)
     send(api_as, editor, rng.normal(131, 10, 300), start=1000, at=T0 + timedelta(hours=1))
 
@@ -78,7 +78,7 @@ def test_silenced_rules_record_the_change_but_send_nothing(api_as, editor, webho
     url, received = webhook
     version = register("fraud", editor)
     rng = np.random.default_rng(1)
-    services.reference_set_from_csv(model_version=version, data=("amount\n" + "".join(f"{v}\n" for v in rng.normal(0, 1, 1000))).encode(), actor=editor)
+    services.reference_set_from_file(model_version=version, data=("amount\n" + "".join(f"{v}\n" for v in rng.normal(0, 1, 1000))).encode(), actor=editor)
     AlertRule.objects.update(webhook_url=url)
     rule = AlertRule.objects.get(model=version.model, metric="feature_psi")
     alerts.alert_silence(rule_id=rule.pk, hours=24, actor=editor)
@@ -133,8 +133,8 @@ def test_alerts_page_acknowledge_and_silence(editor, viewer):
 
 def test_hourly_schedule_queues_reports_only_for_versions_with_reference_and_traffic(api_as, editor, django_capture_on_commit_callbacks):
     watched, quiet = register("fraud", editor), register("churn", editor)
-    services.reference_set_from_csv(model_version=watched, data=b"amount\n1\n2\n3\n", actor=editor)
-    services.reference_set_from_csv(model_version=quiet, data=b"amount\n1\n2\n3\n", actor=editor)
+    services.reference_set_from_file(model_version=watched, data=b"amount\n1\n2\n3\n", actor=editor)
+    services.reference_set_from_file(model_version=quiet, data=b"amount\n1\n2\n3\n", actor=editor)
     send(api_as, editor, [1.0, 2.0, 2.5], at=T0)
 
     with django_capture_on_commit_callbacks(execute=True):

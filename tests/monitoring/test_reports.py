@@ -36,7 +36,7 @@ def test_reference_from_csv_and_report_match_scipy(api_as, editor, fraud, django
     rng = np.random.default_rng(0)
     reference = rng.normal(100, 10, 3000)
     csv = "amount,country\n" + "".join(f"{v},{'DE' if i % 2 else 'FR'}\n" for i, v in enumerate(reference))
-    services.reference_set_from_csv(model_version=fraud, data=csv.encode(), actor=editor)
+    services.reference_set_from_file(model_version=fraud, data=csv.encode(), actor=editor)
     current = rng.normal(103, 10, 2000)
     send(api_as, editor, current)
 
@@ -52,7 +52,7 @@ def test_reference_from_csv_and_report_match_scipy(api_as, editor, fraud, django
 
 
 def test_empty_window_says_no_data(api_as, editor, fraud, django_capture_on_commit_callbacks):
-    services.reference_set_from_csv(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
+    services.reference_set_from_file(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
 
     with django_capture_on_commit_callbacks(execute=True):
         report = services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
@@ -70,7 +70,7 @@ def test_report_without_reference_fails_with_a_reason(editor, fraud, django_capt
 
 
 def test_a_second_delivery_does_not_run_a_finished_report_again(api_as, editor, fraud):
-    services.reference_set_from_csv(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
+    services.reference_set_from_file(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
     send(api_as, editor, [1.0, 2.0, 5.0])
     report = DriftReport.objects.create(model_version=fraud, window_start=T0, window_end=T0 + timedelta(hours=1))
 
@@ -82,7 +82,7 @@ def test_a_second_delivery_does_not_run_a_finished_report_again(api_as, editor, 
 
 
 def test_a_report_left_running_by_a_dead_worker_is_claimed_again(api_as, editor, fraud):
-    services.reference_set_from_csv(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
+    services.reference_set_from_file(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
     send(api_as, editor, [1.0, 2.0, 5.0])
     report = DriftReport.objects.create(model_version=fraud, window_start=T0, window_end=T0 + timedelta(hours=1), status="running",
                                         started_at=datetime.now(UTC) - timedelta(hours=1), attempts=1)
@@ -96,16 +96,16 @@ def test_bad_csv_is_a_clear_error(editor, fraud):
     from mlops_site.exceptions import ValidationFailed
 
     with pytest.raises(ValidationFailed):
-        services.reference_set_from_csv(model_version=fraud, data=b"a,b\n1\n", actor=editor)
+        services.reference_set_from_file(model_version=fraud, data=b"a,b\n1\n", actor=editor)
     with pytest.raises(ValidationFailed):
-        services.reference_set_from_csv(model_version=fraud, data=b"\xff\xfe", actor=editor)
+        services.reference_set_from_file(model_version=fraud, data=b"\xff\xfe", actor=editor)
 
 
 def test_drift_reports_command_covers_consecutive_windows(api_as, editor, fraud, django_capture_on_commit_callbacks):
     from django.core.management import call_command
     from django.utils import timezone
 
-    services.reference_set_from_csv(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
+    services.reference_set_from_file(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
     now = timezone.now()
     send(api_as, editor, [1.0, 2.0], start=0, at=now - timedelta(hours=3))
     send(api_as, editor, [1.0, 2.0], start=100, at=now - timedelta(minutes=5))
@@ -135,7 +135,7 @@ def test_requesting_a_report_with_the_broker_down_still_succeeds(editor, fraud, 
 
 
 def test_a_csv_prediction_column_is_compared_with_event_predictions(api_as, editor, fraud, django_capture_on_commit_callbacks):
-    services.reference_set_from_csv(model_version=fraud, data=b"amount,prediction\n" + b"".join(f"{i},{i / 100}\n".encode() for i in range(100)), actor=editor)
+    services.reference_set_from_file(model_version=fraud, data=b"amount,prediction\n" + b"".join(f"{i},{i / 100}\n".encode() for i in range(100)), actor=editor)
     send(api_as, editor, [1.0, 2.0, 3.0])
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -158,7 +158,7 @@ def test_reference_from_a_window_of_past_traffic(api_as, editor, fraud):
 
 
 def test_label_drift_once_labels_arrive(api_as, editor, fraud, django_capture_on_commit_callbacks):
-    services.reference_set_from_csv(model_version=fraud, data=b"amount,label\n" + b"".join(f"{i},{int(i % 10 == 0)}\n".encode() for i in range(1000)), actor=editor)
+    services.reference_set_from_file(model_version=fraud, data=b"amount,label\n" + b"".join(f"{i},{int(i % 10 == 0)}\n".encode() for i in range(1000)), actor=editor)
     events = [
         {"event_id": f"l-{i}", "model": "fraud", "version": 1, "timestamp": (T0 + timedelta(seconds=i)).isoformat(), "latency_ms": 5,
          "features": {"amount": float(i)}, "label": int(i % 2 == 0)}

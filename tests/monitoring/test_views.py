@@ -24,7 +24,7 @@ def drifted_report(api_as, editor, django_capture_on_commit_callbacks):
     version = register("fraud", editor)
     rng = np.random.default_rng(0)
     csv = "amount,country\n" + "".join(f"{v},{'DE' if i % 2 else 'FR'}\n" for i, v in enumerate(rng.normal(100, 10, 2000)))
-    services.reference_set_from_csv(model_version=version, data=csv.encode(), actor=editor)
+    services.reference_set_from_file(model_version=version, data=csv.encode(), actor=editor)
     send(api_as, editor, rng.normal(130, 10, 500), shift=0.0)
     with django_capture_on_commit_callbacks(execute=True):
         report = services.drift_report_request(model_version=version, start=T0, end=T0 + timedelta(hours=1))

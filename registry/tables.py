@@ -1,0 +1,114 @@
+"""Tabular files (CSV, JSON lines, Parquet) read into numpy columns. No Django.
+
+Shared by monitoring references, data validation and model evaluations: one
+reader, so a file that one of them accepts means the same to the others.
+pyarrow does the parsing (multi-threaded, in C++), so a reference of a
+million rows reads in about a second instead of a minute of per-cell Python.
+
+Each column comes back as float64 (numbers and booleans; NaN where a value is
+missing) or as a str array ("" where missing). `kinds` says which.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+PARQUET_MAGIC = b"PAR1"
+
+
+class TableError(ValueError):
+    """The file cannot be read as a table; the message says why (and where, when known)."""
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: dict[str, np.ndarray]
+    kinds: dict[str, str]  # name -> "numeric" or "categorical"
+    rows: int
+    format: str  # "csv", "jsonl" or "parquet"
+
+
+def _to_numpy(column) -> tuple[np.ndarray, str]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        values = column.cast(pa.float64())
+        return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64), "numeric"
+    if pa.types.is_null(kind):
+        return np.full(len(column), np.nan), "numeric"
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        column = column.cast(pa.string())
+    filled = pc.fill_null(column, "")
+    return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=str), "categorical"
+
+
+def _detect(data: bytes, filename: str) -> str:
+    if data[:4] == PARQUET_MAGIC:
+        return "parquet"
+    name = filename.lower()
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    head = data.lstrip()[:1]
+    if head in (b"{", b"["):
+        return "jsonl"
+    return "csv"
+
+
+def _json_array_as_lines(data: bytes) -> bytes:
+    """A JSON array of objects, rewritten as JSON lines for pyarrow (which reads only lines)."""
+    try:
+        rows = json.loads(data)
+    except ValueError as exc:
+        raise TableError(f"Not valid JSON: {exc}") from None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise TableError("A JSON file must be an array of objects, or one object per line.")
+    return "\n".join(json.dumps(row) for row in rows).encode()
+
+
+def read_table(data: bytes, *, filename: str = "") -> Table:
+    """Read CSV (a header row; empty cells are missing), JSON lines (or an array of objects) or Parquet."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.json as pa_json
+    import pyarrow.parquet as pq
+
+    if not data.strip():
+        raise TableError("The file is empty.")
+    fmt = _detect(data, filename)
+    try:
+        if fmt == "parquet":
+            table = pq.read_table(io.BytesIO(data))
+        elif fmt == "jsonl":
+            if data.lstrip()[:1] == b"[":
+                data = _json_array_as_lines(data)
+            table = pa_json.read_json(io.BytesIO(data))
+        else:
+            if data.startswith(b"\xef\xbb\xbf"):
+                data = data[3:]
+            data.decode("utf-8")  # pyarrow would read invalid UTF-8 as binary; say so instead
+            table = pa_csv.read_csv(
+                io.BytesIO(data),
+                read_options=pa_csv.ReadOptions(block_size=1 << 24),
+                convert_options=pa_csv.ConvertOptions(strings_can_be_null=True),
+            )
+    except UnicodeDecodeError as exc:
+        raise TableError(f"The file is not UTF-8 text: {exc}") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise TableError(f"Not a readable {fmt.upper()} file: {exc}") from None
+    names = table.column_names
+    if any(not str(name).strip() for name in names) or len(set(names)) != len(names):
+        raise TableError("The header must name every column once.")
+    if table.num_rows == 0:
+        raise TableError("The file has no rows.")
+    columns, kinds = {}, {}
+    for name, column in zip(names, table.columns, strict=True):
+        if pa.types.is_struct(column.type) or pa.types.is_list(column.type) or pa.types.is_map(column.type):
+            raise TableError(f"Column {name!r} holds nested values; give one number or string per cell.")
+        columns[name], kinds[name] = _to_numpy(column)
+    return Table(columns=columns, kinds=kinds, rows=table.num_rows, format=fmt)
