@@ -32,11 +32,16 @@ class Event(models.Model):
     label = models.JSONField(null=True, blank=True)
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cached_tokens = models.PositiveIntegerField(null=True, blank=True)  # of the input tokens, read from a cache
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)  # of the output tokens, spent reasoning
+    llm_model = models.CharField(max_length=200, blank=True)  # the LLM that served it (prices are looked up by it)
     cost_usd = models.FloatField(null=True, blank=True)
+    pricing_missing = models.BooleanField(default=False)  # tokens but no price in force: cost is NULL, never 0
     ttft_ms = models.FloatField(null=True, blank=True)
     guardrail_triggered = models.BooleanField(null=True, blank=True)
     feedback = models.SmallIntegerField(null=True, blank=True)
     judge_score = models.FloatField(null=True, blank=True)
+    faithfulness = models.FloatField(null=True, blank=True)
     batch = models.ForeignKey("FeatureBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
@@ -153,6 +158,19 @@ class AlertMetric(models.TextChoices):
     DRIFTED_FEATURES = "drifted_features", "number of drifted features"
     NULL_SHARE_INCREASE = "null_share_increase", "largest rise of a feature's missing share over the reference"
     LABEL_PSI = "label_psi", "label PSI"
+    # Operations (from the roll-ups over the rule's window) and performance (labelled windows).
+    ACCURACY_DROP = "accuracy_drop", "relative drop of accuracy from the baseline"
+    F1_DROP = "f1_drop", "relative drop of F1 from the baseline"
+    AUC_DROP = "auc_drop", "relative drop of ROC AUC from the baseline"
+    LATENCY_P95 = "latency_p95_ms", "latency P95 (ms)"
+    THROUGHPUT_SHARE = "throughput_share", "throughput as a share of capacity (parameter: requests/s)"
+    ERROR_RATE = "error_rate", "error rate"
+    JUDGE_SCORE = "judge_score_avg", "average judge score"
+    FAITHFULNESS = "faithfulness_avg", "average faithfulness"
+    GUARDRAIL_RATE = "guardrail_rate", "guardrail trigger rate"
+    TOKENS_RATIO = "tokens_ratio", "tokens per request / expected (parameter: expected tokens)"
+    THUMBS_UP_SHARE = "thumbs_up_share", "thumbs-up share of feedback"
+    TTFT_P95 = "ttft_p95_ms", "time to first token P95 (ms)"
 
 
 class Comparison(models.TextChoices):
@@ -170,8 +188,11 @@ class AlertRule(models.Model):
     """
 
     name = models.CharField(max_length=200)
-    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey("registry.RegisteredModel", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    prompt = models.ForeignKey("registry.Prompt", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     metric = models.CharField(max_length=32, choices=AlertMetric.choices)
+    window_minutes = models.PositiveIntegerField(default=60, help_text="operations metrics: the window the value is computed over")
+    parameter = models.FloatField(null=True, blank=True, help_text="capacity in requests/s, or expected tokens per request")
     comparison = models.CharField(max_length=2, choices=Comparison.choices, default=Comparison.GT)
     threshold = models.FloatField()
     warning_threshold = models.FloatField(null=True, blank=True)
@@ -189,7 +210,11 @@ class AlertRule(models.Model):
 
     class Meta:
         ordering = ["model_id", "name"]
-        constraints = [models.UniqueConstraint(fields=["model", "metric", "name"], name="monitoring_alertrule_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "metric", "name"], name="monitoring_alertrule_unique"),
+            models.UniqueConstraint(fields=["prompt", "metric", "name"], name="monitoring_alertrule_prompt_unique"),
+            models.CheckConstraint(condition=Q(model__isnull=False) | Q(prompt__isnull=False), name="monitoring_alertrule_subject"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.model_id})"
@@ -214,3 +239,13 @@ class AlertEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule.name}: {self.from_state} -> {self.to_state}"
+
+
+from .costs import Budget, BudgetAlert, BudgetPeriod, BudgetScope, Price  # noqa: E402
+from .operations import Granularity, PerformanceWindow, Rollup, RollupCursor  # noqa: E402
+
+__all__ = [
+    "AlertEvent", "AlertMetric", "AlertRule", "AlertState", "Budget", "BudgetAlert", "BudgetPeriod", "BudgetScope", "Comparison",
+    "DriftReport", "Event", "FeatureBatch", "Granularity", "PerformanceWindow", "Price", "Reference", "ReferenceSource",
+    "ReportStatus", "Rollup", "RollupCursor",
+]
