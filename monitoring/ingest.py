@@ -19,11 +19,12 @@ from msgspec import UNSET, UnsetType
 MAX_EVENTS = 10_000
 MAX_ERRORS = 100
 FUTURE_SLACK = timedelta(hours=1)
-OPTIONAL_NUMBERS = ("ttft_ms", "judge_score")
-TOKEN_FIELDS = ("input_tokens", "output_tokens")
+OPTIONAL_NUMBERS = ("ttft_ms", "judge_score", "faithfulness")
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
 KNOWN = {
     "event_id", "model", "prompt", "version", "timestamp", "latency_ms", "error", "unit_id", "features", "prediction", "label",
     "input_tokens", "output_tokens", "cost_usd", "ttft_ms", "guardrail_triggered", "feedback", "judge_score",
+    "cached_tokens", "reasoning_tokens", "llm_model", "faithfulness",
 }
 
 
@@ -56,6 +57,12 @@ class CleanEvent(NamedTuple):
     guardrail_triggered: bool | None
     feedback: int | None
     judge_score: float | None
+    # Of the input tokens, those read from a prompt cache; of the output tokens, those spent reasoning
+    # (OpenAI's usage counts them inside prompt_tokens and completion_tokens the same way).
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    llm_model: str = ""
+    faithfulness: float | None = None
 
 
 def _number(value) -> bool:
@@ -64,6 +71,11 @@ def _number(value) -> bool:
 
 def _finite(value) -> bool:
     return _number(value) and math.isfinite(value)
+
+
+def _count(value) -> int | None:
+    """A token count as validated above (a whole number >= 0), else None."""
+    return value if type(value) is int and value >= 0 else None
 
 
 def _timestamp(value, latest: datetime) -> tuple[datetime | None, str]:
@@ -152,6 +164,17 @@ def validate_batch(payload, *, now: datetime | None = None) -> list[CleanEvent]:
             value = event.get(field)
             if value is not None and (not _finite(value) or value < 0):
                 bad(field, "must be a finite number >= 0")
+        for part, whole in (("cached_tokens", "input_tokens"), ("reasoning_tokens", "output_tokens")):
+            if _count(event.get(part)) and _count(event.get(whole)) is not None and event[part] > event[whole]:
+                bad(part, f"cannot exceed {whole} (they are counted inside it)")
+            elif _count(event.get(part)) and event.get(whole) is None:
+                bad(whole, f"required when {part} is given (it counts them)")
+        llm_model = event.get("llm_model") or ""
+        if not isinstance(llm_model, str) or len(llm_model) > 200:
+            bad("llm_model", "must be a string of at most 200 characters")
+        faithfulness = event.get("faithfulness")
+        if faithfulness is not None and _finite(faithfulness) and faithfulness > 1:
+            bad("faithfulness", "must be from 0 to 1")
         guardrail = event.get("guardrail_triggered")
         if guardrail is not None and not isinstance(guardrail, bool):
             bad("guardrail_triggered", "must be true or false")
@@ -167,6 +190,8 @@ def validate_batch(payload, *, now: datetime | None = None) -> list[CleanEvent]:
                 features=features, prediction=event.get("prediction"), label=event.get("label"),
                 input_tokens=event.get("input_tokens"), output_tokens=event.get("output_tokens"), cost_usd=cost,
                 ttft_ms=event.get("ttft_ms"), guardrail_triggered=guardrail, feedback=feedback, judge_score=event.get("judge_score"),
+                cached_tokens=event.get("cached_tokens"), reasoning_tokens=event.get("reasoning_tokens"), llm_model=llm_model,
+                faithfulness=faithfulness,
             )
         )
     if errors:
@@ -206,6 +231,10 @@ class _Event(msgspec.Struct, forbid_unknown_fields=True):
     guardrail_triggered: bool | None | UnsetType = UNSET
     feedback: Literal[1, -1] | None | UnsetType = UNSET
     judge_score: _NonNegative | None | UnsetType = UNSET
+    cached_tokens: _Count | None | UnsetType = UNSET
+    reasoning_tokens: _Count | None | UnsetType = UNSET
+    llm_model: Annotated[str, msgspec.Meta(max_length=200)] | None | UnsetType = UNSET
+    faithfulness: Annotated[float, msgspec.Meta(ge=0, le=1)] | None | UnsetType = UNSET
 
 
 class _Batch(msgspec.Struct, forbid_unknown_fields=True):
@@ -246,6 +275,11 @@ def validate_body(body: bytes, *, now: datetime | None = None) -> list[CleanEven
             ts = ts.replace(tzinfo=UTC)
         if ts > latest:
             return None
+        cached, reasoning = _value(event.cached_tokens), _value(event.reasoning_tokens)
+        if (cached and (_value(event.input_tokens) is None or cached > event.input_tokens)) or (
+            reasoning and (_value(event.output_tokens) is None or reasoning > event.output_tokens)
+        ):
+            return None
         features = event.features or {}
         keys += len(features) + _FIELD_COUNT - msgspec.structs.astuple(event).count(UNSET)
         clean.append(
@@ -255,7 +289,8 @@ def validate_body(body: bytes, *, now: datetime | None = None) -> list[CleanEven
                 unit_id=_value(event.unit_id) or "", features=features, prediction=_value(event.prediction), label=_value(event.label),
                 input_tokens=_value(event.input_tokens), output_tokens=_value(event.output_tokens), cost_usd=_value(event.cost_usd),
                 ttft_ms=_value(event.ttft_ms), guardrail_triggered=_value(event.guardrail_triggered), feedback=_value(event.feedback),
-                judge_score=_value(event.judge_score),
+                judge_score=_value(event.judge_score), cached_tokens=cached, reasoning_tokens=reasoning,
+                llm_model=_value(event.llm_model) or "", faithfulness=_value(event.faithfulness),
             )
         )
     if body.count(b'":') != keys:

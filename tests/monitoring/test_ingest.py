@@ -217,13 +217,18 @@ def test_fast_path_agrees_with_the_reference_on_random_events():
         "feedback": [1, -1, 0, True, None, 1.0],
         "judge_score": [0.5, -0.1, None],
         "guardrail_triggered": [True, None, 1],
+        "output_tokens": [0, 50, None],
+        "cached_tokens": [0, 5, 11, -1, None],
+        "reasoning_tokens": [0, 20, 60, None],
+        "llm_model": ["gpt-4o-mini", "", None, 7, "m" * 201],
+        "faithfulness": [0.0, 0.9, 1.0, 1.5, -0.1, None],
         "extra": ["unknown field"],
     }
     decided = 0
 
-    for _ in range(600):
+    for _ in range(1200):
         e = event(0, event_id=f"id-{rng.random()}")
-        for key in rng.sample(sorted(pool), k=rng.randint(0, 3)):
+        for key in rng.sample(sorted(pool), k=rng.randint(0, 4)):
             value = rng.choice(pool[key])
             if rng.random() < 0.15:
                 e.pop(key, None)
