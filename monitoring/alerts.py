@@ -123,32 +123,47 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def alert_notify(*, event_id: int) -> AlertEvent:
-    """Send one state change to the rule's webhook (Slack-compatible JSON, signed) and e-mail, once."""
+def deliver(*, webhook_url: str, webhook_secret: str, emails: str, message: str, payload: dict) -> list[str]:
+    """Send one notification: a Slack-compatible JSON webhook (`text` plus the details, HMAC-signed
+    when a secret is set) and an e-mail. Returns the problems (recorded by the caller, never raised)."""
     import requests
 
-    event = AlertEvent.objects.select_related("rule", "rule__model").get(pk=event_id)
-    if event.notified_at is not None:
-        return event  # a second delivery of the task sends nothing
-    rule, errors = event.rule, []
-    if rule.webhook_url:
-        body = json.dumps({"text": event.message, "rule": rule.name, "model": rule.model.name, "state": event.to_state,
-                           "previous_state": event.from_state, "value": event.value, "at": event.at.isoformat()}).encode()
+    errors = []
+    if webhook_url:
+        body = json.dumps({"text": message, **payload}).encode()
         headers = {"Content-Type": "application/json"}
-        if rule.webhook_secret:
-            headers["X-MLOps-Signature"] = signature(rule.webhook_secret, body)
+        if webhook_secret:
+            headers["X-MLOps-Signature"] = signature(webhook_secret, body)
         try:
-            response = requests.post(rule.webhook_url, data=body, headers=headers, timeout=10)
+            response = requests.post(webhook_url, data=body, headers=headers, timeout=10)
             if response.status_code >= 300:
                 errors.append(f"webhook answered {response.status_code}")
         except requests.RequestException as exc:
             errors.append(f"webhook: {exc}")
-    recipients = [e.strip() for e in rule.emails.split(",") if e.strip()]
+    recipients = [e.strip() for e in emails.split(",") if e.strip()]
     if recipients:
         try:
-            send_mail(event.message[:150], event.message, settings.DEFAULT_FROM_EMAIL, recipients)
+            send_mail(message[:150], message, settings.DEFAULT_FROM_EMAIL, recipients)
         except Exception as exc:  # noqa: BLE001 - a mail server problem is recorded, not raised
             errors.append(f"e-mail: {exc}")
+    return errors
+
+
+def subject_of(rule: AlertRule) -> dict:
+    return {"model": rule.model.name} if rule.model_id else {"prompt": rule.prompt.name}
+
+
+def alert_notify(*, event_id: int) -> AlertEvent:
+    """Send one state change to the rule's webhook (Slack-compatible JSON, signed) and e-mail, once."""
+    event = AlertEvent.objects.select_related("rule", "rule__model", "rule__prompt").get(pk=event_id)
+    if event.notified_at is not None:
+        return event  # a second delivery of the task sends nothing
+    rule = event.rule
+    errors = deliver(
+        webhook_url=rule.webhook_url, webhook_secret=rule.webhook_secret, emails=rule.emails, message=event.message,
+        payload={"rule": rule.name, **subject_of(rule), "state": event.to_state, "previous_state": event.from_state,
+                 "value": event.value, "at": event.at.isoformat()},
+    )
     AlertEvent.objects.filter(pk=event.pk, notified_at__isnull=True).update(notified_at=timezone.now(), notification_error="; ".join(errors))
     event.refresh_from_db()
     return event

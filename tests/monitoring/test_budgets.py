@@ -1,0 +1,121 @@
+"""Budgets: period bounds, spend from hour roll-ups, forecast, alerts once per share and period."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mlops_site.exceptions import ValidationFailed
+from monitoring import budgets
+from monitoring.models import BudgetAlert, Rollup
+from tests.factories import register
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)  # a Wednesday
+
+
+def hour_spend(version, at: datetime, cost: float, requests: int = 10):
+    Rollup.objects.create(model_version=version, granularity="hour", bucket=at.replace(minute=0, second=0, microsecond=0),
+                          requests=requests, cost_usd=cost, cost_requests=requests)
+
+
+@pytest.mark.parametrize(
+    "period, start, end",
+    [
+        ("day", datetime(2026, 11, 25, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC)),
+        ("week", datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC)),
+        ("month", datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)),
+    ],
+)
+def test_period_bounds(period, start, end):
+    assert budgets.period_bounds(period, NOW) == (start, end)
+    assert budgets.period_bounds("month", datetime(2026, 12, 31, 23, tzinfo=UTC))[1] == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def test_spend_share_and_forecast_by_hand(editor):
+    fraud, other = register("fraud", editor), register("other", editor)
+    budget = budgets.budget_set(name="fraud daily", amount_usd=10, scope="model", members=["model:fraud"], actor=editor)
+    hour_spend(fraud, NOW - timedelta(days=1), 100.0)  # yesterday: another period
+    for hour in range(0, 15):  # 00:00 .. 14:00 today, 0.40 USD an hour
+        hour_spend(fraud, datetime(2026, 11, 25, hour, tzinfo=UTC), 0.40)
+    hour_spend(fraud, datetime(2026, 11, 25, 15, tzinfo=UTC), 0.20)  # the current hour so far
+    hour_spend(other, NOW, 50.0)  # not a member
+
+    status = budgets.budget_status(budget=budget, now=NOW)
+
+    assert status.spent_usd == pytest.approx(15 * 0.40 + 0.20)
+    assert status.share == pytest.approx(0.62)
+    # Rate: everything since midnight (younger than 24 h): 6.2 USD over 15.5 h; 8.5 h left.
+    assert status.forecast_usd == pytest.approx(6.2 + 6.2 / 15.5 * 8.5)
+
+
+def test_alerts_fire_once_per_share_and_period(editor, django_capture_on_commit_callbacks):
+    fraud = register("fraud", editor)
+    budgets.budget_set(name="all spend", amount_usd=10, actor=editor)
+    hour_spend(fraud, NOW - timedelta(hours=2), 8.5)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = budgets.budgets_evaluate(now=NOW)
+    again = budgets.budgets_evaluate(now=NOW + timedelta(minutes=5))
+    hour_spend(fraud, NOW, 2.0)
+    over = budgets.budgets_evaluate(now=NOW + timedelta(minutes=10))
+    tomorrow = budgets.budgets_evaluate(now=NOW + timedelta(days=1))
+
+    assert [a.threshold for a in first] == [0.8] and len(callbacks) == 1
+    assert again == []
+    assert [a.threshold for a in over] == [1.0]
+    assert tomorrow == []  # a new period with no spend yet
+    assert BudgetAlert.objects.count() == 2
+    assert "8.50 of 10.00 USD" in first[0].message
+
+
+def test_budget_alert_goes_to_the_webhook_once(editor, settings):
+    import http.server
+    import json
+    import threading
+
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    fraud = register("fraud", editor)
+    budgets.budget_set(name="all", amount_usd=1, thresholds=[0.8], webhook_url=f"http://127.0.0.1:{server.server_port}/hook", actor=editor)
+    hour_spend(fraud, NOW, 0.9)
+    try:
+        (alert,) = budgets.budgets_evaluate(now=NOW)  # eager Celery in tests: notified on commit
+        budgets.budget_alert_notify(alert_id=alert.pk)
+    finally:
+        server.shutdown()
+
+    assert len(received) == 1 and received[0]["budget"] == "all" and received[0]["share"] == 0.8
+    assert "BUDGET 80%" in received[0]["text"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"amount_usd": 0}, {"amount_usd": float("inf")}, {"amount_usd": True}, {"period": "year"}, {"thresholds": [0]},
+        {"scope": "model", "members": []}, {"scope": "model", "members": ["model:nope"]}, {"scope": "prompt", "members": ["model:fraud"]},
+    ],
+)
+def test_bad_budgets_are_refused(editor, fields):
+    register("fraud", editor)
+
+    with pytest.raises(ValidationFailed):
+        budgets.budget_set(name="b", **({"amount_usd": 5} | fields), actor=editor)
+
+
+def test_viewers_cannot_set_budgets(viewer):
+    from mlops_site.exceptions import Forbidden
+
+    with pytest.raises(Forbidden):
+        budgets.budget_set(name="b", amount_usd=5, actor=viewer)
