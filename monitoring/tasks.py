@@ -26,3 +26,20 @@ def alert_notify(event_id: int) -> str:
 def drift_reports_schedule(hours: int = 1) -> int:
     """Beat, hourly: a drift report over the last `hours` for every model version with a reference and recent traffic."""
     return services.drift_reports_schedule(hours=hours)
+
+
+@shared_task(acks_late=True)
+def budgets_evaluate() -> int:
+    """Beat, every 5 minutes: budget shares reached this period, each recorded and notified once."""
+    from .budgets import budgets_evaluate as evaluate
+
+    return len(evaluate())
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
+def budget_alert_notify(alert_id: int) -> str:
+    """Send one budget alert (webhook, e-mail). Idempotent: a notified alert is not sent again."""
+    from .budgets import budget_alert_notify as notify
+
+    alert = notify(alert_id=alert_id)
+    return alert.notification_error or "sent"
