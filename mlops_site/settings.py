@@ -209,6 +209,7 @@ CELERY_BEAT_SCHEDULE = {
     "monitoring-hourly-drift": {"task": "monitoring.tasks.drift_reports_schedule", "schedule": 3600.0, "kwargs": {"hours": 1}},
     "monitoring-daily-drift": {"task": "monitoring.tasks.drift_reports_schedule", "schedule": 86400.0, "kwargs": {"hours": 24}},
     "monitoring-budgets": {"task": "monitoring.tasks.budgets_evaluate", "schedule": 300.0},
+    "monitoring-performance": {"task": "monitoring.tasks.performance_windows_schedule", "schedule": 3600.0},
 }
 
 # Alerts: where the default rules notify (each rule can override), and how mail goes out.

@@ -190,3 +190,61 @@ class AlertSilenceApi(APIView):
         if isinstance(hours, bool) or not isinstance(hours, int):
             raise ValidationFailed("hours: a whole number.", fields={"hours": ["a whole number"]})
         return Response(rule_out(alerts.alert_silence(rule_id=rule_id, hours=hours, actor=request.user)))
+
+
+class LabelsApi(APIView):
+    """`{"labels": [{"event_id", "label"}]}` (up to 10,000): ground truth for served events, joined by event_id."""
+
+    permission_classes = [IsEditor]
+
+    def post(self, request):
+        from .performance import labels_attach
+
+        return Response(labels_attach(payload=request.data, actor=request.user), status=status.HTTP_202_ACCEPTED)
+
+
+def budget_out(budget) -> dict:
+    from .budgets import budget_status
+
+    state = budget_status(budget=budget)
+    return {
+        "name": budget.name, "scope": budget.scope, "members": budget.members, "period": budget.period, "amount_usd": budget.amount_usd,
+        "thresholds": budget.thresholds, "enabled": budget.enabled, "period_start": state.period_start, "period_end": state.period_end,
+        "spent_usd": state.spent_usd, "share": state.share, "forecast_usd": state.forecast_usd, "pricing_missing": state.pricing_missing,
+    }
+
+
+class BudgetListApi(generics.GenericAPIView):
+    """GET: budgets with this period's spend, share and forecast. POST: create or change one
+    (`name`, `amount_usd`, `period` day|week|month, `scope` all|model|prompt|team, `members`, `thresholds`)."""
+
+    def get_permissions(self):
+        return [IsEditor()] if self.request.method == "POST" else [IsViewer()]
+
+    def get(self, request):
+        from .models import Budget
+
+        page = self.paginate_queryset(Budget.objects.order_by("name"))
+        return self.get_paginated_response([budget_out(b) for b in page])
+
+    def post(self, request):
+        from .budgets import budget_set
+
+        data = request.data if isinstance(request.data, dict) else {}
+        allowed = {"name", "amount_usd", "period", "scope", "members", "thresholds", "webhook_url", "webhook_secret", "emails"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ValidationFailed(f"Unknown field(s): {', '.join(unknown)}.", fields={k: ["unknown field"] for k in unknown})
+        if "name" not in data or "amount_usd" not in data:
+            raise ValidationFailed("name and amount_usd are required.", fields={k: ["required"] for k in ("name", "amount_usd") if k not in data})
+        budget = budget_set(**data, actor=request.user)
+        return Response(budget_out(budget), status=status.HTTP_201_CREATED)
+
+
+class BudgetDetailApi(APIView):
+    permission_classes = [IsViewer]
+
+    def get(self, request, name):
+        from .budgets import budget_get
+
+        return Response(budget_out(budget_get(name=name)))

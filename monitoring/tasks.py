@@ -43,3 +43,11 @@ def budget_alert_notify(alert_id: int) -> str:
 
     alert = notify(alert_id=alert_id)
     return alert.notification_error or "sent"
+
+
+@shared_task(acks_late=True)
+def performance_windows_schedule() -> int:
+    """Beat, hourly: accuracy / F1 / AUC over the last 24 hours of every version with labelled events."""
+    from .performance import performance_windows_schedule as schedule
+
+    return schedule()

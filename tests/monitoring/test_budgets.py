@@ -119,3 +119,19 @@ def test_viewers_cannot_set_budgets(viewer):
 
     with pytest.raises(Forbidden):
         budgets.budget_set(name="b", amount_usd=5, actor=viewer)
+
+
+def test_budgets_over_http(api_as, editor, viewer):
+    register("fraud", editor)
+
+    created = api_as(editor).post("/api/v1/budgets", {"name": "fraud monthly", "amount_usd": 300, "period": "month", "scope": "model",
+                                                      "members": ["model:fraud"]}, format="json")
+    listed = api_as(viewer).get("/api/v1/budgets").json()
+    one = api_as(viewer).get("/api/v1/budgets/fraud monthly").json()
+
+    assert created.status_code == 201, created.content
+    assert listed["count"] == 1 and one["spent_usd"] == 0.0 and one["thresholds"] == [0.8, 1.0] and one["forecast_usd"] is None
+    assert api_as(viewer).post("/api/v1/budgets", {"name": "x", "amount_usd": 1}, format="json").status_code == 403
+    assert api_as(editor).post("/api/v1/budgets", {"name": "x", "amount_usd": -1}, format="json").status_code == 400
+    assert api_as(editor).post("/api/v1/budgets", {"name": "x", "amount_usd": 1, "colour": "red"}, format="json").status_code == 400
+    assert api_as(viewer).get("/api/v1/budgets/nope").status_code == 404

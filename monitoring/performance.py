@@ -1,0 +1,119 @@
+"""Model performance once labels arrive: labels joined to events by event_id, accuracy / F1 / ROC AUC
+per window beside the version's evaluation baseline. A drop of more than 5 % is concept drift.
+
+Predictions that are probabilities (numbers in [0, 1]) against 0/1 labels are scored as a binary
+task: the class is prediction >= 0.5 and the probability is the ROC AUC score. Anything else
+(class names, numbers outside [0, 1]) is compared as labels, with macro averages for more than two.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.db import connection, transaction
+from django.utils import timezone
+
+from mlops_site.exceptions import ValidationFailed
+from mlops_site.roles import EDITOR
+from registry.evaluation import EvaluationError, classification_metrics
+from registry.models import ModelVersion
+from registry.services.audit import require_role
+
+from .models import Event, PerformanceWindow
+
+MAX_LABELS = 10_000
+BASELINE_KEYS = {"accuracy": ("accuracy", "acc"), "f1": ("f1", "f1_score"), "roc_auc": ("roc_auc", "auc")}
+WINDOW = timedelta(hours=24)
+
+
+def _label_ok(value) -> bool:
+    return isinstance(value, (str, bool)) or (isinstance(value, (int, float)) and math.isfinite(value))
+
+
+def labels_attach(*, payload, actor) -> dict:
+    """`{"labels": [{"event_id", "label"}, ...]}`: set the label of each stored event, all or nothing.
+    Ids not (yet) stored are counted and listed, not an error: labels often outrun a slow pipeline."""
+    require_role(actor, EDITOR, "Sending labels")
+    rows = payload.get("labels") if isinstance(payload, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise ValidationFailed('Send {"labels": [{"event_id": ..., "label": ...}, ...]}.', fields={"labels": ["a non-empty list"]})
+    if len(rows) > MAX_LABELS:
+        raise ValidationFailed(f"At most {MAX_LABELS} labels per request, got {len(rows)}.", fields={"labels": ["too many"]})
+    bad = [
+        {"index": i, "message": "an object with event_id (string) and label (number, string or boolean)"}
+        for i, row in enumerate(rows)
+        if not isinstance(row, dict) or set(row) != {"event_id", "label"} or not isinstance(row["event_id"], str) or not _label_ok(row["label"])
+    ]
+    if bad:
+        raise ValidationFailed(f"Labels refused, nothing stored: labels[{bad[0]['index']}] must be {bad[0]['message']}.", fields={"labels": bad[:100]})
+    prep = Event._meta.get_field("label").get_db_prep_save
+    quote = connection.ops.quote_name
+    sql = f"UPDATE {quote(Event._meta.db_table)} SET {quote('label')} = %s WHERE {quote('event_id')} = %s"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, [(prep(row["label"], connection), row["event_id"]) for row in rows])
+        ids = [row["event_id"] for row in rows]
+        known = set(Event.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
+    unknown = [i for i in ids if i not in known]
+    return {"updated": len(ids) - len(unknown), "unknown": len(unknown), "unknown_ids": unknown[:100]}
+
+
+def _as_task(predictions: list, labels: list) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in predictions)
+    label_values = {int(v) if isinstance(v, bool) else v for v in labels}
+    if numeric and label_values <= {0, 1} and all(0 <= v <= 1 for v in predictions):
+        scores = np.asarray(predictions, dtype=np.float64)
+        return np.asarray([int(v) for v in labels]), (scores >= 0.5).astype(int), scores
+    return np.asarray([str(v) for v in labels]), np.asarray([str(v) for v in predictions]), None
+
+
+def baseline_of(version: ModelVersion) -> dict[str, float]:
+    """The version's registered metrics that a window is compared with (accuracy, f1, roc_auc or auc)."""
+    metrics = version.metrics or {}
+    out = {}
+    for key, names in BASELINE_KEYS.items():
+        for name in names:
+            value = metrics.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+                out[key] = float(value)
+                break
+    return out
+
+
+def performance_compute(*, model_version: ModelVersion, start: datetime, end: datetime) -> PerformanceWindow:
+    """Accuracy, F1 and ROC AUC of the version's labelled events in [start, end), and the relative
+    drop from its baseline for each metric both have. Stored (replacing a row for the same window)."""
+    rows = list(
+        Event.objects.filter(model_version=model_version, timestamp__gte=start, timestamp__lt=end, label__isnull=False, prediction__isnull=False)
+        .values_list("prediction", "label")
+    )
+    fields = {"labelled": len(rows), "accuracy": None, "f1": None, "roc_auc": None, "drops": {}, "note": "", "computed_at": timezone.now()}
+    baseline = baseline_of(model_version)
+    fields["baseline"] = baseline
+    if not rows:
+        fields["note"] = "no labelled events in the window"
+    else:
+        y_true, y_pred, scores = _as_task([p for p, _ in rows], [label for _, label in rows])
+        try:
+            result = classification_metrics(y_true, y_pred, scores)
+        except EvaluationError as exc:
+            fields["note"] = str(exc)
+        else:
+            fields.update(accuracy=result.accuracy, f1=result.f1, roc_auc=result.roc_auc, note=result.roc_auc_note if scores is not None else "")
+            fields["drops"] = {key: (base - fields[key]) / base for key, base in baseline.items() if fields[key] is not None}
+    window, _ = PerformanceWindow.objects.update_or_create(model_version=model_version, window_start=start, window_end=end, defaults=fields)
+    return window
+
+
+def performance_windows_schedule(*, now: datetime | None = None) -> int:
+    """Beat, hourly: the last 24 hours of every model version that has labelled events in them."""
+    end = (now or timezone.now()).replace(second=0, microsecond=0)
+    start = end - WINDOW
+    version_ids = set(
+        Event.objects.filter(timestamp__gte=start, timestamp__lt=end, label__isnull=False, model_version__isnull=False)
+        .values_list("model_version_id", flat=True).distinct()
+    )
+    for version in ModelVersion.objects.filter(pk__in=version_ids).select_related("model"):
+        performance_compute(model_version=version, start=start, end=end)
+    return len(version_ids)
