@@ -6,7 +6,7 @@ from django.shortcuts import render
 
 from .roles import VIEWER, has_role
 
-OPEN_PREFIXES = ("/healthz", "/accounts/", "/static/", "/favicon.ico", "/api/", "/admin/")
+OPEN_PREFIXES = ("/healthz", "/accounts/", "/static/", "/favicon.ico", "/api/", "/admin/", "/metrics")
 
 
 class LoginRequiredMiddleware:

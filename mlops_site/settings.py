@@ -209,6 +209,8 @@ CELERY_BEAT_SCHEDULE = {
     "monitoring-hourly-drift": {"task": "monitoring.tasks.drift_reports_schedule", "schedule": 3600.0, "kwargs": {"hours": 1}},
     "monitoring-daily-drift": {"task": "monitoring.tasks.drift_reports_schedule", "schedule": 86400.0, "kwargs": {"hours": 24}},
     "monitoring-budgets": {"task": "monitoring.tasks.budgets_evaluate", "schedule": 300.0},
+    "monitoring-rollups": {"task": "monitoring.tasks.rollups_update_task", "schedule": 60.0},
+    "monitoring-ops-alerts": {"task": "monitoring.tasks.ops_alerts_evaluate", "schedule": 60.0},
     "monitoring-performance": {"task": "monitoring.tasks.performance_windows_schedule", "schedule": 3600.0},
 }
 
@@ -216,6 +218,9 @@ CELERY_BEAT_SCHEDULE = {
 MLOPS_ALERT_WEBHOOK_URL = os.environ.get("MLOPS_ALERT_WEBHOOK_URL", "")
 MLOPS_ALERT_WEBHOOK_SECRET = os.environ.get("MLOPS_ALERT_WEBHOOK_SECRET", "")
 MLOPS_ALERT_EMAILS = os.environ.get("MLOPS_ALERT_EMAILS", "")
+# Operations alert defaults: the latency SLA of a model (P95, ms) and the capacity its throughput is compared with.
+MLOPS_LATENCY_SLA_MS = env_int("MLOPS_LATENCY_SLA_MS", 500)
+MLOPS_CAPACITY_RPS = env_int("MLOPS_CAPACITY_RPS", 100)
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)

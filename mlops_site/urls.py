@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from monitoring.metrics import MetricsApi
 from registry import views as registry_views
 
 handler404 = "mlops_site.exceptions.json_404"
@@ -18,6 +19,7 @@ def healthz(request):
 urlpatterns = [
     path("", registry_views.home, name="home"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", MetricsApi.as_view(), name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -4,7 +4,20 @@ from django.contrib import admin
 
 from registry.admin import ReadOnlyAdmin
 
-from .models import AlertEvent, AlertRule, DriftReport, Event, FeatureBatch, Reference
+from .models import (
+    AlertEvent,
+    AlertRule,
+    Budget,
+    BudgetAlert,
+    DriftReport,
+    Event,
+    FeatureBatch,
+    PerformanceWindow,
+    Price,
+    Reference,
+    Rollup,
+    RollupCursor,
+)
 
 
 @admin.register(Event)
@@ -38,13 +51,55 @@ class DriftReportAdmin(ReadOnlyAdmin):
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
-    list_display = ["name", "model", "metric", "comparison", "threshold", "warning_threshold", "state", "enabled"]
+    list_display = ["name", "model", "prompt", "metric", "comparison", "threshold", "warning_threshold", "window_minutes", "state", "enabled"]
     list_filter = ["state", "metric", "enabled"]
     readonly_fields = ["state", "state_since", "last_value", "acknowledged_by", "acknowledged_at"]
-    list_select_related = ["model"]
+    list_select_related = ["model", "prompt"]
 
 
 @admin.register(AlertEvent)
 class AlertEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "rule", "from_state", "to_state", "value", "silenced", "notified_at"]
     list_select_related = ["rule__model"]
+
+
+@admin.register(Rollup)
+class RollupAdmin(ReadOnlyAdmin):
+    list_display = ["bucket", "granularity", "model_version", "prompt_version", "requests", "errors", "cost_usd"]
+    list_filter = ["granularity"]
+    exclude = ["latency_sketch", "ttft_sketch"]
+    list_select_related = ["model_version__model", "prompt_version__prompt"]
+
+
+@admin.register(RollupCursor)
+class RollupCursorAdmin(ReadOnlyAdmin):
+    list_display = ["name", "last_event_id", "updated_at"]
+
+
+@admin.register(PerformanceWindow)
+class PerformanceWindowAdmin(ReadOnlyAdmin):
+    list_display = ["model_version", "window_start", "window_end", "labelled", "accuracy", "f1", "roc_auc"]
+    list_select_related = ["model_version__model"]
+
+
+@admin.register(Price)
+class PriceAdmin(admin.ModelAdmin):
+    """Prices are configuration: editable here and on /monitoring/prices/ (a new entry per change of price)."""
+
+    list_display = ["pattern", "effective_from", "input_per_token", "output_per_token", "cached_input_per_token", "reasoning_per_token", "source"]
+    search_fields = ["pattern"]
+    list_filter = ["source"]
+
+
+@admin.register(Budget)
+class BudgetAdmin(ReadOnlyAdmin):
+    """Budgets are set on the cost page or through the API (budgets.budget_set checks them)."""
+
+    list_display = ["name", "scope", "period", "amount_usd", "thresholds", "enabled"]
+    list_filter = ["period", "scope", "enabled"]
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(ReadOnlyAdmin):
+    list_display = ["at", "budget", "threshold", "spent_usd", "forecast_usd", "notified_at"]
+    list_select_related = ["budget"]

@@ -30,6 +30,10 @@ DEFAULT_RULES = [
     ("Schema violation", AlertMetric.SCHEMA_VIOLATIONS, Comparison.GT, 0, None),
     ("More missing values", AlertMetric.NULL_SHARE_INCREASE, Comparison.GT, 0, None),
 ]
+DRIFT_METRICS = [
+    AlertMetric.FEATURE_PSI, AlertMetric.PREDICTION_PSI, AlertMetric.SCHEMA_VIOLATIONS, AlertMetric.DRIFTED_FEATURES,
+    AlertMetric.NULL_SHARE_INCREASE, AlertMetric.LABEL_PSI,
+]
 COMPARE = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
 
 
@@ -81,31 +85,38 @@ def state_for(rule: AlertRule, value: float | None) -> str:
 
 
 def alerts_evaluate(*, report: DriftReport) -> list[AlertEvent]:
-    """Evaluate the model's enabled rules on a finished report; one AlertEvent per state change, notified after commit."""
+    """Evaluate the model's enabled drift rules on a finished report; one AlertEvent per state change, notified after commit."""
     changes = []
     with transaction.atomic():
-        rules = AlertRule.objects.select_for_update().filter(model_id=report.model_version.model_id, enabled=True)
+        rules = AlertRule.objects.select_for_update().filter(model_id=report.model_version.model_id, enabled=True, metric__in=DRIFT_METRICS)
         for rule in rules:
             value = metric_value(rule.metric, report.results)
-            new_state = state_for(rule, value)
-            rule.last_value = value
-            if new_state == rule.state:
-                rule.save(update_fields=["last_value"])
-                continue
-            now = timezone.now()
-            silenced = bool(rule.silenced_until and rule.silenced_until > now)
-            event = AlertEvent.objects.create(
-                rule=rule, from_state=rule.state, to_state=new_state, value=value, report=report, silenced=silenced,
-                message=_message(rule, new_state, value, report),
-            )
-            rule.state, rule.state_since, rule.acknowledged_by, rule.acknowledged_at = new_state, now, None, None
-            rule.save(update_fields=["state", "state_since", "last_value", "acknowledged_by", "acknowledged_at"])
-            changes.append(event)
-            if not silenced:
-                from .tasks import alert_notify
-
-                enqueue_on_commit(alert_notify, event.pk)
+            event = rule_update(rule, value, message=lambda state, rule=rule, value=value: _message(rule, state, value, report), report=report)
+            if event is not None:
+                changes.append(event)
     return changes
+
+
+def rule_update(rule: AlertRule, value: float | None, *, message, report: DriftReport | None = None) -> AlertEvent | None:
+    """Record a rule's new value; on a change of state, an AlertEvent (notified after the commit unless
+    silenced). The caller holds the rule's row lock. `message(state)` writes the notification text."""
+    new_state = state_for(rule, value)
+    rule.last_value = value
+    if new_state == rule.state:
+        rule.save(update_fields=["last_value"])
+        return None
+    now = timezone.now()
+    silenced = bool(rule.silenced_until and rule.silenced_until > now)
+    event = AlertEvent.objects.create(
+        rule=rule, from_state=rule.state, to_state=new_state, value=value, report=report, silenced=silenced, message=message(new_state)
+    )
+    rule.state, rule.state_since, rule.acknowledged_by, rule.acknowledged_at = new_state, now, None, None
+    rule.save(update_fields=["state", "state_since", "last_value", "acknowledged_by", "acknowledged_at"])
+    if not silenced:
+        from .tasks import alert_notify
+
+        enqueue_on_commit(alert_notify, event.pk)
+    return event
 
 
 def _message(rule: AlertRule, state: str, value, report: DriftReport) -> str:

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
@@ -128,11 +129,13 @@ class DriftReportsApi(generics.GenericAPIView):
     def get_permissions(self):
         return [IsEditor()] if self.request.method == "POST" else [IsViewer()]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, description="paginated: count, next, previous, results")
     def get(self, request, name, version):
         found = registry_selectors.version_get(model_name=name, version=version)
         page = self.paginate_queryset(selectors.report_list(model_version_id=found.pk))
         return self.get_paginated_response([report_out(r, results=False) for r in page])
 
+    @extend_schema(request=inline_serializer("DriftReportWindow", {"hours": serializers.IntegerField(required=False), "start": serializers.DateTimeField(required=False), "end": serializers.DateTimeField(required=False)}), responses={202: OpenApiTypes.OBJECT})
     def post(self, request, name, version):
         found = registry_selectors.version_get(model_name=name, version=version)
         start, end = _window(request.data if request.data else {})
@@ -145,6 +148,7 @@ class DriftReportDetailApi(APIView):
 
     permission_classes = [IsViewer]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, report_id):
         return Response(report_out(selectors.report_get(report_id=report_id), results=True))
 
@@ -163,6 +167,7 @@ class AlertListApi(generics.GenericAPIView):
 
     permission_classes = [IsViewer]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, parameters=[OpenApiParameter("state", str), OpenApiParameter("model", str)])
     def get(self, request):
         rules = AlertRule.objects.select_related("model", "acknowledged_by").order_by("model__name", "name", "pk")
         if request.query_params.get("state"):
@@ -176,6 +181,7 @@ class AlertListApi(generics.GenericAPIView):
 class AlertAcknowledgeApi(APIView):
     permission_classes = [IsEditor]
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, rule_id):
         return Response(rule_out(alerts.alert_acknowledge(rule_id=rule_id, actor=request.user)))
 
@@ -185,6 +191,7 @@ class AlertSilenceApi(APIView):
 
     permission_classes = [IsEditor]
 
+    @extend_schema(request=inline_serializer("AlertSilence", {"hours": serializers.IntegerField()}), responses=OpenApiTypes.OBJECT)
     def post(self, request, rule_id):
         hours = request.data.get("hours") if isinstance(request.data, dict) else None
         if isinstance(hours, bool) or not isinstance(hours, int):
@@ -197,6 +204,7 @@ class LabelsApi(APIView):
 
     permission_classes = [IsEditor]
 
+    @extend_schema(request=inline_serializer("LabelBatch", {"labels": serializers.ListField(child=serializers.DictField())}), responses={202: inline_serializer("LabelResult", {"updated": serializers.IntegerField(), "unknown": serializers.IntegerField(), "unknown_ids": serializers.ListField(child=serializers.CharField())})})
     def post(self, request):
         from .performance import labels_attach
 
@@ -221,12 +229,14 @@ class BudgetListApi(generics.GenericAPIView):
     def get_permissions(self):
         return [IsEditor()] if self.request.method == "POST" else [IsViewer()]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="api_v1_budgets_list")
     def get(self, request):
         from .models import Budget
 
         page = self.paginate_queryset(Budget.objects.order_by("name"))
         return self.get_paginated_response([budget_out(b) for b in page])
 
+    @extend_schema(request=inline_serializer("BudgetInput", {"name": serializers.CharField(), "amount_usd": serializers.FloatField(), "period": serializers.ChoiceField(["day", "week", "month"], required=False), "scope": serializers.ChoiceField(["all", "model", "prompt", "team"], required=False), "members": serializers.ListField(child=serializers.CharField(), required=False), "thresholds": serializers.ListField(child=serializers.FloatField(), required=False)}), responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
         from .budgets import budget_set
 
@@ -244,6 +254,7 @@ class BudgetListApi(generics.GenericAPIView):
 class BudgetDetailApi(APIView):
     permission_classes = [IsViewer]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, name):
         from .budgets import budget_get
 

@@ -151,6 +151,11 @@ def budgets_evaluate(*, now: datetime | None = None) -> list[BudgetAlert]:
     """Beat, every few minutes: for each enabled budget, record (and notify) each share of it the period's
     spend has reached, once per period; the unique (budget, period, share) row makes a repeat a no-op."""
     now = now or timezone.now()
+    from .tasks import budget_alert_notify
+
+    # Alerts a broker outage left unsent are queued again (the task sends each one once).
+    for alert_id in BudgetAlert.objects.filter(notified_at__isnull=True, at__lt=now - timedelta(minutes=10)).values_list("pk", flat=True)[:500]:
+        enqueue_on_commit(budget_alert_notify, alert_id)
     fired = []
     for budget in Budget.objects.filter(enabled=True):
         status = budget_status(budget=budget, now=now)
@@ -168,8 +173,6 @@ def budgets_evaluate(*, now: datetime | None = None) -> list[BudgetAlert]:
                     defaults={"spent_usd": status.spent_usd, "forecast_usd": status.forecast_usd, "message": message, "at": now},
                 )
                 if created:
-                    from .tasks import budget_alert_notify
-
                     enqueue_on_commit(budget_alert_notify, alert.pk)
                     fired.append(alert)
     return fired

@@ -19,7 +19,7 @@ from registry import tables
 from registry.models import ModelVersion, PromptVersion
 from registry.services.audit import require_role
 
-from . import columnar, drift
+from . import columnar, costs, drift
 from .ingest import BatchInvalid, CleanEvent, validate_batch
 from .models import DriftReport, Event, FeatureBatch, Reference, ReferenceSource, ReportStatus
 
@@ -30,9 +30,11 @@ class IngestResult:
     duplicates: int
 
 
-def _resolve_versions(events) -> tuple[dict, list[dict]]:
+def _resolve_versions(events) -> tuple[dict, dict[tuple, str], list[dict]]:
+    """The version id of each (kind, name, version), the LLM of each prompt version named, and the unknown ones as errors."""
     wanted = {(e.kind, e.name, e.version) for e in events}
     found: dict = {}
+    prompt_llms: dict[tuple, str] = {}
     model_keys = [(n, v) for k, n, v in wanted if k == "model"]
     prompt_keys = [(n, v) for k, n, v in wanted if k == "prompt"]
     if model_keys:
@@ -41,13 +43,15 @@ def _resolve_versions(events) -> tuple[dict, list[dict]]:
             found[("model", name, number)] = pk
     if prompt_keys:
         names = {n for n, _ in prompt_keys}
-        for pk, name, number in PromptVersion.objects.filter(prompt__name__in=names).values_list("pk", "prompt__name", "version"):
+        rows = PromptVersion.objects.filter(prompt__name__in=names).values_list("pk", "prompt__name", "version", "llm_model")
+        for pk, name, number, llm_model in rows:
             found[("prompt", name, number)] = pk
+            prompt_llms[("prompt", name, number)] = llm_model
     errors = [
         {"index": e.index, "field": "version", "message": f"no {e.kind} {e.name!r} version {e.version} in the registry"}
         for e in events if (e.kind, e.name, e.version) not in found
     ]
-    return found, errors[:100]
+    return found, prompt_llms, errors[:100]
 
 
 def events_ingest(*, payload=None, events: list[CleanEvent] | None = None, actor) -> IngestResult:
@@ -57,7 +61,9 @@ def events_ingest(*, payload=None, events: list[CleanEvent] | None = None, actor
     field); events for unknown models or versions are refused, never created.
     A re-sent event_id is ignored and counted as a duplicate. Feature values
     are stored once more column by column (one FeatureBatch per version), for
-    drift. Needs no Celery broker: Redis being down does not stop ingestion.
+    drift. An event with tokens and no cost of its own is priced here, with the
+    price of its LLM in force at its time (costs.event_costs), or flagged pricing
+    missing. Needs no Celery broker: Redis being down does not stop ingestion.
     `events` instead of `payload`: a batch ingest.validate_body has already accepted.
     """
     require_role(actor, EDITOR, "Ingesting events")
@@ -66,7 +72,7 @@ def events_ingest(*, payload=None, events: list[CleanEvent] | None = None, actor
             events = validate_batch(payload)
         except BatchInvalid as exc:
             raise _invalid(exc.errors) from None
-    versions, errors = _resolve_versions(events)
+    versions, prompt_llms, errors = _resolve_versions(events)
     if errors:
         raise _invalid(errors)
     seen = _known_event_ids([e.event_id for e in events])
@@ -78,7 +84,7 @@ def events_ingest(*, payload=None, events: list[CleanEvent] | None = None, actor
     # Everything is prepared before the transaction: on SQLite a write transaction locks the whole
     # database, so the other web workers wait only for the INSERTs themselves.
     feature_batches = _feature_batches([e for e in fresh if e.kind == "model"], versions)
-    rows = _event_rows(fresh, versions)
+    rows = _event_rows(fresh, versions, prompt_llms, costs.event_costs(fresh, prompt_llms=prompt_llms))
     with transaction.atomic():
         batch_of = {version_id: FeatureBatch.objects.create(**fields).pk for version_id, fields in feature_batches.items()}
         _insert_events(rows, batch_of)
@@ -117,19 +123,24 @@ def _row_adapters():
     return (lambda ts: time_field.get_db_prep_save(ts, connection)), (lambda value: json_field.get_db_prep_save(value, connection))
 
 
-def _event_rows(events, versions: dict) -> list[tuple]:
-    """The INSERT parameters of each event, the batch id (known only inside the transaction) left out."""
+def _event_rows(events, versions: dict, prompt_llms: dict, priced: list[tuple[float | None, bool]]) -> list[tuple]:
+    """The INSERT parameters of each event, the batch id (known only inside the transaction) left out.
+    `priced`: each event's (cost_usd, pricing_missing), from costs.event_costs."""
     prep_time, prep_json = _row_adapters()
     received = prep_time(timezone.now())
     rows = []
-    for e in events:
-        version_id = versions[(e.kind, e.name, e.version)]
+    for e, (cost_usd, pricing_missing) in zip(events, priced, strict=True):
+        key = (e.kind, e.name, e.version)
+        version_id = versions[key]
         is_model = e.kind == "model"
+        # A prompt event runs its prompt version's LLM (the YAML's `model`) unless the client names
+        # another: stored on the row, so roll-ups and pages group by it as they price by it.
+        llm_model = e.llm_model or ("" if is_model else prompt_llms[key])
         rows.append((
             e.event_id, version_id if is_model else None, None if is_model else version_id, prep_time(e.timestamp), received,
             e.latency_ms, e.error, e.unit_id, prep_json(e.prediction), prep_json(e.label),
-            e.input_tokens, e.output_tokens, e.cost_usd, e.ttft_ms, e.guardrail_triggered, e.feedback, e.judge_score,
-            e.cached_tokens, e.reasoning_tokens, e.llm_model, False, e.faithfulness,
+            e.input_tokens, e.output_tokens, cost_usd, e.ttft_ms, e.guardrail_triggered, e.feedback, e.judge_score,
+            e.cached_tokens, e.reasoning_tokens, llm_model, pricing_missing, e.faithfulness,
         ))
     return rows
 

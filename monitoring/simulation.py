@@ -2,7 +2,7 @@
 
 Every random number of event i comes from a block seeded by (seed, i // BLOCK),
 so a seed gives the same events whatever the batch size or rate; the drift
-only transforms those numbers. Used by `manage.py simulate_traffic`.
+and the latency growth only transform those numbers. Used by `manage.py simulate_traffic`.
 """
 
 from __future__ import annotations
@@ -205,22 +205,23 @@ def profile_for(model: str) -> str:
     return "fraud"
 
 
-class Draws:
-    """The random numbers of events [start, stop): block b of BLOCK events comes from the generator seeded (seed, stream, b)."""
+class BlockDraws:
+    """The random numbers of events [start, stop): block b of BLOCK events comes from the generator seeded (seed, stream, b).
 
-    def __init__(self, profile: Profile, seed: int, stream: int):
-        self.profile, self.seed, self.stream = profile, seed, stream
+    Subclasses say which arrays a block holds (`_draw`); adding one at the end keeps the earlier ones unchanged.
+    """
+
+    def __init__(self, seed: int, stream: int):
+        self.seed, self.stream = seed, stream
         self._cached: tuple[int, dict[str, np.ndarray]] | None = None
+
+    def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        raise NotImplementedError
 
     def _block(self, block: int) -> dict[str, np.ndarray]:
         if self._cached and self._cached[0] == block:
             return self._cached[1]
-        rng = np.random.default_rng([self.seed, self.stream, block])
-        out = {spec.name: rng.standard_normal(BLOCK) if isinstance(spec, Numeric) else rng.random(BLOCK) for spec in self.profile.features}
-        for key in ("noise", "latency"):
-            out[key] = rng.standard_normal(BLOCK)
-        for key in ("slow", "error", "error_kind", "error_latency", "labelled", "label", "unit", "jitter"):
-            out[key] = rng.random(BLOCK)
+        out = self._draw(np.random.default_rng([self.seed, self.stream, block]))
         self._cached = (block, out)
         return out
 
@@ -233,12 +234,48 @@ class Draws:
         return {key: np.concatenate(values) for key, values in parts.items()}
 
 
+class Draws(BlockDraws):
+    """The random numbers of a model's events: one per feature, then noise, latency, errors, labels, unit and time jitter."""
+
+    def __init__(self, profile: Profile, seed: int, stream: int):
+        super().__init__(seed, stream)
+        self.profile = profile
+
+    def _draw(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        out = {spec.name: rng.standard_normal(BLOCK) if isinstance(spec, Numeric) else rng.random(BLOCK) for spec in self.profile.features}
+        for key in ("noise", "latency"):
+            out[key] = rng.standard_normal(BLOCK)
+        for key in ("slow", "error", "error_kind", "error_latency", "labelled", "label", "unit", "jitter"):
+            out[key] = rng.random(BLOCK)
+        return out
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-x))
 
 
-def simulate(profile: Profile, draws: dict[str, np.ndarray], drifted: np.ndarray, size: float, drift_features: set[str]) -> dict:
-    """Features, prediction, label, latency, error and unit of each row of `draws`; `drifted` rows get the shifted distributions."""
+def after_point(index: np.ndarray, ts: np.ndarray, point_index: int | None, point_ts: float | None) -> np.ndarray:
+    """Which events come at or after a change point given as an event index or a time (neither: none)."""
+    if point_index is not None:
+        return index >= point_index
+    if point_ts is not None:
+        return ts >= point_ts
+    return np.zeros(len(index), bool)
+
+
+def growth(ts: np.ndarray, begin: float, end: float, final: float, initial: float = 1.0) -> np.ndarray:
+    """A factor moving linearly in time, g(t) = initial + (final - initial) * (t - begin) / (end - begin):
+    `initial` at `begin`, `final` at `end`, held at those values outside [begin, end]."""
+    return initial + (final - initial) * np.clip((np.asarray(ts, float) - begin) / max(end - begin, 1e-9), 0.0, 1.0)
+
+
+def simulate(profile: Profile, draws: dict[str, np.ndarray], drifted: np.ndarray, size: float, drift_features: set[str],
+             latency_factor: np.ndarray | float = 1.0) -> dict:
+    """Features, prediction, label, latency, error and unit of each row of `draws`; `drifted` rows get the shifted distributions.
+
+    `latency_factor` (one per row, or one for all) multiplies the latency of the successful requests: a model getting slower.
+    Failed requests keep theirs (a timeout is the client's setting, a fast failure stays fast).
+    """
     features = {}
     for spec in profile.features:
         values = spec.values(draws[spec.name], 0.0)
@@ -250,6 +287,8 @@ def simulate(profile: Profile, draws: dict[str, np.ndarray], drifted: np.ndarray
     truth = logit + profile.concept_shift * size * drifted * bool(drift_features)
     error = draws["error"] < ERROR_SHARE
     latency = profile.latency_ms * np.exp(0.45 * draws["latency"]) * np.where(draws["slow"] < SLOW_SHARE, 4.0, 1.0)
+    if not np.all(np.asarray(latency_factor) == 1.0):  # without growth, exactly the numbers of before
+        latency = latency * latency_factor
     # A failed request either timed out (seconds) or failed fast (a few milliseconds).
     failed = np.where(draws["error_kind"] < 0.4, 2000 + 3000 * draws["error_latency"], 3 + 17 * draws["error_latency"])
     return {

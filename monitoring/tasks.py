@@ -51,3 +51,20 @@ def performance_windows_schedule() -> int:
     from .performance import performance_windows_schedule as schedule
 
     return schedule()
+
+
+@shared_task(acks_late=True)
+def ops_alerts_evaluate() -> int:
+    """Beat, every minute: the operations alert rules on the latest roll-ups."""
+    from .ops_alerts import ops_alerts_evaluate as evaluate
+
+    return len(evaluate())
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
+def rollups_update_task(max_seconds: float = 45.0) -> int:
+    """Beat, every minute: fold new events into the minute and hour roll-ups until caught up (at most `max_seconds`).
+    A redelivery or an overlapping tick is harmless: the roll-up cursor is checked under a lock, no event counts twice."""
+    from .rollups import rollups_catch_up
+
+    return rollups_catch_up(max_seconds=max_seconds)

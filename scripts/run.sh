@@ -51,6 +51,7 @@ if [ -z "${DATABASE_URL:-}" ] || [ "${MLOPS_DEMO:-0}" = 1 ]; then
   seed_out=$("$VENV_BIN/python" manage.py seed_demo)
   echo "$seed_out"
   case "$seed_out" in *"versions"*) first_start=1 ;; esac
+  "$VENV_BIN/python" manage.py import_prices --defaults  # list prices, effective 2025-01-01; idempotent
 fi
 
 # One worker process with beat embedded (dev only: production runs exactly one separate beat).
@@ -63,18 +64,24 @@ echo "Celery: worker + beat (pid ${pids[-1]}), log in .run/worker.log"
 pids+=($!)
 
 if [ -n "$first_start" ] && [ "${MLOPS_DEMO_TRAFFIC:-1}" = 1 ]; then
-  # Demo traffic through the real API: a day of fraud-detector requests whose inputs drift after 60 %,
-  # its drift reports hour by hour, then a slow live stream (still drifted) for the live charts.
+  # Demo traffic through the real API: a day of fraud-detector requests whose inputs drift after 60 % and whose
+  # latency climbs to 3x, its drift reports hour by hour; a day of requests of the summarize prompt (its prod
+  # version) whose answers get 2.2x longer at mid-run, so the cost per request doubles, with a daily budget sized
+  # so that today's spend passes its 80 % alert but not 100 % (an LLM failure does not stop the rest); then a slow
+  # live fraud stream (still drifted, still 3x slower) for the live charts.
   (
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
     "$VENV_BIN/python" manage.py simulate_traffic --model fraud-detector --stage production --events 20000 \
-        --backfill-hours 24 --drift-at 60% --set-reference --seed 7 --url "http://127.0.0.1:$PORT" -v 0 &&
+        --backfill-hours 24 --drift-at 60% --latency-growth 3 --set-reference --seed 7 --url "http://127.0.0.1:$PORT" -v 0 &&
     "$VENV_BIN/python" manage.py drift_reports --hours 24 &&
+    { "$VENV_BIN/python" manage.py simulate_llm_traffic --prompt summarize --environment prod --events 4000 \
+        --backfill-hours 24 --change-at 50% --output-growth 2.2 --budget-usd auto --seed 7 --url "http://127.0.0.1:$PORT" -v 0 ||
+      true; } &&
     exec "$VENV_BIN/python" manage.py simulate_traffic --model fraud-detector --stage production --events 10000000 \
-        --rate 2 --drift-at 0% --url "http://127.0.0.1:$PORT" -v 0
+        --rate 2 --drift-at 0% --latency-start 3 --latency-growth 3 --url "http://127.0.0.1:$PORT" -v 0
   ) > "$RUN_DIR/traffic.log" 2>&1 &
   pids+=($!)
-  echo "Demo traffic: backfilling a day of fraud-detector requests (log in .run/traffic.log)"
+  echo "Demo traffic: backfilling a day of fraud-detector and summarize requests (log in .run/traffic.log)"
 fi
 
 cat <<TXT

@@ -84,3 +84,39 @@ def test_approver_opens_a_prompt_diff_and_approves_the_prod_move(live_server, pa
     page.click(".crumbs >> text=summarize")
     assert page.inner_text("#env-prod strong").strip() == "v3"
     assert "prod: v2 → v3 moved by bob (requested by alice)" in " ".join(page.inner_text("#env-timeline").split())
+
+
+def test_operations_and_cost_pages_draw_their_charts(live_server, page):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from monitoring import rollups
+    from monitoring.budgets import budget_set
+    from tests.conftest import api_client_for
+    from tests.prompts.conftest import brief_folder
+
+    editor = make_user("alice", "editor")
+    services.prompts_import(files=brief_folder(), actor=editor)
+    now = timezone.now()
+    events = [
+        {"event_id": f"e-{i}", "prompt": "summarize", "version": 2 + i % 2, "timestamp": (now - timedelta(minutes=5 + 7 * i)).isoformat(),
+         "latency_ms": 800.0 + 10 * i, "ttft_ms": 300.0, "input_tokens": 500, "output_tokens": 120, "cost_usd": 0.002, "judge_score": 0.5 + i / 400}
+        for i in range(120)
+    ]
+    assert api_client_for(editor).post("/api/v1/events", {"events": events}, format="json").status_code == 202
+    rollups.rollups_update()
+    budget_set(name="daily", amount_usd=1.0, period="day", scope="prompt", members=["prompt:summarize"], actor=editor)
+    console_errors = []
+    page.on("console", lambda msg: msg.type == "error" and console_errors.append(msg.text))
+
+    log_in(page, live_server, "alice")
+    page.goto(live_server.url + "/monitoring/operations/prompt/summarize/")
+    page.wait_for_selector("#latency-chart .main-svg")
+    assert page.locator("#throughput-chart .main-svg").count() >= 1
+    assert "P95 limit 10 s" in page.inner_text("#latency-chart")
+    page.click("nav >> text=Costs")
+    page.wait_for_selector("#spend-chart .main-svg")
+    assert page.locator("[id^=budget-][id$=-chart] .main-svg").count() >= 1
+    assert page.inner_text("#prompt-costs tr[data-prompt=summarize] td[data-col=spend]").strip() == "$0.2400"
+    assert console_errors == []

@@ -217,7 +217,7 @@ class AlertRule(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.model_id})"
+        return f"{self.name} (model {self.model_id})" if self.model_id else f"{self.name} (prompt {self.prompt_id})"
 
 
 class AlertEvent(models.Model):

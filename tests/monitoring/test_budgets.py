@@ -6,7 +6,7 @@ import pytest
 
 from mlops_site.exceptions import ValidationFailed
 from monitoring import budgets
-from monitoring.models import BudgetAlert, Rollup
+from monitoring.models import Budget, BudgetAlert, Rollup
 from tests.factories import register
 
 pytestmark = pytest.mark.django_db
@@ -135,3 +135,22 @@ def test_budgets_over_http(api_as, editor, viewer):
     assert api_as(editor).post("/api/v1/budgets", {"name": "x", "amount_usd": -1}, format="json").status_code == 400
     assert api_as(editor).post("/api/v1/budgets", {"name": "x", "amount_usd": 1, "colour": "red"}, format="json").status_code == 400
     assert api_as(viewer).get("/api/v1/budgets/nope").status_code == 404
+
+
+def test_the_cost_page_form_sets_a_budget(client, editor, viewer):
+    from registry.services import prompts as prompt_services
+    from tests.prompts.conftest import brief_folder
+
+    prompt_services.prompts_import(files=brief_folder(), actor=editor)
+    client.force_login(editor)
+
+    saved = client.post("/monitoring/costs/budgets/", {"name": "summarize daily", "amount_usd": "12.5", "period": "day", "scope": "prompt",
+                                                       "members": "prompt:summarize", "thresholds": "80, 100"}, follow=True)
+    refused = client.post("/monitoring/costs/budgets/", {"name": "bad", "amount_usd": "-3", "scope": "all"}, follow=True)
+
+    budget = Budget.objects.get()
+    assert (budget.amount_usd, budget.members, budget.thresholds) == (12.5, ["prompt:summarize"], [0.8, 1.0])
+    assert "saved" in saved.content.decode() and "amount_usd" in refused.content.decode()
+    client.force_login(viewer)
+    assert client.post("/monitoring/costs/budgets/", {"name": "v", "amount_usd": "1"}, follow=True).status_code == 200
+    assert Budget.objects.count() == 1

@@ -19,8 +19,10 @@ from django.core.management import CommandError, call_command
 
 from mlops_site.roles import user_role
 from monitoring import columnar, services
+from monitoring.management import traffic
 from monitoring.management.commands import simulate_traffic
 from monitoring.models import DriftReport, Event, FeatureBatch, Reference
+from monitoring.simulation import FRAUD, Draws, growth
 from registry.roles_admin import user_token_refresh
 from tests.conftest import make_user
 from tests.factories import register
@@ -214,7 +216,7 @@ def test_a_batch_is_sent_again_after_a_5xx_and_then_counts_once():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        api = simulate_traffic.Api(f"http://127.0.0.1:{server.server_port}", "t", sleep=lambda seconds: None)
+        api = traffic.Api(f"http://127.0.0.1:{server.server_port}", "t", sleep=lambda seconds: None)
         answer = api.post_events([{"event_id": "sim-1-r-0"}])
     finally:
         server.shutdown()
@@ -222,3 +224,46 @@ def test_a_batch_is_sent_again_after_a_5xx_and_then_counts_once():
 
     assert answer == {"accepted": 1, "duplicates": 0}
     assert (seen, api.retries) == (["sim-1-r-0", "sim-1-r-0"], 1)  # the same event id: the server drops it if the first try was stored
+
+
+def test_latency_growth_is_linear_in_time_from_1_at_the_start_to_x_at_the_end():
+    ts = np.array([100.0, 150.0, 200.0, 250.0, 300.0])
+
+    assert growth(ts, 100, 300, 3.0).tolist() == [1.0, 1.5, 2.0, 2.5, 3.0]
+    assert growth(np.array([0.0, 400.0]), 100, 300, 3.0).tolist() == [1.0, 3.0]  # held outside the run
+    assert growth(ts, 100, 300, 3.0, initial=3.0).tolist() == [3.0] * 5  # a live stream that carries on at x3
+    assert growth(ts, 100, 300, 1.0).tolist() == [1.0] * 5
+
+
+def test_latency_growth_scales_the_successful_requests_and_none_leaves_the_events_as_they_were():
+    d = Draws(FRAUD, 3, stream=0).rows(0, 5_000)
+    plain = simulate_traffic.simulate(FRAUD, d, np.zeros(5_000, bool), 0.0, set())
+    factor = growth(np.arange(5_000.0), 0, 4_999, 3.0)
+
+    same = simulate_traffic.simulate(FRAUD, d, np.zeros(5_000, bool), 0.0, set(), latency_factor=growth(np.arange(5_000.0), 0, 4_999, 1.0))
+    slower = simulate_traffic.simulate(FRAUD, d, np.zeros(5_000, bool), 0.0, set(), latency_factor=factor)
+
+    np.testing.assert_array_equal(same["latency_ms"], plain["latency_ms"])
+    ok = ~plain["error"]
+    np.testing.assert_allclose(slower["latency_ms"][ok], plain["latency_ms"][ok] * factor[ok], atol=0.21)  # both rounded to 0.1 ms
+    np.testing.assert_array_equal(slower["latency_ms"][~ok], plain["latency_ms"][~ok])  # timeouts and fast failures keep theirs
+    np.testing.assert_array_equal(slower["prediction"], plain["prediction"])
+
+
+def test_a_run_with_latency_growth_sends_the_same_events_slower_and_x_times_slower_at_the_end(live_server, fraud):
+    args = ("--model", "fraud-detector", "--events", "400", "--backfill-hours", "1", "--drift-at", "none", "--seed", "9", "--url", live_server.url)
+
+    simulate(*args, "--run-id", "plain")
+    out = simulate(*args, "--run-id", "slow", "--latency-growth", "3")
+
+    def latencies(run_id):
+        found = Event.objects.filter(event_id__startswith=f"sim-9-{run_id}-", error=False).values_list("event_id", "latency_ms")
+        return {event_id.rsplit("-", 1)[1]: latency for event_id, latency in found}
+
+    plain, slow = latencies("plain"), latencies("slow")
+    assert plain.keys() == slow.keys() and len(plain) > 380
+    order = sorted(plain, key=int)
+    ratio = np.array([slow[i] / plain[i] for i in order])
+    assert ratio[0] == pytest.approx(1.0, abs=0.02) and ratio[-1] == pytest.approx(3.0, abs=0.02)
+    assert np.all(np.diff(ratio) > -0.02)  # climbing all along
+    assert "Latency x1 at the start of the run, x3 at its end" in out

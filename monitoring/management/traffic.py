@@ -1,0 +1,399 @@
+"""What `simulate_traffic` (model events) and `simulate_llm_traffic` (prompt events) share: when events happen,
+the API client, the progress line, the common options and the loop that posts the batches to `/api/v1/events`."""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import requests
+from django.core.management.base import BaseCommand, CommandError
+
+MAX_BATCH = 10_000  # the API's limit per request
+DEFAULT_USER = "traffic-bot"
+RETRIES = 3  # per request, on connection problems and 5xx (event ids make a re-sent batch harmless)
+
+
+# --- when events happen --------------------------------------------------------------------------------
+
+
+class Backfill:
+    """Event i of n at the (i + jitter) / n quantile of a day-shaped traffic curve over [begin, end] (epoch seconds)."""
+
+    def __init__(self, begin: float, end: float, total: int):
+        self.total = total
+        self.grid = np.linspace(begin, end, 4097)
+        hour = (self.grid % 86400) / 3600
+        intensity = 1 + 0.6 * np.cos(2 * np.pi * (hour - 15) / 24)  # busiest mid-afternoon UTC, quietest at night
+        cdf = np.concatenate([[0.0], np.cumsum((intensity[1:] + intensity[:-1]) / 2)])
+        self.cdf = cdf / cdf[-1]
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return float(self.grid[0]), float(self.grid[-1])
+
+    def times(self, index: np.ndarray, jitter: np.ndarray) -> np.ndarray:
+        return np.interp((index + jitter) / self.total, self.cdf, self.grid)
+
+
+class RealTime:
+    """Event i at start + (i + jitter) / rate: sent once that moment has come."""
+
+    def __init__(self, start: float, rate: float, total: int):
+        self.start, self.rate, self.total = start, rate, total
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return self.start, self.start + self.total / self.rate
+
+    def times(self, index: np.ndarray, jitter: np.ndarray) -> np.ndarray:
+        return self.start + (index + jitter) / self.rate
+
+
+# --- talking to the server -------------------------------------------------------------------------
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message.rstrip('.')}")
+        self.status, self.message = status, message
+
+
+class Unreachable(Exception):
+    pass
+
+
+class Api:
+    def __init__(self, url: str, token: str, *, timeout: float = 120.0, sleep: Callable[[float], None] = time.sleep):
+        self.url, self.timeout, self.sleep = url, timeout, sleep
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json", "User-Agent": "mlops-simulate-traffic"})
+        self.retries = 0
+
+    def request(self, method: str, path: str, *, payload=None, retry: bool = False) -> dict:
+        """The JSON answer; Refused on a 4xx (or a 5xx after the retries), Unreachable when the server does not answer."""
+        attempt = 0
+        while True:
+            try:
+                response = self.session.request(method, self.url + path, json=payload, timeout=(5, self.timeout))
+            except requests.RequestException as exc:
+                problem: Exception = Unreachable(_reason(exc, self.timeout))
+            else:
+                if response.status_code < 400:
+                    return response.json()
+                problem = Refused(response.status_code, _message(response))
+                if response.status_code < 500:
+                    raise problem
+            if not retry or attempt >= RETRIES:
+                raise problem
+            attempt += 1
+            self.retries += 1
+            self.sleep(2 ** (attempt - 1))
+
+    def get(self, path: str) -> dict:
+        return self.request("GET", path)
+
+    def post(self, path: str, payload: dict) -> dict:
+        return self.request("POST", path, payload=payload, retry=True)
+
+    def post_events(self, events: list[dict]) -> dict:
+        return self.post("/api/v1/events", {"events": events})
+
+
+def _reason(exc: requests.RequestException, timeout: float) -> str:
+    """A short reason instead of urllib3's nested repr."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return "no connection within 5 s"
+    if isinstance(exc, requests.ReadTimeout):
+        return f"no answer within {timeout:g} s"
+    found = re.findall(r"\[Errno -?[0-9]+\] ([^'\")\]]+)", str(exc))
+    return found[-1].strip().rstrip(".").lower() if found else f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return str(body)[:300]
+
+
+@contextmanager
+def server_errors(url: str) -> Iterator[None]:
+    """Refused and Unreachable as a CommandError that says what to do."""
+    try:
+        yield
+    except Refused as exc:
+        raise CommandError(f"The server at {url} refused with {exc}.") from None
+    except Unreachable as exc:
+        raise CommandError(f"Cannot reach the server at {url}: {exc}. Start it with `make run`, or pass --url.") from None
+
+
+# --- the console -----------------------------------------------------------------------------------
+
+
+class Progress:
+    """One line redrawn with \\r: a bar, events sent, rate, duplicates, served errors, whether the change is on, retries."""
+
+    def __init__(self, out, total: int, *, flag: str = "drift", width: int = 24, every: float = 0.2, enabled: bool = True):
+        self.out, self.total, self.flag, self.width, self.every, self.enabled = out, total, flag, width, every, enabled
+        self.started = time.monotonic()
+        self.last_draw = -math.inf
+        self.last_len = 0
+
+    def draw(self, *, sent: int, duplicates: int, errors: int, retries: int, changed: bool, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self.last_draw < self.every):
+            return
+        self.last_draw = now
+        elapsed = max(now - self.started, 1e-9)
+        rate = sent / elapsed
+        done = sent / self.total
+        filled = int(done * self.width)
+        eta = (self.total - sent) / rate if rate > 0 else math.inf
+        line = (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {done:4.0%} {sent:,}/{self.total:,} events"
+            f" | {rate:,.0f} ev/s | dup {duplicates:,} | err {errors:,} ({errors / max(sent, 1):.1%})"
+            f" | {self.flag} {'ON' if changed else 'off'}" + (f" | retries {retries}" if retries else "")
+            + (f" | eta {duration(eta)}" if sent < self.total and math.isfinite(eta) else f" | {duration(elapsed)}")
+        )
+        self.out.write("\r" + line + " " * max(0, self.last_len - len(line)), ending="")
+        self.out.flush()
+        self.last_len = len(line)
+
+    def end(self) -> None:
+        if self.last_len:
+            self.out.write("")
+            self.last_len = 0
+
+
+def plural(n: int, one: str, many: str = "") -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def parse_time(text: str, option: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CommandError(f"{option}: {text!r} is not an ISO 8601 date and time (e.g. 2026-05-01T14:00:00+00:00).") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)  # as the API reads a time without a zone
+
+
+def change_point(text: str | None, total: int, option: str) -> tuple[int | None, float | None]:
+    """(first changed event index, None) for a share, (None, epoch seconds) for a time, (None, None) for no change."""
+    text = (text or "").strip()
+    if text.lower() in ("", "none", "off", "no"):
+        return None, None
+    share = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*%", text)
+    if share:
+        percent = float(share.group(1))
+        if percent > 100:
+            raise CommandError(f"{option}: a share must be from 0% to 100%.")
+        return math.ceil(total * percent / 100), None
+    return None, parse_time(text, option).timestamp()
+
+
+# --- the commands' common part ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    total: int
+    batch: int
+    rate: float
+    seed: int
+    run_id: str
+    schedule: Backfill | RealTime
+    url: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    events: list[dict]
+    last_ts: float  # the time of the last event: real time sends the batch then
+    errors: int
+    changed: np.ndarray  # bool per event: after the drift or change point
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Totals:
+    sent: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    errors: int = 0
+    changed: int = 0
+    requests: int = 0
+    counts: Counter = field(default_factory=Counter)  # the command's own counts (labelled, judged...)
+
+
+class TrafficCommand(BaseCommand):
+    """A management command that sends generated events through the API; subclasses build the events."""
+
+    flag = "drift"  # the progress line's name for "after the change point"
+    default_events = 20_000
+    default_rate = 200.0
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # --version is the model or prompt version here, as in the API client; Django's own --version (its release) gives way.
+        kwargs.setdefault("conflict_handler", "resolve")
+        return super().create_parser(prog_name, subcommand, **kwargs)
+
+    def add_traffic_arguments(self, parser) -> None:
+        parser.add_argument("--events", type=int, default=self.default_events, help=f"how many events to send (default {self.default_events})")
+        parser.add_argument("--rate", type=float, default=self.default_rate,
+                            help=f"events per second in real time (default {self.default_rate:g}; ignored with a backfill)")
+        parser.add_argument("--url", default="http://127.0.0.1:8000", help="the site (default http://127.0.0.1:8000)")
+        who = parser.add_mutually_exclusive_group()
+        who.add_argument("--token", help="API token of an editor (default: a token of --user)")
+        who.add_argument("--user", help=f"send as this user; created with the editor role if missing (default {DEFAULT_USER})")
+        parser.add_argument("--batch", type=int, default=500, help=f"events per request, 1 to {MAX_BATCH} (default 500)")
+        timing = parser.add_mutually_exclusive_group()
+        timing.add_argument("--start", help="backfill: spread the events from this ISO time until now, as fast as possible")
+        timing.add_argument("--backfill-hours", type=float, help="backfill: spread the events over the last H hours, as fast as possible")
+        parser.add_argument("--seed", type=int, help="random seed; the same seed gives the same events (default: random, printed)")
+        parser.add_argument("--run-id", help="part of every event id (default: random); an earlier run's id re-sends its events")
+
+    def traffic_options(self, o: dict) -> Run:
+        """The common options checked, with the schedule of the events; nothing is sent yet."""
+        total, batch = o["events"], o["batch"]
+        if total < 1:
+            raise CommandError("--events must be at least 1.")
+        if not 1 <= batch <= MAX_BATCH:
+            raise CommandError(f"--batch must be from 1 to {MAX_BATCH}.")
+        if not o["rate"] > 0 or not math.isfinite(o["rate"]):
+            raise CommandError("--rate must be a positive number of events per second.")
+        seed = o["seed"] if o["seed"] is not None else secrets.randbelow(1_000_000)
+        if seed < 0:
+            raise CommandError("--seed must be >= 0.")
+        run_id = o["run_id"] or uuid.uuid4().hex[:8]
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", run_id):
+            raise CommandError("--run-id: 1 to 40 letters, digits, '.', '_' or '-'.")
+        now = time.time()
+        schedule: Backfill | RealTime = RealTime(now, o["rate"], total)
+        if o["start"]:
+            begin = parse_time(o["start"], "--start").timestamp()
+            if begin >= now:
+                raise CommandError("--start must be in the past: the backfill runs from --start until now.")
+            schedule = Backfill(begin, now, total)
+        elif o["backfill_hours"] is not None:
+            if not 0 < o["backfill_hours"] <= 24 * 365:
+                raise CommandError("--backfill-hours must be more than 0 and at most a year.")
+            schedule = Backfill(now - o["backfill_hours"] * 3600, now, total)
+        url = o["url"].rstrip("/")
+        if not re.match(r"https?://", url):
+            raise CommandError(f"--url must start with http:// or https://, got {url!r}.")
+        return Run(total=total, batch=batch, rate=o["rate"], seed=seed, run_id=run_id, schedule=schedule, url=url)
+
+    def api_for(self, run: Run, o: dict):
+        """(Api, token, the local user when the token was taken from this site's database, else None)."""
+        token, local_user = (o["token"], None) if o["token"] else self.token_for(o["user"] or DEFAULT_USER)
+        return Api(run.url, token), token, local_user
+
+    def token_for(self, username: str):
+        """An existing token of the user, else a new one; a missing user is created with the editor role."""
+        from django.contrib.auth import get_user_model
+        from rest_framework.authtoken.models import Token
+
+        from mlops_site.exceptions import DomainError
+        from registry.roles_admin import user_set_role, user_token_refresh
+
+        user = get_user_model().objects.filter(username=username).first()
+        try:
+            if user is None:
+                user = user_set_role(username=username, role="editor")
+                self.stdout.write(f"Created user {username} with the editor role.")
+        except DomainError as exc:
+            raise CommandError(exc.message) from None
+        key = Token.objects.filter(user=user).values_list("key", flat=True).first()
+        return key or user_token_refresh(user=user), user
+
+    @staticmethod
+    def mode(run: Run) -> str:
+        if isinstance(run.schedule, Backfill):
+            begin, end = run.schedule.bounds
+            return f"backfill {when(begin)} .. {when(end)} as fast as possible, in batches of {run.batch:,}"
+        return f"real time at {run.rate:,.0f} events/s (~{duration(run.total / run.rate)}), a request about every second"
+
+    @staticmethod
+    def point_when(run: Run, index: int | None, ts: float | None, what: str) -> str:
+        """Where the change starts, in words: a time, or an event and about when it happens."""
+        if ts is not None:
+            return f"from {when(ts)}"
+        if index is None:
+            return ""
+        at = float(run.schedule.times(np.array([index]), np.array([0.0]))[0]) if index < run.total else None
+        return f"from event {index:,}" + (f" (~{when(at)})" if at is not None else f" (after the last one: no {what})")
+
+    def send(self, api: Api, run: Run, build: Callable[[int, int], Batch], *, show_progress: bool = True) -> tuple[Totals, float]:
+        """Build and post the events in batches (real time: each batch once its last event's time has come)."""
+        realtime = isinstance(run.schedule, RealTime)
+        chunk = max(1, min(run.batch, math.ceil(run.rate))) if realtime else run.batch  # real time: about one request a second
+        totals = Totals()
+        progress = Progress(self.stdout, run.total, flag=self.flag, enabled=show_progress)
+        started = time.monotonic()
+        try:
+            for start in range(0, run.total, chunk):
+                stop = min(run.total, start + chunk)
+                batch = build(start, stop)
+                if realtime:
+                    wait = batch.last_ts - time.time()
+                    if wait > 0:
+                        time.sleep(wait)
+                try:
+                    answer = api.post_events(batch.events)
+                except (Refused, Unreachable) as exc:
+                    progress.end()
+                    stored = f"{totals.accepted:,} events of this run were stored before it." if totals.accepted else "Nothing of this run was stored."
+                    reason = (f"The server refused events {start:,} to {stop - 1:,} with {exc}" if isinstance(exc, Refused)
+                              else f"Cannot reach the server at {api.url}: {exc}")
+                    raise CommandError(f"{reason}. {stored}") from None
+                totals.requests += 1
+                totals.sent = stop
+                totals.accepted += int(answer.get("accepted", 0))
+                totals.duplicates += int(answer.get("duplicates", 0))
+                totals.errors += batch.errors
+                totals.changed += int(batch.changed.sum())
+                totals.counts.update(batch.counts)
+                progress.draw(sent=totals.sent, duplicates=totals.duplicates, errors=totals.errors, retries=api.retries,
+                              changed=bool(batch.changed[-1]), force=totals.requests == 1 or stop == run.total)
+        except KeyboardInterrupt:
+            progress.end()
+            raise CommandError(f"Interrupted after {totals.sent:,} events ({totals.accepted:,} accepted).", returncode=130) from None
+        progress.end()
+        return totals, started
+
+    def done_line(self, api: Api, totals: Totals, started: float, subject: str, extra: str) -> str:
+        """The summary: what was sent, how fast, what the server said; `extra` lists the run's own counts."""
+        elapsed = time.monotonic() - started
+        return (
+            f"Done: {totals.sent:,} events for {subject} in {duration(elapsed)} ({totals.sent / max(elapsed, 1e-9):,.0f} ev/s): "
+            f"{totals.accepted:,} accepted, {totals.duplicates:,} duplicates, {totals.errors:,} served errors "
+            f"({totals.errors / max(totals.sent, 1):.1%}), {extra}, "
+            f"{plural(totals.requests, 'request')}" + (f", {plural(api.retries, 'retry', 'retries')}" if api.retries else "") + "."
+        )

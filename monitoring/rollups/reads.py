@@ -1,0 +1,203 @@
+"""Reads of the roll-ups (selectors): a series per bucket, totals over a window, spend per day. Each is one query.
+
+Minute roll-ups for windows up to 6 hours, hour roll-ups beyond (see `window_granularity`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal, NamedTuple
+
+import numpy as np
+from django.db.models import Sum
+from django.db.models.functions import TruncDate
+
+from mlops_site.exceptions import ValidationFailed
+
+from ..models import Granularity, Rollup
+from ..sketch import QuantileSketch, merge_by_group
+from .update import COUNTERS, FLOAT_COUNTERS
+
+STEP = {Granularity.MINUTE: 60, Granularity.HOUR: 3600}
+MINUTE_WINDOW_LIMIT = timedelta(hours=6)
+
+Kind = Literal["model", "prompt"]
+
+
+@dataclass(frozen=True)
+class OpsMetrics:
+    """Operations metrics of one bucket (or a whole window). Ratios are None when their denominator is 0."""
+
+    bucket: datetime  # start of the bucket (of the window, for totals)
+    seconds: float  # the part of the bucket inside the window
+    requests: int
+    throughput: float  # requests / seconds
+    errors: int
+    error_rate: float | None
+    latency_avg: float | None
+    latency_p50: float | None  # from the merged sketches: within 1 % of the exact percentile
+    latency_p95: float | None
+    latency_p99: float | None
+    ttft_count: int
+    ttft_p95: float | None
+    token_requests: int  # requests that reported tokens; the averages are per such request
+    input_tokens_avg: float | None
+    output_tokens_avg: float | None
+    cost_usd: float  # the known cost; requests with pricing missing add nothing
+    cost_requests: int
+    cost_per_request: float | None  # cost_usd / cost_requests
+    pricing_missing: int
+    guardrail_known: int
+    guardrail_rate: float | None  # triggered / requests that reported the guardrail
+    feedback_count: int
+    thumbs_up_share: float | None  # up / (up + down)
+    judge_count: int
+    judge_avg: float | None
+    faithfulness_count: int
+    faithfulness_avg: float | None
+
+
+@dataclass(frozen=True)
+class OpsSeries:
+    """The metrics of each bucket with traffic in the window, oldest first (a bucket without events has no point)."""
+
+    kind: str
+    name: str
+    versions: tuple[int, ...] | None
+    granularity: str
+    start: datetime  # floored to the granularity
+    end: datetime
+    points: tuple[OpsMetrics, ...]
+
+    def column(self, metric: str) -> list:
+        """One metric of every point, for a chart: `series.column("latency_p95")`."""
+        return [getattr(point, metric) for point in self.points]
+
+
+class DailySpend(NamedTuple):
+    day: date  # UTC
+    name: str
+    cost_usd: float
+
+
+def window_granularity(start: datetime, end: datetime) -> str:
+    """Minute roll-ups for a window up to 6 hours, hour roll-ups beyond."""
+    return Granularity.MINUTE if end - start <= MINUTE_WINDOW_LIMIT else Granularity.HOUR
+
+
+def _floor(when: datetime, granularity: str) -> datetime:
+    when = when.astimezone(UTC)
+    return when.replace(second=0, microsecond=0) if granularity == Granularity.MINUTE else when.replace(minute=0, second=0, microsecond=0)
+
+
+def _window(kind: str, start: datetime, end: datetime, granularity: str | None) -> tuple[str, datetime]:
+    if kind not in ("model", "prompt"):
+        raise ValidationFailed(f"kind must be 'model' or 'prompt', not {kind!r}.")
+    if end <= start:
+        raise ValidationFailed("The window must end after it starts.")
+    granularity = granularity or window_granularity(start, end)
+    if granularity not in STEP:
+        raise ValidationFailed(f"granularity must be 'minute' or 'hour', not {granularity!r}.")
+    return granularity, _floor(start, granularity)
+
+
+def _rows(kind: str, name: str, versions: Sequence[int] | None, granularity: str, start: datetime, end: datetime) -> list[tuple]:
+    """The roll-up rows of the chosen versions in the window: one query (the name and versions filter through joins)."""
+    prefix = "model_version__model" if kind == "model" else "prompt_version__prompt"
+    filters = {f"{prefix}__name": name, "granularity": granularity, "bucket__gte": start, "bucket__lt": end}
+    if versions is not None:
+        filters[f"{prefix.split('__')[0]}__version__in"] = list(versions)
+    return list(Rollup.objects.filter(**filters).values_list("bucket", *COUNTERS, "latency_sketch", "ttft_sketch"))
+
+
+def _metrics(rows: list[tuple], group: np.ndarray, n: int) -> tuple[dict[str, np.ndarray], list[QuantileSketch], list[QuantileSketch]]:
+    """Counters summed and sketches merged per group (group[i] is the group of row i): a bincount per counter, one merge per sketch column."""
+    columns = list(zip(*rows, strict=True))
+    sums = {name: np.bincount(group, weights=np.asarray(columns[1 + i], dtype=np.float64), minlength=n) for i, name in enumerate(COUNTERS)}
+    merged, empty = [], QuantileSketch()
+    for blobs in columns[-2:]:
+        by_group = merge_by_group(group, [QuantileSketch.from_bytes(blob) for blob in blobs])
+        merged.append([by_group.get(g, empty) for g in range(n)])
+    return sums, merged[0], merged[1]
+
+
+def _point(sums: dict[str, np.ndarray], g: int, latency: QuantileSketch, ttft: QuantileSketch, bucket: datetime, seconds: float) -> OpsMetrics:
+    value = {name: (float(sums[name][g]) if name in FLOAT_COUNTERS else int(round(sums[name][g]))) for name in COUNTERS}
+
+    def ratio(top: float, bottom: float) -> float | None:
+        return top / bottom if bottom else None
+
+    p50, p95, p99 = latency.quantiles([0.5, 0.95, 0.99])
+    requests, feedback = value["requests"], value["feedback_up"] + value["feedback_down"]
+    return OpsMetrics(
+        bucket=bucket, seconds=seconds, requests=requests, throughput=requests / seconds, errors=value["errors"],
+        error_rate=ratio(value["errors"], requests), latency_avg=ratio(value["latency_sum"], requests),
+        latency_p50=p50, latency_p95=p95, latency_p99=p99, ttft_count=value["ttft_count"], ttft_p95=ttft.quantile(0.95),
+        token_requests=value["token_requests"], input_tokens_avg=ratio(value["input_tokens"], value["token_requests"]),
+        output_tokens_avg=ratio(value["output_tokens"], value["token_requests"]), cost_usd=value["cost_usd"],
+        cost_requests=value["cost_requests"], cost_per_request=ratio(value["cost_usd"], value["cost_requests"]),
+        pricing_missing=value["pricing_missing"], guardrail_known=value["guardrail_known"],
+        guardrail_rate=ratio(value["guardrail_triggered"], value["guardrail_known"]), feedback_count=feedback,
+        thumbs_up_share=ratio(value["feedback_up"], feedback), judge_count=value["judge_count"],
+        judge_avg=ratio(value["judge_sum"], value["judge_count"]), faithfulness_count=value["faithfulness_count"],
+        faithfulness_avg=ratio(value["faithfulness_sum"], value["faithfulness_count"]),
+    )
+
+
+def rollup_series(
+    *, kind: Kind, name: str, versions: Sequence[int] | None = None, start: datetime, end: datetime, granularity: str | None = None
+) -> OpsSeries:
+    """Per bucket in [start, end) (sorted), the operations metrics of `name`'s versions merged (all versions when None).
+
+    `versions` are version numbers. `granularity` None: `window_granularity` (minutes up to 6 hours, then hours).
+    Throughput is requests per second of the part of the bucket inside the window. One query.
+    """
+    granularity, start = _window(kind, start, end, granularity)
+    rows = _rows(kind, name, versions, granularity, start, end)
+    series = {"kind": kind, "name": name, "versions": tuple(versions) if versions is not None else None, "granularity": granularity, "start": start, "end": end}
+    if not rows:
+        return OpsSeries(**series, points=())
+    seconds = np.array([int(row[0].timestamp()) for row in rows], dtype=np.int64)
+    buckets, group = np.unique(seconds, return_inverse=True)
+    sums, latency, ttft = _metrics(rows, group, buckets.size)
+    step, end_seconds = STEP[granularity], end.timestamp()
+    points = tuple(
+        _point(sums, g, latency[g], ttft[g], datetime.fromtimestamp(b, UTC), min(b + step, end_seconds) - b) for g, b in enumerate(buckets.tolist())
+    )
+    return OpsSeries(**series, points=points)
+
+
+def rollup_totals(
+    *, kind: Kind, name: str, versions: Sequence[int] | None = None, start: datetime, end: datetime, granularity: str | None = None
+) -> OpsMetrics:
+    """The metrics of `rollup_series` over the whole window: one point, counters summed and sketches merged. One query.
+
+    Its `bucket` is the window start floored to the granularity and its throughput is per second from there to `end`.
+    """
+    granularity, start = _window(kind, start, end, granularity)
+    rows = _rows(kind, name, versions, granularity, start, end)
+    seconds = (end - start).total_seconds()
+    if not rows:
+        empty = {column: np.zeros(1) for column in COUNTERS}
+        return _point(empty, 0, QuantileSketch(), QuantileSketch(), start, seconds)
+    sums, latency, ttft = _metrics(rows, np.zeros(len(rows), dtype=np.int64), 1)
+    return _point(sums, 0, latency[0], ttft[0], start, seconds)
+
+
+def rollup_spend(*, start: datetime, end: datetime, group_by: Kind) -> list[DailySpend]:
+    """Known cost per UTC day and model (or prompt) name, all versions together, from the hour roll-ups in
+    [start floored to the hour, end); sorted by day then name. One query."""
+    _window(group_by, start, end, Granularity.HOUR)
+    prefix = "model_version" if group_by == "model" else "prompt_version"
+    label = f"{prefix}__{'model' if group_by == 'model' else 'prompt'}__name"
+    rows = (
+        Rollup.objects.filter(**{f"{prefix}__isnull": False}, granularity=Granularity.HOUR, bucket__gte=_floor(start, Granularity.HOUR), bucket__lt=end)
+        .annotate(day=TruncDate("bucket", tzinfo=UTC))
+        .values_list("day", label)
+        .annotate(cost=Sum("cost_usd"))
+        .order_by("day", label)
+    )
+    return [DailySpend(day, subject, float(cost or 0.0)) for day, subject, cost in rows]
+

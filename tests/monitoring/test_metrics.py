@@ -1,0 +1,48 @@
+"""/metrics in the Prometheus text format, read back with a parser of that format written here."""
+
+import re
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from monitoring import rollups
+from registry.roles_admin import user_token_refresh
+from tests.factories import register
+
+pytestmark = pytest.mark.django_db
+
+SAMPLE = re.compile(r'^([a-z_]+)\{(.*)\} (\S+)$')
+
+
+def parse(text: str) -> dict:
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        name, labels, value = SAMPLE.match(line).groups()
+        out[(name, tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', labels))))] = float(value)
+    return out
+
+
+def test_metrics_are_the_last_five_minutes_of_roll_ups(client, api_as, editor, viewer, django_assert_max_num_queries):
+    register("fraud", editor)
+    now = timezone.now()
+    latency = np.random.default_rng(0).lognormal(4, 0.4, 600).round(2)
+    events = [{"event_id": f"e-{i}", "model": "fraud", "version": 1, "timestamp": (now - timedelta(seconds=i * 0.4)).isoformat(),
+               "latency_ms": float(latency[i]), "error": i % 50 == 0} for i in range(600)]
+    assert api_as(editor).post("/api/v1/events", {"events": events}, format="json").status_code == 202
+    rollups.rollups_update()
+    token = user_token_refresh(user=viewer)
+
+    with django_assert_max_num_queries(6):
+        response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = parse(response.content.decode())
+    labels = (("kind", "model"), ("name", "fraud"), ("version", "1"))
+    assert samples[("mlops_error_rate", labels)] == pytest.approx(12 / 600)
+    p95 = samples[("mlops_latency_ms", tuple(sorted(labels + (("quantile", "0.95"),))))]
+    assert p95 == pytest.approx(np.quantile(latency, 0.95, method="inverted_cdf"), rel=0.01)
+    assert client.get("/metrics").status_code == 401

@@ -1,0 +1,126 @@
+"""The quantile sketch against numpy's exact quantiles (method="inverted_cdf": the value of rank ceil(q * n))."""
+
+import numpy as np
+import pytest
+
+from monitoring.sketch import ALPHA, QuantileSketch, SketchError, merge_by_group, sketches_by_group
+
+QS = np.linspace(0, 1, 201)
+TOLERANCE = ALPHA * (1 + 1e-9)  # the guarantee, plus floating-point rounding at bucket edges
+
+
+def distributions():
+    rng = np.random.default_rng(20_261_120)
+    return {
+        "lognormal latency": rng.lognormal(4, 1, 20_000),
+        "pareto heavy tail": (rng.pareto(0.8, 20_000) + 1) * 5,
+        "exponential with 30 % zeros": np.where(rng.random(20_000) < 0.3, 0.0, rng.exponential(200, 20_000)),
+        "whole milliseconds, many ties": rng.integers(0, 50, 5_000).astype(float),
+        "tiny and huge": np.concatenate([rng.uniform(1e-9, 1e-6, 500), rng.uniform(1e6, 1e9, 500)]),
+        "one value": np.array([42.0]),
+        "all zeros": np.zeros(10),
+    }
+
+
+def assert_within_alpha(sketch: QuantileSketch, values: np.ndarray, qs=QS) -> None:
+    exact = np.quantile(values, qs, method="inverted_cdf")
+    estimates = np.array(sketch.quantiles(qs), dtype=float)
+    zero = exact == 0
+    assert np.all(estimates[zero] == 0)
+    relative = np.abs(estimates[~zero] - exact[~zero]) / exact[~zero]
+    assert relative.max(initial=0) <= TOLERANCE, (qs[~zero][relative.argmax()], relative.max())
+
+
+@pytest.mark.parametrize("name", list(distributions()))
+def test_sketch_quantiles_are_within_alpha_of_numpy_inverted_cdf(name):
+    values = distributions()[name]
+
+    sketch = QuantileSketch.from_values(values)
+
+    assert sketch.count == values.size
+    assert_within_alpha(sketch, values)
+
+
+def test_sketch_rank_rule_on_a_hand_example():
+    sketch = QuantileSketch.from_values(np.array([10.0, 20.0, 30.0, 40.0]))
+
+    p0, p25, p26, p50, p100 = sketch.quantiles([0, 0.25, 0.26, 0.5, 1])
+
+    # rank max(1, ceil(q * 4)): 1, 1, 2, 2, 4
+    assert p0 == pytest.approx(10, rel=ALPHA) and p25 == p0
+    assert p26 == pytest.approx(20, rel=ALPHA) and p50 == p26
+    assert p100 == pytest.approx(40, rel=ALPHA)
+
+
+def test_empty_sketch_has_no_quantiles():
+    assert QuantileSketch().quantile(0.5) is None
+    assert QuantileSketch.from_values(np.array([])).count == 0
+    assert QuantileSketch.from_bytes(b"").quantiles([0.5, 0.95]) == [None, None]
+
+
+@pytest.mark.parametrize("bad", [[-1.0], [np.nan], [np.inf], [1.0, -0.0001]])
+def test_sketch_refuses_negative_and_non_finite_values(bad):
+    with pytest.raises(SketchError):
+        QuantileSketch.from_values(np.array(bad))
+
+
+def test_merge_equals_the_sketch_of_the_concatenation():
+    rng = np.random.default_rng(1)
+    parts = [rng.lognormal(3, 1.5, n) for n in (1, 700, 5_000)] + [np.zeros(30), rng.pareto(1, 2_000) * 100]
+    whole = np.concatenate(parts)
+
+    merged = QuantileSketch.merge_all(QuantileSketch.from_values(p) for p in parts)
+    pairwise = QuantileSketch.from_values(parts[0]).merge(QuantileSketch.from_values(np.concatenate(parts[1:])))
+
+    assert merged == QuantileSketch.from_values(whole) == pairwise
+    assert merged.count == whole.size
+    assert_within_alpha(merged, whole)
+    assert QuantileSketch.merge_all([]) == QuantileSketch()
+
+
+@pytest.mark.parametrize("name", list(distributions()))
+def test_bytes_round_trip(name):
+    sketch = QuantileSketch.from_values(distributions()[name])
+
+    assert QuantileSketch.from_bytes(sketch.to_bytes()) == sketch
+    assert QuantileSketch.from_bytes(memoryview(sketch.to_bytes())) == sketch  # PostgreSQL hands bytea back as memoryview
+
+
+def test_bytes_round_trip_of_wide_counts_and_empty():
+    wide = QuantileSketch.from_values(np.concatenate([np.full(70_000, 5.0), np.full(3, 1e12), np.zeros(2)]))
+
+    assert QuantileSketch.from_bytes(wide.to_bytes()) == wide
+    assert QuantileSketch().to_bytes() == b""
+    assert QuantileSketch.from_bytes(b"") == QuantileSketch()
+    with pytest.raises(SketchError):
+        QuantileSketch.from_bytes(wide.to_bytes()[:-1])
+    with pytest.raises(SketchError):
+        QuantileSketch.from_bytes(b"not a sketch at all, but long enough")
+
+
+def test_sketches_by_group_equal_one_sketch_per_group():
+    rng = np.random.default_rng(2)
+    groups = rng.integers(0, 50, 30_000) * 1_000_003 - 7  # sparse, negative and positive ids
+    values = np.where(rng.random(30_000) < 0.05, 0.0, rng.lognormal(4, 1, 30_000))
+
+    by_group = sketches_by_group(groups, values)
+
+    assert set(by_group) == set(np.unique(groups).tolist())
+    for group, sketch in by_group.items():
+        chosen = values[groups == group]
+        assert sketch.count == chosen.size
+        assert_within_alpha(sketch, chosen, qs=[0, 0.5, 0.95, 0.99, 1])
+
+
+def test_merge_by_group_equals_the_sketch_of_each_groups_values():
+    rng = np.random.default_rng(3)
+    minute = rng.integers(0, 180, 20_000)
+    values = rng.exponential(100, 20_000)
+    minutes = sketches_by_group(minute, values)
+
+    hours = merge_by_group(np.array(list(minutes)) // 60, list(minutes.values()))
+
+    for hour, sketch in hours.items():
+        chosen = values[minute // 60 == hour]
+        assert sketch.count == chosen.size
+        assert_within_alpha(sketch, chosen, qs=[0.5, 0.95, 0.99])
