@@ -147,9 +147,9 @@ def test_llm_options_and_missing_versions_are_clear_errors(live_server, summariz
         run_command("--prompt", "summarize", "--budget-usd", "lots", "--url", live_server.url)
     with pytest.raises(CommandError, match=re.escape(f"The server at {live_server.url} refused with HTTP 404: No prompt named 'nope'.")):
         run_command("--prompt", "nope", "--events", "5", "--backfill-hours", "1", "--url", live_server.url)
-    with pytest.raises(CommandError, match="no price for claude-haiku-4"):
+    with pytest.raises(CommandError, match="no price for in-house-llm-1"):
         run_command("--prompt", "summarize", "--environment", "dev", "--events", "5", "--backfill-hours", "1", "--budget-usd", "auto",
-                     "--url", live_server.url)
+                     "--llm-model", "in-house-llm-1", "--url", live_server.url)
     assert Event.objects.count() == 0
 
 
