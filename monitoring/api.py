@@ -155,7 +155,8 @@ class DriftReportDetailApi(APIView):
 
 def rule_out(rule: AlertRule) -> dict:
     return {
-        "id": rule.pk, "name": rule.name, "model": rule.model.name, "metric": rule.metric, "comparison": rule.comparison,
+        "id": rule.pk, "name": rule.name, "model": rule.model.name if rule.model_id else None,
+        "prompt": rule.prompt.name if rule.prompt_id else None, "window_minutes": rule.window_minutes, "metric": rule.metric, "comparison": rule.comparison,
         "threshold": rule.threshold, "warning_threshold": rule.warning_threshold, "enabled": rule.enabled, "state": rule.state,
         "state_since": rule.state_since, "last_value": rule.last_value, "silenced_until": rule.silenced_until,
         "acknowledged_by": rule.acknowledged_by.username if rule.acknowledged_by else None, "acknowledged_at": rule.acknowledged_at,
@@ -169,11 +170,13 @@ class AlertListApi(generics.GenericAPIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT, parameters=[OpenApiParameter("state", str), OpenApiParameter("model", str)])
     def get(self, request):
-        rules = AlertRule.objects.select_related("model", "acknowledged_by").order_by("model__name", "name", "pk")
+        rules = AlertRule.objects.select_related("model", "prompt", "acknowledged_by").order_by("model__name", "prompt__name", "name", "pk")
         if request.query_params.get("state"):
             rules = rules.filter(state=request.query_params["state"])
         if request.query_params.get("model"):
             rules = rules.filter(model__name=request.query_params["model"])
+        if request.query_params.get("prompt"):
+            rules = rules.filter(prompt__name=request.query_params["prompt"])
         page = self.paginate_queryset(rules)
         return self.get_paginated_response([rule_out(r) for r in page])
 

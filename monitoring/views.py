@@ -109,9 +109,11 @@ def report_request(request: HttpRequest, name: str, version: int) -> HttpRespons
 
 
 def alert_list(request: HttpRequest) -> HttpResponse:
-    rules = list(AlertRule.objects.select_related("model", "acknowledged_by").order_by("model__name", "name"))
-    events = list(AlertEvent.objects.select_related("rule__model").order_by("-at", "-id")[:100])
-    return render(request, "monitoring/alerts.html", {"rules": rules, "events": events, "now": timezone.now()})
+    from .ops_alerts import OPS_METRICS
+
+    rules = list(AlertRule.objects.select_related("model", "prompt", "acknowledged_by").order_by("model__name", "prompt__name", "name"))
+    events = list(AlertEvent.objects.select_related("rule__model", "rule__prompt").order_by("-at", "-id")[:100])
+    return render(request, "monitoring/alerts.html", {"rules": rules, "events": events, "now": timezone.now(), "ops_metrics": OPS_METRICS})
 
 
 @require_POST

@@ -72,3 +72,18 @@ def test_prompt_quality_rules(api_as, editor):
     assert rules["faithfulness_avg"].state == "ok" and rules["latency_p95_ms"].state == "ok"
     assert rules["tokens_ratio"].last_value is None  # no history before the window and no expected value set
     assert {e.rule.metric for e in changes} == {"judge_score_avg", "guardrail_rate", "thumbs_up_share"}
+
+
+def test_prompt_rules_show_on_the_alerts_page_and_api(client, api_as, editor, viewer):
+    prompt_services.prompts_import(files=brief_folder(), actor=editor)
+    send(api_as, editor, [{"event_id": f"q-{i}", "prompt": "summarize", "version": 2, "timestamp": (NOW - timedelta(minutes=5)).isoformat(),
+                           "latency_ms": 1000.0, "judge_score": 0.2} for i in range(20)])
+    rollups.rollups_update()
+    ops_alerts.ops_alerts_evaluate(now=NOW)
+    client.force_login(viewer)
+
+    page = client.get("/monitoring/alerts/")
+    listed = api_as(viewer).get("/api/v1/alerts?prompt=summarize&state=alert").json()
+
+    assert page.status_code == 200 and "Judge score" in page.content.decode()
+    assert [(r["name"], r["prompt"], r["model"]) for r in listed["results"]] == [("Judge score", "summarize", None)]
