@@ -18,6 +18,11 @@ PAGES = {
     "prompts.png": "/prompts/",
     "prompt.png": "/prompts/summarize/",
     "prompt_version.png": "/prompts/summarize/versions/4/?against=2",
+    "alerts.png": "/monitoring/alerts/",
+    "operations.png": "/monitoring/operations/model/fraud-detector/?range=24h",
+    "operations_prompt.png": "/monitoring/operations/prompt/summarize/?range=24h",
+    "costs.png": "/monitoring/costs/?range=24h",
+    "quality.png": "/monitoring/quality/summarize/?range=24h",
 }
 
 
@@ -36,6 +41,15 @@ def main(base: str) -> None:
             page.wait_for_timeout(400)
             page.screenshot(path=str(OUT / name), full_page=False)
             print("wrote", OUT / name)
+        # The newest drift report of the demo model: the first report link of its monitoring page.
+        page.goto(base + "/monitoring/models/fraud-detector/versions/6/")
+        link = page.locator("a[href^='/monitoring/reports/']").first
+        if link.count():
+            page.goto(base + link.get_attribute("href"))
+            page.wait_for_load_state("networkidle")
+            page.wait_for_timeout(400)
+            page.screenshot(path=str(OUT / "drift_report.png"), full_page=False)
+            print("wrote", OUT / "drift_report.png")
         browser.close()
 
 
