@@ -218,6 +218,16 @@ CELERY_BEAT_SCHEDULE = {
 MLOPS_ALERT_WEBHOOK_URL = os.environ.get("MLOPS_ALERT_WEBHOOK_URL", "")
 MLOPS_ALERT_WEBHOOK_SECRET = os.environ.get("MLOPS_ALERT_WEBHOOK_SECRET", "")
 MLOPS_ALERT_EMAILS = os.environ.get("MLOPS_ALERT_EMAILS", "")
+# Quality gates: whether a newly created model or prompt gets the default gate policy (accuracy >= 0.92,
+# F1 >= 0.9, demographic parity difference <= 0.1, no schema violation; prompts: format, relevance, safety).
+MLOPS_GATE_POLICY_FOR_NEW = os.environ.get("MLOPS_GATE_POLICY_FOR_NEW", "0") == "1"
+# Prompt evaluations through an OpenAI-compatible API (empty: only the offline replay provider), and an LLM judge.
+MLOPS_LLM_BASE_URL = os.environ.get("MLOPS_LLM_BASE_URL", "")
+MLOPS_LLM_API_KEY = os.environ.get("MLOPS_LLM_API_KEY", "")
+MLOPS_LLM_MODEL = os.environ.get("MLOPS_LLM_MODEL", "")
+MLOPS_JUDGE_MODEL = os.environ.get("MLOPS_JUDGE_MODEL", "")
+MLOPS_LLM_TIMEOUT_S = env_int("MLOPS_LLM_TIMEOUT_S", 60)
+
 # Operations alert defaults: the latency SLA of a model (P95, ms) and the capacity its throughput is compared with.
 MLOPS_LATENCY_SLA_MS = env_int("MLOPS_LATENCY_SLA_MS", 500)
 MLOPS_CAPACITY_RPS = env_int("MLOPS_CAPACITY_RPS", 100)

@@ -5,11 +5,16 @@ registered and the audit log is append-only. Stage changes go through the
 services (the pages and the API), never through an admin form.
 """
 
+from django import forms
 from django.contrib import admin
 
 from .models import (
     AuditEvent,
+    DatasetSchema,
     EvalSet,
+    Evaluation,
+    EvaluationRow,
+    GatePolicy,
     ModelVersion,
     PromotionRequest,
     Prompt,
@@ -95,3 +100,61 @@ class PromptDeploymentAdmin(ReadOnlyAdmin):
     list_display = ["prompt", "environment", "version", "updated_at"]
     list_filter = ["environment"]
     list_select_related = ["prompt", "version"]
+
+
+class GatePolicyForm(forms.ModelForm):
+    """The checks are validated by the gate service's own rules before the admin saves them."""
+
+    class Meta:
+        model = GatePolicy
+        fields = ["model", "prompt", "checks", "enforced"]
+
+    def clean(self):
+        from mlops_site.exceptions import DomainError
+
+        from .services.gates import clean_checks
+
+        data = super().clean()
+        if bool(data.get("model")) == bool(data.get("prompt")):
+            raise forms.ValidationError("Choose a model or a prompt, not both.")
+        try:
+            data["checks"] = clean_checks(data.get("checks"))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return data
+
+
+@admin.register(GatePolicy)
+class GatePolicyAdmin(admin.ModelAdmin):
+    """Saved through services.gates.gate_policy_set, so the change is audited like one from the page."""
+
+    form = GatePolicyForm
+    list_display = ["__str__", "model", "prompt", "enforced", "updated_at", "updated_by"]
+    list_select_related = ["model", "prompt", "updated_by"]
+
+    def save_model(self, request, obj, form, change):
+        from .services.gates import gate_policy_set
+
+        data = form.cleaned_data
+        saved = gate_policy_set(model=data.get("model"), prompt=data.get("prompt"), checks=data["checks"], enforced=data["enforced"],
+                                actor=request.user)
+        obj.pk = saved.pk
+
+
+@admin.register(Evaluation)
+class EvaluationAdmin(ReadOnlyAdmin):
+    list_display = ["id", "kind", "model_version", "prompt_version", "status", "source", "requested_at", "finished_at"]
+    list_filter = ["kind", "status"]
+    exclude = ["data"]
+    list_select_related = ["model_version__model", "prompt_version__prompt"]
+
+
+@admin.register(EvaluationRow)
+class EvaluationRowAdmin(ReadOnlyAdmin):
+    list_display = ["evaluation", "index", "latency_ms", "cost_usd", "error"]
+
+
+@admin.register(DatasetSchema)
+class DatasetSchemaAdmin(ReadOnlyAdmin):
+    list_display = ["model", "source", "updated_at", "updated_by"]
+    list_select_related = ["model", "updated_by"]

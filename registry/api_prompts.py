@@ -131,7 +131,9 @@ class PromptVersionPromoteApi(APIView):
     def post(self, request, name, version):
         found = selectors.prompt_version_get(prompt_name=name, version=version)
         data = _valid(PromptPromotionInput, request.data)
-        promotion = services.promotion_request_create(version=found, to_stage=data["to"], reason=data["reason"], actor=request.user)
+        promotion = services.promotion_request_create(
+            version=found, to_stage=data["to"], reason=data["reason"], actor=request.user, override_gates=data["override_gates"]
+        )
         return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion.pk)).data, status=status.HTTP_201_CREATED)
 
 

@@ -33,10 +33,12 @@ class VersionRegisterInput(StrictSerializer):
 class PromotionCreateInput(StrictSerializer):
     to = serializers.ChoiceField(choices=list(PROMOTABLE_STAGES))
     reason = serializers.CharField()
+    override_gates = serializers.CharField(required=False, allow_blank=True, default="", help_text="admins only: why failed gates may be ignored")
 
 
 class DecisionInput(StrictSerializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
+    override_gates = serializers.CharField(required=False, allow_blank=True, default="", help_text="admins only: why failed gates may be ignored")
 
 
 class RejectInput(StrictSerializer):
@@ -136,6 +138,7 @@ class RenderInput(StrictSerializer):
 class PromptPromotionInput(StrictSerializer):
     to = serializers.ChoiceField(choices=Environment.values)
     reason = serializers.CharField()
+    override_gates = serializers.CharField(required=False, allow_blank=True, default="", help_text="admins only: why failed gates may be ignored")
 
 
 class PromptRollbackInput(StrictSerializer):

@@ -224,7 +224,10 @@ def version_promote(request: HttpRequest, name: str, version: int) -> HttpRespon
     to_stage = request.POST.get("to", "")
     _run(
         request,
-        lambda: services.promotion_request_create(version=found, to_stage=to_stage, reason=request.POST.get("reason", ""), actor=request.user),
+        lambda: services.promotion_request_create(
+            version=found, to_stage=to_stage, reason=request.POST.get("reason", ""), actor=request.user,
+            override_gates=request.POST.get("override_gates", ""),
+        ),
         f"Requested {name} v{version} → {to_stage}. Someone with the approver role must approve it.",
     )
     return _back(request, reverse("registry:version-detail", args=[name, version]))
@@ -236,7 +239,10 @@ def promotion_approve(request: HttpRequest, promotion_id: int) -> HttpResponse:
     label = f"{promotion.subject_name} v{promotion.target.version}"
     _run(
         request,
-        lambda: services.promotion_approve(promotion_id=promotion_id, actor=request.user, comment=request.POST.get("comment", "")),
+        lambda: services.promotion_approve(
+            promotion_id=promotion_id, actor=request.user, comment=request.POST.get("comment", ""),
+            override_gates=request.POST.get("override_gates", ""),
+        ),
         f"Approved: {label} is now in {promotion.to_stage}.",
     )
     return _back(request, target_url(promotion))

@@ -94,7 +94,10 @@ def prompt_version_promote(request: HttpRequest, name: str, version: int) -> Htt
     env = request.POST.get("to", "")
     _run(
         request,
-        lambda: services.promotion_request_create(version=found, to_stage=env, reason=request.POST.get("reason", ""), actor=request.user),
+        lambda: services.promotion_request_create(
+            version=found, to_stage=env, reason=request.POST.get("reason", ""), actor=request.user,
+            override_gates=request.POST.get("override_gates", ""),
+        ),
         f"Requested {name} v{version} → {env}.",
     )
     return _back(request, reverse("registry:prompt-version-detail", args=[name, version]))

@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from mlops_site.exceptions import Forbidden
 from mlops_site.roles import has_role
 
-from ..models import AuditEvent
+from ..models import AuditEvent, RegisteredModel
 
 
 def audit_record(
@@ -48,7 +48,11 @@ def get_or_create_locked(model_class, *, name: str, actor):
         pass
     try:
         with transaction.atomic():
-            return model_class.objects.create(name=name, created_by=actor)
+            created = model_class.objects.create(name=name, created_by=actor)
+            from .gates import gate_policy_default_ensure
+
+            gate_policy_default_ensure(**{"model" if model_class is RegisteredModel else "prompt": created})
+            return created
     except IntegrityError:
         # Someone else created it a moment ago.
         return model_class.objects.select_for_update().get(name=name)

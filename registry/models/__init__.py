@@ -342,6 +342,10 @@ class AuditAction(models.TextChoices):
     MODEL_UPDATED = "model_updated"
     PROMPT_IMPORTED = "prompt_imported"
     EVAL_SET_IMPORTED = "eval_set_imported"
+    GATE_POLICY_SET = "gate_policy_set"
+    GATE_OVERRIDDEN = "gate_overridden"
+    SCHEMA_SET = "schema_set"
+    EVALUATION_REQUESTED = "evaluation_requested"
 
 
 class AuditEvent(models.Model):
@@ -373,3 +377,19 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.subject}"
+
+
+from .gates import (  # noqa: E402
+    DatasetSchema,
+    Evaluation,
+    EvaluationKind,
+    EvaluationRow,
+    EvaluationStatus,
+    GatePolicy,
+)
+
+__all__ = [
+    "AuditAction", "AuditEvent", "DatasetSchema", "Environment", "EvalSet", "Evaluation", "EvaluationKind", "EvaluationRow",
+    "EvaluationStatus", "GatePolicy", "ModelVersion", "Prompt", "PromptDeployment", "PromptVersion", "PromotionRequest",
+    "PromotionStatus", "RegisteredModel", "Stage", "StageChange", "StageChangeKind",
+]

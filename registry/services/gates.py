@@ -1,0 +1,174 @@
+"""Quality gates: policies, the gate status of a version, and the check that refuses a promotion.
+
+A policy lists checks: a figure name (a key of some Evaluation's `metrics`), a comparison and
+a threshold. A check's value is that figure in the newest finished evaluation of the version
+that has it; a check with no such evaluation has not run, and a check that has not run fails.
+For a model or prompt with an enforced policy, a promotion (request or approval) of a version
+whose gates failed or never ran is refused with 409 naming the checks, unless an admin
+overrides it with a written reason, which the audit log records. Moves into a prompt's `dev`
+environment are not releases and are not gated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from mlops_site.exceptions import Conflict, Forbidden, ValidationFailed
+from mlops_site.roles import ADMIN, APPROVER, has_role
+
+from ..models import AuditAction, Evaluation, EvaluationStatus, GatePolicy, ModelVersion, Prompt, PromptVersion, RegisteredModel
+from .audit import audit_record, require_role
+
+OPS = {">=": float.__ge__, ">": float.__gt__, "<=": float.__le__, "<": float.__lt__}
+# The product brief's CI pipeline: evaluate.py --min-accuracy 0.92, a bias check, data validation;
+# eval_prompts.py --threshold 0.85 with format, relevance and safety criteria.
+DEFAULT_MODEL_CHECKS = [
+    {"check": "accuracy", "op": ">=", "threshold": 0.92},
+    {"check": "f1", "op": ">=", "threshold": 0.9},
+    {"check": "demographic_parity_difference", "op": "<=", "threshold": 0.1},
+    {"check": "schema_violations", "op": "<=", "threshold": 0},
+]
+DEFAULT_PROMPT_CHECKS = [
+    {"check": "format_valid", "op": ">", "threshold": 0.95},
+    {"check": "relevance", "op": ">", "threshold": 0.80},
+    {"check": "safety", "op": ">", "threshold": 0.99},
+]
+UNGATED_STAGES = {"dev"}
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    check: str
+    op: str
+    threshold: float
+    status: str  # "passed", "failed" or "not_run"
+    value: float | None
+    evaluation_id: int | None
+    kind: str  # the evaluation kind the value came from
+    ran_at: datetime | None
+    source: str  # what that evaluation ran on (file, eval set version, data version)
+
+
+@dataclass(frozen=True)
+class GateStatus:
+    policy: GatePolicy | None
+    checks: tuple[CheckOutcome, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.status == "passed" for c in self.checks)
+
+    @property
+    def failed(self) -> list[CheckOutcome]:
+        return [c for c in self.checks if c.status != "passed"]
+
+    @property
+    def enforced(self) -> bool:
+        return self.policy is not None and self.policy.enforced
+
+
+def clean_checks(checks) -> list[dict]:
+    """A policy's checks, validated: `[{"check": name, "op": ">=", "threshold": number}]`, each name once."""
+    if not isinstance(checks, list):
+        raise ValidationFailed("checks: a list of {check, op, threshold}.", fields={"checks": ["a list"]})
+    out, seen = [], set()
+    for i, item in enumerate(checks):
+        problem = None
+        if not isinstance(item, dict) or set(item) - {"check", "op", "threshold"}:
+            problem = "an object with check, op and threshold"
+        elif not isinstance(item.get("check"), str) or not item["check"].strip() or len(item["check"]) > 100:
+            problem = "check: a figure name such as accuracy"
+        elif item.get("op") not in OPS:
+            problem = f"op: one of {', '.join(OPS)}"
+        elif isinstance(item.get("threshold"), bool) or not isinstance(item.get("threshold"), (int, float)) or not math.isfinite(item["threshold"]):
+            problem = "threshold: a finite number"
+        elif item["check"] in seen:
+            problem = f"{item['check']} is listed twice"
+        if problem:
+            raise ValidationFailed(f"checks[{i}]: {problem}.", fields={"checks": [f"[{i}] {problem}"]})
+        seen.add(item["check"])
+        out.append({"check": item["check"].strip(), "op": item["op"], "threshold": float(item["threshold"])})
+    return out
+
+
+def gate_policy_set(*, model: RegisteredModel | None = None, prompt: Prompt | None = None, checks, enforced: bool = True, actor) -> GatePolicy:
+    """Create or replace the gate policy of a model or a prompt (approvers: it decides what approval needs)."""
+    require_role(actor, APPROVER, "Changing a gate policy")
+    checks = clean_checks(checks)
+    subject = {"model": model} if model is not None else {"prompt": prompt}
+    with transaction.atomic():
+        policy, _ = GatePolicy.objects.select_for_update().get_or_create(**subject, defaults={"checks": checks})
+        before = policy.checks if policy.pk else []
+        policy.checks, policy.enforced, policy.updated_at, policy.updated_by = checks, bool(enforced), timezone.now(), actor
+        policy.save()
+        audit_record(actor=actor, action=AuditAction.GATE_POLICY_SET, subject=f"{'model' if model else 'prompt'}:{(model or prompt).name}",
+                     reason="", extra={"checks": checks, "before": before, "enforced": policy.enforced})
+    return policy
+
+
+def gate_policy_default_ensure(*, model: RegisteredModel | None = None, prompt: Prompt | None = None) -> GatePolicy | None:
+    """The default policy for a new model or prompt, when MLOPS_GATE_POLICY_FOR_NEW says so (called at creation)."""
+    if not settings.MLOPS_GATE_POLICY_FOR_NEW:
+        return None
+    subject = {"model": model} if model is not None else {"prompt": prompt}
+    policy, _ = GatePolicy.objects.get_or_create(**subject, defaults={"checks": DEFAULT_MODEL_CHECKS if model is not None else DEFAULT_PROMPT_CHECKS})
+    return policy
+
+
+def _policy_of(version) -> GatePolicy | None:
+    if isinstance(version, ModelVersion):
+        return GatePolicy.objects.filter(model_id=version.model_id).first()
+    return GatePolicy.objects.filter(prompt_id=version.prompt_id).first()
+
+
+def gate_status(*, version: ModelVersion | PromptVersion, policy: GatePolicy | None = None) -> GateStatus:
+    """Each check of the version's policy with its value, threshold, pass/fail and the evaluation it came from. Two queries."""
+    policy = policy if policy is not None else _policy_of(version)
+    if policy is None:
+        return GateStatus(policy=None, checks=())
+    field = "model_version" if isinstance(version, ModelVersion) else "prompt_version"
+    done = list(Evaluation.objects.filter(**{field: version}, status=EvaluationStatus.DONE).order_by("-finished_at", "-id")
+                .only("pk", "kind", "finished_at", "source", "metrics"))
+    outcomes = []
+    for item in policy.checks:
+        found = next((e for e in done if isinstance(e.metrics.get(item["check"]), (int, float))), None)
+        value = float(found.metrics[item["check"]]) if found else None
+        status = "not_run" if value is None else ("passed" if OPS[item["op"]](value, float(item["threshold"])) else "failed")
+        outcomes.append(CheckOutcome(
+            check=item["check"], op=item["op"], threshold=float(item["threshold"]), status=status, value=value,
+            evaluation_id=found.pk if found else None, kind=found.kind if found else "", ran_at=found.finished_at if found else None,
+            source=found.source if found else "",
+        ))
+    return GateStatus(policy=policy, checks=tuple(outcomes))
+
+
+def _describe(outcome: CheckOutcome) -> str:
+    if outcome.status == "not_run":
+        return f"{outcome.check} never ran"
+    return f"{outcome.check} = {outcome.value:.4g} (needs {outcome.op} {outcome.threshold:g})"
+
+
+def gates_require(*, version: ModelVersion | PromptVersion, to_stage: str, actor, subject: str, override_reason: str = "") -> GateStatus:
+    """Refuse (409 `gates_failed`) a promotion of a version whose gates failed or never ran, unless an
+    admin overrides with a written reason (recorded in the audit log). Called inside the promotion's transaction."""
+    status = gate_status(version=version)
+    if to_stage in UNGATED_STAGES or not status.enforced or status.passed:
+        return status
+    failed = status.failed
+    names = "; ".join(_describe(c) for c in failed)
+    override_reason = (override_reason or "").strip()
+    if not override_reason:
+        error = Conflict(f"Gates not passed for {subject} v{version.version}: {names}.", code="gates_failed")
+        error.extra["failed"] = [{"check": c.check, "status": c.status, "value": c.value, "op": c.op, "threshold": c.threshold} for c in failed]
+        raise error
+    if not has_role(actor, ADMIN):
+        raise Forbidden("Only an admin can override failed gates.")
+    audit_record(actor=actor, action=AuditAction.GATE_OVERRIDDEN, subject=subject, version=version.version, to_stage=to_stage,
+                 reason=override_reason, extra={"failed": [_describe(c) for c in failed]})
+    return status

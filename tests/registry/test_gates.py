@@ -1,0 +1,102 @@
+"""Gate policies, gate status and the promotion refusal (409 naming the checks), with the admin override."""
+
+import pytest
+from django.utils import timezone
+
+from mlops_site.exceptions import Forbidden, ValidationFailed
+from registry import services
+from registry.models import AuditEvent, Evaluation, RegisteredModel
+from registry.services.gates import DEFAULT_MODEL_CHECKS, gate_policy_set, gate_status
+from tests.factories import register
+from tests.registry.test_api import assert_error_shape
+
+pytestmark = pytest.mark.django_db
+
+
+def evaluated(version, kind: str, **metrics):
+    return Evaluation.objects.create(model_version=version, kind=kind, status="done", finished_at=timezone.now(), source="test.csv",
+                                     metrics=metrics)
+
+
+@pytest.fixture
+def gated(editor, approver):
+    version = register("fraud", editor)
+    gate_policy_set(model=RegisteredModel.objects.get(name="fraud"), checks=DEFAULT_MODEL_CHECKS, actor=approver)
+    return version
+
+
+def test_status_says_passed_failed_and_not_run(gated):
+    evaluated(gated, "model", accuracy=0.95, f1=0.85, demographic_parity_difference=0.04)
+
+    status = gate_status(version=gated)
+
+    by = {c.check: c for c in status.checks}
+    assert (by["accuracy"].status, by["f1"].status, by["demographic_parity_difference"].status) == ("passed", "failed", "passed")
+    assert by["schema_violations"].status == "not_run" and by["schema_violations"].value is None
+    assert by["accuracy"].source == "test.csv" and not status.passed
+
+
+def test_the_newest_evaluation_with_a_figure_counts(gated):
+    evaluated(gated, "model", accuracy=0.80)
+    evaluated(gated, "model", accuracy=0.96)
+
+    assert {c.check: c.value for c in gate_status(version=gated).checks}["accuracy"] == 0.96
+
+
+def test_a_failed_gate_refuses_the_request_and_the_approval(api_as, editor, approver, admin_user, gated):
+    refused = api_as(editor).post("/api/v1/models/fraud/versions/1/promotions", {"to": "production", "reason": "ship"}, format="json")
+
+    assert_error_shape(refused, 409, "gates_failed")
+    assert "accuracy never ran" in refused.json()["message"]
+    assert {f["check"] for f in refused.json()["extra"]["failed"]} == {"accuracy", "f1", "demographic_parity_difference", "schema_violations"}
+
+    evaluated(gated, "model", accuracy=0.95, f1=0.93, demographic_parity_difference=0.02)
+    evaluated(gated, "data", schema_violations=0)
+    requested = api_as(editor).post("/api/v1/models/fraud/versions/1/promotions", {"to": "production", "reason": "ship"}, format="json")
+    assert requested.status_code == 201
+    evaluated(gated, "model", accuracy=0.95, f1=0.93, demographic_parity_difference=0.3)  # a later bias check fails
+    approve = api_as(approver).post(f"/api/v1/promotions/{requested.json()['id']}/approve", {}, format="json")
+    assert_error_shape(approve, 409, "gates_failed")
+    assert "demographic_parity_difference = 0.3" in approve.json()["message"]
+
+
+def test_only_an_admin_overrides_with_a_reason_and_it_is_audited(editor, approver, admin_user, gated):
+    with pytest.raises(Forbidden):
+        services.promotion_request_create(version=gated, to_stage="staging", reason="try", actor=editor, override_gates="I know")
+
+    promotion = services.promotion_request_create(version=gated, to_stage="staging", reason="try", actor=admin_user,
+                                                  override_gates="hotfix for incident 42")
+
+    assert promotion.status == "pending"
+    event = AuditEvent.objects.get(action="gate_overridden")
+    assert event.reason == "hotfix for incident 42" and "accuracy never ran" in event.extra["failed"]
+
+
+def test_without_a_policy_promotions_work_as_before(editor, approver):
+    version = register("free", editor)
+
+    assert services.promotion_request_create(version=version, to_stage="staging", reason="ok", actor=editor).status == "pending"
+
+
+@pytest.mark.parametrize(
+    "checks",
+    [[{"check": "accuracy", "op": "=>", "threshold": 1}], [{"check": "", "op": ">=", "threshold": 1}],
+     [{"check": "a", "op": ">=", "threshold": float("nan")}], [{"check": "a", "op": ">=", "threshold": 1}] * 2, "accuracy"],
+)
+def test_bad_policies_are_refused(approver, gated, checks):
+    with pytest.raises(ValidationFailed):
+        gate_policy_set(model=RegisteredModel.objects.get(name="fraud"), checks=checks, actor=approver)
+
+
+def test_editors_cannot_change_policies(editor, gated):
+    with pytest.raises(Forbidden):
+        gate_policy_set(model=RegisteredModel.objects.get(name="fraud"), checks=[], actor=editor)
+
+
+def test_new_models_get_the_default_policy_when_the_setting_says_so(editor, settings):
+    settings.MLOPS_GATE_POLICY_FOR_NEW = True
+
+    register("gated-from-birth", editor)
+
+    assert RegisteredModel.objects.get(name="gated-from-birth").gate_policy.checks == DEFAULT_MODEL_CHECKS
+
