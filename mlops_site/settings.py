@@ -206,6 +206,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_BEAT_SCHEDULE = {
     "registry-expire-stale-promotions": {"task": "registry.tasks.promotions_expire_stale", "schedule": 3600.0},
+    "registry-evaluations-sweep": {"task": "registry.tasks.evaluations_sweep", "schedule": 600.0},
     "monitoring-hourly-drift": {"task": "monitoring.tasks.drift_reports_schedule", "schedule": 3600.0, "kwargs": {"hours": 1}},
     "monitoring-daily-drift": {"task": "monitoring.tasks.drift_reports_schedule", "schedule": 86400.0, "kwargs": {"hours": 24}},
     "monitoring-budgets": {"task": "monitoring.tasks.budgets_evaluate", "schedule": 300.0},

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from . import api, api_prompts
+from . import api, api_gates, api_prompts
 
 app_name = "registry-api"
 
@@ -34,4 +34,13 @@ urlpatterns = [
     re_path(rf"^prompts/{NAME}/environments/(?P<environment>[a-z]+)/?$", api_prompts.PromptEnvironmentApi.as_view(), name="prompt-environment"),
     re_path(rf"^prompts/{NAME}/rollback/?$", api_prompts.PromptRollbackApi.as_view(), name="prompt-rollback"),
     re_path(rf"^prompts/{NAME}/eval-sets/{N}/?$", api_prompts.EvalSetApi.as_view(), name="eval-set-detail"),
+    # Quality gates
+    re_path(rf"^models/{NAME}/versions/{N}/evaluations/?$", api_gates.ModelEvaluationsApi.as_view(), name="model-evaluations"),
+    re_path(rf"^models/{NAME}/versions/{N}/gates/?$", api_gates.ModelGatesApi.as_view(), name="model-gates"),
+    re_path(rf"^models/{NAME}/gate-policy/?$", api_gates.ModelPolicyApi.as_view(), name="model-gate-policy"),
+    re_path(rf"^models/{NAME}/schema/?$", api_gates.ModelSchemaApi.as_view(), name="model-schema"),
+    re_path(rf"^prompts/{NAME}/versions/{N}/evaluations/?$", api_gates.PromptEvaluationsApi.as_view(), name="prompt-evaluations"),
+    re_path(rf"^prompts/{NAME}/versions/{N}/gates/?$", api_gates.PromptGatesApi.as_view(), name="prompt-gates"),
+    re_path(rf"^prompts/{NAME}/gate-policy/?$", api_gates.PromptPolicyApi.as_view(), name="prompt-gate-policy"),
+    re_path(r"^evaluations/(?P<evaluation_id>[0-9]+)/?$", api_gates.EvaluationDetailApi.as_view(), name="evaluation-detail"),
 ]

@@ -1,0 +1,213 @@
+"""Evaluations: the evidence the gates read. Requested here, computed by a Celery worker.
+
+Three kinds, each a row with a status (pending, running, done, failed) that a worker claims with a
+conditional UPDATE (a second delivery does nothing; a run left `running` by a dead worker is
+claimed again after STALE_RUN):
+
+- model: a predictions file (CSV, JSON lines or Parquet; columns `label`, `prediction`, optional
+  `score` and a sensitive-attribute column) -> accuracy, precision, recall, F1, ROC AUC, confusion
+  matrix, per-group fairness (registry/evaluation.py);
+- data: a data file against the model's dataset schema (registry/validation.py) -> violations;
+- prompt: the prompt version over its eval set through a provider (registry/providers.py) with the
+  version's criteria (registry/prompt_checks.py) -> per-row results and the gate figures.
+
+Bad input never becomes a fake pass: the run is `failed` with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from mlops_site.exceptions import NotFound, TooLarge, ValidationFailed
+from mlops_site.queue import enqueue_on_commit
+from mlops_site.roles import EDITOR
+
+from .. import evaluation as numbers
+from .. import tables
+from ..models import AuditAction, DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, EvaluationStatus, ModelVersion, PromptVersion
+from .audit import audit_record, require_role
+
+STALE_RUN = timedelta(minutes=30)
+MAX_UPLOAD_MB = 200
+MODEL_OPTIONS = {"label_column", "prediction_column", "score_column", "group_column", "positive_label", "data_version"}
+PROMPT_OPTIONS = {"provider", "responses", "timeout_s"}
+
+
+def _clean_options(kind: str, options) -> dict:
+    options = options or {}
+    if not isinstance(options, dict):
+        raise ValidationFailed("options: an object.", fields={"options": ["an object"]})
+    allowed = {EvaluationKind.MODEL: MODEL_OPTIONS, EvaluationKind.DATA: {"data_version"}, EvaluationKind.PROMPT: PROMPT_OPTIONS}[kind]
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValidationFailed(f"Unknown option(s) for a {kind} evaluation: {', '.join(unknown)}.", fields={"options": unknown})
+    for key in ("label_column", "prediction_column", "score_column", "group_column", "data_version"):
+        if key in options and (not isinstance(options[key], str) or not options[key].strip()):
+            raise ValidationFailed(f"{key}: a column name.", fields={key: ["a non-empty string"]})
+    if "provider" in options and options["provider"] not in ("replay", "openai"):
+        raise ValidationFailed("provider: replay or openai.", fields={"provider": ["replay or openai"]})
+    if options.get("provider") == "openai" and not settings.MLOPS_LLM_BASE_URL:
+        raise ValidationFailed("The openai provider needs MLOPS_LLM_BASE_URL (and MLOPS_LLM_API_KEY) in the server's settings.")
+    return options
+
+
+def evaluation_request(
+    *, kind: str, model_version: ModelVersion | None = None, prompt_version: PromptVersion | None = None, data: bytes = b"",
+    filename: str = "", options: dict | None = None, actor,
+) -> Evaluation:
+    """Queue an evaluation of a version (editors). The file is kept with the row, so the result can be reproduced."""
+    require_role(actor, EDITOR, "Running an evaluation")
+    if kind not in EvaluationKind.values:
+        raise ValidationFailed(f"kind: one of {', '.join(EvaluationKind.values)}.", fields={"kind": ["unknown kind"]})
+    if (kind == EvaluationKind.PROMPT) != (prompt_version is not None) or (model_version is None) == (prompt_version is None):
+        raise ValidationFailed("A prompt evaluation runs on a prompt version; model and data evaluations on a model version.")
+    options = _clean_options(kind, options)
+    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
+        raise TooLarge(f"The file is larger than {MAX_UPLOAD_MB} MB.")
+    if kind != EvaluationKind.PROMPT and not data.strip():
+        raise ValidationFailed("Send the file to evaluate (predictions and labels, or the data to validate); it is empty.",
+                               fields={"file": ["empty"]})
+    if kind == EvaluationKind.DATA and not DatasetSchema.objects.filter(model_id=model_version.model_id).exists():
+        raise ValidationFailed(f"Model {model_version.model.name} has no dataset schema yet: set one (or infer it from a reference file) first.")
+    if kind == EvaluationKind.PROMPT and prompt_version.eval_set_id is None:
+        raise ValidationFailed(f"{prompt_version.prompt.name} v{prompt_version.version} has no eval set to run on.")
+    if kind == EvaluationKind.PROMPT:
+        source = f"eval set v{prompt_version.eval_set.version} ({prompt_version.eval_set.row_count} rows)"
+    else:
+        source = " · ".join(x for x in (filename, options.get("data_version", "")) if x)
+    subject = f"model:{model_version.model.name}" if model_version else f"prompt:{prompt_version.prompt.name}"
+    with transaction.atomic():
+        evaluation = Evaluation.objects.create(
+            kind=kind, model_version=model_version, prompt_version=prompt_version, requested_by=actor, source=source[:300],
+            data=data, input_sha256=hashlib.sha256(data).hexdigest() if data else "", options=options,
+        )
+        audit_record(actor=actor, action=AuditAction.EVALUATION_REQUESTED, subject=subject,
+                     version=(model_version or prompt_version).version, reason=source[:300], extra={"evaluation_id": evaluation.pk, "kind": kind})
+        from ..tasks import evaluation_compute
+
+        enqueue_on_commit(evaluation_compute, evaluation.pk)
+    return evaluation
+
+
+def _claim(evaluation_id: int) -> Evaluation | None:
+    now = timezone.now()
+    claimed = Evaluation.objects.filter(
+        Q(status=EvaluationStatus.PENDING) | Q(status=EvaluationStatus.RUNNING, started_at__lt=now - STALE_RUN), pk=evaluation_id
+    ).update(status=EvaluationStatus.RUNNING, started_at=now, attempts=F("attempts") + 1)
+    return Evaluation.objects.select_related("model_version__model", "prompt_version__prompt", "prompt_version__eval_set").get(pk=evaluation_id) if claimed else None
+
+
+def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
+    """Run one evaluation (the Celery task). None when another worker has it or it is finished."""
+    evaluation = _claim(evaluation_id)
+    if evaluation is None:
+        return None
+    try:
+        if evaluation.kind == EvaluationKind.MODEL:
+            (metrics, details), rows = _model_metrics(evaluation), []
+        elif evaluation.kind == EvaluationKind.DATA:
+            (metrics, details), rows = _data_validation(evaluation), []
+        else:
+            metrics, details, rows = _prompt_evaluation(evaluation)
+    except (ValueError, LookupError) as exc:  # every core module's own error is a ValueError subclass
+        Evaluation.objects.filter(pk=evaluation.pk).update(status=EvaluationStatus.FAILED, finished_at=timezone.now(), error=str(exc)[:2000])
+    else:
+        with transaction.atomic():
+            EvaluationRow.objects.filter(evaluation=evaluation).delete()  # a re-run after a dead worker starts clean
+            EvaluationRow.objects.bulk_create(rows, batch_size=500)
+            Evaluation.objects.filter(pk=evaluation.pk).update(
+                status=EvaluationStatus.DONE, finished_at=timezone.now(), metrics=metrics, details=details, error=""
+            )
+    evaluation.refresh_from_db()
+    return evaluation
+
+
+def evaluations_sweep() -> int:
+    """Beat: evaluations still pending after a broker outage (or left running by a dead worker) are queued again."""
+    from ..tasks import evaluation_compute
+
+    cutoff = timezone.now() - timedelta(minutes=10)
+    ids = list(Evaluation.objects.filter(
+        Q(status=EvaluationStatus.PENDING, requested_at__lt=cutoff) | Q(status=EvaluationStatus.RUNNING, started_at__lt=timezone.now() - STALE_RUN)
+    ).values_list("pk", flat=True)[:200])
+    for evaluation_id in ids:
+        enqueue_on_commit(evaluation_compute, evaluation_id)
+    return len(ids)
+
+
+# --- the three kinds -------------------------------------------------------------------------------
+
+
+def _column(table: tables.Table, name: str, role: str) -> np.ndarray:
+    if name not in table.columns:
+        raise numbers.EvaluationError(f"No {role} column {name!r} in the file (columns: {', '.join(table.columns)}).")
+    values = table.columns[name]
+    if table.kinds[name] == "numeric":
+        if np.isnan(values).any():
+            raise numbers.EvaluationError(f"The {role} column {name!r} has {int(np.isnan(values).sum())} empty cell(s).")
+        if np.all(values == np.round(values)):
+            return values.astype(np.int64)
+    elif (values == "").any():
+        raise numbers.EvaluationError(f"The {role} column {name!r} has {int((values == '').sum())} empty cell(s).")
+    return values
+
+
+def _model_metrics(evaluation: Evaluation) -> tuple[dict, dict]:
+    options = evaluation.options
+    table = tables.read_table(bytes(evaluation.data), filename=evaluation.source)
+    y_true = _column(table, options.get("label_column", "label"), "label")
+    y_pred = _column(table, options.get("prediction_column", "prediction"), "prediction")
+    score_name = options.get("score_column", "score")
+    scores = table.columns.get(score_name) if score_name in table.columns else None
+    if scores is not None and (table.kinds[score_name] != "numeric" or np.isnan(scores).any()):
+        raise numbers.EvaluationError(f"The score column {score_name!r} must hold a number in every row.")
+    positive = options.get("positive_label")
+    result = numbers.classification_metrics(y_true, y_pred, scores, positive=positive)
+    metrics = {key: result[key] for key in ("accuracy", "precision", "recall", "f1")}
+    if result.roc_auc is not None:
+        metrics["roc_auc"] = result.roc_auc
+    details = {"rows": int(len(y_true)), "classification": result.as_dict()}
+    group_name = options.get("group_column")
+    if group_name:
+        groups = table.columns.get(group_name)
+        if groups is None:
+            raise numbers.EvaluationError(f"No sensitive-attribute column {group_name!r} in the file.")
+        fairness = numbers.fairness_metrics(y_true, y_pred, groups, positive=positive)
+        metrics["demographic_parity_difference"] = fairness.demographic_parity_difference
+        if fairness.equalized_odds_difference is not None:
+            metrics["equalized_odds_difference"] = fairness.equalized_odds_difference
+        details["fairness"] = {**fairness.as_dict(), "column": group_name}
+    return metrics, details
+
+
+def _data_validation(evaluation: Evaluation) -> tuple[dict, dict]:
+    from .. import validation
+
+    schema_row = DatasetSchema.objects.filter(model_id=evaluation.model_version.model_id).first()
+    if schema_row is None:
+        raise validation.SchemaError("The model has no dataset schema.")
+    schema = validation.DatasetSchema.from_dict(schema_row.schema)
+    table = tables.read_table(bytes(evaluation.data), filename=evaluation.source)
+    report = validation.validate(table, schema)
+    metrics = {"schema_violations": report.violations_total, "invalid_rows": report.invalid_rows, "valid_share": report.valid_share}
+    return metrics, {"report": report.as_dict(), "schema_updated_at": schema_row.updated_at.isoformat()}
+
+
+def _prompt_evaluation(evaluation: Evaluation) -> tuple[dict, dict, list[EvaluationRow]]:
+    from .prompt_runs import run_prompt_evaluation
+
+    return run_prompt_evaluation(evaluation)
+
+
+def evaluation_get(*, evaluation_id: int) -> Evaluation:
+    try:
+        return Evaluation.objects.select_related("model_version__model", "prompt_version__prompt", "requested_by").get(pk=evaluation_id)
+    except Evaluation.DoesNotExist:
+        raise NotFound(f"No evaluation {evaluation_id}.") from None
