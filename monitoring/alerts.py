@@ -51,7 +51,7 @@ def default_rules_ensure(*, model) -> list[AlertRule]:
     return rules
 
 
-def metric_value(metric: str, results: list[dict]) -> float | None:
+def metric_value(metric: str, results: list[dict], schema_check: dict | None = None) -> float | None:
     """The value of a rule's metric in one report's per-column results (None: not measurable in this report)."""
     features = [r for r in results if r["column"] not in ("prediction", "label")]
     if metric == AlertMetric.FEATURE_PSI:
@@ -61,7 +61,8 @@ def metric_value(metric: str, results: list[dict]) -> float | None:
         found = next((r for r in results if r["column"] == "prediction" and r.get("psi") is not None), None)
         return found["psi"] if found else None
     if metric == AlertMetric.SCHEMA_VIOLATIONS:
-        return float(sum(1 for r in features if r.get("invalid_current") or r["reason"] in ("new column, not in the reference", "column missing from the current data")))
+        against_reference = sum(1 for r in features if r.get("invalid_current") or r["reason"] in ("new column, not in the reference", "column missing from the current data"))
+        return float(against_reference + len((schema_check or {}).get("violations", [])))
     if metric == AlertMetric.DRIFTED_FEATURES:
         return float(sum(1 for r in features if r.get("drifted")))
     if metric == AlertMetric.NULL_SHARE_INCREASE:
@@ -90,7 +91,7 @@ def alerts_evaluate(*, report: DriftReport) -> list[AlertEvent]:
     with transaction.atomic():
         rules = AlertRule.objects.select_for_update().filter(model_id=report.model_version.model_id, enabled=True, metric__in=DRIFT_METRICS)
         for rule in rules:
-            value = metric_value(rule.metric, report.results)
+            value = metric_value(rule.metric, report.results, report.schema_check)
             event = rule_update(rule, value, message=lambda state, rule=rule, value=value: _message(rule, state, value, report), report=report)
             if event is not None:
                 changes.append(event)

@@ -342,6 +342,7 @@ def drift_report_run(*, report_id: int) -> DriftReport | None:
         ]
         DriftReport.objects.filter(pk=report_id).update(
             status=ReportStatus.DONE, finished_at=timezone.now(), rows=rows, results=payload, error="" if rows else "no data in this window",
+            schema_check=_schema_check(report, current),
             drifted_columns=sum(1 for r in results.values() if r.drifted),
             max_psi=max((r.psi for r in results.values() if r.psi is not None), default=None),
         )
@@ -356,6 +357,19 @@ def drift_report_run(*, report_id: int) -> DriftReport | None:
 
         alerts_evaluate(report=report)
     return report
+
+
+def _schema_check(report: DriftReport, current: dict[str, np.ndarray]) -> dict:
+    """The window's features against the model's dataset schema (upstream drift: new, missing or mistyped
+    columns, values out of range, unknown categories, too many nulls); {} when the model has none."""
+    from registry import validation
+    from registry.models import DatasetSchema
+
+    row = DatasetSchema.objects.filter(model__versions__pk=report.model_version_id).first()
+    features = {name: values for name, values in current.items() if not name.startswith("__")}
+    if row is None or not features:
+        return {}
+    return validation.validate_columns(features, row.schema).as_dict()
 
 
 def drift_report_request(*, model_version: ModelVersion, start, end, actor=None) -> DriftReport:

@@ -95,7 +95,9 @@ def read_table(data: bytes, *, filename: str = "") -> Table:
             table = pa_csv.read_csv(
                 io.BytesIO(data),
                 read_options=pa_csv.ReadOptions(block_size=1 << 24),
-                convert_options=pa_csv.ConvertOptions(strings_can_be_null=True),
+                # Only an empty cell is missing: pyarrow's default null words ("NA", "None", "null"...) are real
+                # categories in real data (NA is Namibia). "NaN" in a number column still reads as NaN.
+                convert_options=pa_csv.ConvertOptions(null_values=[""], strings_can_be_null=True),
             )
     except UnicodeDecodeError as exc:
         raise TableError(f"The file is not UTF-8 text: {exc}") from None

@@ -45,6 +45,7 @@ import numpy as np
 from registry.tables import Table
 
 TYPES = ("numeric", "integer", "categorical", "boolean")
+KINDS = ("missing_column", "unexpected_column", "type_mismatch", "non_finite", "below_min", "above_max", "unknown_category", "null_share")
 NULL_SHARE_STEP = 100  # inferred nullable_share is rounded up to whole percentage points (1 / 100)
 CATEGORY_PREFIX = 100_000  # infer_schema counts categories on this prefix first to give up early on free text
 _COLUMN_KEYS = ("name", "type", "required", "nullable_share", "min", "max", "categories", "allow_new_categories")
