@@ -11,13 +11,13 @@ type                keys                                      passes when       
 ------------------  ----------------------------------------  -----------------------------------------  ----------
 format_check        at least one of: `expected` or `bullets`  every given condition holds; a bullet is  1 / 0
                     (bullet count), `min_words`, `max_words`, a line starting with -, *, +, • or 1. 1)
-                    `max_bullet_words`, `json: true`,         (nested ones count); words are split on
-                    `json_schema: {...}`, `allowed: [...]`    whitespace
+                    `max_bullet_words`, `json: true`,         (nested ones count); a word, a whitespace-
+                    `json_schema: {...}`, `allowed: [...]`    separated token with a letter or digit
 json                `schema` (optional)                       the stripped output is strict JSON (valid  1 / 0
                                                               against `schema`, any draft jsonschema
                                                               knows; $refs to files or URLs refused)
-equals, exact_match `value`, `strip` (true), `ignore_case`    output == reference; a reference that is   1 / 0
-                    (false)                                   not text is compared with the output
+equals,             `value`, `strip` (true), `ignore_case`    output == reference; a reference that is   1 / 0
+exact_match         (false)                                   not text is compared with the output
                                                               parsed as JSON
 contains,           `values: [...]` (else the reference),     all (`mode: all`, the default) or any      1 / 0
 icontains           `mode`                                    (`mode: any`) occur; icontains ignores case
@@ -72,13 +72,16 @@ pass_rate = passed / ran; mean_value = the mean value over passed and failed
 rows. `summarize` adds two row-wise entries: `format_valid` (type
 all_format_checks) and `safety` (type all_safety_checks), where a row passes
 when every check of that family on the row passed (families: FORMAT_TYPES,
-and type safety). A criterion that is itself named format_valid or safety is
-that entry instead. Gate figures: one per summary entry, its pass_rate, except
-llm_judge and similarity: sum of scores / ran (errors count as 0); None when
-nothing ran. Plus `format_valid` and `safety` (None when no row had such a
-check) and `relevance`: the figure of the criterion named relevance, else the
-mean of the similarity figures, else None. A None figure is a gate that was
-not run; failing it is the caller's decision.
+and type safety); rows without such a check are left out. A criterion that is
+itself named format_valid or safety is that entry instead.
+
+Gate figures, one per summary entry: its pass_rate, except llm_judge and
+similarity: sum of scores / ran (errors count as 0). Any figure is None when
+no row passed or failed: nothing was measured (no judge, only rows without
+output); the summary counts say which. Then `format_valid` and `safety` (None
+when no row had such a check), and `relevance`: the figure of the criterion
+named relevance, else the mean of the similarity figures, else None. A None
+figure is a gate that was not run; failing it is the caller's decision.
 """
 
 from __future__ import annotations
@@ -384,6 +387,10 @@ def _short(text: str, limit: int = 60) -> str:
 _BULLET_RE = re.compile(r"^[ \t]*(?:[-*•+]|[0-9]{1,3}[.)])[ \t]+(\S.*)$", re.MULTILINE)
 
 
+def _words(text: str) -> int:
+    return sum(1 for token in text.split() if any(ch.isalnum() for ch in token))
+
+
 def _parse_json(output: str):
     def refuse(constant):
         raise ValueError(f"{constant} is not JSON")
@@ -433,14 +440,14 @@ def _check_format(c: Mapping, row: _Row):
             raise CheckError("`expected` and `bullets` disagree")
         n, bullets = wanted.pop(), _BULLET_RE.findall(out)
         conditions.append((len(bullets) == n, f"{len(bullets)} bullets (expected {n})"))
-    words = len(out.split())
+    words = _words(out)
     for key, ok in (("min_words", lambda limit: words >= limit), ("max_words", lambda limit: words <= limit)):
         if key in c:
             limit = _number(c, key, integer=True, minimum=0)
             conditions.append((ok(limit), f"{words} words ({key.replace('_words', '')} {limit})"))
     if "max_bullet_words" in c:
         limit = _number(c, "max_bullet_words", integer=True, minimum=1)
-        longest = max((len(b.split()) for b in _BULLET_RE.findall(out)), default=0)
+        longest = max((_words(b) for b in _BULLET_RE.findall(out)), default=0)
         conditions.append((longest <= limit, f"longest bullet {longest} words (max {limit})"))
     if _flag(c, "json", False) or "json_schema" in c:
         conditions.append(_json_condition(out, c.get("json_schema")))
@@ -580,11 +587,11 @@ def _check_llm_judge(c: Mapping, row: _Row):
     return score >= threshold, float(score), f"judge score {score:.3f} (threshold {threshold:g}){reason}"
 
 
-def _check_budget(key: str, unit: str, measured_field: str):
+def _check_budget(key: str, unit: str, measured_field: str, missing: str):
     def check(c: Mapping, row: _Row):
         limit, measured = _number(c, key, required=True, minimum=0), getattr(row, measured_field)
         if measured is None:
-            return None, None, f"no {measured_field.split('_')[0]} measured for this output (replayed, or a model without a price)"
+            return None, None, missing
         return measured <= limit, float(measured), f"{measured:g} {unit} (max {limit:g})"
 
     return check
@@ -628,8 +635,8 @@ CHECKS = {
     "rouge_n": _check_rouge,
     "similarity": _check_similarity,
     "llm_judge": _check_llm_judge,
-    "latency": _check_budget("max_ms", "ms", "latency_ms"),
-    "cost": _check_budget("max_usd", "USD", "cost_usd"),
+    "latency": _check_budget("max_ms", "ms", "latency_ms", "no latency measured (a replayed output without a recorded one)"),
+    "cost": _check_budget("max_usd", "USD", "cost_usd", "no cost known (a model without a price, or a replayed output without one)"),
     "safety": _check_safety,
 }
 
@@ -730,9 +737,12 @@ def summarize(results: Iterable) -> dict[str, CriterionSummary]:
 
 
 def gate_figure(summary: CriterionSummary) -> float | None:
-    """pass_rate; for llm_judge and similarity the sum of scores over passed + failed + errors (errors count 0). None: nothing ran."""
+    """pass_rate; for llm_judge and similarity the sum of scores / (passed + failed + errors), errors counting 0.
+
+    None when no row passed or failed: nothing was measured (no judge, only failed rows), so the gate was not run.
+    """
     ran = summary.passed + summary.failed + summary.errors
-    if not ran:
+    if summary.passed + summary.failed == 0:
         return None
     if summary.type in SCORE_TYPES:
         return (summary.mean_value or 0.0) * (summary.passed + summary.failed) / ran

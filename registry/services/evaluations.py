@@ -116,7 +116,7 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
             (metrics, details), rows = _data_validation(evaluation), []
         else:
             metrics, details, rows = _prompt_evaluation(evaluation)
-    except (ValueError, LookupError) as exc:  # every core module's own error is a ValueError subclass
+    except (ValueError, LookupError, RuntimeError) as exc:  # the core modules' own errors (ProviderError is a RuntimeError)
         Evaluation.objects.filter(pk=evaluation.pk).update(status=EvaluationStatus.FAILED, finished_at=timezone.now(), error=str(exc)[:2000])
     else:
         with transaction.atomic():

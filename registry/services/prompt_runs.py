@@ -1,0 +1,84 @@
+"""A prompt evaluation run: the version over its eval set through a provider, checked row by row.
+
+The provider is `replay` (the responses recorded in the eval set, or given with the request) or
+`openai` (any OpenAI-compatible API, MLOPS_LLM_BASE_URL / MLOPS_LLM_API_KEY / MLOPS_LLM_MODEL).
+llm_judge criteria use a judge only when MLOPS_JUDGE_MODEL is set; otherwise they are "not run",
+and a gate on them fails as never run. The built-in safety check (PII) always runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from django.conf import settings
+
+from .. import prompt_checks, providers, selectors
+from ..models import Evaluation, EvaluationRow
+from ..prompt_templates import RenderError, render
+
+
+def _rows(evaluation: Evaluation) -> list[dict]:
+    rows = []
+    for number, line in enumerate(selectors.eval_set_lines(eval_set=evaluation.prompt_version.eval_set), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise providers.ResponsesInvalid(f"eval set line {number} is not JSON: {exc}") from None
+    return rows
+
+
+def _provider(evaluation: Evaluation, rows: list[dict]) -> providers.Provider:
+    options = evaluation.options
+    if options.get("provider", "replay") == "replay":
+        responses = options.get("responses")
+        if isinstance(responses, str):
+            return providers.ReplayProvider.from_jsonl(responses)
+        if isinstance(responses, dict):  # JSON keys are strings: "3" means row index 3, anything else a row id
+            responses = {int(k) if str(k).isdigit() else k: v for k, v in responses.items()}
+        return providers.ReplayProvider(responses) if responses else providers.ReplayProvider.from_rows(rows)
+    return providers.OpenAICompatibleProvider(settings.MLOPS_LLM_BASE_URL, settings.MLOPS_LLM_API_KEY, model_override=settings.MLOPS_LLM_MODEL or None)
+
+
+def _judge() -> providers.LLMJudge | None:
+    if not (settings.MLOPS_JUDGE_MODEL and settings.MLOPS_LLM_BASE_URL):
+        return None
+    return providers.LLMJudge(providers.OpenAICompatibleProvider(settings.MLOPS_LLM_BASE_URL, settings.MLOPS_LLM_API_KEY), settings.MLOPS_JUDGE_MODEL)
+
+
+def run_prompt_evaluation(evaluation: Evaluation) -> tuple[dict, dict, list[EvaluationRow]]:
+    """The gate figures, the per-criterion summary and one EvaluationRow per eval-set row."""
+    version = evaluation.prompt_version
+    rows = _rows(evaluation)
+    if not rows:
+        raise providers.ResponsesInvalid("The eval set has no rows.")
+
+    def rendered(variables) -> tuple[str, str]:
+        try:
+            return version.system, render(version.template, variables)  # the system text is sent as written (as the render API does)
+        except RenderError as exc:
+            raise ValueError(str(exc)) from None
+
+    criteria = prompt_checks.with_default_safety(version.eval_criteria)
+    results = providers.run_eval(
+        rows=rows, render=rendered, criteria=criteria, provider=_provider(evaluation, rows), judge=_judge(), model=version.llm_model,
+        temperature=version.temperature, max_tokens=version.max_tokens, timeout=float(evaluation.options.get("timeout_s", settings.MLOPS_LLM_TIMEOUT_S)),
+    )
+    summaries = prompt_checks.summarize(results)
+    figures = {name: value for name, value in prompt_checks.gate_figures(summaries).items() if value is not None}
+    details = {
+        "provider": evaluation.options.get("provider", "replay"), "judge": settings.MLOPS_JUDGE_MODEL or None, "rows": len(rows),
+        "criteria": [asdict(s) for s in summaries.values()],
+        "not_run": sorted(name for name, value in prompt_checks.gate_figures(summaries).items() if value is None),
+        "rows_with_errors": sum(1 for r in results if r.error),
+    }
+    stored = [
+        EvaluationRow(
+            evaluation=evaluation, index=r.index, input=r.input if isinstance(r.input, dict) else {"value": r.input},
+            output=r.output or "", expected=r.expected if isinstance(r.expected, str) else json.dumps(r.expected),
+            checks=[asdict(c) for c in r.checks], latency_ms=r.latency_ms, cost_usd=r.cost_usd, error=r.error,
+        )
+        for r in results
+    ]
+    return figures, details, stored
