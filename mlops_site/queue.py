@@ -13,7 +13,9 @@ def enqueue_on_commit(task, *args, **kwargs) -> None:
 
     def send():
         try:
-            task.delay(*args, **kwargs)
+            # ignore_result: nobody waits on these, and it keeps a down Redis from stalling the request
+            # in the result backend's reconnect loop (20 retries) before the broker's fast failure.
+            task.apply_async(args, kwargs, ignore_result=True)
         except Exception as exc:  # noqa: BLE001 - kombu/redis raise several types for "broker unreachable"
             logger.warning("could not enqueue %s%r: %s; the periodic sweep will retry", task.name, args, exc)
 

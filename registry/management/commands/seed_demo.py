@@ -170,6 +170,8 @@ class Command(BaseCommand):
                 self._seed_model(name, description, count, base, users, clock, rng, real_now)
             clock.now_value = real_now - timedelta(days=20)
             self._seed_prompts(users, clock, real_now)
+            clock.now_value = real_now - timedelta(days=2)
+            self._seed_gates(users, clock, real_now)
         self.stdout.write(f"Demo data: {RegisteredModel.objects.count()} models, {ModelVersion.objects.count()} versions, {Prompt.objects.count()} prompts.")
 
     def _seed_prompts(self, users, clock, real_now):
@@ -223,6 +225,46 @@ class Command(BaseCommand):
         clock.now_value = real_now - timedelta(hours=rng.uniform(1, 30))
         if count >= 5:
             services.promotion_request_create(version=last, to_stage="production" if count % 2 == 0 else "staging", reason="Candidate beats production on every offline metric.", actor=alice)
+
+    def _seed_gates(self, users, clock, real_now):
+        """loan-approval under the brief's gate policy: v1's bias check fails (its gate card is red and a request
+        is refused); v2, retrained with a fairness constraint, passes every gate and waits for approval."""
+        import numpy as np
+
+        from registry.services.evaluations import evaluation_request, evaluation_run
+        from registry.services.gates import DEFAULT_MODEL_CHECKS, gate_policy_set
+        from registry.services.schemas import dataset_schema_infer
+
+        alice, bob = users["alice"], users["bob"]
+        rng = np.random.default_rng(11)
+        n = 20_000
+        income = rng.lognormal(10.5, 0.4, n).round(0)
+        region = rng.choice(["north", "south", "east", "west"], n)
+        data = "income,debt_ratio,region\n" + "".join(
+            f"{i:.0f},{d:.3f},{r}\n" for i, d, r in zip(income, rng.beta(2, 5, n), region, strict=True)
+        )
+        gender = rng.choice(["female", "male", "nonbinary"], n, p=[0.48, 0.48, 0.04])
+        label = (rng.random(n) < 0.35).astype(int)
+
+        def predictions(bias: float) -> bytes:
+            score = np.clip(0.62 * label + rng.normal(0.19, 0.14, n) + np.where(gender == "male", bias, 0.0), 0, 1)
+            pred = (score >= 0.5).astype(int)
+            return ("label,prediction,score,gender\n" + "".join(f"{a},{b},{c:.4f},{g}\n" for a, b, c, g in zip(label, pred, score, gender, strict=True))).encode()
+
+        for number, (bias, metrics) in enumerate([(0.22, {"accuracy": 0.93, "f1": 0.91}), (0.0, {"accuracy": 0.95, "f1": 0.93})], start=1):
+            clock.advance(hours=6)
+            version = services.model_version_register(model_name="loan-approval", actor=alice, metrics=metrics, data_version="s3://ml-data/loans/2026-11",
+                                                      description=("First model." if number == 1 else "Retrained with a demographic-parity constraint."))
+            if number == 1:
+                services.model_describe(model_name="loan-approval", description="Approves consumer loans. Gated: accuracy, F1, bias, data.", actor=alice)
+                gate_policy_set(model=version.model, checks=DEFAULT_MODEL_CHECKS, actor=bob)
+                dataset_schema_infer(model=version.model, data=data.encode(), filename="loans-train-2026-11.csv", actor=alice)
+            clock.advance(minutes=20)
+            for kind, body, name, options in (("model", predictions(bias), f"holdout-v{number}.csv", {"group_column": "gender"}),
+                                              ("data", data.encode(), "loans-2026-11.csv", {"data_version": "2026-11"})):
+                evaluation_run(evaluation_id=evaluation_request(kind=kind, model_version=version, data=body, filename=name, options=options, actor=alice).pk)
+        clock.now_value = real_now - timedelta(hours=2)
+        services.promotion_request_create(version=version, to_stage="production", reason="Passes every gate, bias check included.", actor=alice)
 
     def _promote(self, version, stage, requester, approver, clock, reason):
         clock.advance(hours=2)
