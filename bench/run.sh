@@ -4,6 +4,8 @@
 # BENCH_ONLY=prompts runs only the prompt import (~2 min), BENCH_ONLY=registry only the registry part,
 # BENCH_ONLY=monitoring only the drift report and event ingestion (~8 min; first run also installs bench/.venv-evidently). Everything runs on 127.0.0.1 in a throwaway folder under /tmp; every
 # process started here is stopped by its PID (process group) on exit. Results: bench/results/.
+# BENCH_ONLY=operations only the operations step: 10M events over 30 days, the roll-up task, the cost / operations / quality pages
+# (11-14 min, needs ~2.2 GB under /tmp; BENCH_OPS_EVENTS scales it down).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -22,8 +24,8 @@ MLFLOW_VENV="$ROOT/bench/.venv-mlflow"
 MLFLOW_RUNS=${BENCH_MLFLOW_RUNS:-0}                 # 1: also one run (params + metrics) per version; ~3x the seeding time
 SKIP_MLFLOW=${BENCH_SKIP_MLFLOW:-0}
 RESULTS="$ROOT/bench/results"
-ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts | monitoring
-case "$ONLY" in all|registry|prompts|monitoring) ;; *) echo "bench: BENCH_ONLY must be all, registry, prompts or monitoring (not '$ONLY')" >&2; exit 2 ;; esac
+ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts | monitoring | operations
+case "$ONLY" in all|registry|prompts|monitoring|operations) ;; *) echo "bench: BENCH_ONLY must be all, registry, prompts, monitoring or operations (not '$ONLY')" >&2; exit 2 ;; esac
 
 [ -x "$PY" ] || { echo "bench: $PY not found; run 'make install' first" >&2; exit 1; }
 mkdir -p "$RESULTS"
@@ -61,7 +63,7 @@ start_bg() {  # start_bg LOGFILE CMD...: in its own process group (job control o
 forget_pid() { local keep=() p; for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
 
 bench_start=$(now)
-[ "$ONLY" = prompts ] || [ "$ONLY" = monitoring ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
+[ "$ONLY" = prompts ] || [ "$ONLY" = monitoring ] || [ "$ONLY" = operations ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
 
 # Django settings for every step: throwaway SQLite databases, media and static folders, production mode.
 unset DATABASE_URL
@@ -208,6 +210,57 @@ if [ "$ONLY" = all ] || [ "$ONLY" = monitoring ]; then
     "$PY" "$MBENCH" report --work "$MWORK" --results "$RESULTS/monitoring.json"
     log "monitoring: done in ${MT[monitoring]} s"
     if [ "$ONLY" = monitoring ]; then
+        exit 0
+    fi
+fi
+
+# --- operations: 10,000,000 events over 30 days, the roll-up task, the cost / operations / quality pages ----------
+# One step, its own database (~2.2 GB at 10M events); writes bench/results/operations.json. Runs with BENCH_ONLY=all
+# and BENCH_ONLY=operations (then stops). See "Operations" in bench/README.md.
+if [ "$ONLY" = all ] || [ "$ONLY" = operations ]; then
+    OBENCH="$ROOT/bench/ops_bench.py"
+    OWORK="$WORK/operations"
+    OPS_EVENTS=${BENCH_OPS_EVENTS:-10000000}
+    OPS_REQUESTS=${BENCH_OPS_REQUESTS:-50}                  # timed requests per page
+    OPS_WARMUP=${BENCH_OPS_WARMUP:-5}
+    OPS_PAGES_SECONDS=${BENCH_OPS_PAGES_SECONDS:-240}       # the timed rounds stop after this long (10 rounds at least)
+    OPROFILE=${BENCH_OPS_PROFILE:-auto}                     # auto: cProfile of each 30-day page that misses 200 ms | always | 0
+    mkdir -p "$OWORK"
+    cp "$WORK/env.json" "$OWORK/env.json"
+    operations_start=$(now)
+    declare -A OT
+    # Nothing here queues a Celery task; the in-memory broker makes sure none could wait on a missing Redis.
+    ops() { SQLITE_PATH="$OWORK/ops.sqlite3" CELERY_BROKER_URL=memory:// CELERY_RESULT_BACKEND=cache+memory:// "$PY" "$@"; }
+    ops manage.py migrate --noinput -v0
+    log "operations: versions, prompts and budgets through the services, then $OPS_EVENTS events over 30 days with executemany"
+    t=$(now)
+    ops "$OBENCH" data --events "$OPS_EVENTS" --out "$OWORK/data.json"
+    OT[data]=$(since "$t")
+    log "operations: rollups_update from an empty cursor in a process of its own, then the checks against the raw events"
+    t=$(now)
+    ops "$OBENCH" rollup --data "$OWORK/data.json" --out "$OWORK/rollup.json"
+    OT[rollup]=$(since "$t")
+    if [ "${BENCH_OPS_SKIP_PAGES:-0}" = 1 ]; then
+        log "operations: pages SKIPPED (BENCH_OPS_SKIP_PAGES=1)"
+        echo '{"skipped": "BENCH_OPS_SKIP_PAGES=1"}' >"$OWORK/pages.json"
+    else
+        log "operations: the pages in-process as a viewer, $OPS_WARMUP warm-up + $OPS_REQUESTS timed requests each, interleaved"
+        t=$(now)
+        ops "$OBENCH" pages --data "$OWORK/data.json" --requests "$OPS_REQUESTS" --warmup "$OPS_WARMUP" --max-seconds "$OPS_PAGES_SECONDS" \
+            --profile "$OPROFILE" \
+            --profile-dir "$OWORK" --out "$OWORK/pages.json"
+        OT[pages]=$(since "$t")
+    fi
+    OT[operations]=$(since "$operations_start")
+    {
+        printf '{'
+        sep=""
+        for k in "${!OT[@]}"; do printf '%s"%s_s": %s' "$sep" "$k" "${OT[$k]}"; sep=", "; done
+        printf '}\n'
+    } >"$OWORK/timings.json"
+    "$PY" "$OBENCH" report --work "$OWORK" --results "$RESULTS/operations.json"
+    log "operations: done in ${OT[operations]} s"
+    if [ "$ONLY" = operations ]; then
         exit 0
     fi
 fi

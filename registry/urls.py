@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_prompts
+from . import views, views_gates, views_prompts
 
 app_name = "registry"
 
@@ -25,4 +25,11 @@ urlpatterns = [
     path("prompts/<str:name>/versions/<int:version>/", views_prompts.prompt_version_detail, name="prompt-version-detail"),
     path("prompts/<str:name>/versions/<int:version>/promote/", views_prompts.prompt_version_promote, name="prompt-version-promote"),
     path("prompts/<str:name>/eval-sets/<int:version>/", views_prompts.eval_set_detail, name="eval-set-detail"),
+    # Quality gates
+    path("models/<str:name>/gates/", views_gates.model_gates, name="model-gates"),
+    path("models/<str:name>/schema/", views_gates.model_schema, name="model-schema"),
+    path("models/<str:name>/versions/<int:version>/evaluations/", views_gates.version_evaluate, name="version-evaluate"),
+    path("prompts/<str:name>/gates/", views_gates.prompt_gates, name="prompt-gates"),
+    path("prompts/<str:name>/versions/<int:version>/evaluations/", views_gates.prompt_version_evaluate, name="prompt-version-evaluate"),
+    path("evaluations/<int:evaluation_id>/", views_gates.evaluation_detail, name="evaluation-detail"),
 ]

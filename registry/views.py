@@ -16,13 +16,15 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from mlops_site.exceptions import DomainError, NotFound
-from mlops_site.roles import APPROVER, has_role
+from mlops_site.roles import ADMIN, APPROVER, has_role
 
 from . import charts, selectors, services
-from .models import PROMOTABLE_STAGES, AuditAction, PromotionStatus
+from .models import PROMOTABLE_STAGES, AuditAction, Evaluation, PromotionStatus
+from .services import gates
 from .templatetags.registry_extras import target_url
 
 PAGE_SIZE = settings.MLOPS_PAGE_SIZE
+EVALUATIONS_PER_PAGE = 20
 MAX_VERSION = 2**31 - 1  # what the column holds; a larger number in a URL is simply not found
 
 
@@ -101,8 +103,68 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
         "pending": [p for p in promotions if p.status == PromotionStatus.PENDING],
         "stages": [s for s in PROMOTABLE_STAGES if s != found.stage],
         "audit": list(selectors.audit_list(subject=f"model:{name}", version=found.version)[:50]),
+        "evaluations": evaluation_page(request, model_version=found),
+        "qs": _querystring(request),
+        "column_defaults": {"label_column": "label", "prediction_column": "prediction", "score_column": "score"},
+        **gate_card(found, request.user, promotions),
     }
     return render(request, "registry/version_detail.html", context)
+
+
+# --- quality gates on the version pages ---------------------------------------------------------------
+
+# What a failed comparison looks like: a check `accuracy >= 0.92` that failed reads "accuracy 0.88 < 0.92".
+NEGATED = {">=": "<", ">": "<=", "<=": ">", "<": ">="}
+
+
+def number_text(value) -> str:
+    """A figure for people: at most 4 significant digits, no trailing zeros; `—` for a missing one."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    text = f"{value:.4g}"
+    # 12345.0 reads better as 12345 than as 1.234e+04 (counts, latencies, costs in cents)
+    return f"{value:.4f}".rstrip("0").rstrip(".") if "e" in text and abs(value) >= 1 else text
+
+
+def gate_problem(outcome: gates.CheckOutcome) -> str:
+    if outcome.status == "not_run":
+        return f"{outcome.check} never ran"
+    return f"{outcome.check} {number_text(outcome.value)} {NEGATED[outcome.op]} {outcome.threshold:g}"
+
+
+def gate_card(version, user, promotions) -> dict:
+    """The gate card of a model or prompt version, and whether (and why) approving its pending requests is blocked.
+
+    Two queries (the policy, the finished evaluations). Requests into an ungated stage (a prompt's dev) are not blocked.
+    """
+    state = gates.gate_status(version=version)
+    failing = state.policy is not None and not state.passed
+    blocked = failing and state.enforced
+    return {
+        "gates": state,
+        "gate_rows": [
+            {"check": c.check, "op": c.op, "threshold": f"{c.threshold:g}", "status": c.status, "value": number_text(c.value),
+             "evaluation_id": c.evaluation_id, "kind": c.kind, "ran_at": c.ran_at, "source": c.source}
+            for c in state.checks
+        ],
+        "gate_reason": "Gates failed: " + "; ".join(gate_problem(c) for c in state.failed) if failing else "",
+        "gate_blocked": blocked,
+        "gate_blocked_ids": {p.pk for p in promotions if p.status == PromotionStatus.PENDING and p.to_stage not in gates.UNGATED_STAGES}
+        if blocked else set(),
+        "can_override": has_role(user, ADMIN),
+    }
+
+
+def evaluation_page(request: HttpRequest, **subject):
+    """A version's evaluations, newest first, one page; the uploaded file and the details stay in the database."""
+    rows = Evaluation.objects.filter(**subject).select_related("requested_by").defer("data", "details", "options")
+    page = _page(request, rows, EVALUATIONS_PER_PAGE)
+    if page.paginator.count:
+        for evaluation in page:
+            evaluation.figures = [(k, number_text(v)) for k, v in sorted(evaluation.metrics.items())]
+    return page
 
 
 def _metric_rows(metrics: dict, baseline: dict) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -16,7 +17,7 @@ from mlops_site.exceptions import DomainError
 from . import selectors, services
 from .models import Environment, PromotionStatus
 from .prompt_diff import settings_text, side_by_side
-from .views import PAGE_SIZE, _back, _get_or_404, _page, _querystring, _run
+from .views import PAGE_SIZE, _back, _get_or_404, _page, _querystring, _run, evaluation_page, gate_card
 
 BUILT_IN_CRITERIA = {"format_check", "llm_judge"}
 
@@ -76,6 +77,10 @@ def prompt_version_detail(request: HttpRequest, name: str, version: int) -> Http
         "pending": [p for p in promotions if p.status == PromotionStatus.PENDING],
         "promotions": [p for p in promotions if p.status != PromotionStatus.PENDING],
         "audit": list(selectors.audit_list(subject=f"prompt:{name}", version=found.version)[:50]),
+        "evaluations": evaluation_page(request, prompt_version=found),
+        "qs": _querystring(request),
+        "providers": ["replay", "openai"] if settings.MLOPS_LLM_BASE_URL else ["replay"],
+        **gate_card(found, request.user, promotions),
     }
     return render(request, "registry/prompt_version_detail.html", context)
 

@@ -120,3 +120,35 @@ def test_operations_and_cost_pages_draw_their_charts(live_server, page):
     assert page.locator("[id^=budget-][id$=-chart] .main-svg").count() >= 1
     assert page.inner_text("#prompt-costs tr[data-prompt=summarize] td[data-col=spend]").strip() == "$0.2400"
     assert console_errors == []
+
+
+def test_approver_sees_the_red_gate_and_approves_once_an_evaluation_passes(live_server, page, tmp_path):
+    from registry.models import Evaluation, PromotionRequest
+    from registry.services.evaluations import evaluation_run
+    from registry.services.gates import gate_policy_set
+
+    editor, approver = make_user("alice", "editor"), make_user("bob", "approver")
+    version = register("fraud", editor)
+    promotion = services.promotion_request_create(version=version, to_stage="staging", reason="ship it", actor=editor)
+    gate_policy_set(model=version.model, checks=[{"check": "accuracy", "op": ">=", "threshold": 0.9}], actor=approver)
+    predictions = tmp_path / "holdout.csv"
+    predictions.write_text("label,prediction\n1,1\n0,0\n1,1\n0,0\n")
+
+    log_in(page, live_server, "bob")
+    page.goto(live_server.url + "/models/fraud/versions/1/")
+    assert page.get_attribute("#gate-card", "data-gates") == "failed"
+    assert page.inner_text("#gate-reason") == "Gates failed: accuracy never ran"
+    assert page.locator(f"[data-testid=approve-{promotion.pk}]").is_disabled()
+    page.set_input_files("#evaluate-form input[name=file]", str(predictions))
+    page.click("#evaluate-form button[type=submit]")
+    page.wait_for_selector(".msg-success")
+    assert "queued; a worker computes it" in page.inner_text(".messages")
+    for pending in Evaluation.objects.filter(status="pending"):  # the worker, when Celery did not run it eagerly
+        evaluation_run(evaluation_id=pending.pk)
+    page.reload()
+
+    assert page.get_attribute("#gate-card", "data-gates") == "passed"
+    assert page.get_attribute("#gate-checks tr[data-check=accuracy]", "data-status") == "passed"
+    page.click(f"[data-testid=approve-{promotion.pk}]")
+    page.wait_for_selector(".msg-success >> text=is now in staging")
+    assert PromotionRequest.objects.get(pk=promotion.pk).status == "approved"

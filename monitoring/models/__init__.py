@@ -51,6 +51,8 @@ class Event(models.Model):
             # SQLite and PostgreSQL both use them for the per-version window queries.
             models.Index(fields=["model_version", "timestamp"], name="monitoring_event_mv_ts_idx", condition=Q(model_version__isnull=False)),
             models.Index(fields=["prompt_version", "timestamp"], name="monitoring_event_pv_ts_idx", condition=Q(prompt_version__isnull=False)),
+            # The quality page's lowest judge scores: read in score order, stopping at 20 (judged events only).
+            models.Index(fields=["prompt_version", "judge_score"], name="monitoring_event_judge_idx", condition=Q(judge_score__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(

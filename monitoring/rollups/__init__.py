@@ -14,10 +14,20 @@ hour roll-ups beyond. A window [start, end) takes every bucket that starts in
 [start floored to the bucket, end), so its edges are rounded out to whole buckets.
 """
 
-from .reads import DailySpend, OpsMetrics, OpsSeries, rollup_series, rollup_spend, rollup_totals, window_granularity
+from .reads import (
+    DailySpend,
+    OpsMetrics,
+    OpsSeries,
+    point_seconds,
+    rollup_series,
+    rollup_spend,
+    rollup_totals,
+    rollup_totals_empty,
+    window_granularity,
+)
 from .update import EventColumns, Fold, fold_events, rollups_catch_up, rollups_update
 
 __all__ = [
-    "DailySpend", "EventColumns", "Fold", "OpsMetrics", "OpsSeries", "fold_events", "rollup_series", "rollup_spend", "rollup_totals",
+    "DailySpend", "EventColumns", "Fold", "OpsMetrics", "OpsSeries", "fold_events", "point_seconds", "rollup_series", "rollup_spend", "rollup_totals", "rollup_totals_empty",
     "rollups_catch_up", "rollups_update", "window_granularity",
 ]

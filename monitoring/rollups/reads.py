@@ -17,7 +17,7 @@ from django.db.models.functions import TruncDate
 from mlops_site.exceptions import ValidationFailed
 
 from ..models import Granularity, Rollup
-from ..sketch import QuantileSketch, merge_by_group
+from ..sketch import QuantileSketch, merge_blobs_by_group
 from .update import COUNTERS, FLOAT_COUNTERS
 
 STEP = {Granularity.MINUTE: 60, Granularity.HOUR: 3600}
@@ -70,6 +70,8 @@ class OpsSeries:
     start: datetime  # floored to the granularity
     end: datetime
     points: tuple[OpsMetrics, ...]
+    totals: OpsMetrics | None = None  # the whole window, from the same rows (None when there are none)
+    point_seconds: int = 60  # the span of one point: a roll-up bucket, or several hour buckets on long windows
 
     def column(self, metric: str) -> list:
         """One metric of every point, for a chart: `series.column("latency_p95")`."""
@@ -118,7 +120,7 @@ def _metrics(rows: list[tuple], group: np.ndarray, n: int) -> tuple[dict[str, np
     sums = {name: np.bincount(group, weights=np.asarray(columns[1 + i], dtype=np.float64), minlength=n) for i, name in enumerate(COUNTERS)}
     merged, empty = [], QuantileSketch()
     for blobs in columns[-2:]:
-        by_group = merge_by_group(group, [QuantileSketch.from_bytes(blob) for blob in blobs])
+        by_group = merge_blobs_by_group(group, blobs)
         merged.append([by_group.get(g, empty) for g in range(n)])
     return sums, merged[0], merged[1]
 
@@ -146,27 +148,41 @@ def _point(sums: dict[str, np.ndarray], g: int, latency: QuantileSketch, ttft: Q
     )
 
 
+def point_seconds(granularity: str, start: datetime, end: datetime) -> int:
+    """The span of one chart point: the roll-up bucket, or on windows over 2 days several hours
+    (3 h up to 7 days, 6 h beyond: 120 points for 30 days), so a page stays fast at any range."""
+    if granularity == Granularity.MINUTE:
+        return STEP[granularity]
+    days = (end - start).total_seconds() / 86400
+    return 3600 if days <= 2 else (3 * 3600 if days <= 7 else 6 * 3600)
+
+
 def rollup_series(
     *, kind: Kind, name: str, versions: Sequence[int] | None = None, start: datetime, end: datetime, granularity: str | None = None
 ) -> OpsSeries:
-    """Per bucket in [start, end) (sorted), the operations metrics of `name`'s versions merged (all versions when None).
+    """Per point in [start, end) (sorted), the operations metrics of `name`'s versions merged (all versions when None),
+    and the totals of the whole window from the same rows.
 
-    `versions` are version numbers. `granularity` None: `window_granularity` (minutes up to 6 hours, then hours).
-    Throughput is requests per second of the part of the bucket inside the window. One query.
+    `versions` are version numbers. `granularity` None: `window_granularity` (minutes up to 6 hours, then hours);
+    a point spans `point_seconds`. Throughput is requests per second of the part of the point inside the window. One query.
     """
     granularity, start = _window(kind, start, end, granularity)
     rows = _rows(kind, name, versions, granularity, start, end)
-    series = {"kind": kind, "name": name, "versions": tuple(versions) if versions is not None else None, "granularity": granularity, "start": start, "end": end}
+    step = point_seconds(granularity, start, end)
+    series = {"kind": kind, "name": name, "versions": tuple(versions) if versions is not None else None, "granularity": granularity,
+              "start": start, "end": end, "point_seconds": step}
     if not rows:
         return OpsSeries(**series, points=())
+    begin, end_seconds = int(start.timestamp()), end.timestamp()
     seconds = np.array([int(row[0].timestamp()) for row in rows], dtype=np.int64)
-    buckets, group = np.unique(seconds, return_inverse=True)
+    buckets, group = np.unique(begin + (seconds - begin) // step * step, return_inverse=True)
     sums, latency, ttft = _metrics(rows, group, buckets.size)
-    step, end_seconds = STEP[granularity], end.timestamp()
     points = tuple(
         _point(sums, g, latency[g], ttft[g], datetime.fromtimestamp(b, UTC), min(b + step, end_seconds) - b) for g, b in enumerate(buckets.tolist())
     )
-    return OpsSeries(**series, points=points)
+    whole = {name: np.array([values.sum()]) for name, values in sums.items()}
+    totals = _point(whole, 0, QuantileSketch.merge_all(latency), QuantileSketch.merge_all(ttft), start, end_seconds - begin)
+    return OpsSeries(**series, points=points, totals=totals)
 
 
 def rollup_totals(
@@ -180,10 +196,15 @@ def rollup_totals(
     rows = _rows(kind, name, versions, granularity, start, end)
     seconds = (end - start).total_seconds()
     if not rows:
-        empty = {column: np.zeros(1) for column in COUNTERS}
-        return _point(empty, 0, QuantileSketch(), QuantileSketch(), start, seconds)
+        return rollup_totals_empty(start=start, end=end)
     sums, latency, ttft = _metrics(rows, np.zeros(len(rows), dtype=np.int64), 1)
     return _point(sums, 0, latency[0], ttft[0], start, seconds)
+
+
+def rollup_totals_empty(*, start: datetime, end: datetime) -> OpsMetrics:
+    """The totals of a window without traffic: zero counts, no ratios."""
+    empty = {column: np.zeros(1) for column in COUNTERS}
+    return _point(empty, 0, QuantileSketch(), QuantileSketch(), start, (end - start).total_seconds())
 
 
 def rollup_spend(*, start: datetime, end: datetime, group_by: Kind) -> list[DailySpend]:

@@ -208,6 +208,6 @@ def _prompt_evaluation(evaluation: Evaluation) -> tuple[dict, dict, list[Evaluat
 
 def evaluation_get(*, evaluation_id: int) -> Evaluation:
     try:
-        return Evaluation.objects.select_related("model_version__model", "prompt_version__prompt", "requested_by").get(pk=evaluation_id)
+        return Evaluation.objects.select_related("model_version__model", "prompt_version__prompt", "requested_by").defer("data").get(pk=evaluation_id)
     except Evaluation.DoesNotExist:
         raise NotFound(f"No evaluation {evaluation_id}.") from None

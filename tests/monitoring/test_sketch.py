@@ -124,3 +124,19 @@ def test_merge_by_group_equals_the_sketch_of_each_groups_values():
         chosen = values[minute // 60 == hour]
         assert sketch.count == chosen.size
         assert_within_alpha(sketch, chosen, qs=[0.5, 0.95, 0.99])
+
+
+def test_merging_stored_blobs_by_group_equals_merging_the_sketches():
+    from monitoring.sketch import merge_blobs_by_group, merge_by_group
+
+    rng = np.random.default_rng(5)
+    sketches = [QuantileSketch.from_values(np.concatenate([rng.lognormal(3, 1, rng.integers(0, 300)), np.zeros(rng.integers(0, 3))]))
+                for _ in range(40)]
+    groups = rng.integers(0, 6, 40)
+    blobs = [s.to_bytes() for s in sketches]
+    blobs[3] = b""  # an empty roll-up column
+
+    got = merge_blobs_by_group(groups, blobs)
+    expected = merge_by_group(groups, [QuantileSketch.from_bytes(b) for b in blobs])
+
+    assert got.keys() == expected.keys() and all(got[g] == expected[g] for g in got)
