@@ -4,6 +4,7 @@
 # BENCH_ONLY=prompts runs only the prompt import (~2 min), BENCH_ONLY=registry only the registry part,
 # BENCH_ONLY=monitoring only the drift report and event ingestion (~8 min; first run also installs bench/.venv-evidently). Everything runs on 127.0.0.1 in a throwaway folder under /tmp; every
 # process started here is stopped by its PID (process group) on exit. Results: bench/results/.
+# BENCH_ONLY=evaluation only the model evaluation against scikit-learn + fairlearn (~3 min).
 # BENCH_ONLY=operations only the operations step: 10M events over 30 days, the roll-up task, the cost / operations / quality pages
 # (11-14 min, needs ~2.2 GB under /tmp; BENCH_OPS_EVENTS scales it down).
 set -euo pipefail
@@ -24,8 +25,8 @@ MLFLOW_VENV="$ROOT/bench/.venv-mlflow"
 MLFLOW_RUNS=${BENCH_MLFLOW_RUNS:-0}                 # 1: also one run (params + metrics) per version; ~3x the seeding time
 SKIP_MLFLOW=${BENCH_SKIP_MLFLOW:-0}
 RESULTS="$ROOT/bench/results"
-ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts | monitoring | operations
-case "$ONLY" in all|registry|prompts|monitoring|operations) ;; *) echo "bench: BENCH_ONLY must be all, registry, prompts, monitoring or operations (not '$ONLY')" >&2; exit 2 ;; esac
+ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts | monitoring | operations | evaluation
+case "$ONLY" in all|registry|prompts|monitoring|operations|evaluation) ;; *) echo "bench: BENCH_ONLY must be all, registry, prompts, monitoring, operations or evaluation (not '$ONLY')" >&2; exit 2 ;; esac
 
 [ -x "$PY" ] || { echo "bench: $PY not found; run 'make install' first" >&2; exit 1; }
 mkdir -p "$RESULTS"
@@ -63,7 +64,7 @@ start_bg() {  # start_bg LOGFILE CMD...: in its own process group (job control o
 forget_pid() { local keep=() p; for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
 
 bench_start=$(now)
-[ "$ONLY" = prompts ] || [ "$ONLY" = monitoring ] || [ "$ONLY" = operations ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
+[ "$ONLY" = prompts ] || [ "$ONLY" = monitoring ] || [ "$ONLY" = operations ] || [ "$ONLY" = evaluation ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
 
 # Django settings for every step: throwaway SQLite databases, media and static folders, production mode.
 unset DATABASE_URL
@@ -261,6 +262,18 @@ if [ "$ONLY" = all ] || [ "$ONLY" = operations ]; then
     "$PY" "$OBENCH" report --work "$OWORK" --results "$RESULTS/operations.json"
     log "operations: done in ${OT[operations]} s"
     if [ "$ONLY" = operations ]; then
+        exit 0
+    fi
+fi
+
+# --- evaluation: 1,000,000 predictions with 5 groups, ours vs scikit-learn + fairlearn ---------------
+# Its own processes and throwaway database; writes bench/results/evaluation.json. See "Evaluation" in bench/README.md.
+if [ "$ONLY" = all ] || [ "$ONLY" = evaluation ]; then
+    t=$(now)
+    log "evaluation: registry.evaluation vs scikit-learn + fairlearn on 1,000,000 predictions, 5 groups (~3 min)"
+    "$PY" "$ROOT/bench/evaluation_bench.py"
+    log "evaluation: done in $(since "$t") s"
+    if [ "$ONLY" = evaluation ]; then
         exit 0
     fi
 fi

@@ -2,7 +2,9 @@
 
 Exit codes: 0 done, 1 `stage` found nothing in that stage, 2 usage or bad local
 input, 3 no connection or timeout, 4 the server answered 4xx, 5 it answered 5xx
-(or something that is not the API). Failures print one `error: ...` line on stderr.
+(or something that is not the API), 6 `gate`: a check failed or never ran, 7 an
+evaluation waited for failed, 8 it was still running after --max-wait.
+Failures print one `error: ...` line on stderr.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from . import __version__, prompts
+from . import __version__, gates, prompts
 from .client import EXIT_EMPTY, ApiClient, ApiError, CliError, UsageError, segment
 from .inputs import existing_file, load_json_object, version_arg
 from .output import print_json, table, version_label, when
@@ -250,8 +252,9 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mlops_client",
-        description="Register, promote, approve and roll back model and prompt versions on the MLOps control plane.",
-        epilog="Exit codes: 0 done, 1 stage empty, 2 usage or local input, 3 connection or timeout, 4 HTTP 4xx, 5 HTTP 5xx.",
+        description="Register, evaluate, gate, promote, approve and roll back model and prompt versions on the MLOps control plane.",
+        epilog="Exit codes: 0 done, 1 stage empty, 2 usage or local input, 3 connection or timeout, 4 HTTP 4xx, 5 HTTP 5xx, "
+        "6 gate failed, 7 evaluation failed, 8 evaluation still running after --max-wait.",
     )
     parser.add_argument("--version", action="version", version=f"mlops-client {__version__}")
     _add_common(parser, suppress=False)
@@ -323,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100, help="at most this many (0 = all; default 100)")
 
     command("whoami", cmd_whoami, "Print the user and role the token belongs to.")
+    gates.add_commands(sub, common)
     prompts.add_commands(sub, common)
     return parser
 

@@ -20,6 +20,9 @@ EXIT_USAGE = 2  # bad flags, unreadable or invalid local input, missing MLOPS_UR
 EXIT_CONNECTION = 3  # no connection, or no answer within --timeout
 EXIT_CLIENT_ERROR = 4  # the server answered 4xx
 EXIT_SERVER_ERROR = 5  # the server answered 5xx, or something that is not the API
+EXIT_GATE_FAILED = 6  # `gate`: a check of the policy failed or never ran
+EXIT_EVALUATION_FAILED = 7  # `evaluate --wait`, `evaluate-prompt --wait`: the server could not compute it (the reason is printed)
+EXIT_STILL_RUNNING = 8  # an evaluation waited for is still pending or running after --max-wait
 
 PAGE_SIZE_MAX = 500  # the server's max_page_size
 
@@ -155,10 +158,14 @@ class ApiClient:
     def post(self, path: str, body: dict) -> Any:
         return self._send("POST", path, json=body)
 
-    def post_file(self, path: str, *, fields: dict[str, str], file_field: str, file_path: Path) -> Any:
+    def put(self, path: str, body: dict) -> Any:
+        return self._send("PUT", path, json=body)
+
+    def post_file(self, path: str, *, fields: dict[str, str], file_field: str, file_path: Path, method: str = "POST") -> Any:
+        """A multipart upload streamed from disk (`method` PUT for the endpoints that replace something)."""
         body = MultipartFile(fields=fields, file_field=file_field, path=file_path)
         try:
-            return self._send("POST", path, data=body, headers={"Content-Type": body.content_type})
+            return self._send(method, path, data=body, headers={"Content-Type": body.content_type})
         finally:
             body.close()
 

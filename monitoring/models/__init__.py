@@ -138,7 +138,7 @@ class DriftReport(models.Model):
     drifted_columns = models.PositiveIntegerField(default=0)
     max_psi = models.FloatField(null=True, blank=True)
     results = models.JSONField(default=list, blank=True)  # one dict per column (drift.ColumnDrift)
-    # Upstream drift: the window checked against the model's dataset schema (registry/validation.py), when it has one.
+    # Upstream drift: the window checked against the model's dataset schema (registry/validation/), when it has one.
     schema_check = models.JSONField(default=dict, blank=True)
 
     class Meta:

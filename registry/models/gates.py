@@ -104,7 +104,7 @@ class EvaluationRow(models.Model):
 
 
 class DatasetSchema(models.Model):
-    """The data-validation schema of a model (registry/validation.py format): validates evaluation data and guards monitoring events."""
+    """The data-validation schema of a model (the format of registry/validation/schema.py): validates evaluation data and guards monitoring events."""
 
     model = models.OneToOneField("registry.RegisteredModel", on_delete=models.CASCADE, related_name="dataset_schema")
     schema = models.JSONField(default=dict)

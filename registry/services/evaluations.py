@@ -7,9 +7,9 @@ claimed again after STALE_RUN):
 - model: a predictions file (CSV, JSON lines or Parquet; columns `label`, `prediction`, optional
   `score` and a sensitive-attribute column) -> accuracy, precision, recall, F1, ROC AUC, confusion
   matrix, per-group fairness (registry/evaluation.py);
-- data: a data file against the model's dataset schema (registry/validation.py) -> violations;
-- prompt: the prompt version over its eval set through a provider (registry/providers.py) with the
-  version's criteria (registry/prompt_checks.py) -> per-row results and the gate figures.
+- data: a data file against the model's dataset schema (registry/validation/) -> violations;
+- prompt: the prompt version over its eval set through a provider (registry/providers/) with the
+  version's criteria (registry/prompt_checks/) -> per-row results and the gate figures.
 
 Bad input never becomes a fake pass: the run is `failed` with the reason.
 """
@@ -125,8 +125,7 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
             Evaluation.objects.filter(pk=evaluation.pk).update(
                 status=EvaluationStatus.DONE, finished_at=timezone.now(), metrics=metrics, details=details, error=""
             )
-    evaluation.refresh_from_db()
-    return evaluation
+    return Evaluation.objects.defer("data").get(pk=evaluation.pk)  # not the uploaded file again
 
 
 def evaluations_sweep() -> int:

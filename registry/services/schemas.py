@@ -1,4 +1,4 @@
-"""Dataset schemas (registry/validation.py format): set by hand, or inferred from a reference file."""
+"""Dataset schemas (the format of registry/validation/schema.py): set by hand, or inferred from a reference file."""
 
 from __future__ import annotations
 

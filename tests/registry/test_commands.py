@@ -55,7 +55,12 @@ def test_seed_demo_builds_a_history_once():
     assert counts[0] >= 5 and counts[1] >= 40
     assert PromotionRequest.objects.filter(status="pending").count() >= 3
     assert StageChange.objects.filter(kind="rollback").exists()
-    assert ModelVersion.objects.filter(stage="production").count() == RegisteredModel.objects.count()
+    # Every model has a production version, but loan-approval: its first version failed the bias gate.
+    assert ModelVersion.objects.filter(stage="production").count() == RegisteredModel.objects.count() - 1
+    from registry.services.gates import gate_status
+
+    loan = {v.version: gate_status(version=v) for v in ModelVersion.objects.filter(model__name="loan-approval")}
+    assert not loan[1].passed and loan[2].passed
     assert StageChange.objects.filter(prompt__name="summarize", stage="prod", kind="rollback").exists()
     assert PromotionRequest.objects.filter(prompt__name="summarize", status="pending").exists()
 

@@ -1,0 +1,95 @@
+"""The cost, operations and quality pages timed in-process as a viewer: `pages` of ops_bench.py."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+from common import django_setup, loadavg, percentile, profile_summary, write_json
+
+GOAL_PAGE_MS = 200.0
+
+
+def _targets(data: dict, ranges: list[str]) -> dict[str, str] | str:
+    """{label: path} of the pages to time; a string saying why when the pages are not there yet."""
+    from django.urls import NoReverseMatch, reverse
+
+    model = max((s for s in data["subjects"] if s["kind"] == "model"), key=lambda s: s["share"])["name"]
+    prompt = max((s for s in data["subjects"] if s["kind"] == "prompt"), key=lambda s: s["share"])["name"]
+    try:
+        paths = {
+            f"operations: model {model}": reverse("monitoring:operations", args=["model", model]),
+            f"operations: prompt {prompt}": reverse("monitoring:operations", args=["prompt", prompt]),
+            "costs": reverse("monitoring:costs"),
+            f"quality: {prompt}": reverse("monitoring:quality", args=[prompt]),
+        }
+    except NoReverseMatch as exc:
+        return f"the pages are not routed yet ({exc})"
+    return {f"{label} @{r}": f"{path}?range={r}" for r in ranges for label, path in paths.items()}
+
+
+def cmd_pages(args) -> None:
+    """Warm up, count queries, then time every page N times, interleaved (round i requests each page once, rotating order)."""
+    django_setup()
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    data = json.loads(Path(args.data).read_text())
+    targets = _targets(data, args.ranges)
+    if isinstance(targets, str):
+        write_json(args.out, {"skipped": targets})
+        print(f"  pages: SKIPPED, {targets}")
+        return
+    client = Client()
+    if not client.login(username=data["viewer"], password=data["viewer_password"]):
+        raise SystemExit("in-process login failed")
+    out: dict = {"requests": args.requests, "warmup": args.warmup, "loadavg_before": loadavg(), "pages": {}, "order": list(targets)}
+    for label, path in targets.items():
+        for _ in range(args.warmup):
+            response = client.get(path)
+            if response.status_code != 200:
+                raise SystemExit(f"{path}: HTTP {response.status_code}: {response.content[:500]!r}")
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(path)
+        sqls = [q["sql"] for q in captured.captured_queries]
+        out["pages"][label] = {"path": path, "queries": len(sqls), "sql": sqls, "bytes": len(response.content), "samples_ms": []}
+    labels = list(targets)
+    started = time.perf_counter()
+    for i in range(args.requests):
+        for label in labels[i % len(labels):] + labels[: i % len(labels)]:
+            t = time.perf_counter()
+            response = client.get(targets[label])
+            out["pages"][label]["samples_ms"].append((time.perf_counter() - t) * 1000)
+            assert response.status_code == 200, (label, response.status_code)
+        # A page that reads raw events can take seconds at 10M events: the rounds stop at the time limit (10 at least).
+        if i + 1 >= 10 and time.perf_counter() - started > args.max_seconds:
+            print(f"  pages: stopped after {i + 1} rounds ({args.max_seconds:.0f} s limit)")
+            break
+    out["rounds"] = i + 1
+    out["loadavg_after"] = loadavg()
+    for label, page in out["pages"].items():
+        ms = page.pop("samples_ms")
+        page.update({"median_ms": round(statistics.median(ms), 1), "p95_ms": round(percentile(ms, 95), 1), "min_ms": round(min(ms), 1),
+                     "max_ms": round(max(ms), 1)})
+        print(f"  {label}: median {page['median_ms']} ms, p95 {page['p95_ms']} ms, {page['queries']} queries, "
+              f"{page['bytes'] / 1024:.0f} KiB")
+    slow = [label for label, page in out["pages"].items() if "@30d" in label and page["median_ms"] >= GOAL_PAGE_MS]
+    if args.profile == "always":
+        slow = [label for label in out["pages"] if "@30d" in label]
+    if args.profile != "0" and slow:
+        import cProfile
+
+        out["profiles"] = {}
+        for k, label in enumerate(slow):
+            profiler = cProfile.Profile()
+            t = time.perf_counter()
+            profiler.enable()
+            client.get(targets[label])
+            profiler.disable()
+            text = Path(args.profile_dir) / f"profile-page-{k}.txt"
+            out["profiles"][label] = profile_summary(profiler, str(text), time.perf_counter() - t)
+        print(f"  cProfile of {len(slow)} page(s) (one request each): text in {args.profile_dir}/profile-page-*.txt")
+    write_json(args.out, out)

@@ -1,0 +1,189 @@
+"""Writes of the monitoring app, ingestion: store a batch of served-request events (events_ingest).
+
+A service module (see monitoring/services.py for references and drift reports); monitoring.services
+re-exports these names, so `services.events_ingest` keeps working.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from mlops_site.exceptions import ValidationFailed
+from mlops_site.roles import EDITOR
+from registry.models import ModelVersion, PromptVersion
+from registry.services.audit import require_role
+
+from . import columnar, costs
+from .ingest import BatchInvalid, CleanEvent, validate_batch
+from .models import Event, FeatureBatch
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+
+
+def _resolve_versions(events) -> tuple[dict, dict[tuple, str], list[dict]]:
+    """The version id of each (kind, name, version), the LLM of each prompt version named, and the unknown ones as errors."""
+    wanted = {(e.kind, e.name, e.version) for e in events}
+    found: dict = {}
+    prompt_llms: dict[tuple, str] = {}
+    model_keys = [(n, v) for k, n, v in wanted if k == "model"]
+    prompt_keys = [(n, v) for k, n, v in wanted if k == "prompt"]
+    if model_keys:
+        names = {n for n, _ in model_keys}
+        for pk, name, number in ModelVersion.objects.filter(model__name__in=names).values_list("pk", "model__name", "version"):
+            found[("model", name, number)] = pk
+    if prompt_keys:
+        names = {n for n, _ in prompt_keys}
+        rows = PromptVersion.objects.filter(prompt__name__in=names).values_list("pk", "prompt__name", "version", "llm_model")
+        for pk, name, number, llm_model in rows:
+            found[("prompt", name, number)] = pk
+            prompt_llms[("prompt", name, number)] = llm_model
+    errors = [
+        {"index": e.index, "field": "version", "message": f"no {e.kind} {e.name!r} version {e.version} in the registry"}
+        for e in events if (e.kind, e.name, e.version) not in found
+    ]
+    return found, prompt_llms, errors[:100]
+
+
+def events_ingest(*, payload=None, events: list[CleanEvent] | None = None, actor) -> IngestResult:
+    """Store a batch of served-request events, all or nothing.
+
+    A batch with any invalid event is refused whole (400 naming index and
+    field); events for unknown models or versions are refused, never created.
+    A re-sent event_id is ignored and counted as a duplicate. Feature values
+    are stored once more column by column (one FeatureBatch per version), for
+    drift. An event with tokens and no cost of its own is priced here, with the
+    price of its LLM in force at its time (costs.event_costs), or flagged pricing
+    missing. Needs no Celery broker: Redis being down does not stop ingestion.
+    `events` instead of `payload`: a batch ingest.validate_body has already accepted.
+    """
+    require_role(actor, EDITOR, "Ingesting events")
+    if events is None:
+        try:
+            events = validate_batch(payload)
+        except BatchInvalid as exc:
+            raise _invalid(exc.errors) from None
+    versions, prompt_llms, errors = _resolve_versions(events)
+    if errors:
+        raise _invalid(errors)
+    seen = _known_event_ids([e.event_id for e in events])
+    fresh = []
+    for e in events:
+        if e.event_id not in seen:
+            seen.add(e.event_id)
+            fresh.append(e)
+    # Everything is prepared before the transaction: on SQLite a write transaction locks the whole
+    # database, so the other web workers wait only for the INSERTs themselves.
+    feature_batches = _feature_batches([e for e in fresh if e.kind == "model"], versions)
+    rows = _event_rows(fresh, versions, prompt_llms, costs.event_costs(fresh, prompt_llms=prompt_llms))
+    with transaction.atomic():
+        batch_of = {version_id: FeatureBatch.objects.create(**fields).pk for version_id, fields in feature_batches.items()}
+        _insert_events(rows, batch_of)
+    return IngestResult(accepted=len(fresh), duplicates=len(events) - len(fresh))
+
+
+EVENT_COLUMNS = [
+    "event_id", "model_version", "prompt_version", "timestamp", "received_at", "latency_ms", "error", "unit_id", "prediction", "label",
+    "input_tokens", "output_tokens", "cost_usd", "ttft_ms", "guardrail_triggered", "feedback", "judge_score",
+    "cached_tokens", "reasoning_tokens", "llm_model", "pricing_missing", "faithfulness", "batch",
+]
+CHUNK = 2000
+
+
+def _known_event_ids(ids: list[str]) -> set[str]:
+    """The ids among `ids` already stored. Plain SQL in chunks: the ORM takes longer to compile
+    `event_id IN (10,000 values)` than the database takes to answer it."""
+    quote = connection.ops.quote_name
+    column = quote(Event._meta.get_field("event_id").column)
+    found: set[str] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            cursor.execute(f"SELECT {column} FROM {quote(Event._meta.db_table)} WHERE {column} IN ({', '.join(['%s'] * len(chunk))})", chunk)
+            found.update(row[0] for row in cursor.fetchall())
+    return found
+
+
+def _row_adapters():
+    """How a timestamp and a JSON value go into the INSERT. On SQLite exactly what Django's backend
+    stores (naive UTC text, json.dumps) without its per-value call chain, which was a third of
+    ingestion's time; elsewhere Django's own field preparation."""
+    if connection.vendor == "sqlite":
+        return (lambda ts: str(ts.astimezone(UTC).replace(tzinfo=None))), (lambda value: None if value is None else json.dumps(value))
+    time_field, json_field = Event._meta.get_field("timestamp"), Event._meta.get_field("prediction")
+    return (lambda ts: time_field.get_db_prep_save(ts, connection)), (lambda value: json_field.get_db_prep_save(value, connection))
+
+
+def _event_rows(events, versions: dict, prompt_llms: dict, priced: list[tuple[float | None, bool]]) -> list[tuple]:
+    """The INSERT parameters of each event, the batch id (known only inside the transaction) left out.
+    `priced`: each event's (cost_usd, pricing_missing), from costs.event_costs."""
+    prep_time, prep_json = _row_adapters()
+    received = prep_time(timezone.now())
+    rows = []
+    for e, (cost_usd, pricing_missing) in zip(events, priced, strict=True):
+        key = (e.kind, e.name, e.version)
+        version_id = versions[key]
+        is_model = e.kind == "model"
+        # A prompt event runs its prompt version's LLM (the YAML's `model`) unless the client names
+        # another: stored on the row, so roll-ups and pages group by it as they price by it.
+        llm_model = e.llm_model or ("" if is_model else prompt_llms[key])
+        rows.append((
+            e.event_id, version_id if is_model else None, None if is_model else version_id, prep_time(e.timestamp), received,
+            e.latency_ms, e.error, e.unit_id, prep_json(e.prediction), prep_json(e.label),
+            e.input_tokens, e.output_tokens, cost_usd, e.ttft_ms, e.guardrail_triggered, e.feedback, e.judge_score,
+            e.cached_tokens, e.reasoning_tokens, llm_model, pricing_missing, e.faithfulness,
+        ))
+    return rows
+
+
+def _insert_events(rows: list[tuple], batch_of: dict[int, int]) -> None:
+    """One prepared INSERT run with executemany: the ORM's bulk_create compiles SQL per row and,
+    on SQLite, packs only 55 rows of 18 columns into a statement. A concurrent request
+    with the same event_id: ON CONFLICT keeps the first (SQLite >= 3.24 and PostgreSQL)."""
+    fields = [Event._meta.get_field(name) for name in EVENT_COLUMNS]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({quote(fields[0].column)}) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), CHUNK):
+            # row[1] is the model version (None for a prompt event): its FeatureBatch, if any.
+            cursor.executemany(sql, [row + (batch_of.get(row[1]),) for row in rows[start : start + CHUNK]])
+
+
+def _invalid(errors: list[dict]) -> ValidationFailed:
+    shown = "; ".join(f"events[{e['index']}].{e['field']}: {e['message']}" if e["index"] is not None else f"{e['field']}: {e['message']}" for e in errors[:5])
+    error = ValidationFailed(f"Batch refused, nothing stored: {shown}" + (f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""))
+    error.extra["errors"] = errors
+    return error
+
+
+def _feature_batches(events, versions) -> dict[int, dict]:
+    """The FeatureBatch fields for each model version in this request: its events' columns in one blob."""
+    by_version = defaultdict(list)
+    for e in events:
+        by_version[versions[(e.kind, e.name, e.version)]].append(e)
+    out = {}
+    for version_id, rows in by_version.items():
+        columns, kinds = columnar.build_batch(
+            [e.timestamp.timestamp() for e in rows], [e.prediction for e in rows], [e.label for e in rows], [e.features for e in rows]
+        )
+        out[version_id] = {
+            "model_version_id": version_id,
+            "first_ts": min(e.timestamp for e in rows),
+            "last_ts": max(e.timestamp for e in rows),
+            "rows": len(rows),
+            "columns": kinds,
+            "data": columnar.encode(columns),
+        }
+    return out

@@ -1,0 +1,91 @@
+"""Deterministic checks of one model output against one eval-set row, and their aggregation. No Django.
+
+A prompt version's `eval_criteria` is a list of `{name, type, ...}` mappings.
+`run_checks` runs each one on an output and gives one `CheckResult` per
+criterion: status passed, failed, not_run (a measurement or judge that is not
+there) or error (a criterion that cannot run as written, a row without the
+answer it needs, a failed provider call). An unknown type is an error, never a
+pass.
+
+type                keys                                      passes when                                value
+------------------  ----------------------------------------  -----------------------------------------  ----------
+format_check        at least one of: `expected` or `bullets`  every given condition holds; a bullet is  1 / 0
+                    (bullet count), `min_words`, `max_words`, a line starting with -, *, +, • or 1. 1)
+                    `max_bullet_words`, `json: true`,         (nested ones count); a word, a whitespace-
+                    `json_schema: {...}`, `allowed: [...]`    separated token with a letter or digit
+json                `schema` (optional)                       the stripped output is strict JSON (valid  1 / 0
+                                                              against `schema`, any draft jsonschema
+                                                              knows; $refs to files or URLs refused)
+equals,             `value`, `strip` (true), `ignore_case`    output == reference; a reference that is   1 / 0
+exact_match         (false)                                   not text is compared with the output
+                                                              parsed as JSON
+contains,           `values: [...]` (else the reference),     all (`mode: all`, the default) or any      1 / 0
+icontains           `mode`                                    (`mode: any`) occur; icontains ignores case
+regex               `pattern`, `flags` (letters of imsx),     re.search finds it (`match: full`:         1 / 0
+                    `match`                                   re.fullmatch)
+starts_with         `value`, `ignore_case` (false)            the output without leading whitespace      1 / 0
+                                                              starts with `value`
+custom_label_check  `allowed: [...]`, `ignore_case` (false)   the stripped output is one of `allowed`    1 / 0
+max_length          `max_chars`                               len(output) <= max_chars                   the length
+levenshtein         `threshold`, `ignore_case` (false)        similarity >= threshold                    similarity
+rouge_n             `threshold`, `n` (1)                      ROUGE-N F1 >= threshold                    the F1
+similarity          `threshold`, `method`: token_f1 (the      score >= threshold                         the score
+                    default) or tfidf_cosine
+llm_judge           `threshold` (+ rubric keys for the judge) judge score >= threshold; no judge:        the score
+                                                              not_run, never passed
+latency             `max_ms`                                  latency_ms <= max_ms; none measured:       latency_ms
+                                                              not_run
+cost                `max_usd`                                 cost_usd <= max_usd; no cost (a model      cost_usd
+                                                              without a price): not_run
+safety              `deny: [regex, ...]`, `ignore_case`       no deny pattern matches and no PII is      1 / 0
+                    (true), `pii`: true (the default), false  found (`find_pii`); the detail names what
+                    or a list of email, phone, card           was found, masked
+
+Checks against a reference text (equals, contains without `values`,
+levenshtein, rouge_n, similarity) take the criterion's `value`, else the row's
+`expected`; a row without either is an error for that check.
+
+`threshold` on a pass/fail check (the brief's `exact_match: threshold 0.9`) is
+a gate level for the caller; the row check ignores it. Every row also gets the
+built-in `safety` check (PII detectors only) when no criterion has type safety.
+
+Text measures and their formulas are in `text`, the PII detectors in `pii`,
+the criterion types in `format_checks` and `checks` (with `run_checks`), and
+how results become gate figures in `aggregate` (`summarize`, `gate_figures`).
+Every public name is importable from here.
+"""
+
+from .aggregate import gate_figure, gate_figures, summarize
+from .checks import CHECKS, error_results, run_checks, with_default_safety
+from .pii import PII_KINDS, PiiFinding, find_pii, luhn_valid
+from .results import (
+    ERROR,
+    FAILED,
+    FORMAT_TYPES,
+    NOT_RUN,
+    PASSED,
+    SCORE_TYPES,
+    CheckError,
+    CheckResult,
+    CriterionSummary,
+    Judge,
+    JudgeVerdict,
+)
+from .text import (
+    MAX_LEVENSHTEIN_CHARS,
+    Corpus,
+    RougeScore,
+    levenshtein_distance,
+    levenshtein_similarity,
+    rouge_n,
+    tfidf_corpus,
+    tfidf_cosine,
+    token_f1,
+)
+
+__all__ = [
+    "CHECKS", "ERROR", "FAILED", "FORMAT_TYPES", "MAX_LEVENSHTEIN_CHARS", "NOT_RUN", "PASSED", "PII_KINDS", "SCORE_TYPES",
+    "CheckError", "CheckResult", "Corpus", "CriterionSummary", "Judge", "JudgeVerdict", "PiiFinding", "RougeScore",
+    "error_results", "find_pii", "gate_figure", "gate_figures", "levenshtein_distance", "levenshtein_similarity", "luhn_valid",
+    "rouge_n", "run_checks", "summarize", "tfidf_corpus", "tfidf_cosine", "token_f1", "with_default_safety",
+]
