@@ -26,6 +26,11 @@ MODEL_ONLY_OPTIONS = ("label_column", "prediction_column", "score_column", "grou
 # --- shared -------------------------------------------------------------------------------------
 
 
+FIGURE_ORDER = [
+    "accuracy", "precision", "recall", "f1", "roc_auc", "demographic_parity_difference", "equalized_odds_difference",
+    "schema_violations", "invalid_rows", "valid_share", "format_valid", "relevance", "safety",
+]
+
 def _subject(args: argparse.Namespace) -> tuple[str, str]:
     """("models", name) or ("prompts", name) from `--model` / `--prompt`."""
     return ("models", args.model) if getattr(args, "model", None) else ("prompts", args.prompt)
@@ -148,7 +153,9 @@ def print_evaluation(e: dict) -> None:
     print(e["id"], e["status"])
     print(f"{e.get('kind')} evaluation of {subject} on {e.get('source') or '-'}{size}, finished {when(e.get('finished_at'))}")
     metrics = e.get("metrics") or {}
-    table(["FIGURE", "VALUE"], [[name, figure(value)] for name, value in metrics.items()], "No figures.")
+    # A fixed order: PostgreSQL's jsonb does not keep the keys' order.
+    ordered = sorted(metrics, key=lambda name: (FIGURE_ORDER.index(name) if name in FIGURE_ORDER else len(FIGURE_ORDER), name))
+    table(["FIGURE", "VALUE"], [[name, figure(metrics[name])] for name in ordered], "No figures.")
     fairness = details.get("fairness")
     if fairness and fairness.get("by_group"):
         print()

@@ -124,7 +124,8 @@ def ops_alerts_evaluate(*, now: datetime | None = None) -> list[AlertEvent]:
     rule_ids = list(AlertRule.objects.filter(enabled=True, metric__in=OPS_METRICS).values_list("pk", flat=True))
     for rule_id in rule_ids:
         with transaction.atomic():
-            rule = AlertRule.objects.select_for_update().select_related("model", "prompt").get(pk=rule_id)
+            # of=("self",): PostgreSQL cannot lock the nullable side of the outer joins to model and prompt.
+            rule = AlertRule.objects.select_for_update(of=("self",)).select_related("model", "prompt").get(pk=rule_id)
             value = rule_value(rule, now=now, cache=cache)
             event = rule_update(rule, value, message=lambda state, rule=rule, value=value: _message(rule, state, value))
         if event is not None:
