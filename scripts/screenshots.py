@@ -23,6 +23,8 @@ PAGES = {
     "operations_prompt.png": "/monitoring/operations/prompt/summarize/?range=24h",
     "costs.png": "/monitoring/costs/?range=24h",
     "quality.png": "/monitoring/quality/summarize/?range=24h",
+    "gates.png": "/models/loan-approval/versions/1/",
+    "gates_pass.png": "/models/loan-approval/versions/2/",
 }
 
 
