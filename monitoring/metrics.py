@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from mlops_site.permissions import IsViewer
 
+from .alerts import subject_of
 from .budgets import budget_status
 from .models import AlertRule, Budget, Granularity, Rollup
 from .sketch import QuantileSketch
@@ -88,8 +89,7 @@ def prometheus_text(*, now=None) -> str:
         tokens.add(g["tokens"] / g["token_requests"] if g["token_requests"] else None, **labels)
     alerts = _Family("mlops_alert_state", "Alert rule state: 0 ok, 1 warning, 2 alert.")
     for rule in AlertRule.objects.filter(enabled=True).select_related("model", "prompt"):
-        subject = {"model": rule.model.name} if rule.model_id else {"prompt": rule.prompt.name}
-        alerts.add(STATE_VALUE[rule.state], rule=rule.name, metric=rule.metric, **subject)
+        alerts.add(STATE_VALUE[rule.state], rule=rule.name, metric=rule.metric, **subject_of(rule))
     budgets = _Family("mlops_budget_spent_share", "Share of the budget spent in the current period.")
     for budget in Budget.objects.filter(enabled=True):
         budgets.add(budget_status(budget=budget, now=now).share, budget=budget.name, period=budget.period)

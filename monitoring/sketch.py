@@ -74,6 +74,30 @@ _EMPTY = np.empty(0, dtype=np.int64)
 _EMPTY.flags.writeable = False
 
 
+def _parse(data: bytes | memoryview | None) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+    """A stored sketch's (key steps, counts, zeros): the first key then the deltas to the next ones, as int64
+    (a cumulative sum gives the keys), and the counts in their stored width. (None, None, zeros) when it has no keys."""
+    if not data:
+        return None, None, 0
+    data = bytes(data)
+    try:
+        magic, delta_code, count_code, zeros, size, first = _HEADER.unpack_from(data)
+    except struct.error:
+        raise SketchError("not a sketch: too short") from None
+    if magic != MAGIC or delta_code >= len(_WIDTHS) or count_code >= len(_WIDTHS):
+        raise SketchError("not a sketch: bad header")
+    if size == 0:
+        return None, None, zeros
+    delta_type, count_type = _WIDTHS[delta_code], _WIDTHS[count_code]
+    counts_at = _HEADER.size + (size - 1) * delta_type.itemsize
+    if len(data) != counts_at + size * count_type.itemsize:
+        raise SketchError(f"not a sketch: {len(data)} bytes do not match its header")
+    steps = np.empty(size, dtype=np.int64)
+    steps[0] = first
+    steps[1:] = np.frombuffer(data, dtype=delta_type, count=size - 1, offset=_HEADER.size)
+    return steps, np.frombuffer(data, dtype=count_type, count=size, offset=counts_at), zeros
+
+
 @dataclass(frozen=True, eq=False)
 class QuantileSketch:
     """Counts of values per logarithmic bucket (sparse) plus the count of zeros. Immutable: merging returns a new sketch."""
@@ -153,26 +177,11 @@ class QuantileSketch:
     @classmethod
     def from_bytes(cls, data: bytes | memoryview | None) -> QuantileSketch:
         """The sketch `to_bytes` wrote; b"" (or None) is the empty sketch."""
-        if not data:
-            return cls()
-        data = bytes(data)
-        try:
-            magic, delta_code, count_code, zeros, size, first = _HEADER.unpack_from(data)
-        except struct.error:
-            raise SketchError("not a sketch: too short") from None
-        if magic != MAGIC or delta_code >= len(_WIDTHS) or count_code >= len(_WIDTHS):
-            raise SketchError("not a sketch: bad header")
-        if size == 0:
+        steps, counts, zeros = _parse(data)
+        if steps is None:
             return cls(zeros=zeros)
-        delta_type, count_type = _WIDTHS[delta_code], _WIDTHS[count_code]
-        counts_at = _HEADER.size + (size - 1) * delta_type.itemsize
-        if len(data) != counts_at + size * count_type.itemsize:
-            raise SketchError(f"not a sketch: {len(data)} bytes do not match its header")
-        keys = np.empty(size, dtype=np.int64)
-        keys[0] = first
-        keys[1:] = np.frombuffer(data, dtype=delta_type, count=size - 1, offset=_HEADER.size)
-        np.cumsum(keys, out=keys)  # int64 in and out: numpy's fast path (a widening cumsum is several times slower)
-        return cls(keys=keys, counts=np.frombuffer(data, dtype=count_type, count=size, offset=counts_at).astype(np.int64), zeros=zeros)
+        np.cumsum(steps, out=steps)  # int64 in and out: numpy's fast path (a widening cumsum is several times slower)
+        return cls(keys=steps, counts=counts.astype(np.int64), zeros=zeros)
 
 
 # --- many sketches at once ---------------------------------------------------------------------
@@ -250,29 +259,12 @@ def merge_blobs_by_group(groups: np.ndarray, blobs: Sequence[bytes | memoryview 
         raise SketchError(f"{groups.size} group ids for {len(blobs)} sketches")
     parts_keys, parts_counts, sizes, zeros = [], [], [], []
     for blob in blobs:
-        if not blob:
-            sizes.append(0)
-            zeros.append(0)
-            continue
-        data = bytes(blob)
-        try:
-            magic, delta_code, count_code, zero_count, size, first = _HEADER.unpack_from(data)
-        except struct.error:
-            raise SketchError("not a sketch: too short") from None
-        if magic != MAGIC or delta_code >= len(_WIDTHS) or count_code >= len(_WIDTHS):
-            raise SketchError("not a sketch: bad header")
-        sizes.append(size)
+        steps, counts, zero_count = _parse(blob)
+        sizes.append(0 if steps is None else steps.size)
         zeros.append(zero_count)
-        if size:
-            delta_type, count_type = _WIDTHS[delta_code], _WIDTHS[count_code]
-            counts_at = _HEADER.size + (size - 1) * delta_type.itemsize
-            if len(data) != counts_at + size * count_type.itemsize:
-                raise SketchError(f"not a sketch: {len(data)} bytes do not match its header")
-            steps = np.empty(size, dtype=np.int64)
-            steps[0] = first
-            steps[1:] = np.frombuffer(data, dtype=delta_type, count=size - 1, offset=_HEADER.size)
+        if steps is not None:
             parts_keys.append(steps)
-            parts_counts.append(np.frombuffer(data, dtype=count_type, count=size, offset=counts_at))
+            parts_counts.append(counts)
     size_array = np.asarray(sizes, dtype=np.int64)
     if parts_keys:
         running = np.cumsum(np.concatenate(parts_keys))

@@ -141,11 +141,6 @@ def _chart(key: str, figure: dict) -> dict:
 # --- pages ------------------------------------------------------------------------------------------
 
 
-def _no_traffic(series: rollups.OpsSeries) -> rollups.OpsMetrics:
-    """The totals of a window without roll-ups: zeros (no query; the series already looked)."""
-    return rollups.rollup_totals_empty(start=series.start, end=series.end)
-
-
 def operations(request: HttpRequest, kind: str, name: str) -> HttpResponse:
     """Throughput, errors and latency of a model or prompt over the window; TTFT and tokens for prompts."""
     available = _subject(kind, name)
@@ -153,7 +148,7 @@ def operations(request: HttpRequest, kind: str, name: str) -> HttpResponse:
     window = window_from(request, now)
     chosen = versions_from(request, available)
     series = rollups.rollup_series(kind=kind, name=name, versions=chosen, start=window.start, end=window.end)
-    totals = series.totals or _no_traffic(series)
+    totals = series.totals
     rules = selectors_ops.subject_rules(kind=kind, name=name)
     defaults = _defaults(kind)
     charts = []
@@ -200,7 +195,7 @@ def quality(request: HttpRequest, name: str) -> HttpResponse:
     window = window_from(request, now)
     chosen = versions_from(request, available)
     series = rollups.rollup_series(kind="prompt", name=name, versions=chosen, start=window.start, end=window.end)
-    totals = series.totals or _no_traffic(series)
+    totals = series.totals
     rules = selectors_ops.subject_rules(kind="prompt", name=name)
     defaults = _defaults("prompt")
     x = series.column("bucket")

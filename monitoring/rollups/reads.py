@@ -70,7 +70,7 @@ class OpsSeries:
     start: datetime  # floored to the granularity
     end: datetime
     points: tuple[OpsMetrics, ...]
-    totals: OpsMetrics | None = None  # the whole window, from the same rows (None when there are none)
+    totals: OpsMetrics  # the whole window, from the same rows (zero counts without traffic)
     point_seconds: int = 60  # the span of one point: a roll-up bucket, or several hour buckets on long windows
 
     def column(self, metric: str) -> list:
@@ -172,7 +172,7 @@ def rollup_series(
     series = {"kind": kind, "name": name, "versions": tuple(versions) if versions is not None else None, "granularity": granularity,
               "start": start, "end": end, "point_seconds": step}
     if not rows:
-        return OpsSeries(**series, points=())
+        return OpsSeries(**series, points=(), totals=rollup_totals_empty(start=start, end=end))
     begin, end_seconds = int(start.timestamp()), end.timestamp()
     seconds = np.array([int(row[0].timestamp()) for row in rows], dtype=np.int64)
     buckets, group = np.unique(begin + (seconds - begin) // step * step, return_inverse=True)

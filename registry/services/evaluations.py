@@ -32,6 +32,7 @@ from mlops_site.roles import EDITOR
 from .. import evaluation as numbers
 from .. import tables
 from ..models import AuditAction, DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, EvaluationStatus, ModelVersion, PromptVersion
+from ..providers import ProviderError
 from .audit import audit_record, require_role
 
 STALE_RUN = timedelta(minutes=30)
@@ -116,7 +117,7 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
             (metrics, details), rows = _data_validation(evaluation), []
         else:
             metrics, details, rows = _prompt_evaluation(evaluation)
-    except (ValueError, LookupError, RuntimeError) as exc:  # the core modules' own errors (ProviderError is a RuntimeError)
+    except (ValueError, LookupError, ProviderError) as exc:  # the core modules' own errors: bad input, a failing provider
         Evaluation.objects.filter(pk=evaluation.pk).update(status=EvaluationStatus.FAILED, finished_at=timezone.now(), error=str(exc)[:2000])
     else:
         with transaction.atomic():
