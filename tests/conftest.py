@@ -22,6 +22,14 @@ def _fast_and_isolated(settings, tmp_path):
     settings.CELERY_TASK_ALWAYS_EAGER = True
 
 
+@pytest.fixture
+def celery_eager(settings):
+    """Unit tests that run Celery tasks inline in the test's own process and transaction say so
+    by asking for this fixture; everything else reaches a real worker (tests/integration/)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    return settings
+
+
 def make_user(username: str, role: str | None, password: str = "pw-" + "secret"):
     if role is None:
         from django.contrib.auth import get_user_model
