@@ -87,8 +87,12 @@ def events_ingest(*, payload=None, events: list[CleanEvent] | None = None, actor
     rows = _event_rows(fresh, versions, prompt_llms, costs.event_costs(fresh, prompt_llms=prompt_llms))
     with transaction.atomic():
         batch_of = {version_id: FeatureBatch.objects.create(**fields).pk for version_id, fields in feature_batches.items()}
-        _insert_events(rows, batch_of)
-    return IngestResult(accepted=len(fresh), duplicates=len(events) - len(fresh))
+        stored = _insert_events(rows, batch_of)
+        if stored < len(rows):
+            # A concurrent request stored some of these events between the check above and this
+            # write (ON CONFLICT kept its rows): their features are that request's, not ours.
+            _keep_features_of_stored_events([e for e in fresh if e.kind == "model"], versions, batch_of)
+    return IngestResult(accepted=stored, duplicates=len(events) - stored)
 
 
 EVENT_COLUMNS = [
@@ -145,20 +149,36 @@ def _event_rows(events, versions: dict, prompt_llms: dict, priced: list[tuple[fl
     return rows
 
 
-def _insert_events(rows: list[tuple], batch_of: dict[int, int]) -> None:
+def _insert_events(rows: list[tuple], batch_of: dict[int, int]) -> int:
     """One prepared INSERT run with executemany: the ORM's bulk_create compiles SQL per row and,
     on SQLite, packs only 55 rows of 18 columns into a statement. A concurrent request
-    with the same event_id: ON CONFLICT keeps the first (SQLite >= 3.24 and PostgreSQL)."""
+    with the same event_id: ON CONFLICT keeps the first (SQLite >= 3.24 and PostgreSQL).
+    Returns how many rows were stored (both drivers sum executemany's row counts)."""
     fields = [Event._meta.get_field(name) for name in EVENT_COLUMNS]
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({quote(fields[0].column)}) DO NOTHING"
     )
+    stored = 0
     with connection.cursor() as cursor:
         for start in range(0, len(rows), CHUNK):
             # row[1] is the model version (None for a prompt event): its FeatureBatch, if any.
             cursor.executemany(sql, [row + (batch_of.get(row[1]),) for row in rows[start : start + CHUNK]])
+            stored += cursor.rowcount
+    return stored
+
+
+def _keep_features_of_stored_events(events, versions: dict, batch_of: dict[int, int]) -> None:
+    """Rebuild each FeatureBatch of this request from the events it really stored (those whose row
+    points at it), and drop a batch none of whose events were stored."""
+    mine = set(Event.objects.filter(batch_id__in=batch_of.values()).values_list("event_id", flat=True))
+    rebuilt = _feature_batches([e for e in events if e.event_id in mine], versions)
+    for version_id, batch_id in batch_of.items():
+        if version_id in rebuilt:
+            FeatureBatch.objects.filter(pk=batch_id).update(**rebuilt[version_id])
+        else:
+            FeatureBatch.objects.filter(pk=batch_id).delete()
 
 
 def _invalid(errors: list[dict]) -> ValidationFailed:
