@@ -237,9 +237,9 @@ def cmd_e2e(args) -> None:
     call_command("migrate", verbosity=0)
     setup_s = time.perf_counter() - t
 
+    from mlops_site.roles import user_set_role
     from registry import evaluation as numbers
     from registry import tables
-    from registry.roles_admin import user_set_role
     from registry.services import evaluations, model_version_register
 
     editor = user_set_role(username="bench-editor", role="editor")

@@ -93,9 +93,9 @@ def cmd_drift_setup(args) -> None:
     django_setup()
     from django.db import transaction
 
+    from mlops_site.roles import user_set_role
     from monitoring import columnar, services
     from monitoring.models import DriftReport, FeatureBatch, ReferenceSource
-    from registry.roles_admin import user_set_role
     from registry.services import model_version_register
 
     names, ref, cur = load_arrays(args.data)

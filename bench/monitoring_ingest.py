@@ -18,7 +18,7 @@ INGEST_MODEL = "bench-ingest-model"
 
 def cmd_ingest_setup(args) -> None:
     django_setup()
-    from registry.roles_admin import user_set_role, user_token_refresh
+    from mlops_site.roles import user_set_role, user_token_refresh
     from registry.services import model_version_register
 
     editor = user_set_role(username=EDITOR, role="editor")

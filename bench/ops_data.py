@@ -132,11 +132,11 @@ def cmd_data(args) -> None:
     django_setup()
     from django.db import connection, transaction
 
+    from mlops_site.roles import user_set_role
     from monitoring.budgets import budget_set
     from monitoring.ingestion import EVENT_COLUMNS
     from monitoring.models import Event
     from registry.models import PromptVersion
-    from registry.roles_admin import user_set_role
     from registry.services import model_version_register, prompts_import
 
     started = time.perf_counter()

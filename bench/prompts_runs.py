@@ -65,7 +65,7 @@ def _close_db() -> None:
 
 def cmd_setup(args) -> None:
     django_setup()
-    from registry.roles_admin import user_set_role, user_token_refresh
+    from mlops_site.roles import user_set_role, user_token_refresh
 
     editor = user_set_role(username=EDITOR, role="editor")
     write_json(args.out, {"user": EDITOR, "token": user_token_refresh(user=editor)})

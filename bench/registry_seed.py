@@ -30,9 +30,9 @@ def cmd_seed(args) -> None:
 
     from django.db import transaction
 
+    from mlops_site.roles import user_set_role, user_token_refresh
     from registry import services
     from registry.models import ModelVersion, PromotionRequest, RegisteredModel, StageChange
-    from registry.roles_admin import user_set_role, user_token_refresh
 
     started = time.perf_counter()
     viewer = user_set_role(username=VIEWER[0], role="viewer", password=VIEWER[1])

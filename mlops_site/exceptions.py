@@ -12,7 +12,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class DomainError(Exception):
@@ -90,6 +89,10 @@ def api_exception_handler(exc, context):
         exc = drf.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
+
+    # Imported here, not at the top: DRF's views module reads DEFAULT_PERMISSION_CLASSES (mlops_site.roles)
+    # when it is first imported, and mlops_site.roles imports this module's errors.
+    from rest_framework.views import exception_handler as drf_exception_handler
 
     response = drf_exception_handler(exc, context)
     if response is None:

@@ -2,9 +2,21 @@
 
 viewer reads; editor also registers versions and requests promotions; approver
 also approves, rejects and rolls back; admin may do all. A superuser is an admin.
+
+All role code lives here: who holds which role (`user_role`, `has_role`), the check every
+service makes (`require_role`), the DRF permission classes checked before an API view runs,
+the template context, and giving a user a role (`user_set_role`, for create_api_user and the demo).
+Finer rules (an approver may not approve their own request) live in the services.
 """
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
 from django.http import HttpRequest
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import BasePermission
+
+from .exceptions import Forbidden, ValidationFailed
 
 VIEWER, EDITOR, APPROVER, ADMIN = "viewer", "editor", "approver", "admin"
 ROLES: tuple[str, ...] = (VIEWER, EDITOR, APPROVER, ADMIN)
@@ -40,3 +52,58 @@ def roles_context(request: HttpRequest) -> dict:
         "can_edit": has_role(user, EDITOR),
         "can_approve": has_role(user, APPROVER),
     }
+
+
+def require_role(actor, role: str, doing: str) -> None:
+    """Raise Forbidden (403, code `role_required`) unless `actor` holds `role` or above; `doing` names the action."""
+    if not has_role(actor, role):
+        raise Forbidden(f"{doing} needs the {role} role.", code="role_required")
+
+
+class RolePermission(BasePermission):
+    """DRF permission: the request's user holds `role` or above. One subclass per role."""
+
+    code = "role_required"  # the same code require_role gives
+    role = VIEWER
+    message = "This needs the viewer role."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and has_role(request.user, self.role))
+
+
+class IsViewer(RolePermission):
+    role = VIEWER
+    message = "Reading needs the viewer role or above."
+
+
+class IsEditor(RolePermission):
+    role = EDITOR
+    message = "This change needs the editor role or above."
+
+
+class IsApprover(RolePermission):
+    role = APPROVER
+    message = "This needs the approver role."
+
+
+@transaction.atomic
+def user_set_role(*, username: str, role: str, password: str | None = None, email: str = ""):
+    """Create or update `username` so its one role is `role`; admins are staff superusers (Django admin)."""
+    if role not in ROLES:
+        raise ValidationFailed(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.")
+    user, created = get_user_model().objects.get_or_create(username=username, defaults={"email": email})
+    user.groups.set([Group.objects.get_or_create(name=role)[0]])
+    user.is_staff = user.is_superuser = role == ADMIN
+    if password is not None:
+        user.set_password(password)
+    elif created:
+        user.set_unusable_password()
+    user.save()
+    return user
+
+
+@transaction.atomic
+def user_token_refresh(*, user) -> str:
+    """Replace the user's API token with a fresh one and return its key."""
+    Token.objects.filter(user=user).delete()
+    return Token.objects.create(user=user).key

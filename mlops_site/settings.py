@@ -158,7 +158,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["mlops_site.permissions.IsViewer"],
+    "DEFAULT_PERMISSION_CLASSES": ["mlops_site.roles.IsViewer"],
     "DEFAULT_PARSER_CLASSES": [
         "mlops_site.parsers.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
@@ -186,7 +186,7 @@ SPECTACULAR_SETTINGS = {
         "PromotionStatusEnum": "registry.models.PromotionStatus",
         "AuditActionEnum": "registry.models.AuditAction",
     },
-    "SERVE_PERMISSIONS": ["mlops_site.permissions.IsViewer"],
+    "SERVE_PERMISSIONS": ["mlops_site.roles.IsViewer"],
 }
 
 # --- Celery -----------------------------------------------------------------

@@ -19,8 +19,7 @@ from django.utils import timezone
 
 from mlops_site.exceptions import Conflict, NotFound, ValidationFailed
 from mlops_site.queue import enqueue_on_commit
-from mlops_site.roles import APPROVER, EDITOR
-from registry.services.audit import require_role
+from mlops_site.roles import APPROVER, EDITOR, require_role
 
 from .models import AlertEvent, AlertMetric, AlertRule, AlertState, Comparison, DriftReport
 

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlops_site.exceptions import NotFound, ValidationFailed
-from mlops_site.permissions import IsEditor, IsViewer
+from mlops_site.roles import IsEditor, IsViewer
 from registry import selectors as registry_selectors
 
 from . import alerts, ingest, selectors, services

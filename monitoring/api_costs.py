@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlops_site.exceptions import ValidationFailed
-from mlops_site.permissions import IsEditor, IsViewer
+from mlops_site.roles import IsEditor, IsViewer
 from registry.serializers import StrictSerializer
 
 from . import costs, services

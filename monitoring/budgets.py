@@ -18,9 +18,8 @@ from django.utils import timezone
 
 from mlops_site.exceptions import Conflict, NotFound, ValidationFailed
 from mlops_site.queue import enqueue_on_commit
-from mlops_site.roles import EDITOR
+from mlops_site.roles import EDITOR, require_role
 from registry.models import Prompt, RegisteredModel
-from registry.services.audit import require_role
 
 from .alerts import deliver
 from .models import Budget, BudgetAlert, BudgetPeriod, BudgetScope, Granularity, Rollup

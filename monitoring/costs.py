@@ -14,8 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from mlops_site.exceptions import Conflict, ValidationFailed
-from mlops_site.roles import EDITOR
-from registry.services.audit import require_role
+from mlops_site.roles import EDITOR, require_role
 
 from . import pricing
 from .ingest import CleanEvent

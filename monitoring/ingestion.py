@@ -15,9 +15,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from mlops_site.exceptions import ValidationFailed
-from mlops_site.roles import EDITOR
+from mlops_site.roles import EDITOR, require_role
 from registry.models import ModelVersion, PromptVersion
-from registry.services.audit import require_role
 
 from . import columnar, costs
 from .ingest import BatchInvalid, CleanEvent, validate_batch

@@ -18,7 +18,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.views import APIView
 
-from mlops_site.permissions import IsViewer
+from mlops_site.roles import IsViewer
 
 from .alerts import subject_of
 from .budgets import budget_status

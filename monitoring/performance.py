@@ -16,10 +16,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from mlops_site.exceptions import ValidationFailed
-from mlops_site.roles import EDITOR
+from mlops_site.roles import EDITOR, require_role
 from registry.evaluation import EvaluationError, classification_metrics
 from registry.models import ModelVersion
-from registry.services.audit import require_role
 
 from .models import Event, PerformanceWindow
 

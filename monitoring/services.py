@@ -13,10 +13,9 @@ from django.utils import timezone
 
 from mlops_site.exceptions import DomainError, ValidationFailed
 from mlops_site.queue import enqueue_on_commit
-from mlops_site.roles import EDITOR
+from mlops_site.roles import EDITOR, require_role
 from registry import tables
 from registry.models import ModelVersion
-from registry.services.audit import require_role
 
 from . import columnar, drift
 

@@ -13,8 +13,7 @@ from rest_framework.views import APIView
 
 from mlops_site.exceptions import NotFound, TooLarge, ValidationFailed
 from mlops_site.parsers import StrictJSONError, strict_loads
-from mlops_site.permissions import IsApprover, IsEditor, IsViewer
-from mlops_site.roles import user_role
+from mlops_site.roles import IsApprover, IsEditor, IsViewer, user_role
 
 from . import selectors, services
 from .models import AuditAction, PromotionStatus, Stage

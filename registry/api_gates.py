@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlops_site.exceptions import NotFound, ValidationFailed
-from mlops_site.permissions import IsApprover, IsEditor, IsViewer
+from mlops_site.roles import IsApprover, IsEditor, IsViewer
 
 from . import selectors
 from .models import DatasetSchema, Evaluation, EvaluationKind, GatePolicy

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlops_site.exceptions import TooLarge, ValidationFailed
-from mlops_site.permissions import IsApprover, IsEditor
+from mlops_site.roles import IsApprover, IsEditor
 
 from . import prompt_templates, selectors, services
 from .api import _valid

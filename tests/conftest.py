@@ -6,7 +6,7 @@ import shutil
 import pytest
 from rest_framework.test import APIClient
 
-from registry.roles_admin import user_set_role, user_token_refresh
+from mlops_site.roles import user_set_role, user_token_refresh
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -321,7 +321,7 @@ class TrafficCommand(BaseCommand):
         from rest_framework.authtoken.models import Token
 
         from mlops_site.exceptions import DomainError
-        from registry.roles_admin import user_set_role, user_token_refresh
+        from mlops_site.roles import user_set_role, user_token_refresh
 
         user = get_user_model().objects.filter(username=username).first()
         try:

@@ -1,11 +1,8 @@
-"""The audit log writer and the checks every service shares."""
+"""The audit log writer, and the locked get-or-create of a model or prompt row that registering services share."""
 
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
-
-from mlops_site.exceptions import Forbidden
-from mlops_site.roles import has_role
 
 from ..models import AuditEvent, RegisteredModel
 
@@ -33,11 +30,6 @@ def audit_record(
         reason=reason,
         extra=extra or {},
     )
-
-
-def require_role(actor, role: str, doing: str) -> None:
-    if not has_role(actor, role):
-        raise Forbidden(f"{doing} needs the {role} role.", code="role_required")
 
 
 def get_or_create_locked(model_class, *, name: str, actor):

@@ -27,13 +27,13 @@ from django.utils import timezone
 
 from mlops_site.exceptions import NotFound, TooLarge, ValidationFailed
 from mlops_site.queue import enqueue_on_commit
-from mlops_site.roles import EDITOR
+from mlops_site.roles import EDITOR, require_role
 
 from .. import evaluation as numbers
 from .. import tables
 from ..models import AuditAction, DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, EvaluationStatus, ModelVersion, PromptVersion
 from ..providers import ProviderError
-from .audit import audit_record, require_role
+from .audit import audit_record
 
 STALE_RUN = timedelta(minutes=30)
 MAX_UPLOAD_MB = 200

@@ -20,10 +20,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from mlops_site.exceptions import Conflict, Forbidden, ValidationFailed
-from mlops_site.roles import ADMIN, APPROVER, has_role
+from mlops_site.roles import ADMIN, APPROVER, has_role, require_role
 
 from ..models import AuditAction, Evaluation, EvaluationStatus, GatePolicy, ModelVersion, Prompt, PromptVersion, RegisteredModel
-from .audit import audit_record, require_role
+from .audit import audit_record
 
 OPS = {">=": float.__ge__, ">": float.__gt__, "<=": float.__le__, "<": float.__lt__}
 # The product brief's CI pipeline: evaluate.py --min-accuracy 0.92, a bias check, data validation;

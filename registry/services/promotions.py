@@ -15,10 +15,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from mlops_site.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
-from mlops_site.roles import APPROVER, EDITOR
+from mlops_site.roles import APPROVER, EDITOR, require_role
 
 from ..models import AuditAction, PromotionRequest, PromotionStatus, StageChange, StageChangeKind
-from .audit import audit_record, require_role
+from .audit import audit_record
 from .gates import gates_require
 from .subjects import ModelSubject, PromptSubject, subject_for_request, subject_for_version
 

@@ -12,11 +12,11 @@ from django.conf import settings
 from django.db import transaction
 
 from mlops_site.exceptions import Conflict, DomainError, TooLarge, ValidationFailed
-from mlops_site.roles import EDITOR
+from mlops_site.roles import EDITOR, require_role
 
 from .. import prompt_files, prompt_templates
 from ..models import AuditAction, EvalSet, PromotionRequest, PromotionStatus, Prompt, PromptDeployment, PromptVersion
-from .audit import audit_record, get_or_create_locked, require_role
+from .audit import audit_record, get_or_create_locked
 from .promotions import promotion_request_create
 
 MAX_ARCHIVE_MEMBERS = 20_000

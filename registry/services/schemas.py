@@ -6,11 +6,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from mlops_site.exceptions import ValidationFailed
-from mlops_site.roles import EDITOR
+from mlops_site.roles import EDITOR, require_role
 
 from .. import tables
 from ..models import AuditAction, DatasetSchema, RegisteredModel
-from .audit import audit_record, require_role
+from .audit import audit_record
 
 
 def dataset_schema_set(*, model: RegisteredModel, schema: dict, actor, source: str = "edited") -> DatasetSchema:

@@ -13,10 +13,10 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from mlops_site.exceptions import TooLarge, ValidationFailed
-from mlops_site.roles import EDITOR
+from mlops_site.roles import EDITOR, require_role
 
 from ..models import NAME_PATTERN, AuditAction, ModelVersion, RegisteredModel, Stage, artifact_path
-from .audit import audit_record, get_or_create_locked, require_role
+from .audit import audit_record, get_or_create_locked
 from .subjects import ModelSubject
 
 TEXT_LIMITS = {"code_commit": 64, "data_version": 255, "image_tag": 255, "artifact_uri": 1000, "description": 20_000}

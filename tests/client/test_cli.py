@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mlops_site.roles import user_token_refresh
 from registry.models import ModelVersion, RegisteredModel
-from registry.roles_admin import user_token_refresh
 from tests.conftest import make_user
 from tests.factories import promote, register
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlops_site.roles import user_token_refresh
 from registry.models import Evaluation, ModelVersion
-from registry.roles_admin import user_token_refresh
 from registry.services import evaluations
 from tests.client.test_cli import ROOT, assert_fails, cli, token_for
 from tests.conftest import make_user

@@ -5,8 +5,8 @@ import json
 import requests
 
 from mlops_client.prompts import JSON_IMPORT_MAX_BYTES, _json_body, folder_archive
+from mlops_site.roles import user_token_refresh
 from registry.models import Prompt, PromptDeployment, PromptVersion
-from registry.roles_admin import user_token_refresh
 from registry.services.prompts import archive_files
 from tests.client.test_cli import assert_fails, cli, token_for
 from tests.conftest import make_user

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
+from mlops_site.roles import user_token_refresh
 from monitoring import rollups
-from registry.roles_admin import user_token_refresh
 from tests.factories import register
 
 pytestmark = pytest.mark.django_db

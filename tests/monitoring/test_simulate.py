@@ -17,13 +17,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from mlops_site.roles import user_role
+from mlops_site.roles import user_role, user_token_refresh
 from monitoring import columnar, services
 from monitoring.management import traffic
 from monitoring.management.commands import simulate_traffic
 from monitoring.models import DriftReport, Event, FeatureBatch, Reference
 from monitoring.simulation import FRAUD, Draws, growth
-from registry.roles_admin import user_token_refresh
 from tests.conftest import make_user
 from tests.factories import register
 

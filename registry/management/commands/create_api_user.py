@@ -1,8 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from mlops_site.exceptions import DomainError
-from mlops_site.roles import ROLES
-from registry.roles_admin import user_set_role, user_token_refresh
+from mlops_site.roles import ROLES, user_set_role, user_token_refresh
 
 
 class Command(BaseCommand):

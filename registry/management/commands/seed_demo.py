@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from mlops_site.roles import user_set_role
 from registry import services
 from registry.models import (
     AuditEvent,
@@ -26,7 +27,6 @@ from registry.models import (
     RegisteredModel,
     StageChange,
 )
-from registry.roles_admin import user_set_role
 
 DEMO_USERS = [
     # username, role, password
