@@ -149,6 +149,19 @@ def test_promote_to_prod_approve_and_roll_back_over_the_api(api_as, editor, appr
     assert_error_shape(api_as(editor).post("/api/v1/prompts/summarize/versions/3/promotions", {"to": "production", "reason": "r"}, format="json"), 400)
 
 
+def test_requester_cannot_reject_own_prompt_request_over_the_api(api_as, editor, approver, approver2):
+    imported(api_as(editor))
+    as_bob = api_as(approver)
+    promotion = as_bob.post("/api/v1/prompts/summarize/versions/3/promotions", {"to": "prod", "reason": "tighter"}, format="json").json()
+
+    refused = as_bob.post(f"/api/v1/promotions/{promotion['id']}/reject", {"comment": "changed my mind"}, format="json")
+
+    assert_error_shape(refused, 403, "four_eyes")
+    assert PromotionRequest.objects.get(pk=promotion["id"]).status == "pending"
+    rejected = api_as(approver2).post(f"/api/v1/promotions/{promotion['id']}/reject", {"comment": "not yet"}, format="json")
+    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
+
+
 def test_eval_set_rows_are_paginated(api_as, editor):
     client = api_as(editor)
     files = brief_folder() | {"summarize/eval_set.jsonl": "".join(f'{{"i": {i}}}\n' for i in range(120))}

@@ -116,6 +116,23 @@ def test_prod_move_needs_a_second_person_and_rolls_back(editor, approver, approv
     assert moves[-3:] == [("promotion_requested", 3, "bob"), ("promotion_approved", 3, "carol"), ("rolled_back", 2, "bob")]
 
 
+def test_requester_can_never_reject_own_prompt_request(editor, approver, approver2):
+    services.prompts_import(files=brief_folder(), actor=editor)
+    v3 = PromptVersion.objects.get(prompt__name="summarize", version=3)
+    request = services.promotion_request_create(version=v3, to_stage="prod", reason="v3 is tighter", actor=approver)
+
+    with pytest.raises(Forbidden) as caught:
+        services.promotion_reject(promotion_id=request.pk, actor=approver, comment="changed my mind")
+
+    assert caught.value.code == "four_eyes"
+    request.refresh_from_db()
+    assert request.status == "pending"
+    assert not AuditEvent.objects.filter(action="promotion_rejected").exists()
+    services.promotion_reject(promotion_id=request.pk, actor=approver2, comment="not yet")
+    request.refresh_from_db()
+    assert (request.status, request.decided_by) == ("rejected", approver2)
+
+
 def test_one_prompt_version_may_run_in_several_environments(editor, approver):
     services.prompts_import(files=brief_folder(), actor=editor)
     v3 = PromptVersion.objects.get(prompt__name="summarize", version=3)

@@ -199,6 +199,35 @@ def test_reject_over_the_api(api_as, editor, approver):
     assert (rejected.json()["status"], rejected.json()["comment"]) == ("rejected", "needs fairness check")
 
 
+def test_requester_cannot_reject_own_request_over_the_api(api_as, approver, approver2):
+    register("fraud", approver)
+    as_bob = api_as(approver)
+    promotion = as_bob.post("/api/v1/models/fraud/versions/1/promotions", {"to": "staging", "reason": "r"}, format="json").json()
+
+    refused = as_bob.post(f"/api/v1/promotions/{promotion['id']}/reject", {"comment": "changed my mind"}, format="json")
+
+    assert_error_shape(refused, 403, "four_eyes")
+    assert as_bob.get(f"/api/v1/promotions/{promotion['id']}").json()["status"] == "pending"
+    rejected = api_as(approver2).post(f"/api/v1/promotions/{promotion['id']}/reject", {"comment": "not yet"}, format="json")
+    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
+
+
+def test_approving_after_the_stage_changed_is_a_409_over_the_api(api_as, editor, approver):
+    v1, _ = register("fraud", editor), register("fraud", editor)
+    promote(v1, "staging", editor, approver)
+    as_bob = api_as(approver)
+    stale = api_as(editor).post("/api/v1/models/fraud/versions/2/promotions", {"to": "staging", "reason": "replaces v1"}, format="json").json()
+    assert stale["from_version"] == 1
+    promote(v1, "production", editor, approver)
+
+    refused = as_bob.post(f"/api/v1/promotions/{stale['id']}/approve", {"comment": "ok"}, format="json")
+
+    assert_error_shape(refused, 409, "stage_changed")
+    assert as_bob.get("/api/v1/models/fraud/versions/2").json()["stage"] == "candidate"
+    assert as_bob.get("/api/v1/models/fraud/stages/production").json()["version"] == 1
+    assert not AuditEvent.objects.filter(action="promotion_approved", version=2).exists()
+
+
 def test_rollback_over_the_api(api_as, editor, approver):
     v1, v2 = register("fraud", editor), register("fraud", editor)
     promote(v1, "production", editor, approver)

@@ -138,6 +138,59 @@ def test_approver_can_never_approve_own_request(approver, approver2):
     assert version.stage == "staging"
 
 
+def test_requester_can_never_reject_own_request(approver, approver2):
+    version = register("fraud", approver)
+    promotion = services.promotion_request_create(version=version, to_stage="staging", reason="r", actor=approver)
+
+    with pytest.raises(Forbidden) as caught:
+        services.promotion_reject(promotion_id=promotion.pk, actor=approver, comment="changed my mind")
+
+    assert caught.value.code == "four_eyes"
+    promotion.refresh_from_db()
+    assert (promotion.status, promotion.decided_by) == ("pending", None)
+    assert not AuditEvent.objects.filter(action="promotion_rejected").exists()
+    services.promotion_reject(promotion_id=promotion.pk, actor=approver2, comment="not yet")
+    promotion.refresh_from_db()
+    assert (promotion.status, promotion.decided_by) == ("rejected", approver2)
+
+
+def test_approving_a_request_after_its_stage_changed_is_refused(editor, approver):
+    # v1 holds staging; v2 asks to replace it; then v1 goes on to production and leaves
+    # staging empty. That move supersedes only requests for production, so v2's request is
+    # still pending, made against a staging (v1) that is gone.
+    v1, v2 = register("fraud", editor), register("fraud", editor)
+    promote(v1, "staging", editor, approver)
+    stale = services.promotion_request_create(version=v2, to_stage="staging", reason="replaces v1", actor=editor)
+    promote(v1, "production", editor, approver)
+
+    with pytest.raises(Conflict) as caught:
+        services.promotion_approve(promotion_id=stale.pk, actor=approver)
+
+    assert caught.value.code == "stage_changed"
+    assert "was v1, now empty" in caught.value.message
+    assert dict(ModelVersion.objects.values_list("version", "stage")) == {1: "production", 2: "candidate"}
+    assert not AuditEvent.objects.filter(action="promotion_approved", version=2).exists()
+    assert not StageChange.objects.filter(version=v2).exists()
+    stale.refresh_from_db()
+    assert (stale.status, stale.decided_by) == ("pending", None)
+
+
+@pytest.mark.xfail(strict=True, raises=Conflict, reason="product bug: a request refused as stage_changed stays pending, so 'request again' is refused as already_pending")
+def test_a_request_refused_as_stage_changed_can_be_made_again(editor, approver):
+    v1, v2 = register("fraud", editor), register("fraud", editor)
+    promote(v1, "staging", editor, approver)
+    stale = services.promotion_request_create(version=v2, to_stage="staging", reason="replaces v1", actor=editor)
+    promote(v1, "production", editor, approver)
+    with pytest.raises(Conflict):
+        services.promotion_approve(promotion_id=stale.pk, actor=approver)
+
+    again = services.promotion_request_create(version=v2, to_stage="staging", reason="staging is empty now", actor=editor)
+    services.promotion_approve(promotion_id=again.pk, actor=approver)
+
+    v2.refresh_from_db()
+    assert v2.stage == "staging"
+
+
 def test_editor_cannot_approve(editor):
     other = register("fraud", editor)
     promotion = services.promotion_request_create(version=other, to_stage="staging", reason="r", actor=editor)
