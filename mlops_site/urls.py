@@ -6,7 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from monitoring.metrics import MetricsApi
-from registry import views as registry_views
+from registry.views import models as registry_pages
 
 handler404 = "mlops_site.exceptions.json_404"
 handler500 = "mlops_site.exceptions.json_500"
@@ -17,7 +17,7 @@ def healthz(request):
 
 
 urlpatterns = [
-    path("", registry_views.home, name="home"),
+    path("", registry_pages.home, name="home"),
     path("healthz", healthz, name="healthz"),
     path("metrics", MetricsApi.as_view(), name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from mlops_site.exceptions import ValidationFailed
 from mlops_site.roles import IsEditor, IsViewer
-from registry.serializers import StrictSerializer
+from mlops_site.serializers import StrictSerializer
 
 from . import costs, services
 from .models import Price

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from mlops_site.exceptions import DomainError, NotFound
-from mlops_site.roles import EDITOR, has_role
+from mlops_site.exceptions import ValidationFailed
+from mlops_site.pages import call_and_redirect, get_or_404
 from registry import selectors as registry_selectors
 
 from . import alerts, charts, selectors, services
@@ -23,10 +23,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 def report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
-    try:
-        report = selectors.report_get(report_id=report_id)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
+    report = get_or_404(selectors.report_get, report_id=report_id)
     history = [{"end": r.window_end.isoformat(), "results": r.results} for r in selectors.report_history(model_version_id=report.model_version_id)]
     results = report.results
     chosen = request.GET.get("column") or (results[0]["column"] if results else "")
@@ -45,10 +42,7 @@ def report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
 
 
 def version_monitoring(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    try:
-        found = registry_selectors.version_get(model_name=name, version=version)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
+    found = get_or_404(registry_selectors.version_get, model_name=name, version=version)
     context = {
         "version": found,
         "reference": Reference.objects.filter(model_version=found).first(),
@@ -60,52 +54,52 @@ def version_monitoring(request: HttpRequest, name: str, version: int) -> HttpRes
 
 @require_POST
 def reference_upload(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    found = registry_selectors.version_get(model_name=name, version=version)
+    found = get_or_404(registry_selectors.version_get, model_name=name, version=version)
     upload = request.FILES.get("reference")
-    try:
+
+    def set_reference():
         if upload is None:
-            raise DomainError("Choose a reference file: CSV with a header row, Parquet or JSON lines.")
-        reference = services.reference_set_from_file(model_version=found, data=upload.read(), actor=request.user, filename=upload.name)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Reference set: {reference.rows} rows, {len(reference.columns)} columns.")
-    return redirect("monitoring:version", name=name, version=version)
+            raise ValidationFailed("Choose a reference file: CSV with a header row, Parquet or JSON lines.")
+        return services.reference_set_from_file(model_version=found, data=upload.read(), actor=request.user, filename=upload.name)
+
+    return call_and_redirect(
+        request, set_reference, success=lambda reference: f"Reference set: {reference.rows} rows, {len(reference.columns)} columns.",
+        fallback=reverse("monitoring:version", args=[name, version]),
+    )
 
 
 @require_POST
 def reference_from_window(request: HttpRequest, name: str, version: int) -> HttpResponse:
     """The version's own traffic of the last N hours becomes its reference."""
-    found = registry_selectors.version_get(model_name=name, version=version)
+    found = get_or_404(registry_selectors.version_get, model_name=name, version=version)
     raw = request.POST.get("hours", "")
     hours = int(raw) if raw.isascii() and raw.isdigit() else 0
     end = timezone.now()
-    try:
+
+    def set_reference():
         if not 1 <= hours <= 24 * 90:
-            raise DomainError("Choose a window of 1 hour to 90 days.")
-        reference = services.reference_set_from_window(model_version=found, start=end - timedelta(hours=hours), end=end, actor=request.user)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Reference set from the last {hours} hours of traffic: {reference.rows} rows.")
-    return redirect("monitoring:version", name=name, version=version)
+            raise ValidationFailed("Choose a window of 1 hour to 90 days.")
+        return services.reference_set_from_window(model_version=found, start=end - timedelta(hours=hours), end=end, actor=request.user)
+
+    return call_and_redirect(
+        request, set_reference, success=lambda reference: f"Reference set from the last {hours} hours of traffic: {reference.rows} rows.",
+        fallback=reverse("monitoring:version", args=[name, version]),
+    )
 
 
 @require_POST
 def report_request(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    found = registry_selectors.version_get(model_name=name, version=version)
-    if not has_role(request.user, EDITOR):
-        messages.error(request, "Running a report needs the editor role.")
-        return redirect("monitoring:version", name=name, version=version)
-    hours = int(request.POST.get("hours", "24")) if request.POST.get("hours", "24").isdigit() else 24
+    found = get_or_404(registry_selectors.version_get, model_name=name, version=version)
+    raw = request.POST.get("hours", "24")
+    hours = max(1, min(int(raw) if raw.isascii() and raw.isdigit() else 24, 24 * 90))
     end = timezone.now()
-    try:
-        report = services.drift_report_request(model_version=found, start=end - timedelta(hours=max(1, min(hours, 24 * 90))), end=end, actor=request.user)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-        return redirect("monitoring:version", name=name, version=version)
-    messages.success(request, f"Drift report #{report.pk} queued; a worker computes it.")
-    return redirect("monitoring:report", report_id=report.pk)
+    return call_and_redirect(
+        request,
+        lambda: services.drift_report_request(model_version=found, start=end - timedelta(hours=hours), end=end, actor=request.user),
+        success=lambda report: f"Drift report #{report.pk} queued; a worker computes it.",
+        fallback=reverse("monitoring:version", args=[name, version]),
+        then=lambda report: reverse("monitoring:report", args=[report.pk]),
+    )
 
 
 def alert_list(request: HttpRequest) -> HttpResponse:
@@ -118,22 +112,17 @@ def alert_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def alert_acknowledge(request: HttpRequest, rule_id: int) -> HttpResponse:
-    try:
-        alerts.alert_acknowledge(rule_id=rule_id, actor=request.user)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Acknowledged.")
-    return redirect("monitoring:alerts")
+    return call_and_redirect(
+        request, lambda: alerts.alert_acknowledge(rule_id=rule_id, actor=request.user), success="Acknowledged.", fallback=reverse("monitoring:alerts"),
+    )
 
 
 @require_POST
 def alert_silence(request: HttpRequest, rule_id: int) -> HttpResponse:
     raw = request.POST.get("hours", "")
-    try:
-        rule = alerts.alert_silence(rule_id=rule_id, hours=int(raw) if raw.isascii() and raw.isdigit() else -1, actor=request.user)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Silenced until {rule.silenced_until:%Y-%m-%d %H:%M} UTC." if rule.silenced_until else "Silence ended.")
-    return redirect("monitoring:alerts")
+    return call_and_redirect(
+        request,
+        lambda: alerts.alert_silence(rule_id=rule_id, hours=int(raw) if raw.isascii() and raw.isdigit() else -1, actor=request.user),
+        success=lambda rule: f"Silenced until {rule.silenced_until:%Y-%m-%d %H:%M} UTC." if rule.silenced_until else "Silence ended.",
+        fallback=reverse("monitoring:alerts"),
+    )

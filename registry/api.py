@@ -163,7 +163,7 @@ class ModelVersionPromoteApi(APIView):
         found = selectors.version_get(model_name=name, version=version)
         data = _valid(PromotionCreateInput, request.data)
         promotion = services.promotion_request_create(
-            version=found, to_stage=data["to"], reason=data["reason"], actor=request.user, override_gates=data["override_gates"]
+            version=found, to_stage=data["to"], reason=data["reason"], actor=request.user, override_reason=data["override_reason"]
         )
         return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion.pk)).data, status=status.HTTP_201_CREATED)
 
@@ -201,7 +201,7 @@ class PromotionApproveApi(APIView):
     @extend_schema(request=DecisionInput, responses=PromotionOutput)
     def post(self, request, promotion_id):
         data = _valid(DecisionInput, request.data)
-        services.promotion_approve(promotion_id=promotion_id, actor=request.user, comment=data["comment"], override_gates=data["override_gates"])
+        services.promotion_approve(promotion_id=promotion_id, actor=request.user, comment=data["comment"], override_reason=data["override_reason"])
         return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion_id)).data)
 
 

@@ -132,7 +132,7 @@ class PromptVersionPromoteApi(APIView):
         found = selectors.prompt_version_get(prompt_name=name, version=version)
         data = _valid(PromptPromotionInput, request.data)
         promotion = services.promotion_request_create(
-            version=found, to_stage=data["to"], reason=data["reason"], actor=request.user, override_gates=data["override_gates"]
+            version=found, to_stage=data["to"], reason=data["reason"], actor=request.user, override_reason=data["override_reason"]
         )
         return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion.pk)).data, status=status.HTTP_201_CREATED)
 

@@ -3,16 +3,24 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from mlops_site.serializers import StrictSerializer
+
 from .models import PROMOTABLE_STAGES, AuditEvent, Environment, EvalSet, ModelVersion, PromotionRequest, PromptVersion
 
 
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, so a typo (`metric` for `metrics`) is a 400, not silently dropped."""
+class GateOverrideInput(StrictSerializer):
+    """An admin's written reason for releasing despite failed gates: `override_reason`, or `override_gates`,
+    the name earlier clients send (the same field; both at once must agree)."""
+
+    override_reason = serializers.CharField(required=False, allow_blank=True, default="", help_text="admins only: why failed gates may be ignored")
+    override_gates = serializers.CharField(required=False, allow_blank=True, default="", help_text="the earlier name of override_reason")
 
     def validate(self, attrs):
-        unknown = sorted(set(getattr(self, "initial_data", {}) or {}) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        attrs = super().validate(attrs)
+        earlier = attrs.pop("override_gates", "")
+        if earlier and attrs.get("override_reason") and earlier != attrs["override_reason"]:
+            raise serializers.ValidationError({"override_gates": ["Send override_reason only (override_gates is its earlier name)."]})
+        attrs["override_reason"] = attrs.get("override_reason") or earlier
         return attrs
 
 
@@ -30,15 +38,13 @@ class VersionRegisterInput(StrictSerializer):
     artifact_uri = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class PromotionCreateInput(StrictSerializer):
+class PromotionCreateInput(GateOverrideInput):
     to = serializers.ChoiceField(choices=list(PROMOTABLE_STAGES))
     reason = serializers.CharField()
-    override_gates = serializers.CharField(required=False, allow_blank=True, default="", help_text="admins only: why failed gates may be ignored")
 
 
-class DecisionInput(StrictSerializer):
+class DecisionInput(GateOverrideInput):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
-    override_gates = serializers.CharField(required=False, allow_blank=True, default="", help_text="admins only: why failed gates may be ignored")
 
 
 class RejectInput(StrictSerializer):
@@ -135,10 +141,9 @@ class RenderInput(StrictSerializer):
     variables = serializers.DictField()
 
 
-class PromptPromotionInput(StrictSerializer):
+class PromptPromotionInput(GateOverrideInput):
     to = serializers.ChoiceField(choices=Environment.values)
     reason = serializers.CharField()
-    override_gates = serializers.CharField(required=False, allow_blank=True, default="", help_text="admins only: why failed gates may be ignored")
 
 
 class PromptRollbackInput(StrictSerializer):

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mlops_site.exceptions import Conflict, Forbidden, ValidationFailed
+from mlops_site.formatting import number_text
 from mlops_site.roles import ADMIN, APPROVER, has_role, require_role
 
 from ..models import AuditAction, Evaluation, EvaluationStatus, GatePolicy, ModelVersion, Prompt, PromptVersion, RegisteredModel
@@ -148,10 +149,15 @@ def gate_status(*, version: ModelVersion | PromptVersion, policy: GatePolicy | N
     return GateStatus(policy=policy, checks=tuple(outcomes))
 
 
-def _describe(outcome: CheckOutcome) -> str:
+# How a failed comparison reads: a check `accuracy >= 0.92` that failed is "accuracy 0.88 < 0.92".
+NEGATED = {">=": "<", ">": "<=", "<=": ">", "<": ">="}
+
+
+def check_problem(outcome: CheckOutcome) -> str:
+    """The one wording of a check that did not pass, on pages, in 409 messages and in the audit log."""
     if outcome.status == "not_run":
         return f"{outcome.check} never ran"
-    return f"{outcome.check} = {outcome.value:.4g} (needs {outcome.op} {outcome.threshold:g})"
+    return f"{outcome.check} {number_text(outcome.value)} {NEGATED[outcome.op]} {outcome.threshold:g}"
 
 
 def gates_require(*, version: ModelVersion | PromptVersion, to_stage: str, actor, subject: str, override_reason: str = "") -> GateStatus:
@@ -161,7 +167,7 @@ def gates_require(*, version: ModelVersion | PromptVersion, to_stage: str, actor
     if to_stage in UNGATED_STAGES or not status.enforced or status.passed:
         return status
     failed = status.failed
-    names = "; ".join(_describe(c) for c in failed)
+    names = "; ".join(check_problem(c) for c in failed)
     override_reason = (override_reason or "").strip()
     if not override_reason:
         error = Conflict(f"Gates not passed for {subject} v{version.version}: {names}.", code="gates_failed")
@@ -170,5 +176,5 @@ def gates_require(*, version: ModelVersion | PromptVersion, to_stage: str, actor
     if not has_role(actor, ADMIN):
         raise Forbidden("Only an admin can override failed gates.")
     audit_record(actor=actor, action=AuditAction.GATE_OVERRIDDEN, subject=subject, version=version.version, to_stage=to_stage,
-                 reason=override_reason, extra={"failed": [_describe(c) for c in failed]})
+                 reason=override_reason, extra={"failed": [check_problem(c) for c in failed]})
     return status

@@ -39,13 +39,13 @@ def _require_reason(text: str, field: str = "reason") -> str:
     return text
 
 
-def promotion_request_create(*, version, to_stage: str, reason: str, actor, override_gates: str = "") -> PromotionRequest:
+def promotion_request_create(*, version, to_stage: str, reason: str, actor, override_reason: str = "") -> PromotionRequest:
     """Ask for a model or prompt `version` to move into `to_stage`; remembers what holds it now.
 
     For prompt environments that need no approval (MLOPS_PROMPT_DIRECT_ENVIRONMENTS,
     dev by default) the request is approved at once by the requester. With an enforced gate
     policy, a version whose gates failed or never ran is refused (409) unless an admin
-    overrides with a reason (`override_gates`).
+    overrides with a reason (`override_reason`).
     """
     require_role(actor, EDITOR, "Requesting a promotion")
     kind = subject_for_version(version)
@@ -58,7 +58,7 @@ def promotion_request_create(*, version, to_stage: str, reason: str, actor, over
             subject = kind.lock(name)
             version = kind.version_class.objects.get(pk=version.pk)
             subject.check_move(version, to_stage)
-            gates_require(version=version, to_stage=to_stage, actor=actor, subject=subject.subject, override_reason=override_gates)
+            gates_require(version=version, to_stage=to_stage, actor=actor, subject=subject.subject, override_reason=override_reason)
             if subject.requests().filter(**{_version_field(subject): version}, to_stage=to_stage, status=PromotionStatus.PENDING).exists():
                 raise already
             holder = subject.holder(to_stage)
@@ -140,7 +140,7 @@ def _claim(promotion_id: int, actor, status: str, comment: str):
     return promotion, subject
 
 
-def _approve(subject, promotion: PromotionRequest, actor, *, comment: str, direct: bool = False, override_gates: str = "") -> None:
+def _approve(subject, promotion: PromotionRequest, actor, *, comment: str, direct: bool = False, override_reason: str = "") -> None:
     version, stage = promotion.target, promotion.to_stage
     holder = subject.holder(stage)
     if getattr(holder, "pk", None) != getattr(promotion.replaces, "pk", None):
@@ -151,7 +151,7 @@ def _approve(subject, promotion: PromotionRequest, actor, *, comment: str, direc
         )
     subject.check_move(version, stage)
     if not direct:  # a direct move was gated when it was requested, a moment ago in the same transaction
-        gates_require(version=version, to_stage=stage, actor=actor, subject=subject.subject, override_reason=override_gates)
+        gates_require(version=version, to_stage=stage, actor=actor, subject=subject.subject, override_reason=override_reason)
     from_stage = subject.where(version)
     if direct:
         PromotionRequest.objects.filter(pk=promotion.pk).update(
@@ -177,7 +177,7 @@ def _approve(subject, promotion: PromotionRequest, actor, *, comment: str, direc
     )
 
 
-def promotion_approve(*, promotion_id: int, actor, comment: str = "", override_gates: str = "") -> PromotionRequest:
+def promotion_approve(*, promotion_id: int, actor, comment: str = "", override_reason: str = "") -> PromotionRequest:
     """Approve a pending request: the version enters the stage (a model's previous holder is archived).
 
     Four eyes: the requester can never approve their own request. If the stage
@@ -190,7 +190,7 @@ def promotion_approve(*, promotion_id: int, actor, comment: str = "", override_g
     try:
         with transaction.atomic():
             promotion, subject = _claim(promotion_id, actor, PromotionStatus.APPROVED, comment)
-            _approve(subject, promotion, actor, comment=comment, override_gates=override_gates)
+            _approve(subject, promotion, actor, comment=comment, override_reason=override_reason)
     except IntegrityError:
         # Only reachable if the row lock was bypassed; the unique index still holds.
         raise Conflict("Another version entered that stage at the same moment; request again.", code="stage_changed") from None

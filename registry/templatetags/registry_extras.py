@@ -3,6 +3,8 @@ import functools
 from django import template
 from django.urls import reverse
 
+from mlops_site.formatting import number_text
+
 register = template.Library()
 
 
@@ -36,20 +38,10 @@ def version_url(name: str, version: int) -> str:
     return f"{_models_prefix()}{name}/versions/{version}/"
 
 
-def _short_number(value) -> str:
-    """At most 4 decimals, trailing zeros dropped (0.91234 -> 0.9123, 1.50 -> 1.5); no Decimal, so fast in long tables."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    text = f"{value:.4f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
-
-
 @register.filter
 def metric_pairs(mapping) -> list[tuple[str, str]]:
-    """A metrics dict's items sorted by key, values shortened to at most 4 decimals."""
-    return [(k, _short_number(v)) for k, v in pairs(mapping)]
+    """A metrics dict's items sorted by key, each value written by number_text."""
+    return [(k, number_text(v)) for k, v in pairs(mapping)]
 
 
 @functools.cache

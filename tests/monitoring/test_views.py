@@ -72,3 +72,24 @@ def _file(text: str):
     buffer = io.BytesIO(text.encode())
     buffer.name = "reference.csv"
     return buffer
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/monitoring/models/nope/versions/1/reference/",
+        "/monitoring/models/nope/versions/1/reference/window/",
+        "/monitoring/models/nope/versions/1/reports/",
+        "/monitoring/models/fraud/versions/9/reference/",
+        "/monitoring/models/fraud/versions/9/reference/window/",
+        "/monitoring/models/fraud/versions/9/reports/",
+        "/monitoring/alerts/999/acknowledge/",
+        "/monitoring/alerts/999/silence/",
+    ],
+)
+def test_every_monitoring_form_answers_an_unknown_version_or_rule_with_404(editor, path):
+    register("fraud", editor)
+
+    response = logged_in(editor).post(path, {"hours": "24"})
+
+    assert response.status_code == 404

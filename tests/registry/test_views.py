@@ -278,11 +278,11 @@ def test_url_filters_agree_with_the_url_configuration():
     assert version_url("fraud", 12) == reverse("registry:version-detail", args=["fraud", 12])
 
 
-def test_metric_numbers_are_shortened_to_four_decimals():
+def test_metric_numbers_are_written_with_four_significant_digits():
     from registry.templatetags.registry_extras import metric_pairs
 
-    values = {"a": 0.91234567, "b": 1.5, "c": 3, "d": 2.0, "e": -0.00001, "f": 123456.78919, "g": "n/a", "h": 0.99995}
+    values = {"a": 0.91234567, "b": 1.5, "c": 3, "d": 2.0, "e": -0.00001234, "f": 123456.78919, "g": "n/a", "h": 0.99995, "i": None}
 
     assert metric_pairs(values) == [
-        ("a", "0.9123"), ("b", "1.5"), ("c", "3"), ("d", "2"), ("e", "0"), ("f", "123456.7892"), ("g", "n/a"), ("h", "1"),
+        ("a", "0.9123"), ("b", "1.5"), ("c", "3"), ("d", "2"), ("e", "-1.234e-05"), ("f", "123456.7892"), ("g", "n/a"), ("h", "1"), ("i", "—"),
     ]

@@ -148,7 +148,7 @@ def test_approve_button_is_disabled_with_the_reason_and_the_approval_is_refused(
     assert "disabled" in button
     assert "Gates failed: accuracy 0.88 &lt; 0.92; f1 never ran; demographic_parity_difference never ran; schema_violations never ran" in html
     assert f'id="override-{gated.pk}"' not in html  # approvers cannot override; admins can
-    assert any("Gates not passed" in m and "accuracy = 0.88" in m for m in messages_of(refused))
+    assert any("Gates not passed" in m and "accuracy 0.88 < 0.92" in m for m in messages_of(refused))
     assert PromotionRequest.objects.get(pk=gated.pk).status == "pending"
 
 
@@ -156,11 +156,11 @@ def test_admin_overrides_failed_gates_with_a_reason_and_it_is_audited(admin_user
     client = logged_in(admin_user)
 
     html = client.get("/models/fraud/versions/1/").content.decode()
-    without_reason = client.post(f"/promotions/{gated.pk}/approve/", {"override_gates": "  "}, follow=True)
-    overridden = client.post(f"/promotions/{gated.pk}/approve/", {"override_gates": "hotfix for incident 42", "comment": "ok"}, follow=True)
+    without_reason = client.post(f"/promotions/{gated.pk}/approve/", {"override_reason": "  "}, follow=True)
+    overridden = client.post(f"/promotions/{gated.pk}/approve/", {"override_reason": "hotfix for incident 42", "comment": "ok"}, follow=True)
 
     form = re.search(rf'<form[^>]*id="override-{gated.pk}".*?</form>', html, re.S).group(0)
-    assert '<textarea name="override_gates" required' in form
+    assert '<textarea name="override_reason" required' in form
     assert any("Gates not passed" in m for m in messages_of(without_reason))
     assert any("is now in staging" in m for m in messages_of(overridden))
     assert PromotionRequest.objects.get(pk=gated.pk).status == "approved"
@@ -183,14 +183,14 @@ def test_not_enforced_policy_shows_the_gates_but_does_not_block(approver, fraud,
 def test_request_form_warns_is_refused_and_only_an_admin_overrides(editor, admin_user, fraud, gated):
     editor_page = logged_in(editor).get("/models/fraud/versions/1/").content.decode()
     refused = logged_in(editor).post("/models/fraud/versions/1/promote/", {"to": "production", "reason": "ship"}, follow=True)
-    forbidden = logged_in(editor).post("/models/fraud/versions/1/promote/", {"to": "production", "reason": "ship", "override_gates": "me"}, follow=True)
+    forbidden = logged_in(editor).post("/models/fraud/versions/1/promote/", {"to": "production", "reason": "ship", "override_reason": "me"}, follow=True)
     admin_page = logged_in(admin_user).get("/models/fraud/versions/1/").content.decode()
-    overridden = logged_in(admin_user).post("/models/fraud/versions/1/promote/", {"to": "production", "reason": "ship", "override_gates": "board said so"},
+    overridden = logged_in(admin_user).post("/models/fraud/versions/1/promote/", {"to": "production", "reason": "ship", "override_reason": "board said so"},
                                             follow=True)
 
     promote_form = re.search(r'<form[^>]*id="promote-form".*?</form>', editor_page, re.S).group(0)
-    assert "Gates failed: accuracy never ran" in promote_form and "override_gates" not in promote_form
-    assert "override_gates" in re.search(r'<form[^>]*id="promote-form".*?</form>', admin_page, re.S).group(0)
+    assert "Gates failed: accuracy never ran" in promote_form and "override_reason" not in promote_form
+    assert "override_reason" in re.search(r'<form[^>]*id="promote-form".*?</form>', admin_page, re.S).group(0)
     assert any("Gates not passed" in m for m in messages_of(refused))
     assert any("Only an admin" in m for m in messages_of(forbidden))
     assert any("Requested fraud v1" in m for m in messages_of(overridden))

@@ -6,36 +6,36 @@ import json
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from mlops_site.exceptions import DomainError
+from mlops_site.pages import call_and_redirect, get_or_404, paginate, querystring, redirect_back
 
-from . import selectors, services
-from .models import Environment, PromotionStatus
-from .prompt_diff import settings_text, side_by_side
-from .views import PAGE_SIZE, _back, _get_or_404, _page, _querystring, _run, evaluation_page, gate_card
+from .. import selectors, services
+from ..models import Environment, PromotionStatus
+from ..prompt_diff import settings_text, side_by_side
+from .gates import evaluation_page, gate_card
 
 BUILT_IN_CRITERIA = {"format_check", "llm_judge"}
 
 
 def prompt_list(request: HttpRequest) -> HttpResponse:
     search = request.GET.get("q", "").strip()
-    page = _page(request, selectors.prompt_list(search=search))
-    context = {"page": page, "search": search, "qs": _querystring(request), "environments": Environment.values}
+    page = paginate(request, selectors.prompt_list(search=search))
+    context = {"page": page, "search": search, "qs": querystring(request), "environments": Environment.values}
     return render(request, "registry/prompt_list.html", context)
 
 
 def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
-    prompt = _get_or_404(selectors.prompt_get, name=name)
+    prompt = get_or_404(selectors.prompt_get, name=name)
     environments = selectors.prompt_environments(prompt=prompt)
     context = {
         "prompt": prompt,
         "environments": [(env, environments.get(env)) for env in Environment.values],
-        "versions": _page(request, selectors.prompt_version_list(prompt=prompt)),
+        "versions": paginate(request, selectors.prompt_version_list(prompt=prompt)),
         "running": {v.pk: [env for env, ver in environments.items() if ver.pk == v.pk] for v in environments.values()},
         "pending": list(selectors.promotion_list(status=PromotionStatus.PENDING, prompt=prompt)),
         "timeline": list(selectors.prompt_timeline(prompt=prompt)[:100]),
@@ -45,14 +45,14 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 def prompt_version_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
     """The version's YAML, its criteria and eval set, the approval card, and a diff against another version."""
-    found = _get_or_404(selectors.prompt_version_get, prompt_name=name, version=version)
+    found = get_or_404(selectors.prompt_version_get, prompt_name=name, version=version)
     numbers = list(selectors.prompt_version_list(prompt=found.prompt).values_list("version", flat=True))
     against_raw = request.GET.get("against", "")
     earlier = [n for n in numbers if n < found.version]
     against_number = int(against_raw) if against_raw.isascii() and against_raw.isdigit() else (earlier[0] if earlier else None)
     against = None
     if against_number is not None and against_number != found.version:
-        against = _get_or_404(selectors.prompt_version_get, prompt_name=name, version=against_number)
+        against = get_or_404(selectors.prompt_version_get, prompt_name=name, version=against_number)
     diff = None
     if against is not None:
         diff = [
@@ -78,7 +78,7 @@ def prompt_version_detail(request: HttpRequest, name: str, version: int) -> Http
         "promotions": [p for p in promotions if p.status != PromotionStatus.PENDING],
         "audit": list(selectors.audit_list(subject=f"prompt:{name}", version=found.version)[:50]),
         "evaluations": evaluation_page(request, prompt_version=found),
-        "qs": _querystring(request),
+        "qs": querystring(request),
         "providers": ["replay", "openai"] if settings.MLOPS_LLM_BASE_URL else ["replay"],
         **gate_card(found, request.user, promotions),
     }
@@ -86,37 +86,37 @@ def prompt_version_detail(request: HttpRequest, name: str, version: int) -> Http
 
 
 def eval_set_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    eval_set = _get_or_404(selectors.eval_set_get, prompt_name=name, version=version)
-    page = Paginator(selectors.eval_set_lines(eval_set=eval_set), PAGE_SIZE).get_page(request.GET.get("page"))
+    eval_set = get_or_404(selectors.eval_set_get, prompt_name=name, version=version)
+    page = paginate(request, selectors.eval_set_lines(eval_set=eval_set))
     start = page.start_index()
     rows = [(start + i, json.dumps(json.loads(line), indent=2, ensure_ascii=False)) for i, line in enumerate(page.object_list)]
-    return render(request, "registry/eval_set_detail.html", {"eval_set": eval_set, "page": page, "rows": rows, "qs": _querystring(request)})
+    return render(request, "registry/eval_set_detail.html", {"eval_set": eval_set, "page": page, "rows": rows, "qs": querystring(request)})
 
 
 @require_POST
 def prompt_version_promote(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    found = _get_or_404(selectors.prompt_version_get, prompt_name=name, version=version)
+    found = get_or_404(selectors.prompt_version_get, prompt_name=name, version=version)
     env = request.POST.get("to", "")
-    _run(
+    return call_and_redirect(
         request,
         lambda: services.promotion_request_create(
             version=found, to_stage=env, reason=request.POST.get("reason", ""), actor=request.user,
-            override_gates=request.POST.get("override_gates", ""),
+            override_reason=request.POST.get("override_reason", ""),
         ),
-        f"Requested {name} v{version} → {env}.",
+        success=f"Requested {name} v{version} → {env}.",
+        fallback=reverse("registry:prompt-version-detail", args=[name, version]),
     )
-    return _back(request, reverse("registry:prompt-version-detail", args=[name, version]))
 
 
 @require_POST
 def prompt_rollback(request: HttpRequest, name: str) -> HttpResponse:
     env = request.POST.get("environment", "")
-    _run(
+    return call_and_redirect(
         request,
         lambda: services.prompt_rollback(prompt_name=name, environment=env, reason=request.POST.get("reason", ""), actor=request.user),
-        f"Rolled back {name} {env} to the version it ran before.",
+        success=f"Rolled back {name} {env} to the version it ran before.",
+        fallback=reverse("registry:prompt-detail", args=[name]),
     )
-    return _back(request, reverse("registry:prompt-detail", args=[name]))
 
 
 @require_POST
@@ -125,7 +125,7 @@ def prompt_import(request: HttpRequest) -> HttpResponse:
     upload = request.FILES.get("archive")
     if upload is None:
         messages.error(request, "Choose a .tar.gz or .zip of your prompts folder.")
-        return _back(request, reverse("registry:prompt-list"))
+        return redirect_back(request, reverse("registry:prompt-list"))
     try:
         result = services.prompts_import(files=services.archive_files(upload.read(), filename=upload.name), actor=request.user)
     except DomainError as exc:
@@ -136,5 +136,5 @@ def prompt_import(request: HttpRequest) -> HttpResponse:
         messages.success(
             request, f"Imported: {len(result.created)} created, {len(result.unchanged)} unchanged, {len(result.requested)} environment change(s) requested."
         )
-    return _back(request, reverse("registry:prompt-list"))
+    return redirect_back(request, reverse("registry:prompt-list"))
 

@@ -9,18 +9,21 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from mlops_site.exceptions import DomainError, TooLarge, ValidationFailed
+from mlops_site.formatting import number_text
+from mlops_site.pages import call_and_redirect, get_or_404, paginate, querystring
+from mlops_site.roles import ADMIN, has_role
 
-from . import selectors
-from .models import DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, GatePolicy
-from .services import evaluations, gates, schemas
-from .views import PAGE_SIZE, _back, _get_or_404, _querystring, number_text
+from .. import selectors
+from ..models import DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, GatePolicy, PromotionStatus
+from ..services import evaluations, gates, schemas
+
+EVALUATIONS_PER_PAGE = 20
 
 MODEL_COLUMNS = ("label_column", "prediction_column", "score_column", "group_column")
 # Figures the model and data evaluations produce (registry/services/evaluations.py); offered as suggestions.
@@ -31,9 +34,39 @@ SCHEMA_EXAMPLE = {"columns": [{"name": "amount", "type": "numeric", "min": 0, "n
                               {"name": "country", "type": "categorical", "categories": ["DE", "FR"]}], "allow_extra_columns": True}
 
 
-def _refused(request: HttpRequest, exc: DomainError, fallback: str) -> HttpResponse:
-    messages.error(request, exc.message)
-    return _back(request, fallback)
+# --- the gate card and the evaluations on the version pages ---------------------------------------------------------------
+
+def gate_card(version, user, promotions) -> dict:
+    """The gate card of a model or prompt version, and whether (and why) approving its pending requests is blocked.
+
+    Two queries (the policy, the finished evaluations). Requests into an ungated stage (a prompt's dev) are not blocked.
+    """
+    state = gates.gate_status(version=version)
+    failing = state.policy is not None and not state.passed
+    blocked = failing and state.enforced
+    return {
+        "gates": state,
+        "gate_rows": [
+            {"check": c.check, "op": c.op, "threshold": f"{c.threshold:g}", "status": c.status, "value": number_text(c.value),
+             "evaluation_id": c.evaluation_id, "kind": c.kind, "ran_at": c.ran_at, "source": c.source}
+            for c in state.checks
+        ],
+        "gate_reason": "Gates failed: " + "; ".join(gates.check_problem(c) for c in state.failed) if failing else "",
+        "gate_blocked": blocked,
+        "gate_blocked_ids": {p.pk for p in promotions if p.status == PromotionStatus.PENDING and p.to_stage not in gates.UNGATED_STAGES}
+        if blocked else set(),
+        "can_override": has_role(user, ADMIN),
+    }
+
+
+def evaluation_page(request: HttpRequest, **subject):
+    """A version's evaluations, newest first, one page; the uploaded file and the details stay in the database."""
+    rows = Evaluation.objects.filter(**subject).select_related("requested_by").defer("data", "details", "options")
+    page = paginate(request, rows, EVALUATIONS_PER_PAGE)
+    if page.paginator.count:
+        for evaluation in page:
+            evaluation.figures = [(k, number_text(v)) for k, v in sorted(evaluation.metrics.items())]
+    return page
 
 
 # --- run an evaluation (POST) ------------------------------------------------------------------
@@ -42,39 +75,39 @@ def _refused(request: HttpRequest, exc: DomainError, fallback: str) -> HttpRespo
 @require_POST
 def version_evaluate(request: HttpRequest, name: str, version: int) -> HttpResponse:
     """Upload a predictions file (kind model) or a data file (kind data) of a model version; a worker computes it."""
-    found = _get_or_404(selectors.version_get, model_name=name, version=version)
+    found = get_or_404(selectors.version_get, model_name=name, version=version)
     back = reverse("registry:version-detail", args=[name, version]) + "#evaluations"
     kind = request.POST.get("kind", EvaluationKind.MODEL)
     keys = (*MODEL_COLUMNS, "data_version") if kind == EvaluationKind.MODEL else ("data_version",)
     options = {key: request.POST[key].strip() for key in keys if request.POST.get(key, "").strip()}
     upload = request.FILES.get("file")
-    try:
+
+    def request_evaluation():
         # Refused before reading it into memory; the service checks the same limit on the bytes.
         if upload is not None and upload.size > evaluations.MAX_UPLOAD_MB * 1024 * 1024:
             raise TooLarge(f"The file is larger than {evaluations.MAX_UPLOAD_MB} MB.")
-        created = evaluations.evaluation_request(
+        return evaluations.evaluation_request(
             kind=kind, model_version=found, data=upload.read() if upload else b"", filename=upload.name if upload else "",
             options=options, actor=request.user,
         )
-    except DomainError as exc:
-        return _refused(request, exc, back)
-    messages.success(request, f"Evaluation #{created.pk} queued; a worker computes it.")
-    return redirect(back)
+
+    return call_and_redirect(
+        request, request_evaluation, success=lambda created: f"Evaluation #{created.pk} queued; a worker computes it.", fallback=back, then=lambda _: back
+    )
 
 
 @require_POST
 def prompt_version_evaluate(request: HttpRequest, name: str, version: int) -> HttpResponse:
     """Run a prompt version over its eval set (provider replay by default, openai when the server has an LLM endpoint)."""
-    found = _get_or_404(selectors.prompt_version_get, prompt_name=name, version=version)
+    found = get_or_404(selectors.prompt_version_get, prompt_name=name, version=version)
     back = reverse("registry:prompt-version-detail", args=[name, version]) + "#evaluations"
-    try:
-        created = evaluations.evaluation_request(
+    return call_and_redirect(
+        request,
+        lambda: evaluations.evaluation_request(
             kind=EvaluationKind.PROMPT, prompt_version=found, options={"provider": request.POST.get("provider") or "replay"}, actor=request.user,
-        )
-    except DomainError as exc:
-        return _refused(request, exc, back)
-    messages.success(request, f"Evaluation #{created.pk} queued; a worker computes it.")
-    return redirect(back)
+        ),
+        success=lambda created: f"Evaluation #{created.pk} queued; a worker computes it.", fallback=back, then=lambda _: back,
+    )
 
 
 # --- one evaluation -----------------------------------------------------------------------------
@@ -133,7 +166,7 @@ def evaluation_detail(request: HttpRequest, evaluation_id: int) -> HttpResponse:
     fairness = details.get("fairness") or {}
     rows = None
     if evaluation.kind == EvaluationKind.PROMPT:
-        rows = Paginator(EvaluationRow.objects.filter(evaluation=evaluation).order_by("index"), PAGE_SIZE).get_page(request.GET.get("page"))
+        rows = paginate(request, EvaluationRow.objects.filter(evaluation=evaluation).order_by("index"))
     context = {
         "evaluation": evaluation,
         "subject": subject,
@@ -151,7 +184,7 @@ def evaluation_detail(request: HttpRequest, evaluation_id: int) -> HttpResponse:
         "criteria": _criteria(details, evaluation.metrics),
         "page": rows,
         "rows": [_row_view(r) for r in rows] if rows is not None else [],
-        "qs": _querystring(request),
+        "qs": querystring(request),
         "details_json": json.dumps(details, indent=2, ensure_ascii=False, default=str) if details else "",
         "in_progress": evaluation.status in ("pending", "running"),
     }
@@ -220,14 +253,14 @@ def _policy_page(request: HttpRequest, *, subject: dict, kind: str, name: str, b
 
 def model_gates(request: HttpRequest, name: str) -> HttpResponse:
     """The checks every promotion of the model's versions must pass; approvers edit them."""
-    model = _get_or_404(selectors.model_get, name=name)
+    model = get_or_404(selectors.model_get, name=name)
     return _policy_page(request, subject={"model": model}, kind="model", name=name, back_url=reverse("registry:model-detail", args=[name]),
                         defaults=gates.DEFAULT_MODEL_CHECKS, figures=MODEL_FIGURES)
 
 
 def prompt_gates(request: HttpRequest, name: str) -> HttpResponse:
     """The checks every move of the prompt into staging or prod must pass; approvers edit them."""
-    prompt = _get_or_404(selectors.prompt_get, name=name)
+    prompt = get_or_404(selectors.prompt_get, name=name)
     latest = selectors.prompt_version_list(prompt=prompt).values_list("eval_criteria", flat=True).first() or []
     named = [c["name"] for c in latest if isinstance(c, dict) and isinstance(c.get("name"), str)]
     return _policy_page(request, subject={"prompt": prompt}, kind="prompt", name=name, back_url=reverse("registry:prompt-detail", args=[name]),
@@ -262,7 +295,7 @@ def _schema_rows(schema: dict) -> list[dict]:
 
 def model_schema(request: HttpRequest, name: str) -> HttpResponse:
     """The model's dataset schema as a table; editors infer it from a reference file or edit its JSON."""
-    model = _get_or_404(selectors.model_get, name=name)
+    model = get_or_404(selectors.model_get, name=name)
     row = DatasetSchema.objects.filter(model=model).select_related("updated_by").first()
     text = json.dumps(row.schema if row else SCHEMA_EXAMPLE, indent=2, ensure_ascii=False)
     error, status = "", 200

@@ -1,55 +1,26 @@
-"""HTML pages of the registry: read through selectors, change through services, render."""
+"""Pages of models: home, models, a model, a version, compare, promotions, the audit log, and their buttons."""
 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.files.storage import default_storage
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from mlops_site.exceptions import DomainError, NotFound
-from mlops_site.roles import ADMIN, APPROVER, has_role
+from mlops_site.pages import call_and_redirect, get_or_404, paginate, querystring
+from mlops_site.roles import APPROVER, has_role
 
-from . import charts, selectors, services
-from .models import PROMOTABLE_STAGES, AuditAction, Evaluation, PromotionStatus
-from .services import gates
-from .templatetags.registry_extras import target_url
+from .. import charts, selectors, services
+from ..models import PROMOTABLE_STAGES, AuditAction, PromotionStatus
+from ..templatetags.registry_extras import target_url
+from .gates import evaluation_page, gate_card
 
-PAGE_SIZE = settings.MLOPS_PAGE_SIZE
-EVALUATIONS_PER_PAGE = 20
 MAX_VERSION = 2**31 - 1  # what the column holds; a larger number in a URL is simply not found
-
-
-def _page(request: HttpRequest, queryset, per_page: int = PAGE_SIZE):
-    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
-
-
-def _get_or_404(fn, **kwargs):
-    try:
-        return fn(**kwargs)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
-
-
-def _back(request: HttpRequest, fallback: str) -> HttpResponse:
-    target = request.POST.get("next") or fallback
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = fallback
-    return redirect(target)
-
-
-def _querystring(request: HttpRequest, drop: str = "page") -> str:
-    params = request.GET.copy()
-    params.pop(drop, None)
-    return params.urlencode()
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -69,13 +40,13 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def model_list(request: HttpRequest) -> HttpResponse:
     search = request.GET.get("q", "").strip()
-    page = _page(request, selectors.model_list(search=search))
-    return render(request, "registry/model_list.html", {"page": page, "search": search, "qs": _querystring(request)})
+    page = paginate(request, selectors.model_list(search=search))
+    return render(request, "registry/model_list.html", {"page": page, "search": search, "qs": querystring(request)})
 
 
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
-    model = _get_or_404(selectors.model_get, name=name)
-    versions = _page(request, selectors.version_list(model=model))
+    model = get_or_404(selectors.model_get, name=name)
+    versions = paginate(request, selectors.version_list(model=model))
     # The chart shows the most recent 500 versions: enough to see a trend, cheap to draw.
     history = list(selectors.version_list(model=model).values_list("version", "metrics")[:500])
     context = {
@@ -90,7 +61,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 
 def version_detail(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    found = _get_or_404(selectors.version_get, model_name=name, version=version)
+    found = get_or_404(selectors.version_get, model_name=name, version=version)
     promotions = list(selectors.promotion_list(version=found))
     production = selectors.stage_holder_find(model=found.model, stage="production")
     baseline = production if production is not None and production.pk != found.pk else None
@@ -104,67 +75,11 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
         "stages": [s for s in PROMOTABLE_STAGES if s != found.stage],
         "audit": list(selectors.audit_list(subject=f"model:{name}", version=found.version)[:50]),
         "evaluations": evaluation_page(request, model_version=found),
-        "qs": _querystring(request),
+        "qs": querystring(request),
         "column_defaults": {"label_column": "label", "prediction_column": "prediction", "score_column": "score"},
         **gate_card(found, request.user, promotions),
     }
     return render(request, "registry/version_detail.html", context)
-
-
-# --- quality gates on the version pages ---------------------------------------------------------------
-
-# What a failed comparison looks like: a check `accuracy >= 0.92` that failed reads "accuracy 0.88 < 0.92".
-NEGATED = {">=": "<", ">": "<=", "<=": ">", "<": ">="}
-
-
-def number_text(value) -> str:
-    """A figure for people: at most 4 significant digits, no trailing zeros; `—` for a missing one."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    text = f"{value:.4g}"
-    # 12345.0 reads better as 12345 than as 1.234e+04 (counts, latencies, costs in cents)
-    return f"{value:.4f}".rstrip("0").rstrip(".") if "e" in text and abs(value) >= 1 else text
-
-
-def gate_problem(outcome: gates.CheckOutcome) -> str:
-    if outcome.status == "not_run":
-        return f"{outcome.check} never ran"
-    return f"{outcome.check} {number_text(outcome.value)} {NEGATED[outcome.op]} {outcome.threshold:g}"
-
-
-def gate_card(version, user, promotions) -> dict:
-    """The gate card of a model or prompt version, and whether (and why) approving its pending requests is blocked.
-
-    Two queries (the policy, the finished evaluations). Requests into an ungated stage (a prompt's dev) are not blocked.
-    """
-    state = gates.gate_status(version=version)
-    failing = state.policy is not None and not state.passed
-    blocked = failing and state.enforced
-    return {
-        "gates": state,
-        "gate_rows": [
-            {"check": c.check, "op": c.op, "threshold": f"{c.threshold:g}", "status": c.status, "value": number_text(c.value),
-             "evaluation_id": c.evaluation_id, "kind": c.kind, "ran_at": c.ran_at, "source": c.source}
-            for c in state.checks
-        ],
-        "gate_reason": "Gates failed: " + "; ".join(gate_problem(c) for c in state.failed) if failing else "",
-        "gate_blocked": blocked,
-        "gate_blocked_ids": {p.pk for p in promotions if p.status == PromotionStatus.PENDING and p.to_stage not in gates.UNGATED_STAGES}
-        if blocked else set(),
-        "can_override": has_role(user, ADMIN),
-    }
-
-
-def evaluation_page(request: HttpRequest, **subject):
-    """A version's evaluations, newest first, one page; the uploaded file and the details stay in the database."""
-    rows = Evaluation.objects.filter(**subject).select_related("requested_by").defer("data", "details", "options")
-    page = _page(request, rows, EVALUATIONS_PER_PAGE)
-    if page.paginator.count:
-        for evaluation in page:
-            evaluation.figures = [(k, number_text(v)) for k, v in sorted(evaluation.metrics.items())]
-    return page
 
 
 def _metric_rows(metrics: dict, baseline: dict) -> list[dict]:
@@ -178,7 +93,7 @@ def _metric_rows(metrics: dict, baseline: dict) -> list[dict]:
 
 
 def version_artifact(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    found = _get_or_404(selectors.version_get, model_name=name, version=version)
+    found = get_or_404(selectors.version_get, model_name=name, version=version)
     if not found.artifact:
         raise Http404("This version has no stored artifact file.")
     return FileResponse(default_storage.open(found.artifact.name, "rb"), as_attachment=True, filename=found.artifact.name.rsplit("/", 1)[-1])
@@ -186,7 +101,7 @@ def version_artifact(request: HttpRequest, name: str, version: int) -> HttpRespo
 
 def version_compare(request: HttpRequest, name: str) -> HttpResponse:
     """Two or more versions side by side; `?v=3&v=5`. Without `v`, the two newest."""
-    model = _get_or_404(selectors.model_get, name=name)
+    model = get_or_404(selectors.model_get, name=name)
     raw = request.GET.getlist("v")
     try:
         numbers = list(dict.fromkeys(int(v) for v in raw if v.strip()))
@@ -197,7 +112,7 @@ def version_compare(request: HttpRequest, name: str) -> HttpResponse:
         raise Http404("No such version.")
     if not raw:
         numbers = list(selectors.version_list(model=model).values_list("version", flat=True)[:2])[::-1]
-    versions = _get_or_404(selectors.versions_get_many, model_name=name, numbers=numbers[:10])
+    versions = get_or_404(selectors.versions_get_many, model_name=name, numbers=numbers[:10])
     rows = [(section, _diff_rows(versions, section)) for section in ("metrics", "params", "tags")]
     fields = [
         (label, [getattr(v, attr) or "" for v in versions])
@@ -235,11 +150,11 @@ def promotion_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", PromotionStatus.PENDING)
     if status not in PromotionStatus.values and status != "all":
         status = PromotionStatus.PENDING
-    page = _page(request, selectors.promotion_list(status=None if status == "all" else status))
+    page = paginate(request, selectors.promotion_list(status=None if status == "all" else status))
     return render(
         request,
         "registry/promotion_list.html",
-        {"page": page, "status": status, "statuses": [*PromotionStatus.values, "all"], "qs": _querystring(request)},
+        {"page": page, "status": status, "statuses": [*PromotionStatus.values, "all"], "qs": querystring(request)},
     )
 
 
@@ -263,71 +178,62 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "since": since,
         "until": until,
     }
-    page = _page(request, selectors.audit_list(**filters))
-    context = {"page": page, "filters": g, "actions": AuditAction.choices, "qs": _querystring(request)}
+    page = paginate(request, selectors.audit_list(**filters))
+    context = {"page": page, "filters": g, "actions": AuditAction.choices, "qs": querystring(request)}
     return render(request, "registry/audit_list.html", context)
 
 
 # --- buttons (POST) ------------------------------------------------------------------------
 
 
-def _run(request: HttpRequest, action, success: str) -> None:
-    try:
-        action()
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, success)
-
-
 @require_POST
 def version_promote(request: HttpRequest, name: str, version: int) -> HttpResponse:
-    found = _get_or_404(selectors.version_get, model_name=name, version=version)
+    found = get_or_404(selectors.version_get, model_name=name, version=version)
     to_stage = request.POST.get("to", "")
-    _run(
+    return call_and_redirect(
         request,
         lambda: services.promotion_request_create(
             version=found, to_stage=to_stage, reason=request.POST.get("reason", ""), actor=request.user,
-            override_gates=request.POST.get("override_gates", ""),
+            override_reason=request.POST.get("override_reason", ""),
         ),
-        f"Requested {name} v{version} → {to_stage}. Someone with the approver role must approve it.",
+        success=f"Requested {name} v{version} → {to_stage}. Someone with the approver role must approve it.",
+        fallback=reverse("registry:version-detail", args=[name, version]),
     )
-    return _back(request, reverse("registry:version-detail", args=[name, version]))
 
 
 @require_POST
 def promotion_approve(request: HttpRequest, promotion_id: int) -> HttpResponse:
-    promotion = _get_or_404(selectors.promotion_get, promotion_id=promotion_id)
+    promotion = get_or_404(selectors.promotion_get, promotion_id=promotion_id)
     label = f"{promotion.subject_name} v{promotion.target.version}"
-    _run(
+    return call_and_redirect(
         request,
         lambda: services.promotion_approve(
             promotion_id=promotion_id, actor=request.user, comment=request.POST.get("comment", ""),
-            override_gates=request.POST.get("override_gates", ""),
+            override_reason=request.POST.get("override_reason", ""),
         ),
-        f"Approved: {label} is now in {promotion.to_stage}.",
+        success=f"Approved: {label} is now in {promotion.to_stage}.",
+        fallback=target_url(promotion),
     )
-    return _back(request, target_url(promotion))
 
 
 @require_POST
 def promotion_reject(request: HttpRequest, promotion_id: int) -> HttpResponse:
-    promotion = _get_or_404(selectors.promotion_get, promotion_id=promotion_id)
+    promotion = get_or_404(selectors.promotion_get, promotion_id=promotion_id)
     label = f"{promotion.subject_name} v{promotion.target.version}"
-    _run(
+    return call_and_redirect(
         request,
         lambda: services.promotion_reject(promotion_id=promotion_id, actor=request.user, comment=request.POST.get("comment", "")),
-        f"Rejected the request to move {label} to {promotion.to_stage}.",
+        success=f"Rejected the request to move {label} to {promotion.to_stage}.",
+        fallback=target_url(promotion),
     )
-    return _back(request, target_url(promotion))
 
 
 @require_POST
 def model_rollback(request: HttpRequest, name: str) -> HttpResponse:
     stage = request.POST.get("stage", "")
-    _run(
+    return call_and_redirect(
         request,
         lambda: services.model_rollback(model_name=name, stage=stage, reason=request.POST.get("reason", ""), actor=request.user),
-        f"Rolled back {name} {stage} to the version that held it before.",
+        success=f"Rolled back {name} {stage} to the version that held it before.",
+        fallback=reverse("registry:model-detail", args=[name]),
     )
-    return _back(request, reverse("registry:model-detail", args=[name]))
