@@ -1,5 +1,7 @@
 """monitoring/drift.py against independent references: scipy, numpy and hand-computed values."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -11,7 +13,7 @@ from monitoring import drift
 
 def brief_psi(expected, actual):
     """The product brief's PSI, with METRICS.md's pinned choices (deciles, left-closed bins, clip 0.001)."""
-    cuts = np.unique(np.quantile(expected, np.linspace(0.1, 0.9, 9)))
+    cuts = np.unique(np.quantile(expected, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]))
     edges = np.concatenate(([-np.inf], cuts, [np.inf]))
     # np.histogram bins are [a, b) except the last; with +inf as the last edge that is exactly left-closed.
     e = np.histogram(expected, bins=edges)[0] / len(expected)
@@ -171,3 +173,78 @@ def test_per_column_thresholds():
 
     assert report["prediction"].psi == report["f"].psi and 0.2 < report["f"].psi < 0.25
     assert report["prediction"].drifted and not report["f"].drifted
+
+
+# --- bins closed on the left, on tied data ---------------------------------------------------------
+
+
+def psi_by_counting(reference, current) -> tuple[float, list[float]]:
+    """The definition written out value by value: deciles (numpy linear) as cuts, equal cuts
+    merged, a value equal to a cut counted in the bin to its right, shares clipped at 0.001."""
+    cuts = sorted({float(q) for q in np.quantile(np.asarray(reference, float), [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])})
+
+    def shares(values):
+        counts = [0] * (len(cuts) + 1)
+        for v in values:
+            counts[sum(1 for cut in cuts if cut <= v)] += 1
+        return [max(k / len(values), 0.001) for k in counts]
+
+    r, c = shares(reference), shares(current)
+    return sum((ci - ri) * math.log(ci / ri) for ri, ci in zip(r, c, strict=True)), cuts
+
+
+def test_psi_hand_computed_where_a_value_on_a_cut_decides():
+    # 75 ones and 26 twos: every decile is 1 or 2, so the cuts are [1, 2] and the bins
+    # (-inf, 1), [1, 2), [2, inf). The 2.0s belong to the last bin, the 1.5s to the middle one.
+    reference = np.array([1.0] * 75 + [2.0] * 26)
+    current = np.array([1.5] * 50 + [2.0] * 50)
+
+    report = drift.column_drift("x", drift.prepare_reference(reference), current)
+
+    # r = (0.001, 75/101, 26/101), c = (0.001, 0.5, 0.5); the first bin adds nothing.
+    expected = (0.5 - 75 / 101) * math.log(0.5 / (75 / 101)) + (0.5 - 26 / 101) * math.log(0.5 / (26 / 101))
+    assert report.bins == [1.0, 2.0]
+    assert report.reference_share == pytest.approx([0.0, 75 / 101, 26 / 101], abs=1e-15)
+    assert report.current_share == [0.0, 0.5, 0.5]
+    assert report.psi == pytest.approx(expected, rel=1e-12)
+    assert drift.psi(reference, current) == pytest.approx(expected, rel=1e-12)
+
+
+TIED = {
+    # cuts fall between values: 0.9, 1.8, ..., 8.1
+    "integers 0..9 repeated, shifted by one": (np.repeat(np.arange(10.0), 10), np.repeat(np.arange(1.0, 11.0), 10)),
+    # cuts are the integers 1..9 themselves, and every current value sits on one of them
+    "integers on the cuts": (np.repeat(np.arange(10.0), [5, 10, 10, 10, 10, 10, 10, 10, 10, 16]), np.repeat(np.arange(2.0, 12.0), [3, 9, 12, 7, 10, 10, 14, 5, 10, 10])),
+    # a value tied across several deciles: the repeated cuts collapse into one
+    "one heavy tie": (np.array([3.0] * 60 + list(range(4, 45))), np.array([3.0] * 20 + [4.0] * 30 + list(range(10, 60)))),
+    "small counts": (np.random.default_rng(7).poisson(2, 700).astype(float), np.random.default_rng(8).poisson(2.6, 500).astype(float)),
+    "integers 0..11": (np.random.default_rng(9).integers(0, 12, 1000).astype(float), np.random.default_rng(10).integers(1, 14, 800).astype(float)),
+}
+
+
+@pytest.mark.parametrize("name", list(TIED))
+def test_psi_on_tied_integers_matches_counting_value_by_value(name):
+    reference, current = TIED[name]
+    expected, cuts = psi_by_counting(reference, current)
+
+    report = drift.drift_report({"x": drift.prepare_reference(reference)}, {"x": current})["x"]
+
+    assert report.bins == cuts
+    assert report.psi == pytest.approx(expected, rel=1e-9)
+    assert drift.psi(reference, current) == pytest.approx(expected, rel=1e-9)
+    assert drift.column_drift("x", drift.prepare_reference(reference), current).psi == pytest.approx(expected, rel=1e-9)
+
+
+def test_ties_at_a_decile_collapse_into_one_cut():
+    # 101 values with 2.0 at sorted positions 20..30: the 0.2 and 0.3 deciles are both exactly 2.
+    # np.linspace's 0.30000000000000004 would make a second cut a hair above 2, and 2.5 would
+    # then fall in a bin of its own instead of [2, 3) with the reference's twos.
+    reference = np.repeat(np.arange(10.0), [10, 10, 11, 10, 10, 10, 10, 10, 10, 10])
+    current = np.array([2.5] * 60 + [7.0] * 40)
+    expected, cuts = psi_by_counting(reference, current)
+
+    report = drift.column_drift("x", drift.prepare_reference(reference), current)
+
+    assert cuts == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert report.bins == cuts
+    assert report.psi == pytest.approx(expected, rel=1e-9)
