@@ -100,3 +100,40 @@ def test_new_models_get_the_default_policy_when_the_setting_says_so(editor, sett
 
     assert RegisteredModel.objects.get(name="gated-from-birth").gate_policy.checks == DEFAULT_MODEL_CHECKS
 
+
+
+@pytest.mark.parametrize(
+    ("op", "threshold", "value", "status"),
+    [
+        (">=", 0.92, 0.92, "passed"), (">=", 0.92, 0.9199, "failed"),
+        (">", 0.92, 0.92, "failed"), (">", 0.92, 0.9201, "passed"),
+        ("<=", 0.1, 0.1, "passed"), ("<=", 0.1, 0.1001, "failed"),
+        ("<", 0.1, 0.1, "failed"), ("<", 0.1, 0.0999, "passed"),
+        ("<=", 0, 0, "passed"), ("<", 0, 0, "failed"),
+    ],
+)
+def test_a_check_at_exactly_its_threshold_passes_only_an_inclusive_comparison(editor, approver, op, threshold, value, status):
+    version = register("fraud", editor)
+    gate_policy_set(model=RegisteredModel.objects.get(name="fraud"), checks=[{"check": "figure", "op": op, "threshold": threshold}], actor=approver)
+    evaluated(version, "model", figure=value)
+
+    (check,) = gate_status(version=version).checks
+
+    assert (check.value, check.threshold, check.status) == (value, threshold, status)
+
+
+def test_a_version_exactly_at_the_brief_thresholds_is_promoted(api_as, editor, approver, gated):
+    # The brief's pipeline: --min-accuracy 0.92 means 0.92 itself is enough.
+    evaluated(gated, "model", accuracy=0.92, f1=0.9, demographic_parity_difference=0.1)
+    evaluated(gated, "data", schema_violations=0)
+
+    status = gate_status(version=gated)
+    requested = api_as(editor).post("/api/v1/models/fraud/versions/1/promotions", {"to": "production", "reason": "at the bar"}, format="json")
+    approved = api_as(approver).post(f"/api/v1/promotions/{requested.json()['id']}/approve", {}, format="json")
+
+    assert [(c.check, c.status) for c in status.checks] == [
+        ("accuracy", "passed"), ("f1", "passed"), ("demographic_parity_difference", "passed"), ("schema_violations", "passed"),
+    ]
+    assert requested.status_code == 201, requested.content
+    assert approved.status_code == 200, approved.content
+    assert api_as(editor).get("/api/v1/models/fraud/stages/production").json()["version"] == 1
