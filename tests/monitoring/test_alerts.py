@@ -103,6 +103,40 @@ def test_a_second_delivery_of_the_notification_sends_nothing(editor, webhook):
     assert len(received) == 1
 
 
+def test_a_drift_alert_is_e_mailed_once_to_the_configured_recipients(api_as, editor, settings, celery_eager, mailoutbox, django_capture_on_commit_callbacks):
+    settings.MLOPS_ALERT_EMAILS = "oncall@example.com, ml-team@example.com"
+    version = register("fraud", editor)
+    rng = np.random.default_rng(0)
+    rows = "".join(f"{v},{'DE' if i % 2 else 'FR'}\n" for i, v in enumerate(rng.normal(100, 10, 2000)))
+    services.reference_set_from_file(model_version=version, data=("amount,country\n" + rows).encode(), actor=editor)
+    send(api_as, editor, rng.normal(130, 10, 300), start=0, at=T0)
+    send(api_as, editor, rng.normal(131, 10, 300), start=1000, at=T0 + timedelta(hours=1))
+
+    _run_report(version, T0, django_capture_on_commit_callbacks)
+    _run_report(version, T0 + timedelta(hours=1), django_capture_on_commit_callbacks)
+
+    event = AlertEvent.objects.get()
+    assert (event.rule.name, event.to_state) == ("Feature drift", "alert") and event.notified_at is not None
+    assert len(mailoutbox) == 1  # the second alerting report is no change of state
+    mail = mailoutbox[0]
+    assert mail.to == ["oncall@example.com", "ml-team@example.com"]
+    assert mail.from_email == settings.DEFAULT_FROM_EMAIL
+    assert mail.subject.startswith("[ALERT] Feature drift on fraud v1: largest feature PSI = ")
+    assert "fraud v1" in mail.body and "largest feature PSI" in mail.body and "(> 0.25 alerts" in mail.body
+
+
+def test_a_rules_own_recipients_get_one_e_mail_per_change_of_state(editor, mailoutbox):
+    version = register("fraud", editor)
+    rule = AlertRule.objects.create(model=version.model, name="Prediction drift", metric="prediction_psi", threshold=0.2, emails="a@example.com,b@example.com")
+    event = AlertEvent.objects.create(rule=rule, from_state="ok", to_state="alert", value=0.4, message="[ALERT] Prediction drift on fraud v1: prediction PSI = 0.4")
+
+    alerts.alert_notify(event_id=event.pk)
+    alerts.alert_notify(event_id=event.pk)  # the task delivered twice
+
+    assert [(m.to, m.subject) for m in mailoutbox] == [(["a@example.com", "b@example.com"], "[ALERT] Prediction drift on fraud v1: prediction PSI = 0.4")]
+    assert "prediction PSI = 0.4" in mailoutbox[0].body
+
+
 def test_an_unreachable_webhook_is_recorded_not_raised(editor):
     version = register("fraud", editor)
     rule = AlertRule.objects.create(model=version.model, name="r", metric="feature_psi", threshold=0.25, webhook_url="http://127.0.0.1:9/none")

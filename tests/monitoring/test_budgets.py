@@ -8,6 +8,7 @@ from mlops_site.exceptions import ValidationFailed
 from monitoring import budgets
 from monitoring.models import Budget, BudgetAlert, Rollup
 from tests.factories import register
+from tests.monitoring.test_alerts import webhook  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -98,6 +99,46 @@ def test_budget_alert_goes_to_the_webhook_once(editor, settings):
 
     assert len(received) == 1 and received[0]["budget"] == "all" and received[0]["share"] == 0.8
     assert "BUDGET 80%" in received[0]["text"]
+
+
+def test_a_budget_alert_is_e_mailed_to_the_sites_recipients_or_the_budgets_own(editor, settings, celery_eager, mailoutbox, django_capture_on_commit_callbacks):
+    settings.MLOPS_ALERT_EMAILS = "finance@example.com"
+    fraud = register("fraud", editor)
+    budgets.budget_set(name="all spend", amount_usd=10, thresholds=[0.8], actor=editor)
+    budgets.budget_set(name="fraud daily", amount_usd=5, thresholds=[1.0], scope="model", members=["model:fraud"], emails="risk@example.com, ops@example.com", actor=editor)
+    hour_spend(fraud, NOW - timedelta(hours=2), 8.5)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        fired = budgets.budgets_evaluate(now=NOW)
+
+    assert sorted(a.budget.name for a in fired) == ["all spend", "fraud daily"]
+    sent = {m.subject.split(":")[0]: m for m in mailoutbox}
+    assert len(mailoutbox) == 2 and set(sent) == {"[BUDGET 80%] all spend", "[BUDGET 100%] fraud daily"}
+    assert sent["[BUDGET 80%] all spend"].to == ["finance@example.com"]
+    assert sent["[BUDGET 100%] fraud daily"].to == ["risk@example.com", "ops@example.com"]
+    assert sent["[BUDGET 80%] all spend"].subject.startswith("[BUDGET 80%] all spend: 8.50 of 10.00 USD spent this day")
+    assert "8.50 of 5.00 USD spent this day" in sent["[BUDGET 100%] fraud daily"].body
+    assert all(a.notified_at is not None for a in BudgetAlert.objects.all())
+
+
+def test_a_budget_share_is_alerted_and_sent_once_however_often_it_is_evaluated_and_delivered(
+    editor, celery_eager, webhook, mailoutbox, django_capture_on_commit_callbacks  # noqa: F811 - the fixture imported above
+):
+    url, received = webhook
+    fraud = register("fraud", editor)
+    budgets.budget_set(name="all spend", amount_usd=10, thresholds=[0.8], webhook_url=url, emails="finance@example.com", actor=editor)
+    hour_spend(fraud, NOW - timedelta(hours=2), 8.5)
+
+    with django_capture_on_commit_callbacks(execute=True) as first_enqueued:
+        first = budgets.budgets_evaluate(now=NOW)
+    with django_capture_on_commit_callbacks(execute=True) as again_enqueued:
+        again = budgets.budgets_evaluate(now=NOW + timedelta(minutes=15))  # the next beat, past the re-send delay
+    budgets.budget_alert_notify(alert_id=first[0].pk)  # the notification task delivered a second time
+
+    assert ([a.threshold for a in first], len(first_enqueued)) == ([0.8], 1)
+    assert (again, len(again_enqueued)) == ([], 0)
+    assert BudgetAlert.objects.count() == 1
+    assert len(received) == 1 and len(mailoutbox) == 1
 
 
 @pytest.mark.parametrize(
