@@ -1,9 +1,10 @@
 import math
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from monitoring import columnar
+from monitoring import columnar, services
 from monitoring.models import Event, FeatureBatch
 from tests.factories import register
 from tests.registry.test_api import assert_error_shape
@@ -52,6 +53,39 @@ def test_resent_events_are_duplicates_not_rows(api_as, editor, fraud):
 
     assert again.json() == {"accepted": 2, "duplicates": 2}
     assert Event.objects.count() == 5
+
+
+def drift_columns(version) -> dict:
+    start = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    return services.window_columns(model_version_id=version.pk, start=start, end=start + timedelta(hours=1))
+
+
+def test_a_resent_batch_adds_no_feature_values_for_drift(api_as, editor, fraud):
+    client = api_as(editor)
+    client.post("/api/v1/events", {"events": [event(i) for i in range(3)]}, format="json")
+    # The client retries: e-1 and e-2 again (with other values, as a buggy client might), plus two new events.
+    resent = [event(i, features={"amount": 500.0 + i, "country": "XX"}, prediction=0.9) for i in (1, 2)]
+
+    again = client.post("/api/v1/events", {"events": resent + [event(3), event(4)]}, format="json")
+
+    assert again.json() == {"accepted": 2, "duplicates": 2}
+    columns = drift_columns(fraud)
+    assert sorted(columns["amount"].tolist()) == [10.0, 11.0, 12.0, 13.0, 14.0]
+    assert "XX" not in columns["country"].tolist() and len(columns["country"]) == 5
+    assert columns[columnar.PREDICTION].tolist() == [0.2] * 5
+
+
+def test_a_duplicate_within_one_request_adds_its_features_once(api_as, editor, fraud):
+    events = [event(0), event(1), event(1, features={"amount": 999.0, "country": "XX"}, prediction=0.9), event(2)]
+
+    response = api_as(editor).post("/api/v1/events", {"events": events}, format="json")
+
+    assert response.json() == {"accepted": 3, "duplicates": 1}
+    columns = drift_columns(fraud)
+    assert sorted(columns["amount"].tolist()) == [10.0, 11.0, 12.0]
+    assert sorted(columns["country"].tolist()) == ["DE", "FR", "FR"]
+    assert columns[columnar.PREDICTION].tolist() == [0.2] * 3
+    assert Event.objects.get(event_id="e-1").prediction == 0.2  # the first copy is the one kept
 
 
 @pytest.mark.parametrize(
