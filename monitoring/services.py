@@ -161,8 +161,8 @@ def reference_set_from_window(*, model_version: ModelVersion, start, end, actor)
 def drift_report_run(*, report_id: int) -> DriftReport | None:
     """Compute one report. Claimed with a conditional UPDATE, so a second delivery of a finished report does nothing.
 
-    A report left `running` by a worker that died (no heartbeat for 10 minutes)
-    may be claimed again: with acks_late, the broker redelivers its task.
+    A report left `running` by a worker that died (started more than 10 minutes
+    ago) may be claimed again: the sweep in `drift_reports_schedule` queues it.
     """
     now = timezone.now()
     claimable = Q(status__in=[ReportStatus.PENDING, ReportStatus.FAILED]) | Q(status=ReportStatus.RUNNING, started_at__lt=now - STALE_RUN)
@@ -185,23 +185,26 @@ def drift_report_run(*, report_id: int) -> DriftReport | None:
             {**asdict(r), "column": OUTPUT_COLUMNS.get(r.column, r.column)}
             for r in sorted(results.values(), key=lambda r: -(r.psi or 0))
         ]
-        DriftReport.objects.filter(pk=report_id).update(
-            status=ReportStatus.DONE, finished_at=timezone.now(), rows=rows, results=payload, error="" if rows else "no data in this window",
-            schema_check=_schema_check(report, current),
-            drifted_columns=sum(1 for r in results.values() if r.drifted),
-            max_psi=max((r.psi for r in results.values() if r.psi is not None), default=None),
-        )
+        schema_check = _schema_check(report, current)
+        # The result and its alerts commit together: a worker dying between the two would leave a done
+        # report whose alerts were never evaluated (the sweep only takes back pending or running ones).
+        with transaction.atomic():
+            DriftReport.objects.filter(pk=report_id).update(
+                status=ReportStatus.DONE, finished_at=timezone.now(), rows=rows, results=payload, error="" if rows else "no data in this window",
+                schema_check=schema_check,
+                drifted_columns=sum(1 for r in results.values() if r.drifted),
+                max_psi=max((r.psi for r in results.values() if r.psi is not None), default=None),
+            )
+            if rows:
+                from .alerts import alerts_evaluate
+
+                alerts_evaluate(report=DriftReport.objects.select_related("model_version__model").get(pk=report_id))
     except DomainError as exc:  # bad input (no reference): say so, nothing to retry
         DriftReport.objects.filter(pk=report_id).update(status=ReportStatus.FAILED, finished_at=timezone.now(), error=exc.message[:2000])
     except Exception as exc:  # the report says what went wrong; the task decides on retries
         DriftReport.objects.filter(pk=report_id).update(status=ReportStatus.FAILED, finished_at=timezone.now(), error=str(exc)[:2000])
         raise
-    report = DriftReport.objects.select_related("model_version__model").get(pk=report_id)
-    if report.status == ReportStatus.DONE and report.rows:
-        from .alerts import alerts_evaluate
-
-        alerts_evaluate(report=report)
-    return report
+    return DriftReport.objects.select_related("model_version__model").get(pk=report_id)
 
 
 def _schema_check(report: DriftReport, current: dict[str, np.ndarray]) -> dict:
@@ -233,8 +236,9 @@ def drift_report_request(*, model_version: ModelVersion, start, end, actor=None)
 def drift_reports_schedule(*, hours: int, now=None) -> int:
     """Queue one report over the last `hours` for each version that has a reference and events in that window.
 
-    Also the sweep for work a broker outage left behind: reports still pending
-    after 10 minutes and alert notifications not sent are enqueued again.
+    Also the sweep for work a broker outage or a dead worker left behind: reports still pending
+    after 10 minutes or running for more than 10 minutes, and alert notifications not sent, are
+    enqueued again.
     """
     _sweep_stuck_work()
     end = now or timezone.now()
@@ -252,7 +256,9 @@ def _sweep_stuck_work() -> None:
     from .tasks import alert_notify, drift_report_compute
 
     cutoff = timezone.now() - STALE_RUN
-    for report_id in DriftReport.objects.filter(status=ReportStatus.PENDING, requested_at__lt=cutoff).values_list("pk", flat=True)[:500]:
+    # Pending: its message was lost. Running for longer than STALE_RUN: its worker died (the claim takes it back then).
+    stuck = Q(status=ReportStatus.PENDING, requested_at__lt=cutoff) | Q(status=ReportStatus.RUNNING, started_at__lt=cutoff)
+    for report_id in DriftReport.objects.filter(stuck).values_list("pk", flat=True)[:500]:
         enqueue_on_commit(drift_report_compute, report_id)
     for event_id in AlertEvent.objects.filter(notified_at__isnull=True, silenced=False, at__lt=cutoff).values_list("pk", flat=True)[:500]:
         enqueue_on_commit(alert_notify, event_id)

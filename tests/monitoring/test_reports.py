@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from django.utils import timezone
 from scipy import stats
 
 from monitoring import services
@@ -32,7 +33,7 @@ def fraud(editor):
     return register("fraud", editor)
 
 
-def test_reference_from_csv_and_report_match_scipy(api_as, editor, fraud, django_capture_on_commit_callbacks):
+def test_reference_from_csv_and_report_match_scipy(celery_eager, api_as, editor, fraud, django_capture_on_commit_callbacks):
     rng = np.random.default_rng(0)
     reference = rng.normal(100, 10, 3000)
     csv = "amount,country\n" + "".join(f"{v},{'DE' if i % 2 else 'FR'}\n" for i, v in enumerate(reference))
@@ -51,7 +52,7 @@ def test_reference_from_csv_and_report_match_scipy(api_as, editor, fraud, django
     assert {r["column"] for r in report.results} == {"amount", "country", "prediction"}
 
 
-def test_empty_window_says_no_data(api_as, editor, fraud, django_capture_on_commit_callbacks):
+def test_empty_window_says_no_data(celery_eager, api_as, editor, fraud, django_capture_on_commit_callbacks):
     services.reference_set_from_file(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -61,7 +62,7 @@ def test_empty_window_says_no_data(api_as, editor, fraud, django_capture_on_comm
     assert (report.status, report.rows, report.error, report.max_psi) == ("done", 0, "no data in this window", None)
 
 
-def test_report_without_reference_fails_with_a_reason(editor, fraud, django_capture_on_commit_callbacks):
+def test_report_without_reference_fails_with_a_reason(celery_eager, editor, fraud, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         report = services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
 
@@ -79,6 +80,23 @@ def test_a_second_delivery_does_not_run_a_finished_report_again(api_as, editor, 
 
     assert first.status == "done" and second is None
     assert DriftReport.objects.get(pk=report.pk).attempts == 1
+
+
+def test_the_hourly_sweep_takes_back_a_report_left_running_by_a_dead_worker(celery_eager, api_as, editor, fraud, django_capture_on_commit_callbacks):
+    services.reference_set_from_file(model_version=fraud, data=b"amount\n1\n2\n3\n", actor=editor)
+    send(api_as, editor, [1.0, 2.0, 5.0])
+    now = timezone.now()
+    window = {"model_version": fraud, "window_start": T0, "window_end": T0 + timedelta(hours=1), "status": "running", "attempts": 1}
+    stale = DriftReport.objects.create(**window, started_at=now - timedelta(minutes=11))
+    alive = DriftReport.objects.create(**window, started_at=now - timedelta(minutes=9))  # its worker may still be on it
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.drift_reports_schedule(hours=1, now=T0 + timedelta(days=30))
+
+    stale.refresh_from_db()
+    alive.refresh_from_db()
+    assert (stale.status, stale.attempts, stale.rows) == ("done", 2, 3)
+    assert (alive.status, alive.attempts) == ("running", 1)
 
 
 def test_a_report_left_running_by_a_dead_worker_is_claimed_again(api_as, editor, fraud):
@@ -101,7 +119,7 @@ def test_bad_csv_is_a_clear_error(editor, fraud):
         services.reference_set_from_file(model_version=fraud, data=b"\xff\xfe", actor=editor)
 
 
-def test_drift_reports_command_covers_consecutive_windows(api_as, editor, fraud, django_capture_on_commit_callbacks):
+def test_drift_reports_command_covers_consecutive_windows(celery_eager, api_as, editor, fraud, django_capture_on_commit_callbacks):
     from django.core.management import call_command
     from django.utils import timezone
 
@@ -117,24 +135,19 @@ def test_drift_reports_command_covers_consecutive_windows(api_as, editor, fraud,
     assert reports.count() == 2 and all(r.status == "done" and r.rows == 2 for r in reports)
 
 
-def test_requesting_a_report_with_the_broker_down_still_succeeds(editor, fraud, settings, django_capture_on_commit_callbacks, caplog):
+def test_requesting_a_report_with_the_broker_down_still_succeeds(editor, fraud, monkeypatch, django_capture_on_commit_callbacks, caplog):
     from monitoring.tasks import drift_report_compute
 
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    original = drift_report_compute.delay
-    drift_report_compute.delay = lambda *a, **k: (_ for _ in ()).throw(ConnectionError("redis down"))
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            report = services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
-    finally:
-        drift_report_compute.delay = original
+    monkeypatch.setattr(drift_report_compute, "apply_async", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("redis down")))
+    with django_capture_on_commit_callbacks(execute=True):
+        report = services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
 
     report.refresh_from_db()
     assert report.status == "pending"
     assert "the periodic sweep will retry" in caplog.text
 
 
-def test_a_csv_prediction_column_is_compared_with_event_predictions(api_as, editor, fraud, django_capture_on_commit_callbacks):
+def test_a_csv_prediction_column_is_compared_with_event_predictions(celery_eager, api_as, editor, fraud, django_capture_on_commit_callbacks):
     services.reference_set_from_file(model_version=fraud, data=b"amount,prediction\n" + b"".join(f"{i},{i / 100}\n".encode() for i in range(100)), actor=editor)
     send(api_as, editor, [1.0, 2.0, 3.0])
 
@@ -157,7 +170,7 @@ def test_reference_from_a_window_of_past_traffic(api_as, editor, fraud):
         services.reference_set_from_window(model_version=fraud, start=T0 - timedelta(days=2), end=T0 - timedelta(days=1), actor=editor)
 
 
-def test_label_drift_once_labels_arrive(api_as, editor, fraud, django_capture_on_commit_callbacks):
+def test_label_drift_once_labels_arrive(celery_eager, api_as, editor, fraud, django_capture_on_commit_callbacks):
     services.reference_set_from_file(model_version=fraud, data=b"amount,label\n" + b"".join(f"{i},{int(i % 10 == 0)}\n".encode() for i in range(1000)), actor=editor)
     events = [
         {"event_id": f"l-{i}", "model": "fraud", "version": 1, "timestamp": (T0 + timedelta(seconds=i)).isoformat(), "latency_ms": 5,
