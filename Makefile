@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian install python3-venv"; exit 1; }
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps gbstats==0.8.0  # test oracle; see requirements-dev.txt
 	touch $@
 
 install: $(STAMP) ## venv + dependencies

@@ -1,4 +1,4 @@
-"""A/B test statistics, exactly as ../shared/METRICS.md defines them. numpy/scipy only: no Django.
+"""A/B test statistics, exactly as docs/metrics.md defines them. numpy/scipy only: no Django.
 
 Every function takes plain numbers or arrays and returns a frozen dataclass (``.as_dict()`` for
 JSON). The analysis aggregates in SQL, so each test has a summary-statistic form: per arm the count
