@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections
 
 from monitoring import rollups, tasks
 from monitoring.models import Event, Rollup, RollupCursor
@@ -233,6 +233,13 @@ def test_the_task_catches_up_and_is_on_the_beat_schedule(api_as, editor, subject
     assert (entry["task"], entry["schedule"]) == ("monitoring.tasks.rollups_update_task", 60.0)
 
 
+def waiting_for_the_events_table() -> bool:
+    """Whether some session waits for a lock on the events table (PostgreSQL's pg_locks)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass", [Event._meta.db_table])
+        return cursor.fetchone()[0] > 0
+
+
 @pytest.mark.postgres_only
 @pytest.mark.skipif(settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql", reason="needs PostgreSQL's concurrent writers")
 @pytest.mark.django_db(transaction=True)
@@ -267,11 +274,16 @@ def test_events_of_an_ingestion_still_open_are_not_skipped(editor, subjects):
     services.events_ingest(payload={"events": random_events(11, 30, start=T0, minutes=5, prefix="fast")}, actor=editor)
     folder = threading.Thread(target=fold)
     folder.start()
-    time.sleep(0.5)
-    assert folder.is_alive()  # waiting for the open ingestion, not folding around it
-    release.set()
-    slow.join(30)
-    folder.join(30)
+    try:
+        deadline = time.monotonic() + 30
+        while not waiting_for_the_events_table():  # the fold waits for the open ingestion, it does not fold around it
+            assert folder.is_alive() and time.monotonic() < deadline, f"the roll-up did not wait for the open ingestion: {results}"
+            time.sleep(0.01)
+        assert folder.is_alive() and results == []
+    finally:
+        release.set()
+        slow.join(30)
+        folder.join(30)
 
     rollups.rollups_update()
     assert results == [80]
