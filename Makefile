@@ -30,8 +30,11 @@ lint: $(STAMP)
 bench: $(STAMP) ## figures for the closing notes (see bench/README.md)
 	bash bench/run.sh
 
+mutants: $(STAMP) ## mutation testing of the core modules (mutmut; MUTANTS_ONLY=drift,...; not part of make test)
+	$(BIN)/python scripts/mutants.py
+
 demo: $(STAMP) ## demo data into the current database
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 
-.PHONY: install run serve test lint bench demo
+.PHONY: install run serve test lint bench demo mutants
