@@ -1,10 +1,16 @@
+import json
+import socket
+import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+import redis
 from django.utils import timezone
 from scipy import stats
 
+import mlops_site.settings as site_settings
+from mlops_site.celery import app as celery_app
 from monitoring import services
 from monitoring.models import DriftReport
 from tests.factories import register
@@ -92,11 +98,12 @@ def test_the_hourly_sweep_takes_back_a_report_left_running_by_a_dead_worker(cele
 
     with django_capture_on_commit_callbacks(execute=True):
         services.drift_reports_schedule(hours=1, now=T0 + timedelta(days=30))
+    redelivered = services.drift_report_run(report_id=alive.pk)  # its message handed to a second worker
 
     stale.refresh_from_db()
     alive.refresh_from_db()
     assert (stale.status, stale.attempts, stale.rows) == ("done", 2, 3)
-    assert (alive.status, alive.attempts) == ("running", 1)
+    assert (alive.status, alive.attempts, redelivered) == ("running", 1, None)
 
 
 def test_a_report_left_running_by_a_dead_worker_is_claimed_again(api_as, editor, fraud):
@@ -135,16 +142,64 @@ def test_drift_reports_command_covers_consecutive_windows(celery_eager, api_as, 
     assert reports.count() == 2 and all(r.status == "done" and r.rows == 2 for r in reports)
 
 
-def test_requesting_a_report_with_the_broker_down_still_succeeds(editor, fraud, monkeypatch, django_capture_on_commit_callbacks, caplog):
-    from monitoring.tasks import drift_report_compute
+@pytest.fixture
+def broker_that_hangs_up():
+    """A Redis that is down, whatever runs on this machine: a port on 127.0.0.1 held by the test, which
+    accepts each connection and closes it at once. Yields its URL and the connections it hung up on."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.05)
+    contacts, stop = [], threading.Event()
 
-    monkeypatch.setattr(drift_report_compute, "apply_async", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("redis down")))
-    with django_capture_on_commit_callbacks(execute=True):
-        report = services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
+    def serve():
+        while not stop.is_set():
+            try:
+                connection, peer = server.accept()
+            except TimeoutError:
+                continue
+            contacts.append(peer)
+            connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0", contacts
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+def reports_queued_in(url: str) -> list[str]:
+    """The drift-report tasks waiting in the default queue of a real Redis at `url` (none if nothing answers there)."""
+    try:
+        raw = redis.Redis.from_url(url, socket_connect_timeout=0.5).lrange(celery_app.conf.task_default_queue, 0, -1)
+    except redis.RedisError:
+        return []
+    headers = [json.loads(m).get("headers", {}) for m in raw]
+    return [h.get("argsrepr", "") for h in headers if h.get("task") == "monitoring.tasks.drift_report_compute"]
+
+
+def test_requesting_a_report_with_the_broker_down_still_succeeds(
+    editor, fraud, settings, monkeypatch, broker_that_hangs_up, django_capture_on_commit_callbacks, caplog
+):
+    url, contacts = broker_that_hangs_up
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = url
+    for name in ("CELERY_BROKER_URL", "CELERY_BROKER_WRITE_URL"):  # Celery prefers these environment variables to the settings
+        monkeypatch.delenv(name, raising=False)
+    celery_app._after_fork()  # drop the producer pool made for the previous broker (Celery has no public reset)
+    try:
+        with django_capture_on_commit_callbacks(execute=True) as enqueued:
+            report = services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
+    finally:
+        celery_app._after_fork()  # the next publish makes a pool for the restored broker
 
     report.refresh_from_db()
-    assert report.status == "pending"
+    assert report.status == "pending" and len(enqueued) == 1
+    assert contacts  # the publish really went to the broker that is down
+    assert f"could not enqueue monitoring.tasks.drift_report_compute({report.pk},)" in caplog.text
     assert "the periodic sweep will retry" in caplog.text
+    assert f"({report.pk},)" not in reports_queued_in(site_settings.CELERY_BROKER_URL)  # nothing reached the configured Redis
 
 
 def test_a_csv_prediction_column_is_compared_with_event_predictions(celery_eager, api_as, editor, fraud, django_capture_on_commit_callbacks):
