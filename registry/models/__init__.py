@@ -346,6 +346,11 @@ class AuditAction(models.TextChoices):
     GATE_OVERRIDDEN = "gate_overridden"
     SCHEMA_SET = "schema_set"
     EVALUATION_REQUESTED = "evaluation_requested"
+    EVALUATION_RECORDED = "evaluation_recorded"
+    EXPERIMENT_CREATED = "experiment_created"
+    EXPERIMENT_STARTED = "experiment_started"
+    EXPERIMENT_STOPPED = "experiment_stopped"
+    EXPERIMENT_DECIDED = "experiment_decided"
 
 
 class AuditEvent(models.Model):

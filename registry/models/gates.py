@@ -1,8 +1,8 @@
 """Quality gates: what a release must pass (policies), the evidence (evaluations), and dataset schemas.
 
 An Evaluation is one run of one kind over one version: model metrics and fairness from uploaded
-predictions and labels, data validation of a file against the model's schema, or a prompt
-version over its eval set. Its `metrics` are the gate figures; a GatePolicy compares them with
+predictions and labels, data validation of a file against the model's schema, a prompt
+version over its eval set, or an A/B test's result recorded from outside (done at once). Its `metrics` are the gate figures; a GatePolicy compares them with
 thresholds, and a promotion of a version whose gates failed or never ran is refused.
 """
 
@@ -36,6 +36,8 @@ class EvaluationKind(models.TextChoices):
     MODEL = "model", "model metrics and fairness"
     DATA = "data", "data validation"
     PROMPT = "prompt", "prompt evaluation"
+    # Recorded, not computed here: an A/B test's result on live traffic, attached by the experiment's decision.
+    EXPERIMENT = "experiment", "A/B test result"
 
 
 class EvaluationStatus(models.TextChoices):
@@ -50,7 +52,7 @@ class Evaluation(models.Model):
 
     model_version = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="evaluations")
     prompt_version = models.ForeignKey("registry.PromptVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="evaluations")
-    kind = models.CharField(max_length=8, choices=EvaluationKind.choices)
+    kind = models.CharField(max_length=16, choices=EvaluationKind.choices)
     status = models.CharField(max_length=8, choices=EvaluationStatus.choices, default=EvaluationStatus.PENDING)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     requested_at = models.DateTimeField(default=timezone.now)

@@ -1,6 +1,6 @@
 """Evaluations: the evidence the gates read. Requested here, computed by a Celery worker.
 
-Three kinds, each a row with a status (pending, running, done, failed) that a worker claims with a
+Three computed kinds, each a row with a status (pending, running, done, failed) that a worker claims with a
 conditional UPDATE (a second delivery does nothing; a run left `running` by a dead worker is
 claimed again after STALE_RUN):
 
@@ -12,11 +12,15 @@ claimed again after STALE_RUN):
   version's criteria (registry/prompt_checks/) -> per-row results and the gate figures.
 
 Bad input never becomes a fake pass: the run is `failed` with the reason.
+
+A fourth kind, experiment, is evidence computed elsewhere (an A/B test on live traffic): recorded done at
+once by `evaluation_record_external`, so its figures reach the gate card and the gates like any other.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import timedelta
 
 import numpy as np
@@ -67,6 +71,9 @@ def evaluation_request(
     require_role(actor, EDITOR, "Running an evaluation")
     if kind not in EvaluationKind.values:
         raise ValidationFailed(f"kind: one of {', '.join(EvaluationKind.values)}.", fields={"kind": ["unknown kind"]})
+    if kind in EXTERNAL_KINDS:
+        raise ValidationFailed(f"A {kind} evaluation is not run here: its result is recorded by the A/B test's decision.",
+                               fields={"kind": ["recorded, not run"]})
     if (kind == EvaluationKind.PROMPT) != (prompt_version is not None) or (model_version is None) == (prompt_version is None):
         raise ValidationFailed("A prompt evaluation runs on a prompt version; model and data evaluations on a model version.")
     options = _clean_options(kind, options)
@@ -94,6 +101,46 @@ def evaluation_request(
         from ..tasks import evaluation_compute
 
         enqueue_on_commit(evaluation_compute, evaluation.pk)
+    return evaluation
+
+
+# Kinds whose figures come from outside (no file, no worker): recorded done by evaluation_record_external.
+EXTERNAL_KINDS = (EvaluationKind.EXPERIMENT,)
+
+
+def evaluation_record_external(
+    *, kind: str, model_version: ModelVersion | None = None, prompt_version: PromptVersion | None = None, metrics: dict,
+    details: dict | None = None, source: str, actor,
+) -> Evaluation:
+    """Record evidence computed outside the registry (an A/B test's result) as a finished evaluation of a version
+    (editors). `metrics` are the figures gates can check (names to finite numbers); `details` what the page shows
+    beside them; `source` what it came from ("experiment:<key>"). Audited as evaluation_recorded."""
+    require_role(actor, EDITOR, "Recording an evaluation")
+    if kind not in EXTERNAL_KINDS:
+        raise ValidationFailed(f"kind: one of {', '.join(EXTERNAL_KINDS)} (the others are run, not recorded).", fields={"kind": ["not recordable"]})
+    if (model_version is None) == (prompt_version is None):
+        raise ValidationFailed("Give a model version or a prompt version.")
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValidationFailed("metrics: an object of figure names and numbers.", fields={"metrics": ["an object"]})
+    for name, value in metrics.items():
+        if not isinstance(name, str) or not name or len(name) > 100:
+            raise ValidationFailed("metrics: figure names are strings of 1 to 100 characters.", fields={"metrics": [repr(name)]})
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValidationFailed(f"metrics.{name}: a finite number.", fields={f"metrics.{name}": ["a finite number"]})
+    source = (source or "").strip()[:300]
+    if not source:
+        raise ValidationFailed("source: say where the figures come from.", fields={"source": ["required"]})
+    now = timezone.now()
+    version = model_version or prompt_version
+    subject = f"model:{model_version.model.name}" if model_version else f"prompt:{prompt_version.prompt.name}"
+    with transaction.atomic():
+        evaluation = Evaluation.objects.create(
+            kind=kind, model_version=model_version, prompt_version=prompt_version, status=EvaluationStatus.DONE, requested_by=actor,
+            requested_at=now, started_at=now, finished_at=now, source=source, metrics={k: float(v) for k, v in metrics.items()},
+            details=details or {},
+        )
+        audit_record(actor=actor, action=AuditAction.EVALUATION_RECORDED, subject=subject, version=version.version, reason=source,
+                     extra={"evaluation_id": evaluation.pk, "kind": kind})
     return evaluation
 
 

@@ -20,7 +20,7 @@ from mlops_site.pages import call_and_redirect, get_or_404, paginate, querystrin
 from mlops_site.roles import ADMIN, has_role
 
 from .. import selectors
-from ..models import DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, GatePolicy, PromotionStatus
+from ..models import DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, EvaluationStatus, GatePolicy, ModelVersion, PromotionStatus
 from ..services import evaluations, gates, schemas
 
 EVALUATIONS_PER_PAGE = 20
@@ -39,7 +39,8 @@ SCHEMA_EXAMPLE = {"columns": [{"name": "amount", "type": "numeric", "min": 0, "n
 def gate_card(version, user, promotions) -> dict:
     """The gate card of a model or prompt version, and whether (and why) approving its pending requests is blocked.
 
-    Two queries (the policy, the finished evaluations). Requests into an ungated stage (a prompt's dev) are not blocked.
+    Three queries (the policy, the finished evaluations, the newest A/B test result). Requests into an ungated
+    stage (a prompt's dev) are not blocked.
     """
     state = gates.gate_status(version=version)
     failing = state.policy is not None and not state.passed
@@ -56,7 +57,26 @@ def gate_card(version, user, promotions) -> dict:
         "gate_blocked_ids": {p.pk for p in promotions if p.status == PromotionStatus.PENDING and p.to_stage not in gates.UNGATED_STAGES}
         if blocked else set(),
         "can_override": has_role(user, ADMIN),
+        "ab_evidence": ab_evidence(version),
     }
+
+
+# The A/B figures shown on the gate card, in this order, when the recorded result has them.
+AB_FIGURES = (("ab_lift", "lift"), ("ab_diff", "difference"), ("ab_ci_low", "interval low"), ("ab_ci_high", "interval high"),
+              ("ab_p_value", "p-value"), ("ab_always_valid_low", "always-valid low"), ("ab_always_valid_high", "always-valid high"))
+
+
+def ab_evidence(version) -> dict | None:
+    """The newest A/B test result recorded for the version (an evaluation of kind experiment), for the gate card."""
+    field = "model_version" if isinstance(version, ModelVersion) else "prompt_version"
+    found = (Evaluation.objects.filter(**{field: version}, kind=EvaluationKind.EXPERIMENT, status=EvaluationStatus.DONE)
+             .order_by("-finished_at", "-id").only("pk", "finished_at", "source", "metrics", "details").first())
+    if found is None:
+        return None
+    figures = [(label, number_text(found.metrics[key])) for key, label in AB_FIGURES if key in found.metrics]
+    summary = found.details.get("summary") if isinstance(found.details, dict) else None
+    return {"evaluation_id": found.pk, "source": found.source, "finished_at": found.finished_at, "figures": figures,
+            "summary": summary if isinstance(summary, str) else "", "significant": found.metrics.get("ab_significant") == 1}
 
 
 def evaluation_page(request: HttpRequest, **subject):

@@ -339,9 +339,10 @@ def test_run_prompt_evaluation_button_queues_one(editor, viewer, prompts, settin
     assert any("needs the editor role" in m for m in messages_of(by_viewer)) and Evaluation.objects.count() == 1
 
 
-@pytest.mark.parametrize(("url", "limit"), [("/models/fraud/versions/1/", 11), ("/prompts/summarize/versions/3/", 13)])
+@pytest.mark.parametrize(("url", "limit"), [("/models/fraud/versions/1/", 12), ("/prompts/summarize/versions/3/", 14)])
 def test_version_pages_use_a_constant_number_of_queries(approver, fraud, gated, prompts, django_assert_max_num_queries, url, limit):
-    # 4 more than before the gates: the policy and the finished evaluations (gate status), the evaluation count and page.
+    # 5 more than before the gates: the policy and the finished evaluations (gate status), the newest A/B test result,
+    # the evaluation count and page.
     gate_policy_set(prompt=prompts.prompt, checks=[{"check": "format_valid", "op": ">", "threshold": 0.95}], actor=approver)
     for i in range(30):
         evaluated(fraud, accuracy=0.9 + i / 1000, f1=0.9)
