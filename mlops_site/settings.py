@@ -185,6 +185,12 @@ SPECTACULAR_SETTINGS = {
         "PromotableStageEnum": [("staging", "staging"), ("production", "production")],
         "PromotionStatusEnum": "registry.models.PromotionStatus",
         "AuditActionEnum": "registry.models.AuditAction",
+        "ExperimentStatusEnum": "experiments.models.ExperimentStatus",
+        "AnalysisStatusEnum": "experiments.models.AnalysisStatus",
+        "MetricKindEnum": "experiments.models.MetricKind",
+        "RecommendationEnum": "experiments.models.Recommendation",
+        "DecisionEnum": "experiments.models.Decision",
+        "ComparisonStateEnum": [("ok", "ok"), ("not_enough_data", "not_enough_data")],
     },
     "SERVE_PERMISSIONS": ["mlops_site.roles.IsViewer"],
 }
@@ -215,6 +221,20 @@ CELERY_BEAT_SCHEDULE = {
     "monitoring-rollups": {"task": "monitoring.tasks.rollups_update_task", "schedule": 60.0},
     "monitoring-ops-alerts": {"task": "monitoring.tasks.ops_alerts_evaluate", "schedule": 60.0},
     "monitoring-performance": {"task": "monitoring.tasks.performance_windows_schedule", "schedule": 3600.0},
+    "experiments-analyses": {"task": "experiments.tasks.analyses_schedule", "schedule": 3600.0},
+}
+
+# --- Cache ------------------------------------------------------------------
+# Small values every web process and worker shares, on the same Redis: A/B assignment reads an experiment's
+# variants from here on every request. Short socket timeouts: with Redis down a read costs 0.2 s at most and
+# the code falls back to the database.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("CACHE_URL", REDIS_URL),
+        "KEY_PREFIX": "mlops",
+        "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+    }
 }
 
 # Alerts: where the default rules notify (each rule can override), and how mail goes out.

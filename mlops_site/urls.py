@@ -28,6 +28,7 @@ urlpatterns = [
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("registry.api_urls")),
     path("api/v1/", include("monitoring.api_urls")),
+    path("api/v1/", include("experiments.api.urls")),
     path("", include("registry.urls")),
     path("", include("monitoring.urls")),
 ]
