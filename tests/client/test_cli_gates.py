@@ -50,7 +50,7 @@ def fraud(live_server):
     return as_alice, as_bob
 
 
-def test_gate_fails_on_a_bias_check_and_passes_after_a_fair_evaluation(fraud, tmp_path):
+def test_gate_fails_on_a_bias_check_and_passes_after_a_fair_evaluation(celery_eager, fraud, tmp_path):
     as_alice, _ = fraud
     biased = predictions_csv(tmp_path / "biased.csv", biased=True)
     fair = predictions_csv(tmp_path / "fair.csv", biased=False)
@@ -86,7 +86,7 @@ def test_gate_fails_on_a_bias_check_and_passes_after_a_fair_evaluation(fraud, tm
     assert as_json.returncode == 0 and json.loads(as_json.stdout)["passed"] is True
 
 
-def test_promotion_of_a_version_whose_gate_failed_is_refused(fraud, tmp_path):
+def test_promotion_of_a_version_whose_gate_failed_is_refused(celery_eager, fraud, tmp_path):
     as_alice, _ = fraud
     cli("evaluate", "--model", "fraud", "--version", "1", "--file", predictions_csv(tmp_path / "p.csv", biased=True),
         "--group-column", "gender", "--wait", **as_alice)
@@ -96,7 +96,7 @@ def test_promotion_of_a_version_whose_gate_failed_is_refused(fraud, tmp_path):
     assert_fails(result, 4, "409 conflict (gates_failed)", "demographic_parity_difference")
 
 
-def test_evaluate_wait_on_a_failed_evaluation_exits_seven_with_the_reason(fraud, tmp_path):
+def test_evaluate_wait_on_a_failed_evaluation_exits_seven_with_the_reason(celery_eager, fraud, tmp_path):
     as_alice, _ = fraud
     (tmp_path / "wrong.csv").write_text("truth,guess\n1,0\n0,0\n")
     fair = predictions_csv(tmp_path / "fair.csv", biased=False)
@@ -174,7 +174,7 @@ def test_gate_without_a_policy_exits_zero_and_says_so(live_server):
     assert result.stdout.startswith("churn v1: no gate policy, nothing to check")
 
 
-def test_schema_inferred_from_a_reference_then_data_evaluated_against_it(fraud, tmp_path):
+def test_schema_inferred_from_a_reference_then_data_evaluated_against_it(celery_eager, fraud, tmp_path):
     as_alice, as_bob = fraud
     (tmp_path / "reference.csv").write_text("amount,country\n" + "".join(f"{10 + i % 90},{'FR' if i % 2 else 'DE'}\n" for i in range(200)))
     (tmp_path / "new.csv").write_text("amount,country\n12,FR\n-5,DE\n30,XX\n40,FR\n")
@@ -220,7 +220,7 @@ def test_policy_is_shown_set_by_approvers_only_and_checked_locally(fraud, tmp_pa
     assert_fails(nothing, 4, "404")
 
 
-def test_evaluate_prompt_replays_responses_and_gate_reads_its_figures(live_server, tmp_path):
+def test_evaluate_prompt_replays_responses_and_gate_reads_its_figures(celery_eager, live_server, tmp_path):
     as_alice = {"url": live_server.url, "token": token_for("alice", "editor")}
     as_bob = {"url": live_server.url, "token": token_for("bob", "approver")}
     assert cli("prompts", "import", str(write_folder(tmp_path / "prompts", brief_folder())), **as_alice).returncode == 0
@@ -254,7 +254,7 @@ def test_evaluate_prompt_replays_responses_and_gate_reads_its_figures(live_serve
     assert_fails(mixed, 2, "--responses goes with --provider replay")
 
 
-def test_the_example_pipeline_runs_against_the_server(live_server):
+def test_the_example_pipeline_runs_against_the_server(celery_eager, live_server):
     editor, approver = make_user("ci", "editor"), make_user("ci-approver", "approver")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
     env.update(MLOPS_URL=live_server.url, MLOPS_TOKEN=user_token_refresh(user=editor), MLOPS_APPROVER_TOKEN=user_token_refresh(user=approver),

@@ -46,7 +46,7 @@ def _run_report(version, start, django_capture_on_commit_callbacks):
     return report
 
 
-def test_drift_fires_the_default_alert_once_to_a_signed_webhook(api_as, editor, webhook, settings, django_capture_on_commit_callbacks):
+def test_drift_fires_the_default_alert_once_to_a_signed_webhook(celery_eager, api_as, editor, webhook, settings, django_capture_on_commit_callbacks):
     url, received = webhook
     settings.MLOPS_ALERT_WEBHOOK_URL, settings.MLOPS_ALERT_WEBHOOK_SECRET = url, "s3cret"
     version = register("fraud", editor)
@@ -74,7 +74,7 @@ def test_states_follow_thresholds_with_a_warning_band(editor):
     assert [alerts.state_for(rule, v) for v in (0.05, 0.1, 0.15, 0.25, 0.3, None)] == ["ok", "ok", "warning", "warning", "alert", "ok"]
 
 
-def test_silenced_rules_record_the_change_but_send_nothing(api_as, editor, webhook, django_capture_on_commit_callbacks):
+def test_silenced_rules_record_the_change_but_send_nothing(celery_eager, api_as, editor, webhook, django_capture_on_commit_callbacks):
     url, received = webhook
     version = register("fraud", editor)
     rng = np.random.default_rng(1)
@@ -165,7 +165,7 @@ def test_alerts_page_acknowledge_and_silence(editor, viewer):
     assert "needs the editor role" in viewer_client.post(f"/monitoring/alerts/{rule.pk}/acknowledge/", follow=True).content.decode()
 
 
-def test_hourly_schedule_queues_reports_only_for_versions_with_reference_and_traffic(api_as, editor, django_capture_on_commit_callbacks):
+def test_hourly_schedule_queues_reports_only_for_versions_with_reference_and_traffic(celery_eager, api_as, editor, django_capture_on_commit_callbacks):
     watched, quiet = register("fraud", editor), register("churn", editor)
     services.reference_set_from_file(model_version=watched, data=b"amount\n1\n2\n3\n", actor=editor)
     services.reference_set_from_file(model_version=quiet, data=b"amount\n1\n2\n3\n", actor=editor)

@@ -30,7 +30,7 @@ def _parquet(**columns) -> bytes:
     return out.getvalue()
 
 
-def test_reference_from_parquet_over_http_and_a_report_that_matches_scipy(api_as, editor, viewer, fraud, django_capture_on_commit_callbacks):
+def test_reference_from_parquet_over_http_and_a_report_that_matches_scipy(celery_eager, api_as, editor, viewer, fraud, django_capture_on_commit_callbacks):
     rng = np.random.default_rng(3)
     reference = rng.normal(100, 10, 4000)
     body = _parquet(amount=reference, country=["DE" if i % 3 else None for i in range(4000)])

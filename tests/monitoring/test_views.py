@@ -36,7 +36,7 @@ def test_monitoring_pages_work_empty(viewer):
     assert "No model version is monitored yet" in logged_in(viewer).get("/monitoring/").content.decode()
 
 
-def test_report_page_shows_the_drifted_feature_first_with_charts(viewer, drifted_report):
+def test_report_page_shows_the_drifted_feature_first_with_charts(celery_eager, viewer, drifted_report):
     html = logged_in(viewer).get(f"/monitoring/reports/{drifted_report.pk}/").content.decode()
 
     first_row = re.search(r'<tbody>\s*<tr class="sev-(\w+)[^"]*">\s*<td><a href="\?column=(\w+)', html)
@@ -47,7 +47,7 @@ def test_report_page_shows_the_drifted_feature_first_with_charts(viewer, drifted
     assert 'id="heatmap-figure"' in html
 
 
-def test_overview_turns_red_for_drift(viewer, drifted_report, django_assert_max_num_queries):
+def test_overview_turns_red_for_drift(celery_eager, viewer, drifted_report, django_assert_max_num_queries):
     client = logged_in(viewer)
 
     with django_assert_max_num_queries(6):

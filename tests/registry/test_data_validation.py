@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 REFERENCE = b"amount,country\n" + b"".join(f"{10 + i % 90},{'DE' if i % 2 else 'FR'}\n".encode() for i in range(200))
 
 
-def test_infer_edit_and_validate_a_file(api_as, editor, viewer, django_capture_on_commit_callbacks):
+def test_infer_edit_and_validate_a_file(celery_eager, api_as, editor, viewer, django_capture_on_commit_callbacks):
     register("fraud", editor)
     inferred = api_as(editor).put("/api/v1/models/fraud/schema?filename=ref.csv", REFERENCE, content_type="text/csv")
     schema = inferred.json()["schema"]
@@ -38,7 +38,7 @@ def test_infer_edit_and_validate_a_file(api_as, editor, viewer, django_capture_o
     assert api_as(viewer).put("/api/v1/models/fraud/schema", REFERENCE, content_type="text/csv").status_code == 403
 
 
-def test_the_schema_guards_monitoring_events(client, api_as, editor, django_capture_on_commit_callbacks):
+def test_the_schema_guards_monitoring_events(celery_eager, client, api_as, editor, django_capture_on_commit_callbacks):
     version = register("fraud", editor)
     api_as(editor).put("/api/v1/models/fraud/schema", REFERENCE, content_type="text/csv")
     monitoring_services.reference_set_from_file(model_version=version, data=REFERENCE, actor=editor)

@@ -31,7 +31,7 @@ def upload(client, body: bytes, **fields):
     return client.post(f"{URL}/evaluations", {"file": SimpleUploadedFile("preds.csv", body), **fields}, format="multipart")
 
 
-def test_upload_evaluate_and_gate(api_as, editor, approver, viewer, django_capture_on_commit_callbacks):
+def test_upload_evaluate_and_gate(celery_eager, api_as, editor, approver, viewer, django_capture_on_commit_callbacks):
     register("fraud", editor)
     gate_policy_set(model=RegisteredModel.objects.get(name="fraud"), checks=DEFAULT_MODEL_CHECKS[:3], actor=approver)
     body, truth = predictions_csv(4000, 1, bias=0.25)
@@ -65,7 +65,7 @@ def test_upload_evaluate_and_gate(api_as, editor, approver, viewer, django_captu
         (b"label,prediction,score\n1,1,0.9\n1,0,0.1\n", None),  # a single class: AUC undefined, not a crash
     ],
 )
-def test_bad_files_fail_with_the_reason_and_never_pass(api_as, editor, viewer, django_capture_on_commit_callbacks, body, words):
+def test_bad_files_fail_with_the_reason_and_never_pass(celery_eager, api_as, editor, viewer, django_capture_on_commit_callbacks, body, words):
     register("fraud", editor)
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -29,7 +29,7 @@ def run(api_as, user, capture, body):
     return Evaluation.objects.get(pk=queued.json()["id"])
 
 
-def test_replay_figures_rows_and_the_gate(api_as, editor, approver, viewer, summarize, django_capture_on_commit_callbacks):
+def test_replay_figures_rows_and_the_gate(celery_eager, api_as, editor, approver, viewer, summarize, django_capture_on_commit_callbacks):
     gate_policy_set(prompt=Prompt.objects.get(name="summarize"), checks=DEFAULT_PROMPT_CHECKS, actor=approver)
     responses = {"0": "- moved to Tuesday\n- room 4\n- bring slides", "1": "- sales up 4%\n- call me at jane@example.com\n- Q3"}
 
@@ -48,7 +48,7 @@ def test_replay_figures_rows_and_the_gate(api_as, editor, approver, viewer, summ
     assert_error_shape(api_as(editor).post(f"{URL}/promotions", {"to": "prod", "reason": "ship"}, format="json"), 409, "gates_failed")
 
 
-def test_an_openai_compatible_server_and_its_failures(api_as, editor, summarize, settings, django_capture_on_commit_callbacks):
+def test_an_openai_compatible_server_and_its_failures(celery_eager, api_as, editor, summarize, settings, django_capture_on_commit_callbacks):
     seen, answers = [], ["- moved to Tuesday\n- a\n- b", "- sales up 4%\n- b\n- c"]
 
     class Fake(http.server.BaseHTTPRequestHandler):

@@ -137,7 +137,7 @@ def test_gate_card_turns_green_when_every_check_passes(viewer, fraud, gated):
     assert 'data-gates="passed"' in html and 'id="gate-reason"' not in html
 
 
-def test_approve_button_is_disabled_with_the_reason_and_the_approval_is_refused(approver, fraud, gated):
+def test_approve_button_is_disabled_with_the_reason_and_the_approval_is_refused(celery_eager, approver, fraud, gated):
     evaluated(fraud, accuracy=0.88)
     client = logged_in(approver)
 
@@ -213,7 +213,7 @@ def test_prompt_version_page_has_the_gate_card_and_blocks_the_prod_approval(appr
 # --- evaluations ---------------------------------------------------------------------------------
 
 
-def test_editor_uploads_predictions_and_the_gate_reads_the_result(editor, approver, fraud, django_capture_on_commit_callbacks):
+def test_editor_uploads_predictions_and_the_gate_reads_the_result(celery_eager, editor, approver, fraud, django_capture_on_commit_callbacks):
     gate_policy_set(model=fraud.model, checks=[{"check": "accuracy", "op": ">=", "threshold": 0.9}], actor=approver)
     client = logged_in(editor)
 
@@ -250,7 +250,7 @@ def test_a_refused_upload_shows_the_reason_and_queues_nothing(editor, fraud, fie
     assert not Evaluation.objects.exists()
 
 
-def test_evaluation_page_shows_the_confusion_matrix_and_the_fairness_table(editor, viewer, fraud, django_capture_on_commit_callbacks):
+def test_evaluation_page_shows_the_confusion_matrix_and_the_fairness_table(celery_eager, editor, viewer, fraud, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         upload(logged_in(editor), "fraud", 1, PREDICTIONS, group_column="gender")
     evaluation = Evaluation.objects.get()
@@ -268,7 +268,7 @@ def test_evaluation_page_shows_the_confusion_matrix_and_the_fairness_table(edito
     assert "Fairness by gender" in html and 'href="/models/fraud/versions/1/"' in html
 
 
-def test_evaluation_page_lists_data_validation_violations(editor, viewer, fraud, django_capture_on_commit_callbacks):
+def test_evaluation_page_lists_data_validation_violations(celery_eager, editor, viewer, fraud, django_capture_on_commit_callbacks):
     schema = {"columns": [{"name": "amount", "type": "numeric", "min": 0}, {"name": "country", "type": "categorical", "categories": ["DE", "FR"]}]}
     dataset_schema_set(model=fraud.model, schema=schema, actor=editor)
     with django_capture_on_commit_callbacks(execute=True):
