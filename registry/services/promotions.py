@@ -89,26 +89,33 @@ def _version_field(subject) -> str:
 def _move(subject, *, version, stage: str, actor, kind: str, reason: str, promotion=None):
     """Put `version` into `stage`, record the change, supersede stale requests. Returns the previous holder.
 
-    Pending requests aimed at this stage were made against a holder that is gone
-    now: they become `superseded`, each with its own audit event.
+    Pending requests aimed at a stage whose holder changed were made against a holder that is gone
+    now: they become `superseded`, each with its own audit event, so their requester may ask again.
+    That is this stage, and the stage the version left (a model's v1 going on from staging to
+    production empties staging).
     """
+    left = [s for s in subject.where(version).split(", ") if s and s != stage]
     previous = subject.holder(stage)
     subject.place(version, stage, previous)
     StageChange.objects.create(stage=stage, kind=kind, promotion=promotion, actor=actor, reason=reason, **subject.change_fields(version, previous))
+    notes = {stage: f"v{version.version} entered {stage} ({kind})."}
+    for former in left:
+        if getattr(subject.holder(former), "pk", None) != version.pk:
+            notes[former] = f"v{version.version} left {former} for {stage} ({kind})."
     stale = list(
-        subject.requests().filter(to_stage=stage, status=PromotionStatus.PENDING)
+        subject.requests().filter(to_stage__in=list(notes), status=PromotionStatus.PENDING)
         .exclude(pk=getattr(promotion, "pk", None))
         .select_related("version", "prompt_version")
     )
     if stale:
-        note = f"v{version.version} entered {stage} ({kind})."
-        PromotionRequest.objects.filter(pk__in=[p.pk for p in stale], status=PromotionStatus.PENDING).update(
-            status=PromotionStatus.SUPERSEDED, decided_at=timezone.now(), comment=f"Superseded: {note}"
-        )
+        for target_stage, note in notes.items():
+            PromotionRequest.objects.filter(pk__in=[p.pk for p in stale if p.to_stage == target_stage], status=PromotionStatus.PENDING).update(
+                status=PromotionStatus.SUPERSEDED, decided_at=timezone.now(), comment=f"Superseded: {note}"
+            )
         for p in stale:
             audit_record(
                 actor=actor, action=AuditAction.PROMOTION_SUPERSEDED, subject=subject.subject, version=p.target.version,
-                from_stage=subject.where(p.target), to_stage=stage, reason=note, extra={"promotion_id": p.pk},
+                from_stage=subject.where(p.target), to_stage=p.to_stage, reason=notes[p.to_stage], extra={"promotion_id": p.pk},
             )
     return previous
 

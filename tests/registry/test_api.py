@@ -222,7 +222,8 @@ def test_approving_after_the_stage_changed_is_a_409_over_the_api(api_as, editor,
 
     refused = as_bob.post(f"/api/v1/promotions/{stale['id']}/approve", {"comment": "ok"}, format="json")
 
-    assert_error_shape(refused, 409, "stage_changed")
+    assert_error_shape(refused, 409, "not_pending")
+    assert as_bob.get(f"/api/v1/promotions/{stale['id']}").json()["status"] == "superseded"
     assert as_bob.get("/api/v1/models/fraud/versions/2").json()["stage"] == "candidate"
     assert as_bob.get("/api/v1/models/fraud/stages/production").json()["version"] == 1
     assert not AuditEvent.objects.filter(action="promotion_approved", version=2).exists()

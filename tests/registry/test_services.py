@@ -154,10 +154,9 @@ def test_requester_can_never_reject_own_request(approver, approver2):
     assert (promotion.status, promotion.decided_by) == ("rejected", approver2)
 
 
-def test_approving_a_request_after_its_stage_changed_is_refused(editor, approver):
+def test_a_request_whose_stage_changed_is_superseded_and_cannot_be_approved(editor, approver):
     # v1 holds staging; v2 asks to replace it; then v1 goes on to production and leaves
-    # staging empty. That move supersedes only requests for production, so v2's request is
-    # still pending, made against a staging (v1) that is gone.
+    # staging empty: v2's request was made against a staging (v1) that is gone.
     v1, v2 = register("fraud", editor), register("fraud", editor)
     promote(v1, "staging", editor, approver)
     stale = services.promotion_request_create(version=v2, to_stage="staging", reason="replaces v1", actor=editor)
@@ -166,29 +165,47 @@ def test_approving_a_request_after_its_stage_changed_is_refused(editor, approver
     with pytest.raises(Conflict) as caught:
         services.promotion_approve(promotion_id=stale.pk, actor=approver)
 
-    assert caught.value.code == "stage_changed"
-    assert "was v1, now empty" in caught.value.message
+    assert caught.value.code == "not_pending" and "superseded" in caught.value.message
     assert dict(ModelVersion.objects.values_list("version", "stage")) == {1: "production", 2: "candidate"}
     assert not AuditEvent.objects.filter(action="promotion_approved", version=2).exists()
     assert not StageChange.objects.filter(version=v2).exists()
     stale.refresh_from_db()
-    assert (stale.status, stale.decided_by) == ("pending", None)
+    assert stale.status == "superseded" and "v1 left staging for production" in stale.comment
+    superseded = AuditEvent.objects.get(action="promotion_superseded")
+    assert (superseded.version, superseded.to_stage, superseded.extra["promotion_id"]) == (2, "staging", stale.pk)
 
 
-@pytest.mark.xfail(strict=True, raises=Conflict, reason="product bug: a request refused as stage_changed stays pending, so 'request again' is refused as already_pending")
-def test_a_request_refused_as_stage_changed_can_be_made_again(editor, approver):
+def test_a_request_superseded_by_a_stage_change_can_be_made_again(editor, approver):
     v1, v2 = register("fraud", editor), register("fraud", editor)
     promote(v1, "staging", editor, approver)
-    stale = services.promotion_request_create(version=v2, to_stage="staging", reason="replaces v1", actor=editor)
+    services.promotion_request_create(version=v2, to_stage="staging", reason="replaces v1", actor=editor)
     promote(v1, "production", editor, approver)
-    with pytest.raises(Conflict):
-        services.promotion_approve(promotion_id=stale.pk, actor=approver)
 
     again = services.promotion_request_create(version=v2, to_stage="staging", reason="staging is empty now", actor=editor)
     services.promotion_approve(promotion_id=again.pk, actor=approver)
 
     v2.refresh_from_db()
-    assert v2.stage == "staging"
+    assert (again.from_version, v2.stage) == (None, "staging")
+
+
+def test_approving_is_refused_when_the_stage_holder_changed_behind_the_request(editor, approver):
+    # The backstop under the superseding above: whatever moved the stage, a request is approved
+    # only while the stage still holds the version it was made against.
+    v1, v2, v3 = register("fraud", editor), register("fraud", editor), register("fraud", editor)
+    promote(v1, "staging", editor, approver)
+    stale = services.promotion_request_create(version=v2, to_stage="staging", reason="replaces v1", actor=editor)
+    ModelVersion.objects.filter(pk=v1.pk).update(stage="archived")
+    ModelVersion.objects.filter(pk=v3.pk).update(stage="staging")
+
+    with pytest.raises(Conflict) as caught:
+        services.promotion_approve(promotion_id=stale.pk, actor=approver)
+
+    assert caught.value.code == "stage_changed"
+    assert "was v1, now v3" in caught.value.message
+    assert dict(ModelVersion.objects.values_list("version", "stage")) == {1: "archived", 2: "candidate", 3: "staging"}
+    assert not AuditEvent.objects.filter(action="promotion_approved", version=2).exists()
+    stale.refresh_from_db()
+    assert (stale.status, stale.decided_by) == ("pending", None)
 
 
 def test_editor_cannot_approve(editor):
