@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.cache import cache
-from django.db.models import BigIntegerField, Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models import BigIntegerField, Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -205,3 +205,30 @@ def sample_size_estimate(
     days = stats.expected_duration_days(per_arm, arms, per_day) if per_day else None
     return SampleSizeEstimate(kind=kind, per_arm=per_arm, arms=arms, total=per_arm * arms, units_per_day=per_day, days=days,
                               method=SAMPLE_SIZE_METHOD[kind])
+
+
+# --- the HTML pages' extra reads -------------------------------------------------------------------------------------
+
+
+def experiment_search(*, search: str = "", status: str | None = None) -> QuerySet[Experiment]:
+    """`experiment_list` narrowed to experiments whose key or hypothesis contains `search` (the list page's box)."""
+    qs = experiment_list(status=status)
+    search = search.strip()
+    return qs.filter(Q(key__icontains=search) | Q(hypothesis__icontains=search)) if search else qs
+
+
+DESIGN_VERSIONS = 50  # per subject: the newest, enough to pick an A and a B
+
+
+def design_subjects() -> dict[str, dict[str, list[int]]]:
+    """What the design form offers: `{"model": {name: [version numbers, newest first]}, "prompt": {...}}`, only
+    subjects with at least one version, names in order, at most DESIGN_VERSIONS numbers each. Two queries."""
+    out: dict[str, dict[str, list[int]]] = {"model": {}, "prompt": {}}
+    sources = (("model", ModelVersion.objects.order_by("model__name", "-version").values_list("model__name", "version")),
+               ("prompt", PromptVersion.objects.order_by("prompt__name", "-version").values_list("prompt__name", "version")))
+    for kind, rows in sources:
+        for name, number in rows:
+            numbers = out[kind].setdefault(name, [])
+            if len(numbers) < DESIGN_VERSIONS:
+                numbers.append(number)
+    return out
