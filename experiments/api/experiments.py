@@ -34,7 +34,9 @@ def _flat(errors, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(errors, dict):
         for key, value in errors.items():
-            out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+            # A list serializer's errors are keyed by the item's index.
+            path = f"{prefix}[{key}]" if isinstance(key, int) else (f"{prefix}.{key}" if prefix else str(key))
+            out.update(_flat(value, path))
     elif isinstance(errors, list) and any(isinstance(e, (dict, list)) for e in errors):
         for i, value in enumerate(errors):
             if value:
