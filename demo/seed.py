@@ -1,6 +1,5 @@
-"""Demo users and registry history for `make run`, written through the real services.
+"""Demo users and registry history for `make run`, written through the real services (`manage.py seed_demo`).
 
-Idempotent: does nothing when any model exists (use --force to add anyway).
 The history is spread over the last 90 days by running the services on a
 simulated clock, so the pages look like a registry that has been in use.
 """
@@ -10,7 +9,7 @@ import random
 from datetime import timedelta
 from unittest import mock
 
-from django.core.management.base import BaseCommand
+import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,6 +26,9 @@ from registry.models import (
     RegisteredModel,
     StageChange,
 )
+from registry.services.evaluations import evaluation_request, evaluation_run
+from registry.services.gates import DEFAULT_MODEL_CHECKS, gate_policy_set
+from registry.services.schemas import dataset_schema_infer
 
 DEMO_USERS = [
     # username, role, password
@@ -149,125 +151,114 @@ def simulated_time(clock: Clock):
             field.__dict__.pop("_get_default", None)
 
 
-class Command(BaseCommand):
-    help = "Create demo users and demo registry data (once)."
+def demo_seed() -> None:
+    """The demo users (roles and passwords as DEMO_USERS), then every model's, prompt's and gate's history in one transaction."""
+    users = {name: user_set_role(username=name, role=role, password=password) for name, role, password in DEMO_USERS}
+    rng = random.Random(7)
+    real_now = timezone.now()  # inside simulated_time, timezone.now() is the demo clock
+    clock = Clock(real_now)
+    with transaction.atomic(), simulated_time(clock):
+        for name, (description, count, base) in MODELS.items():
+            # Each model's history spans about the last 90 days, ending before now.
+            clock.now_value = real_now - timedelta(days=90, hours=rng.uniform(0, 48))
+            _seed_model(name, description, count, base, users, clock, rng, real_now)
+        clock.now_value = real_now - timedelta(days=20)
+        _seed_prompts(users, clock, real_now)
+        clock.now_value = real_now - timedelta(days=2)
+        _seed_gates(users, clock, real_now)
 
-    def add_arguments(self, parser):
-        parser.add_argument("--force", action="store_true", help="add demo data even if models exist")
 
-    def handle(self, *args, force=False, **options):
-        if RegisteredModel.objects.exists() and not force:
-            self.stdout.write("Demo data: models already exist, nothing added.")
-            return
-        users = {name: user_set_role(username=name, role=role, password=password) for name, role, password in DEMO_USERS}
-        rng = random.Random(7)
-        real_now = timezone.now()  # inside simulated_time, timezone.now() is the demo clock
-        clock = Clock(real_now)
-        with transaction.atomic(), simulated_time(clock):
-            for name, (description, count, base) in MODELS.items():
-                # Each model's history spans about the last 90 days, ending before now.
-                clock.now_value = real_now - timedelta(days=90, hours=rng.uniform(0, 48))
-                self._seed_model(name, description, count, base, users, clock, rng, real_now)
-            clock.now_value = real_now - timedelta(days=20)
-            self._seed_prompts(users, clock, real_now)
-            clock.now_value = real_now - timedelta(days=2)
-            self._seed_gates(users, clock, real_now)
-        self.stdout.write(f"Demo data: {RegisteredModel.objects.count()} models, {ModelVersion.objects.count()} versions, {Prompt.objects.count()} prompts.")
-
-    def _seed_prompts(self, users, clock, real_now):
-        """Import the demo folder, approve what config.yaml asks, then move prod to v3 and roll it back."""
-        alice, bob, carol = users["alice"], users["bob"], users["carol"]
-        services.prompts_import(files=demo_prompts_folder(), actor=alice)
-        for promotion in PromotionRequest.objects.filter(prompt__isnull=False, status="pending").order_by("id"):
-            clock.advance(hours=3)
-            services.promotion_approve(promotion_id=promotion.pk, actor=bob, comment="Eval set results look fine.")
-        v3 = PromptVersion.objects.get(prompt__name="summarize", version=3)
-        clock.advance(days=4)
-        request = services.promotion_request_create(version=v3, to_stage="prod", reason="Executives prefer the tighter summary.", actor=alice)
-        clock.advance(hours=2)
-        services.promotion_approve(promotion_id=request.pk, actor=carol, comment="Diff reviewed.")
-        clock.advance(days=2)
-        services.prompt_rollback(prompt_name="summarize", environment="prod", reason="Judge score dropped after the move.", actor=bob)
-        v4 = PromptVersion.objects.get(prompt__name="summarize", version=4)
-        clock.now_value = real_now - timedelta(hours=3)
-        services.promotion_request_create(version=v4, to_stage="staging", reason="Cheaper model, same eval score.", actor=alice)
-
-    def _seed_model(self, name, description, count, base, users, clock, rng, real_now):
-        alice, bob, carol = users["alice"], users["bob"], users["carol"]
-        metrics = dict(base)
-        for n in range(1, count + 1):
-            clock.advance(days=rng.uniform(0.6, 1.0) * 80 / count)
-            # A slow random walk upwards; scores that live in [0, 1] stay below 1.
-            metrics = {k: round(min(v * (1 + rng.uniform(-0.012, 0.02)), 0.995 if base[k] < 1 else 1e9), 4) for k, v in metrics.items()}
-            services.model_version_register(
-                model_name=name,
-                actor=alice,
-                params={"learning_rate": rng.choice([0.01, 0.03, 0.05, 0.1]), "max_depth": rng.randint(3, 10), "n_estimators": rng.choice([100, 200, 400, 800]), "seed": n},
-                metrics=metrics,
-                tags={"team": "risk" if "fraud" in name or "credit" in name else "growth", "framework": rng.choice(["xgboost", "lightgbm", "sklearn"])},
-                code_commit=f"{rng.getrandbits(160):040x}",
-                data_version=f"s3://ml-data/{name}/snapshots/2026-{(n % 12) + 1:02d}-01",
-                image_tag=f"registry.local/{name}:1.{n}.0",
-                description=f"Retrained on the latest snapshot (run {n}).",
-                artifact_uri=f"s3://ml-artifacts/{name}/v{n}/model.pkl",
-            )
-            version = ModelVersion.objects.get(model__name=name, version=n)
-            if n % 3 == 0 and n < count:
-                # Every third version goes through staging to production, with two people.
-                self._promote(version, "staging", alice, bob if n % 2 else carol, clock, "Offline metrics beat the current version.")
-                self._promote(version, "production", alice, carol if n % 2 else bob, clock, "Staging soak clean for 24 h.")
-        services.model_describe(model_name=name, description=description, actor=alice)
-        if name == "fraud-detector":
-            clock.advance(hours=5)
-            services.model_rollback(model_name=name, stage="production", reason="P95 latency doubled after release; back to the previous version.", actor=bob)
-        last = ModelVersion.objects.get(model__name=name, version=count)
-        # Pending requests are recent, so the hourly expiry task leaves them for the demo.
-        clock.now_value = real_now - timedelta(hours=rng.uniform(1, 30))
-        if count >= 5:
-            services.promotion_request_create(version=last, to_stage="production" if count % 2 == 0 else "staging", reason="Candidate beats production on every offline metric.", actor=alice)
-
-    def _seed_gates(self, users, clock, real_now):
-        """loan-approval under the brief's gate policy: v1's bias check fails (its gate card is red and a request
-        is refused); v2, retrained with a fairness constraint, passes every gate and waits for approval."""
-        import numpy as np
-
-        from registry.services.evaluations import evaluation_request, evaluation_run
-        from registry.services.gates import DEFAULT_MODEL_CHECKS, gate_policy_set
-        from registry.services.schemas import dataset_schema_infer
-
-        alice, bob = users["alice"], users["bob"]
-        rng = np.random.default_rng(11)
-        n = 20_000
-        income = rng.lognormal(10.5, 0.4, n).round(0)
-        region = rng.choice(["north", "south", "east", "west"], n)
-        data = "income,debt_ratio,region\n" + "".join(
-            f"{i:.0f},{d:.3f},{r}\n" for i, d, r in zip(income, rng.beta(2, 5, n), region, strict=True)
-        )
-        gender = rng.choice(["female", "male", "nonbinary"], n, p=[0.48, 0.48, 0.04])
-        label = (rng.random(n) < 0.35).astype(int)
-
-        def predictions(bias: float) -> bytes:
-            score = np.clip(0.62 * label + rng.normal(0.19, 0.14, n) + np.where(gender == "male", bias, 0.0), 0, 1)
-            pred = (score >= 0.5).astype(int)
-            return ("label,prediction,score,gender\n" + "".join(f"{a},{b},{c:.4f},{g}\n" for a, b, c, g in zip(label, pred, score, gender, strict=True))).encode()
-
-        for number, (bias, metrics) in enumerate([(0.22, {"accuracy": 0.93, "f1": 0.91}), (0.0, {"accuracy": 0.95, "f1": 0.93})], start=1):
-            clock.advance(hours=6)
-            version = services.model_version_register(model_name="loan-approval", actor=alice, metrics=metrics, data_version="s3://ml-data/loans/2026-11",
-                                                      description=("First model." if number == 1 else "Retrained with a demographic-parity constraint."))
-            if number == 1:
-                services.model_describe(model_name="loan-approval", description="Approves consumer loans. Gated: accuracy, F1, bias, data.", actor=alice)
-                gate_policy_set(model=version.model, checks=DEFAULT_MODEL_CHECKS, actor=bob)
-                dataset_schema_infer(model=version.model, data=data.encode(), filename="loans-train-2026-11.csv", actor=alice)
-            clock.advance(minutes=20)
-            for kind, body, name, options in (("model", predictions(bias), f"holdout-v{number}.csv", {"group_column": "gender"}),
-                                              ("data", data.encode(), "loans-2026-11.csv", {"data_version": "2026-11"})):
-                evaluation_run(evaluation_id=evaluation_request(kind=kind, model_version=version, data=body, filename=name, options=options, actor=alice).pk)
-        clock.now_value = real_now - timedelta(hours=2)
-        services.promotion_request_create(version=version, to_stage="production", reason="Passes every gate, bias check included.", actor=alice)
-
-    def _promote(self, version, stage, requester, approver, clock, reason):
-        clock.advance(hours=2)
-        promotion = services.promotion_request_create(version=version, to_stage=stage, reason=reason, actor=requester)
+def _seed_prompts(users, clock, real_now):
+    """Import the demo folder, approve what config.yaml asks, then move prod to v3 and roll it back."""
+    alice, bob, carol = users["alice"], users["bob"], users["carol"]
+    services.prompts_import(files=demo_prompts_folder(), actor=alice)
+    for promotion in PromotionRequest.objects.filter(prompt__isnull=False, status="pending").order_by("id"):
         clock.advance(hours=3)
-        services.promotion_approve(promotion_id=promotion.pk, actor=approver, comment="Looks good.")
+        services.promotion_approve(promotion_id=promotion.pk, actor=bob, comment="Eval set results look fine.")
+    v3 = PromptVersion.objects.get(prompt__name="summarize", version=3)
+    clock.advance(days=4)
+    request = services.promotion_request_create(version=v3, to_stage="prod", reason="Executives prefer the tighter summary.", actor=alice)
+    clock.advance(hours=2)
+    services.promotion_approve(promotion_id=request.pk, actor=carol, comment="Diff reviewed.")
+    clock.advance(days=2)
+    services.prompt_rollback(prompt_name="summarize", environment="prod", reason="Judge score dropped after the move.", actor=bob)
+    v4 = PromptVersion.objects.get(prompt__name="summarize", version=4)
+    clock.now_value = real_now - timedelta(hours=3)
+    services.promotion_request_create(version=v4, to_stage="staging", reason="Cheaper model, same eval score.", actor=alice)
+
+
+def _seed_model(name, description, count, base, users, clock, rng, real_now):
+    alice, bob, carol = users["alice"], users["bob"], users["carol"]
+    metrics = dict(base)
+    for n in range(1, count + 1):
+        clock.advance(days=rng.uniform(0.6, 1.0) * 80 / count)
+        # A slow random walk upwards; scores that live in [0, 1] stay below 1.
+        metrics = {k: round(min(v * (1 + rng.uniform(-0.012, 0.02)), 0.995 if base[k] < 1 else 1e9), 4) for k, v in metrics.items()}
+        services.model_version_register(
+            model_name=name,
+            actor=alice,
+            params={"learning_rate": rng.choice([0.01, 0.03, 0.05, 0.1]), "max_depth": rng.randint(3, 10), "n_estimators": rng.choice([100, 200, 400, 800]), "seed": n},
+            metrics=metrics,
+            tags={"team": "risk" if "fraud" in name or "credit" in name else "growth", "framework": rng.choice(["xgboost", "lightgbm", "sklearn"])},
+            code_commit=f"{rng.getrandbits(160):040x}",
+            data_version=f"s3://ml-data/{name}/snapshots/2026-{(n % 12) + 1:02d}-01",
+            image_tag=f"registry.local/{name}:1.{n}.0",
+            description=f"Retrained on the latest snapshot (run {n}).",
+            artifact_uri=f"s3://ml-artifacts/{name}/v{n}/model.pkl",
+        )
+        version = ModelVersion.objects.get(model__name=name, version=n)
+        if n % 3 == 0 and n < count:
+            # Every third version goes through staging to production, with two people.
+            _promote(version, "staging", alice, bob if n % 2 else carol, clock, "Offline metrics beat the current version.")
+            _promote(version, "production", alice, carol if n % 2 else bob, clock, "Staging soak clean for 24 h.")
+    services.model_describe(model_name=name, description=description, actor=alice)
+    if name == "fraud-detector":
+        clock.advance(hours=5)
+        services.model_rollback(model_name=name, stage="production", reason="P95 latency doubled after release; back to the previous version.", actor=bob)
+    last = ModelVersion.objects.get(model__name=name, version=count)
+    # Pending requests are recent, so the hourly expiry task leaves them for the demo.
+    clock.now_value = real_now - timedelta(hours=rng.uniform(1, 30))
+    if count >= 5:
+        services.promotion_request_create(version=last, to_stage="production" if count % 2 == 0 else "staging", reason="Candidate beats production on every offline metric.", actor=alice)
+
+
+def _seed_gates(users, clock, real_now):
+    """loan-approval under the brief's gate policy: v1's bias check fails (its gate card is red and a request
+    is refused); v2, retrained with a fairness constraint, passes every gate and waits for approval."""
+    alice, bob = users["alice"], users["bob"]
+    rng = np.random.default_rng(11)
+    n = 20_000
+    income = rng.lognormal(10.5, 0.4, n).round(0)
+    region = rng.choice(["north", "south", "east", "west"], n)
+    data = "income,debt_ratio,region\n" + "".join(
+        f"{i:.0f},{d:.3f},{r}\n" for i, d, r in zip(income, rng.beta(2, 5, n), region, strict=True)
+    )
+    gender = rng.choice(["female", "male", "nonbinary"], n, p=[0.48, 0.48, 0.04])
+    label = (rng.random(n) < 0.35).astype(int)
+
+    def predictions(bias: float) -> bytes:
+        score = np.clip(0.62 * label + rng.normal(0.19, 0.14, n) + np.where(gender == "male", bias, 0.0), 0, 1)
+        pred = (score >= 0.5).astype(int)
+        return ("label,prediction,score,gender\n" + "".join(f"{a},{b},{c:.4f},{g}\n" for a, b, c, g in zip(label, pred, score, gender, strict=True))).encode()
+
+    for number, (bias, metrics) in enumerate([(0.22, {"accuracy": 0.93, "f1": 0.91}), (0.0, {"accuracy": 0.95, "f1": 0.93})], start=1):
+        clock.advance(hours=6)
+        version = services.model_version_register(model_name="loan-approval", actor=alice, metrics=metrics, data_version="s3://ml-data/loans/2026-11",
+                                                  description=("First model." if number == 1 else "Retrained with a demographic-parity constraint."))
+        if number == 1:
+            services.model_describe(model_name="loan-approval", description="Approves consumer loans. Gated: accuracy, F1, bias, data.", actor=alice)
+            gate_policy_set(model=version.model, checks=DEFAULT_MODEL_CHECKS, actor=bob)
+            dataset_schema_infer(model=version.model, data=data.encode(), filename="loans-train-2026-11.csv", actor=alice)
+        clock.advance(minutes=20)
+        for kind, body, name, options in (("model", predictions(bias), f"holdout-v{number}.csv", {"group_column": "gender"}),
+                                          ("data", data.encode(), "loans-2026-11.csv", {"data_version": "2026-11"})):
+            evaluation_run(evaluation_id=evaluation_request(kind=kind, model_version=version, data=body, filename=name, options=options, actor=alice).pk)
+    clock.now_value = real_now - timedelta(hours=2)
+    services.promotion_request_create(version=version, to_stage="production", reason="Passes every gate, bias check included.", actor=alice)
+
+
+def _promote(version, stage, requester, approver, clock, reason):
+    clock.advance(hours=2)
+    promotion = services.promotion_request_create(version=version, to_stage=stage, reason=reason, actor=requester)
+    clock.advance(hours=3)
+    services.promotion_approve(promotion_id=promotion.pk, actor=approver, comment="Looks good.")

@@ -16,7 +16,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 import requests
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from rest_framework.authtoken.models import Token
+
+from mlops_site.exceptions import DomainError
+from mlops_site.roles import user_set_role, user_token_refresh
 
 MAX_BATCH = 10_000  # the API's limit per request
 DEFAULT_USER = "traffic-bot"
@@ -317,12 +322,6 @@ class TrafficCommand(BaseCommand):
 
     def token_for(self, username: str):
         """An existing token of the user, else a new one; a missing user is created with the editor role."""
-        from django.contrib.auth import get_user_model
-        from rest_framework.authtoken.models import Token
-
-        from mlops_site.exceptions import DomainError
-        from mlops_site.roles import user_set_role, user_token_refresh
-
         user = get_user_model().objects.filter(username=username).first()
         try:
             if user is None:

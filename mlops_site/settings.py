@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "registry",
     "monitoring",
     "experiments",
+    "demo",  # demo data and traffic commands; the apps never import it
 ]
 
 MIDDLEWARE = [

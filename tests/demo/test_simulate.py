@@ -17,12 +17,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from demo import simulation, traffic
+from demo.simulation import FRAUD, Draws, growth
 from mlops_site.roles import user_role, user_token_refresh
 from monitoring import columnar, services
-from monitoring.management import traffic
-from monitoring.management.commands import simulate_traffic
 from monitoring.models import DriftReport, Event, FeatureBatch, Reference
-from monitoring.simulation import FRAUD, Draws, growth
 from tests.conftest import make_user
 from tests.factories import register
 
@@ -89,7 +88,7 @@ def test_backfill_stores_events_with_a_drift_after_the_midpoint_and_sets_the_ref
 
     reference = Reference.objects.get(model_version=fraud)
     assert (reference.rows, reference.source, reference.description) == (20_000, "upload", "simulate_traffic baseline")
-    assert set(reference.columns) == {spec.name for spec in simulate_traffic.FRAUD.features} | {columnar.PREDICTION}
+    assert set(reference.columns) == {spec.name for spec in FRAUD.features} | {columnar.PREDICTION}
     reference_amount = services.reference_columns(reference)["amount"].sorted_values
     assert abs(log_median_ratio(amount[early], reference_amount)) < 0.15  # the reference is the pre-drift distribution
 
@@ -168,7 +167,7 @@ def test_a_viewer_token_is_refused_when_sending_with_the_servers_message(live_se
 
 
 def test_a_batch_the_server_refuses_stops_the_run_with_the_400_message(live_server, fraud, monkeypatch):
-    monkeypatch.setitem(simulate_traffic.PROFILES, "fraud", replace(simulate_traffic.FRAUD, unit_prefix="x" * 300))
+    monkeypatch.setitem(simulation.PROFILES, "fraud", replace(FRAUD, unit_prefix="x" * 300))
 
     with pytest.raises(CommandError, match=r"HTTP 400: Batch refused, nothing stored: events\[0\]\.unit_id: must be a string of at most 200"):
         simulate("--model", "fraud-detector", "--events", "20", "--backfill-hours", "1", "--url", live_server.url)
@@ -236,11 +235,11 @@ def test_latency_growth_is_linear_in_time_from_1_at_the_start_to_x_at_the_end():
 
 def test_latency_growth_scales_the_successful_requests_and_none_leaves_the_events_as_they_were():
     d = Draws(FRAUD, 3, stream=0).rows(0, 5_000)
-    plain = simulate_traffic.simulate(FRAUD, d, np.zeros(5_000, bool), 0.0, set())
+    plain = simulation.simulate(FRAUD, d, np.zeros(5_000, bool), 0.0, set())
     factor = growth(np.arange(5_000.0), 0, 4_999, 3.0)
 
-    same = simulate_traffic.simulate(FRAUD, d, np.zeros(5_000, bool), 0.0, set(), latency_factor=growth(np.arange(5_000.0), 0, 4_999, 1.0))
-    slower = simulate_traffic.simulate(FRAUD, d, np.zeros(5_000, bool), 0.0, set(), latency_factor=factor)
+    same = simulation.simulate(FRAUD, d, np.zeros(5_000, bool), 0.0, set(), latency_factor=growth(np.arange(5_000.0), 0, 4_999, 1.0))
+    slower = simulation.simulate(FRAUD, d, np.zeros(5_000, bool), 0.0, set(), latency_factor=factor)
 
     np.testing.assert_array_equal(same["latency_ms"], plain["latency_ms"])
     ok = ~plain["error"]

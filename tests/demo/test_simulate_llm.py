@@ -9,12 +9,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Sum
 
+from demo.seed import demo_prompts_folder
+from demo.simulation import after_point
+from demo.simulation_llm import SUMMARIZE, LlmDraws, simulate_llm, token_cost
 from monitoring import budgets, costs, pricing, rollups
 from monitoring.models import Budget, Event
-from monitoring.simulation import after_point
-from monitoring.simulation_llm import SUMMARIZE, LlmDraws, simulate_llm, token_cost
 from registry import services as registry_services
-from registry.management.commands.seed_demo import demo_prompts_folder
 from registry.models import PromotionRequest
 from tests.conftest import make_user
 

@@ -24,10 +24,10 @@ from urllib.parse import quote
 import numpy as np
 from django.core.management.base import CommandError
 
+from demo.simulation import after_point
+from demo.simulation_llm import LLM_PROFILES, LlmDraws, LlmProfile, llm_profile_for, simulate_llm, token_cost
+from demo.traffic import Api, Batch, Refused, Run, TrafficCommand, change_point, iso, plural, server_errors
 from monitoring import pricing
-from monitoring.management.traffic import Api, Batch, Refused, Run, TrafficCommand, change_point, iso, plural, server_errors
-from monitoring.simulation import after_point
-from monitoring.simulation_llm import LLM_PROFILES, LlmDraws, LlmProfile, llm_profile_for, simulate_llm, token_cost
 
 ENVIRONMENTS = ("prod", "staging", "dev")
 AUTO_BUDGET_SHARE = 0.88  # auto: today's spend of the run is this share of the budget (2 significant figures move it by at most 5 %)

@@ -24,9 +24,14 @@ from urllib.parse import quote
 
 import numpy as np
 from django.core.management.base import CommandError
+from rest_framework.authtoken.models import Token
 
-from monitoring.management.traffic import Api, Batch, TrafficCommand, change_point, iso, server_errors
-from monitoring.simulation import FRAUD, PROFILES, Categorical, Draws, Profile, after_point, growth, profile_for, simulate  # noqa: F401 (FRAUD: tests)
+from demo.simulation import PROFILES, Categorical, Draws, Profile, after_point, growth, profile_for, simulate
+from demo.traffic import Api, Batch, TrafficCommand, change_point, iso, server_errors
+from mlops_site.exceptions import DomainError
+from monitoring import columnar, services
+from monitoring.models import ReferenceSource
+from registry.models import ModelVersion
 
 REFERENCE_ROWS = 20_000
 
@@ -139,13 +144,6 @@ class Command(TrafficCommand):
 
     def _set_reference(self, profile: Profile, seed: int, model: str, version: int, token: str, user) -> int:
         """The pre-drift distribution (an independent sample, same generator) as the version's reference, through the service."""
-        from rest_framework.authtoken.models import Token
-
-        from mlops_site.exceptions import DomainError
-        from monitoring import columnar, services
-        from monitoring.models import ReferenceSource
-        from registry.models import ModelVersion
-
         if user is None:
             found = Token.objects.select_related("user").filter(key=token).first()
             user = found.user if found else None

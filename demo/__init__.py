@@ -1,0 +1,17 @@
+"""The demo: data and traffic that make a fresh site look like one in use. A tool, not part of the product.
+
+It writes only through the product's public services and API, as a user of the
+site would, and the apps never import it:
+
+- `seed.py`: demo users and a 90-day registry history (models, versions,
+  promotions, a rollback, prompts, a gated model), `manage.py seed_demo`.
+- `simulation.py`, `simulation_llm.py`: what model and LLM traffic looks like
+  (numpy only, seeded), and `traffic.py`: the API client and the loop that
+  posts generated events to `/api/v1/events`, shared by
+  `manage.py simulate_traffic` and `manage.py simulate_llm_traffic`.
+
+`make run` (scripts/run.sh) calls `seed_demo` on every start (it adds nothing
+once models exist) and, on the first start only, a day of fraud-detector
+traffic that drifts and slows down, a day of summarize-prompt requests whose
+answers get longer under a daily budget, then a slow live fraud stream.
+"""

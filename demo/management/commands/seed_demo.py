@@ -1,0 +1,23 @@
+"""`manage.py seed_demo`: the demo users and registry history (demo/seed.py), once.
+
+Idempotent: does nothing when any model exists (use --force to add anyway).
+"""
+
+from django.core.management.base import BaseCommand
+
+from demo.seed import demo_seed
+from registry.models import ModelVersion, Prompt, RegisteredModel
+
+
+class Command(BaseCommand):
+    help = "Create demo users and demo registry data (once)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--force", action="store_true", help="add demo data even if models exist")
+
+    def handle(self, *args, force=False, **options):
+        if RegisteredModel.objects.exists() and not force:
+            self.stdout.write("Demo data: models already exist, nothing added.")
+            return
+        demo_seed()
+        self.stdout.write(f"Demo data: {RegisteredModel.objects.count()} models, {ModelVersion.objects.count()} versions, {Prompt.objects.count()} prompts.")
