@@ -113,9 +113,7 @@ def rule_update(rule: AlertRule, value: float | None, *, message, report: DriftR
     rule.state, rule.state_since, rule.acknowledged_by, rule.acknowledged_at = new_state, now, None, None
     rule.save(update_fields=["state", "state_since", "last_value", "acknowledged_by", "acknowledged_at"])
     if not silenced:
-        from .tasks import alert_notify
-
-        enqueue_on_commit(alert_notify, event.pk)
+        enqueue_on_commit("monitoring.tasks.alert_notify", event.pk)
     return event
 
 

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -150,11 +151,9 @@ def budgets_evaluate(*, now: datetime | None = None) -> list[BudgetAlert]:
     """Beat, every few minutes: for each enabled budget, record (and notify) each share of it the period's
     spend has reached, once per period; the unique (budget, period, share) row makes a repeat a no-op."""
     now = now or timezone.now()
-    from .tasks import budget_alert_notify
-
     # Alerts a broker outage left unsent are queued again (the task sends each one once).
     for alert_id in BudgetAlert.objects.filter(notified_at__isnull=True, at__lt=now - timedelta(minutes=10)).values_list("pk", flat=True)[:500]:
-        enqueue_on_commit(budget_alert_notify, alert_id)
+        enqueue_on_commit("monitoring.tasks.budget_alert_notify", alert_id)
     fired = []
     for budget in Budget.objects.filter(enabled=True):
         status = budget_status(budget=budget, now=now)
@@ -172,15 +171,13 @@ def budgets_evaluate(*, now: datetime | None = None) -> list[BudgetAlert]:
                     defaults={"spent_usd": status.spent_usd, "forecast_usd": status.forecast_usd, "message": message, "at": now},
                 )
                 if created:
-                    enqueue_on_commit(budget_alert_notify, alert.pk)
+                    enqueue_on_commit("monitoring.tasks.budget_alert_notify", alert.pk)
                     fired.append(alert)
     return fired
 
 
 def budget_alert_notify(*, alert_id: int) -> BudgetAlert:
     """Send one budget alert to the budget's webhook and e-mail (or the site's defaults), once."""
-    from django.conf import settings
-
     alert = BudgetAlert.objects.select_related("budget").get(pk=alert_id)
     if alert.notified_at is not None:
         return alert

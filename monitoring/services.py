@@ -227,9 +227,7 @@ def drift_report_request(*, model_version: ModelVersion, start, end, actor=None)
     if end <= start:
         raise ValidationFailed("The window must end after it starts.")
     report = DriftReport.objects.create(model_version=model_version, window_start=start, window_end=end)
-    from .tasks import drift_report_compute
-
-    enqueue_on_commit(drift_report_compute, report.pk)
+    enqueue_on_commit("monitoring.tasks.drift_report_compute", report.pk)
     return report
 
 
@@ -253,12 +251,11 @@ def drift_reports_schedule(*, hours: int, now=None) -> int:
 
 def _sweep_stuck_work() -> None:
     from .models import AlertEvent
-    from .tasks import alert_notify, drift_report_compute
 
     cutoff = timezone.now() - STALE_RUN
     # Pending: its message was lost. Running for longer than STALE_RUN: its worker died (the claim takes it back then).
     stuck = Q(status=ReportStatus.PENDING, requested_at__lt=cutoff) | Q(status=ReportStatus.RUNNING, started_at__lt=cutoff)
     for report_id in DriftReport.objects.filter(stuck).values_list("pk", flat=True)[:500]:
-        enqueue_on_commit(drift_report_compute, report_id)
+        enqueue_on_commit("monitoring.tasks.drift_report_compute", report_id)
     for event_id in AlertEvent.objects.filter(notified_at__isnull=True, silenced=False, at__lt=cutoff).values_list("pk", flat=True)[:500]:
-        enqueue_on_commit(alert_notify, event_id)
+        enqueue_on_commit("monitoring.tasks.alert_notify", event_id)

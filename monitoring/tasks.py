@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from . import services
+from . import alerts, budgets, ops_alerts, performance, rollups, services
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
@@ -16,9 +16,7 @@ def drift_report_compute(report_id: int) -> str:
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
 def alert_notify(event_id: int) -> str:
     """Send one alert state change (webhook, e-mail). Idempotent: a notified event is not sent again."""
-    from .alerts import alert_notify as notify
-
-    event = notify(event_id=event_id)
+    event = alerts.alert_notify(event_id=event_id)
     return event.notification_error or "sent"
 
 
@@ -31,40 +29,30 @@ def drift_reports_schedule(hours: int = 1) -> int:
 @shared_task(acks_late=True)
 def budgets_evaluate() -> int:
     """Beat, every 5 minutes: budget shares reached this period, each recorded and notified once."""
-    from .budgets import budgets_evaluate as evaluate
-
-    return len(evaluate())
+    return len(budgets.budgets_evaluate())
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
 def budget_alert_notify(alert_id: int) -> str:
     """Send one budget alert (webhook, e-mail). Idempotent: a notified alert is not sent again."""
-    from .budgets import budget_alert_notify as notify
-
-    alert = notify(alert_id=alert_id)
+    alert = budgets.budget_alert_notify(alert_id=alert_id)
     return alert.notification_error or "sent"
 
 
 @shared_task(acks_late=True)
 def performance_windows_schedule() -> int:
     """Beat, hourly: accuracy / F1 / AUC over the last 24 hours of every version with labelled events."""
-    from .performance import performance_windows_schedule as schedule
-
-    return schedule()
+    return performance.performance_windows_schedule()
 
 
 @shared_task(acks_late=True)
 def ops_alerts_evaluate() -> int:
     """Beat, every minute: the operations alert rules on the latest roll-ups."""
-    from .ops_alerts import ops_alerts_evaluate as evaluate
-
-    return len(evaluate())
+    return len(ops_alerts.ops_alerts_evaluate())
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
 def rollups_update_task(max_seconds: float = 45.0) -> int:
     """Beat, every minute: fold new events into the minute and hour roll-ups until caught up (at most `max_seconds`).
     A redelivery or an overlapping tick is harmless: the roll-up cursor is checked under a lock, no event counts twice."""
-    from .rollups import rollups_catch_up
-
-    return rollups_catch_up(max_seconds=max_seconds)
+    return rollups.rollups_catch_up(max_seconds=max_seconds)

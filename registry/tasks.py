@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from . import services
+from .services import evaluations
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
@@ -20,15 +21,11 @@ def promotions_expire_stale(max_age_days: int | None = None) -> int:
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
 def evaluation_compute(evaluation_id: int) -> str:
     """Run one evaluation. acks_late + the conditional claim: a redelivery after a dead worker finishes it once."""
-    from .services.evaluations import evaluation_run
-
-    evaluation = evaluation_run(evaluation_id=evaluation_id)
+    evaluation = evaluations.evaluation_run(evaluation_id=evaluation_id)
     return evaluation.status if evaluation else "already claimed"
 
 
 @shared_task(acks_late=True)
 def evaluations_sweep() -> int:
     """Beat, every 10 minutes: evaluations a broker outage left pending are queued again."""
-    from .services.evaluations import evaluations_sweep as sweep
-
-    return sweep()
+    return evaluations.evaluations_sweep()

@@ -32,9 +32,7 @@ LOST_AFTER = timedelta(minutes=10)
 
 
 def _enqueue(analysis_id: int) -> None:
-    from ..tasks import analysis_compute  # tasks import the services: a module-level import here would be a cycle
-
-    enqueue_on_commit(analysis_compute, analysis_id)
+    enqueue_on_commit("experiments.tasks.analysis_compute", analysis_id)
 
 
 def analysis_request(*, experiment: Experiment, enqueue: bool = True) -> Analysis:

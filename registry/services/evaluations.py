@@ -98,9 +98,7 @@ def evaluation_request(
         )
         audit_record(actor=actor, action=AuditAction.EVALUATION_REQUESTED, subject=subject,
                      version=(model_version or prompt_version).version, reason=source[:300], extra={"evaluation_id": evaluation.pk, "kind": kind})
-        from ..tasks import evaluation_compute
-
-        enqueue_on_commit(evaluation_compute, evaluation.pk)
+        enqueue_on_commit("registry.tasks.evaluation_compute", evaluation.pk)
     return evaluation
 
 
@@ -178,14 +176,12 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
 
 def evaluations_sweep() -> int:
     """Beat: evaluations still pending after a broker outage (or left running by a dead worker) are queued again."""
-    from ..tasks import evaluation_compute
-
     cutoff = timezone.now() - timedelta(minutes=10)
     ids = list(Evaluation.objects.filter(
         Q(status=EvaluationStatus.PENDING, requested_at__lt=cutoff) | Q(status=EvaluationStatus.RUNNING, started_at__lt=timezone.now() - STALE_RUN)
     ).values_list("pk", flat=True)[:200])
     for evaluation_id in ids:
-        enqueue_on_commit(evaluation_compute, evaluation_id)
+        enqueue_on_commit("registry.tasks.evaluation_compute", evaluation_id)
     return len(ids)
 
 

@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -34,7 +37,7 @@ def test_a_unit_test_without_celery_eager_enqueues_into_memory_and_nothing_runs(
         connection.SimpleQueue("celery").clear()  # what earlier tests left in this process's in-memory broker
 
     with django_capture_on_commit_callbacks(execute=True):
-        enqueue_on_commit(tasks.promotions_expire_stale)
+        enqueue_on_commit("registry.tasks.promotions_expire_stale")
 
     promotion.refresh_from_db()
     assert promotion.status == "pending"  # not run inline
@@ -42,3 +45,26 @@ def test_a_unit_test_without_celery_eager_enqueues_into_memory_and_nothing_runs(
         assert connection.transport_cls == "memory"  # never a developer's Redis
         message = connection.SimpleQueue("celery").get(timeout=1)
     assert message.headers["task"] == "registry.tasks.promotions_expire_stale"
+
+
+def test_enqueue_by_name_finds_a_task_whose_module_no_one_imported_yet():
+    # A web process imports no tasks module at start (a worker does): the name alone must find the task.
+    script = (
+        "import sys, django; django.setup()\n"
+        "from mlops_site.queue import task_get\n"
+        "assert 'monitoring.tasks' not in sys.modules\n"
+        "print(task_get('monitoring.tasks.drift_report_compute').name)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "mlops_site.settings"}
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "monitoring.tasks.drift_report_compute"
+
+
+def test_enqueue_of_an_unknown_task_name_raises_at_once(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(KeyError):
+        enqueue_on_commit("registry.tasks.no_such_task")
+
+    assert callbacks == []
