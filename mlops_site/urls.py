@@ -31,4 +31,5 @@ urlpatterns = [
     path("api/v1/", include("experiments.api.urls")),
     path("", include("registry.urls")),
     path("", include("monitoring.urls")),
+    path("", include("experiments.urls")),
 ]
