@@ -250,6 +250,7 @@ def mutmut_progress(work: Path, files: list[str]) -> str:
 
 def collect(work: Path, files: list[str], executed: dict[str, set[int]]) -> list[dict]:
     """Every mutant with its verdict, the lines it changes and its diff against the real file."""
+    import libcst as cst
     from mutmut.stats import status_by_exit_code
 
     mutants = []
@@ -258,10 +259,11 @@ def collect(work: Path, files: list[str], executed: dict[str, set[int]]) -> list
     try:
         for f in files:
             original = Path(f).read_text()
+            module = cst.parse_module(original)
             statement_starts = statement_start_by_line(original)
             codes = json.loads((Path("mutants") / (f + ".meta")).read_text())["exit_code_by_key"]
             for key, code in codes.items():
-                mutated = mutated_source(key, f, original)
+                mutated = mutated_source(key, f, module)
                 changed = changed_lines(original, mutated)
                 covered = any(line in executed[f] or statement_starts.get(line) in executed[f] for line in changed)
                 mutants.append(
@@ -289,7 +291,7 @@ def verdict(mutmut_status: str, covered: bool) -> str:
     return "other"
 
 
-def mutated_source(key: str, path: str, original: str) -> str:
+def mutated_source(key: str, path: str, module) -> str:
     """The whole file with this one mutant in place (mutmut's own `apply` finds a method by its
     name alone, which picks the wrong class when two classes share a method name)."""
     import libcst as cst
@@ -298,7 +300,6 @@ def mutated_source(key: str, path: str, original: str) -> str:
 
     mangled = key.rpartition(".")[2].rpartition("__mutmut_")[0]
     func_name, class_name = parse_mutant_key(mangled)
-    module = cst.parse_module(original)
     body = module.body
     if class_name:
         body = next(n.body.body for n in module.body if isinstance(n, cst.ClassDef) and n.name.value == class_name)

@@ -248,3 +248,225 @@ def test_ties_at_a_decile_collapse_into_one_cut():
     assert cuts == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
     assert report.bins == cuts
     assert report.psi == pytest.approx(expected, rel=1e-9)
+
+
+# --- every field of a report, edge sizes, the seeded p-value subsamples ---------------------------
+
+
+def clipped_psi(p_ref, p_cur):
+    r, c = np.maximum(p_ref, 0.001), np.maximum(p_cur, 0.001)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def test_categorical_report_fields_match_hand_counts_and_scipy():
+    # 80 present values of 100 (10 None, 10 NaN); the current window has 35 of 40, no "b" and a "d" seen once.
+    reference = ["a"] * 50 + ["b"] * 30 + [None] * 10 + [float("nan")] * 10
+    current = np.array(["a"] * 10 + ["c"] * 24 + ["d"] + [None] * 3 + [float("nan")] * 2, dtype=object)
+
+    report = drift.column_drift("cat", drift.prepare_reference(reference), current)
+
+    p_ref, p_cur = np.array([50, 30, 0, 0]) / 80, np.array([10, 0, 24, 1]) / 35
+    assert (report.column, report.kind, report.n_reference, report.n_current) == ("cat", "categorical", 80, 35)
+    assert (report.missing_reference, report.missing_current, report.invalid_current) == (pytest.approx(0.2, abs=1e-15), 5 / 40, 0)
+    assert report.bins == ["a", "b", "c", "d"]
+    assert report.reference_share == pytest.approx(p_ref.tolist(), abs=1e-15)
+    assert report.current_share == pytest.approx(p_cur.tolist(), abs=1e-15)
+    assert report.psi == pytest.approx(clipped_psi(p_ref, p_cur), rel=1e-12)
+    assert report.kl == pytest.approx(float(np.sum(rel_entr(np.maximum(p_cur, 0.001), np.maximum(p_ref, 0.001)))), rel=1e-12)
+    assert report.js == pytest.approx(jensenshannon(p_ref, p_cur), rel=1e-12)
+    table = np.array([[50, 30, 0, 0], [10, 0, 24, 1]])
+    assert report.chi2_pvalue == pytest.approx(stats.chi2_contingency(table, correction=False).pvalue, rel=1e-9)
+    assert report.pvalue_subsampled is False
+    assert (report.severity, report.drifted) == ("significant", True) and report.reason.startswith("PSI")
+
+
+def test_categorical_p_value_of_two_categories_has_no_yates_correction():
+    reference, current = ["a"] * 60 + ["b"] * 40, ["a"] * 45 + ["b"] * 55
+
+    report = drift.column_drift("cat", drift.prepare_reference(reference), current)
+
+    expected = stats.chi2_contingency(np.array([[60, 40], [45, 55]]), correction=False).pvalue
+    assert report.chi2_pvalue == pytest.approx(expected, rel=1e-9)
+    assert expected != pytest.approx(stats.chi2_contingency(np.array([[60, 40], [45, 55]])).pvalue, rel=1e-3)
+
+
+def test_categorical_reference_of_one_value_is_compared_not_no_data():
+    report = drift.column_drift("cat", drift.prepare_reference(["a"]), ["a", "a"])
+
+    assert (report.n_reference, report.n_current, report.psi, report.js) == (1, 2, 0.0, 0.0)
+    assert report.chi2_pvalue == stats.chi2_contingency(np.array([[1], [2]]), correction=False).pvalue == 1.0
+    assert (report.severity, report.drifted) == ("none", False)
+
+
+@pytest.mark.parametrize(("current", "missing"), [([], 0.0), ([None, float("nan")], 1.0)])
+def test_categorical_window_without_values_is_no_data_with_its_missing_share(current, missing):
+    report = drift.column_drift("cat", drift.prepare_reference(["a", "b"]), current)
+
+    assert (report.severity, report.reason, report.drifted, report.psi) == ("no_data", "no data in this window", False, None)
+    assert (report.n_current, report.missing_current) == (0, missing)
+
+
+@pytest.mark.parametrize(("current", "missing"), [(np.array([]), 0.0), ([None, float("nan")], 1.0), (np.array([np.nan, np.inf]), 0.5)])
+def test_numeric_window_without_finite_values_is_no_data_with_its_counts(current, missing):
+    report = drift.column_drift("x", drift.prepare_reference(np.arange(10.0)), current)
+
+    assert (report.severity, report.reason, report.drifted, report.psi) == ("no_data", "no data in this window", False, None)
+    assert (report.n_current, report.missing_current) == (0, missing)
+
+
+def test_numeric_report_fields_match_hand_counts_and_scipy():
+    # Exactly 5,000 reference rows: the p-value is still scipy's on all rows, not a subsample.
+    rng = np.random.default_rng(11)
+    reference = np.concatenate([rng.normal(size=4990), [np.nan] * 10])
+    current = np.concatenate([rng.normal(1.0, 1.0, size=300), [np.nan, np.inf, -np.inf]])
+    r, c = reference[np.isfinite(reference)], current[np.isfinite(current)]
+
+    report = drift.column_drift("x", drift.prepare_reference(reference), current)
+
+    assert (report.column, report.kind, report.n_reference, report.n_current) == ("x", "numeric", 4990, 300)
+    assert (report.missing_reference, report.missing_current, report.invalid_current) == (10 / 5000, 1 / 303, 2)
+    assert report.pvalue_subsampled is False
+    assert report.ks_pvalue == pytest.approx(stats.ks_2samp(r, c).pvalue, rel=1e-9)
+    assert report.wasserstein_norm == pytest.approx(stats.wasserstein_distance(r, c) / np.std(r), rel=1e-12)
+    assert (report.severity, report.drifted) == ("significant", True)
+
+
+def test_numeric_reference_or_window_of_one_value():
+    # One reference value: one cut at 5.0, bins (-inf, 5) and [5, inf); shares r = (0.001, 1) after clipping.
+    expected = (0.5 - 0.001) * np.log(0.5 / 0.001) + (0.5 - 1.0) * np.log(0.5 / 1.0)
+
+    report = drift.column_drift("x", drift.prepare_reference([5.0]), [4.0, 6.0])
+
+    assert (report.n_reference, report.severity) == (1, "significant")
+    assert report.psi == pytest.approx(expected, rel=1e-12)
+    assert drift.psi([5.0], [4.0, 6.0]) == pytest.approx(expected, rel=1e-12)
+    assert report.wasserstein == stats.wasserstein_distance([5.0], [4.0, 6.0])
+    assert report.wasserstein_norm is None  # the reference's spread is 0
+    # One current value: c = (0.001, ..., 1.0 in the top bin).
+    reference = np.arange(100.0)
+    p_ref = np.histogram(reference, bins=[-np.inf, *np.quantile(reference, np.arange(1, 10) / 10), np.inf])[0] / 100
+    assert drift.psi(reference, [1000.0]) == pytest.approx(clipped_psi(p_ref, np.eye(10)[-1]), rel=1e-12)
+
+
+def test_reference_preparation_counts_missing_values():
+    numeric_empty = drift.prepare_reference(np.array([], dtype=float))
+    categorical = drift.prepare_reference(["a", None, "b", float("nan"), "a", "a"])
+    categorical_empty = drift.prepare_reference([], kind="categorical")
+
+    assert (numeric_empty.kind, numeric_empty.n, numeric_empty.missing) == ("numeric", 0, 0.0)
+    assert (categorical.kind, categorical.n, categorical.missing) == ("categorical", 4, pytest.approx(2 / 6, abs=1e-15))
+    assert categorical.categories == ("a", "b") and categorical.counts.tolist() == [3, 1]
+    assert (categorical_empty.kind, categorical_empty.n, categorical_empty.missing) == ("categorical", 0, 0.0)
+
+
+def test_severity_boundaries_psi_equal_to_the_threshold_is_not_significant():
+    rng = np.random.default_rng(9)
+    reference, current = rng.normal(size=5000), rng.normal(0.4, 1, size=5000)
+    prepared = drift.prepare_reference(reference)
+    psi_value = drift.column_drift("x", prepared, current).psi
+
+    at_threshold = drift.column_drift("x", prepared, current, psi_threshold=psi_value)
+    below_threshold = drift.column_drift("x", prepared, current, psi_threshold=psi_value * 0.999)
+
+    assert 0.1 <= psi_value < 0.25 and at_threshold.js < 0.3
+    assert (at_threshold.severity, at_threshold.drifted) == ("moderate", False)
+    assert at_threshold.reason.endswith(": investigate")
+    assert (below_threshold.severity, below_threshold.drifted) == ("significant", True)
+
+
+def test_report_of_a_column_on_one_side_only_says_what_it_knows():
+    reference = {"gone": drift.prepare_reference(["a", "b", "a"]), "gone_raw": np.arange(5.0), "kept": np.arange(5.0)}
+    current = {"new": np.arange(7.0), "kept": np.arange(5.0)}
+
+    report = drift.drift_report(reference, current, workers=1)
+
+    gone = dict(missing_reference=0.0, missing_current=1.0, invalid_current=0, severity="no_data")
+    gone["reason"] = "column missing from the current data"
+    assert report["gone"] == drift.ColumnDrift(column="gone", kind="categorical", n_reference=3, n_current=0, **gone)
+    assert report["gone_raw"] == drift.ColumnDrift(column="gone_raw", kind="numeric", n_reference=0, n_current=0, **gone)
+    assert report["new"] == drift.ColumnDrift(
+        column="new", kind="unknown", n_reference=0, n_current=7, missing_reference=1.0, missing_current=0.0, invalid_current=0,
+        severity="no_data", reason="new column, not in the reference",
+    )  # fmt: skip
+
+
+def test_ks_test_needs_values_on_both_sides_and_takes_single_ones():
+    for reference, current in [([], [1.0, 2.0]), ([1.0, 2.0], []), ([], []), ([np.nan], [1.0])]:
+        with pytest.raises(drift.DriftError):
+            drift.ks_test(reference, current)
+
+    for reference, current in [([1.0], [0.5, 2.0, 3.0]), ([0.0, 1.0, 2.0], [1.5])]:
+        expected = stats.ks_2samp(reference, current)
+        assert drift.ks_test(reference, current) == (expected.statistic, expected.pvalue)
+
+
+def test_non_numeric_values_are_a_drift_error():
+    with pytest.raises(drift.DriftError, match="numeric column expected"):
+        drift.psi(["a", "b"], [1.0, 2.0])
+    with pytest.raises(drift.DriftError, match="numeric column expected"):
+        drift.ks_test([1.0, 2.0], ["x"])
+
+
+def documented_subsample(sorted_values, rng):
+    """At most 5,000 rows drawn without replacement, as METRICS.md pins it (seed 20240601, reference first)."""
+    if sorted_values.size <= 5000:
+        return sorted_values
+    return np.sort(rng.choice(sorted_values, size=5000, replace=False))
+
+
+def test_large_sample_p_values_come_from_the_documented_seeded_subsample():
+    rng = np.random.default_rng(12)
+    reference, current = rng.normal(size=8000), rng.normal(0.05, 1, size=6000)
+    seeded = np.random.default_rng(20_240_601)
+    expected = stats.ks_2samp(documented_subsample(np.sort(reference), seeded), documented_subsample(np.sort(current), seeded)).pvalue
+
+    statistic, p_value = drift.ks_test(reference, current)
+    report = drift.column_drift("x", drift.prepare_reference(reference), current)
+
+    assert p_value == pytest.approx(expected, rel=1e-9) and report.ks_pvalue == pytest.approx(expected, rel=1e-9)
+    assert report.pvalue_subsampled and statistic == stats.ks_2samp(reference, current).statistic
+    assert p_value != pytest.approx(stats.ks_2samp(reference, current).pvalue, rel=1e-3)
+
+
+def test_large_categorical_p_value_comes_from_seeded_hypergeometric_counts():
+    reference = ["a"] * 4000 + ["b"] * 2500 + ["c"] * 500
+    current = ["a"] * 2600 + ["b"] * 2600 + ["c"] * 800
+    r_counts, c_counts = np.array([4000, 2500, 500]), np.array([2600, 2600, 800])
+    scaled = [np.random.default_rng(20_240_601).multivariate_hypergeometric(counts, 5000) for counts in (r_counts, c_counts)]
+
+    report = drift.column_drift("cat", drift.prepare_reference(reference), current)
+    exactly_5000 = drift.column_drift("cat", drift.prepare_reference(reference[:5000]), current[:5000])
+
+    assert report.pvalue_subsampled and not exactly_5000.pvalue_subsampled
+    assert report.chi2_pvalue == pytest.approx(stats.chi2_contingency(np.vstack(scaled), correction=False).pvalue, rel=1e-9)
+
+
+@pytest.mark.parametrize(("n1", "n2"), [(10_000, 7_000), (10_001, 7_001)])
+def test_ks_statistic_is_identical_to_scipy_on_both_sides_of_its_exact_path(n1, n2):
+    # scipy snaps D to h / lcm(n1, n2) only while both sizes are <= 10,000.
+    rng = np.random.default_rng(n1)
+    reference, current = rng.normal(size=n1), rng.normal(0.02, size=n2)
+
+    statistic, _ = drift.ks_test(reference, current)
+
+    assert statistic == stats.ks_2samp(reference, current).statistic
+
+
+def test_js_alone_can_make_a_column_significant():
+    reference, current = np.arange(1000.0), np.arange(1000.0) + 2000
+
+    report = drift.column_drift("x", drift.prepare_reference(reference), current, psi_threshold=100.0)
+
+    assert report.psi < 100.0 and report.js > 0.3
+    assert (report.severity, report.drifted) == ("significant", True) and report.reason.startswith("JS ")
+
+
+def test_errors_say_what_is_wrong():
+    with pytest.raises(drift.DriftError, match="deciles"):
+        drift.psi([1.0, 2.0], [1.0], bins=5)
+    with pytest.raises(drift.DriftError, match="the current sample has no finite values"):
+        drift.psi([1.0, 2.0], [np.nan])
+    with pytest.raises(drift.DriftError, match="the reference has no finite values"):
+        drift.psi([np.inf], [1.0])
+    with pytest.raises(drift.DriftError, match="both samples need finite values"):
+        drift.ks_test([], [1.0])

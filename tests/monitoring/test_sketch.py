@@ -140,3 +140,93 @@ def test_merging_stored_blobs_by_group_equals_merging_the_sketches():
     expected = merge_by_group(groups, [QuantileSketch.from_bytes(b) for b in blobs])
 
     assert got.keys() == expected.keys() and all(got[g] == expected[g] for g in got)
+
+
+# --- corrupt blobs, bounds, one-sketch merges, values below 1 ----------------------------------
+
+
+def test_corrupt_blobs_are_refused_with_the_reason():
+    good = QuantileSketch.from_values(np.array([3.0, 300.0, 30_000.0])).to_bytes()
+    header = bytearray(good)
+
+    with pytest.raises(SketchError, match="not a sketch: too short"):
+        QuantileSketch.from_bytes(good[:10])
+    for position, value in [(0, ord("X")), (3, 4), (4, 4)]:  # magic, then each width code one past the last width
+        corrupt = header.copy()
+        corrupt[position] = value
+        with pytest.raises(SketchError, match="not a sketch: bad header"):
+            QuantileSketch.from_bytes(bytes(corrupt))
+    with pytest.raises(SketchError, match=f"not a sketch: {len(good) + 1} bytes do not match its header"):
+        QuantileSketch.from_bytes(good + b"\0")
+
+
+@pytest.mark.parametrize("q", [-0.01, 1.01, 2.0])
+def test_quantiles_outside_0_and_1_are_refused(q):
+    sketch = QuantileSketch.from_values(np.array([1.0, 2.0]))
+
+    with pytest.raises(SketchError, match="quantiles must be between 0 and 1"):
+        sketch.quantile(q)
+
+
+def test_sketches_that_differ_in_zeros_or_in_buckets_are_not_equal():
+    a = QuantileSketch.from_values(np.array([0.0, 5.0, 50.0]))
+
+    assert a != QuantileSketch.from_values(np.array([5.0, 50.0]))  # same buckets, one zero fewer
+    assert a != QuantileSketch.from_values(np.array([0.0, 5.0, 500.0]))  # same zeros and counts, other bucket
+    assert a != QuantileSketch.from_values(np.array([0.0, 5.0, 50.0, 50.0]))  # same zeros and buckets, other count
+
+
+def test_merging_one_sketch_or_one_with_empties_gives_that_sketch():
+    values = np.array([0.0, 1.5, 70.0, 70.0])
+    sketch = QuantileSketch.from_values(values)
+
+    assert QuantileSketch.merge_all([sketch]) == sketch
+    assert QuantileSketch.merge_all([QuantileSketch(), sketch, QuantileSketch.from_values(np.array([]))]) == sketch
+    assert_within_alpha(QuantileSketch.merge_all([QuantileSketch(), sketch]), values)
+
+
+def test_counts_are_int64_whichever_way_a_sketch_is_made():
+    values = np.array([0.0, 2.0, 2.0, 9.0])
+    made = QuantileSketch.from_values(values)
+    merged = QuantileSketch.merge_all([made, QuantileSketch.from_values(np.array([4.0]))])
+
+    for sketch in (made, merged, QuantileSketch.from_bytes(made.to_bytes()), sketches_by_group(np.zeros(4, dtype=int), values)[0]):
+        assert sketch.counts.dtype == np.int64 and sketch.keys.dtype == np.int64
+
+
+def test_values_between_0_and_1_are_bucketed_not_counted_as_zeros():
+    # Seconds rather than milliseconds: every value is in (0, 1].
+    rng = np.random.default_rng(8)
+    groups = rng.integers(0, 3, 3_000)
+    values = np.concatenate([[1.0, 0.5, 1e-6], rng.uniform(1e-3, 1.0, 2_997)])
+
+    by_group = sketches_by_group(groups, values)
+
+    for group, sketch in by_group.items():
+        chosen = values[groups == group]
+        assert sketch.zeros == 0 and sketch.count == chosen.size
+        assert_within_alpha(sketch, chosen)
+
+
+def test_merging_blobs_that_hold_only_zeros_or_nothing():
+    from monitoring.sketch import merge_blobs_by_group
+
+    blobs = [b"", QuantileSketch.from_values(np.zeros(3)).to_bytes(), None, QuantileSketch.from_values(np.zeros(2)).to_bytes()]
+
+    merged = merge_blobs_by_group(np.array([1, 2, 2, 2]), blobs)
+
+    assert merged == {2: QuantileSketch(zeros=5)}
+    assert merged[2].quantiles([0, 0.5, 1]) == [0.0, 0.0, 0.0]
+
+
+def test_group_ids_and_values_must_pair_up():
+    from monitoring.sketch import merge_blobs_by_group
+
+    groups = np.array([1, 2])
+
+    with pytest.raises(SketchError, match="2 group ids for 3 values"):
+        sketches_by_group(groups, np.array([1.0, 2.0, 3.0]))
+    with pytest.raises(SketchError, match="2 group ids for 3 sketches"):
+        merge_by_group(groups, [QuantileSketch()] * 3)
+    with pytest.raises(SketchError, match="2 group ids for 3 sketches"):
+        merge_blobs_by_group(groups, [b""] * 3)
