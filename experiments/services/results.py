@@ -3,9 +3,10 @@
 Nothing loops over exposures, outcomes or events in Python. The database returns sums per
 (variant, UTC day of exposure):
 - units: the exposure counts assignment keeps per day (ExposureCount), the denominators;
-- outcome metrics (one query for all of them): each unit's outcomes of the metric at or after its
-  exposure summed in SQL (`post`), those before it (`pre`, CUPED's covariate), and whether one of the
-  later ones is > 0 (`converted`); then, per variant and day, the count of converted units and the
+- proportion outcome metrics (one query for all of them): per variant and day, the distinct units with an
+  outcome of the metric > 0 at or after their exposure (converted units);
+- mean outcome metrics (one query for all of them): each unit's outcomes of the metric at or after its
+  exposure summed (`post`) and those before it (`pre`, CUPED's covariate); then, per variant and day, the
   sums of post, post², pre, pre², pre x post. A unit without outcomes adds 0 to every sum.
 - event metrics and guardrails (one query): the monitoring events of each variant's version whose
   unit is exposed in that variant, at or after the exposure: per unit the mean judge score, share of
@@ -49,7 +50,7 @@ MIN_UNITS = 2  # per arm, for any test
 MIN_GUARDRAIL_REQUESTS = 100
 ALWAYS_VALID, FIXED_HORIZON = "always_valid", "fixed_horizon"
 OK, NOT_ENOUGH_DATA = "ok", "not_enough_data"
-_OUTCOME_COLUMNS = ("units", "conversions", "total", "total_sq", "pre", "pre_sq", "pre_total")
+_MEAN_COLUMNS = ("total", "total_sq", "pre", "pre_sq", "pre_total")
 _EVENT_METRICS = (EventMetric.JUDGE_SCORE, EventMetric.THUMBS_UP, EventMetric.LATENCY_MS, EventMetric.COST_USD)
 _GUARDRAIL_COLUMNS = ("requests", "errors", "cost_sum", "cost_n", "guard_sum", "guard_n")
 
@@ -260,22 +261,40 @@ def _exposure_counts(experiment: Experiment) -> list[tuple[int, date, int]]:
     return [(v, _day(d), int(n)) for v, d, n in rows]
 
 
-def _outcome_sums(experiment: Experiment, names: list[str]) -> list[tuple]:
-    """(metric, variant_id, day, units with outcomes, converted, sum post, sum post², sum pre, sum pre², sum pre·post)."""
+def _conversions(experiment: Experiment, names: list[str]) -> list[tuple]:
+    """(metric, variant_id, day, units converted) of proportion metrics: a unit converted when one of its outcomes of the
+    metric at or after its exposure is > 0. A unit has one exposure per experiment, so counting distinct units per
+    (variant, day) counts it once, in one pass over the join."""
+    if not names:
+        return []
+    day = sql.utc_day("x.exposed_at")
+    query = f"""
+        SELECT o.metric, x.variant_id, {day}, COUNT(DISTINCT o.unit_id)
+        FROM {sql.table(Outcome)} o
+        JOIN {sql.table(Exposure)} x ON x.experiment_id = %s AND x.unit_id = o.unit_id
+        WHERE o.metric IN ({", ".join(["%s"] * len(names))}) AND o.value > 0 AND o.timestamp >= x.exposed_at
+        GROUP BY o.metric, x.variant_id, {day}
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(query, [experiment.pk, *names])
+        return cursor.fetchall()
+
+
+def _unit_sums(experiment: Experiment, names: list[str]) -> list[tuple]:
+    """(metric, variant_id, day, units with outcomes, sum post, sum post², sum pre, sum pre², sum pre·post) of mean metrics:
+    per unit, `post` sums its outcomes of the metric at or after its exposure and `pre` those before (CUPED's covariate)."""
     if not names:
         return []
     day = sql.utc_day("u.exposed_at")
     # Driven by the outcome index (metric, unit_id, timestamp, value), in unit order, so the inner GROUP BY needs no
-    # sort; each unit's exposure comes from the covering index (experiment, unit_id, variant, exposed_at). A unit
-    # has one exposure per experiment, so MIN() only carries its variant and time through the GROUP BY.
+    # sort; each unit's exposure comes from the covering index (experiment, unit_id, variant, exposed_at). A unit has one
+    # exposure per experiment: its variant and time are the same on each of its rows (sql.one_of_group).
     query = f"""
-        SELECT u.metric, u.variant_id, {day}, COUNT(*), SUM(u.converted), SUM(u.post), SUM(u.post * u.post),
-               SUM(u.pre), SUM(u.pre * u.pre), SUM(u.pre * u.post)
+        SELECT u.metric, u.variant_id, {day}, COUNT(*), SUM(u.post), SUM(u.post * u.post), SUM(u.pre), SUM(u.pre * u.pre), SUM(u.pre * u.post)
         FROM (
-            SELECT o.metric AS metric, MIN(x.variant_id) AS variant_id, MIN(x.exposed_at) AS exposed_at,
+            SELECT o.metric AS metric, {sql.one_of_group("x.variant_id")} AS variant_id, {sql.one_of_group("x.exposed_at")} AS exposed_at,
                    SUM(CASE WHEN o.timestamp >= x.exposed_at THEN o.value ELSE 0 END) AS post,
-                   SUM(CASE WHEN o.timestamp < x.exposed_at THEN o.value ELSE 0 END) AS pre,
-                   MAX(CASE WHEN o.timestamp >= x.exposed_at AND o.value > 0 THEN 1 ELSE 0 END) AS converted
+                   SUM(CASE WHEN o.timestamp < x.exposed_at THEN o.value ELSE 0 END) AS pre
             FROM {sql.table(Outcome)} o
             JOIN {sql.table(Exposure)} x ON x.experiment_id = %s AND x.unit_id = o.unit_id
             WHERE o.metric IN ({", ".join(["%s"] * len(names))})
@@ -605,13 +624,16 @@ def experiment_results_compute(experiment: Experiment) -> Snapshot:
     index = {v.pk: i for i, v in enumerate(variants)}
     specs = [{"name": experiment.primary_metric_name, "kind": experiment.primary_metric_kind, "direction": experiment.primary_metric_direction},
              *experiment.secondary_metrics]
-    outcome_names = [s["name"] for s in specs if s["name"] not in EventMetric.values]
+    proportions = [s["name"] for s in specs if s["name"] not in EventMetric.values and s["kind"] == MetricKind.PROPORTION]
+    means = [s["name"] for s in specs if s["name"] not in EventMetric.values and s["kind"] == MetricKind.MEAN]
     event_specs = [s for s in specs if s["name"] in EventMetric.values]
 
     counts = _exposure_counts(experiment)
-    outcome_rows = _outcome_sums(experiment, outcome_names)
+    conversion_rows = _conversions(experiment, proportions)
+    mean_rows = _unit_sums(experiment, means)
     event_rows = _event_sums(experiment) if event_specs or experiment.guardrails else []
-    seen_days = {d for _, d, _ in counts} | {_day(r[2]) for r in outcome_rows} | {_day(r[1]) for r in event_rows}
+    seen_days = ({d for _, d, _ in counts} | {_day(r[2]) for r in conversion_rows} | {_day(r[2]) for r in mean_rows}
+                 | {_day(r[1]) for r in event_rows})
     days = []
     if seen_days:
         first, last = min(seen_days), max(seen_days)
@@ -623,13 +645,16 @@ def experiment_results_compute(experiment: Experiment) -> Snapshot:
     for variant_id, d, n in counts:
         units[index[variant_id], day_index[d]] += n
     cells: dict[str, _Cells] = {}
-    for name in outcome_names:
-        cells[name] = _Cells({c: np.zeros(shape) for c in _OUTCOME_COLUMNS})
-        cells[name].columns["units"] = units.astype(float)
-    for metric, variant_id, d, _with, *sums in outcome_rows:
+    for name in proportions:
+        cells[name] = _Cells({"units": units.astype(float), "conversions": np.zeros(shape)})
+    for metric, variant_id, d, converted in conversion_rows:
+        cells[metric].columns["conversions"][index[variant_id], day_index[_day(d)]] += float(converted)
+    for name in means:
+        cells[name] = _Cells({"units": units.astype(float), **{c: np.zeros(shape) for c in _MEAN_COLUMNS}})
+    for metric, variant_id, d, _with, *sums in mean_rows:
         target = cells[metric].columns
         i, j = index[variant_id], day_index[_day(d)]
-        for column, value in zip(_OUTCOME_COLUMNS[1:], sums, strict=True):
+        for column, value in zip(_MEAN_COLUMNS, sums, strict=True):
             target[column][i, j] += float(value or 0)
     totals = {c: np.zeros(len(variants)) for c in _GUARDRAIL_COLUMNS}
     for m in _EVENT_METRICS:
