@@ -66,6 +66,7 @@ def main() -> int:
         except ModuleFailed as e:
             print(f"== {name}: FAILED: {e}")
             failed.append(name)
+        write_report(modules)
     print()
     print(write_report(modules))
     print(f"\nReport: {OUT.relative_to(ROOT)}/report.md; survivors: {OUT.relative_to(ROOT)}/survivors-<module>.txt")

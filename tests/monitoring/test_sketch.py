@@ -230,3 +230,54 @@ def test_group_ids_and_values_must_pair_up():
         merge_by_group(groups, [QuantileSketch()] * 3)
     with pytest.raises(SketchError, match="2 group ids for 3 sketches"):
         merge_blobs_by_group(groups, [b""] * 3)
+
+
+# The stored layout: "<3sBBQIq" (magic, width code of the key deltas, width code of the counts, zeros,
+# number of keys, first key), then the deltas, then the counts, each in the narrowest of u1/u2/u4/u8.
+WIDTH_BY_LARGEST = [(255, 1), (256, 2), (65_535, 2), (65_536, 4), (2**32 - 1, 4), (2**32, 8)]
+
+
+@pytest.mark.parametrize(("largest", "width"), WIDTH_BY_LARGEST)
+def test_stored_counts_take_the_narrowest_width_that_holds_them(largest, width):
+    sketch = QuantileSketch(keys=np.array([3, 4]), counts=np.array([1, largest]))
+
+    blob = sketch.to_bytes()
+
+    assert len(blob) == 25 + 1 + 2 * width and blob[4] == [1, 2, 4, 8].index(width)
+    assert QuantileSketch.from_bytes(blob) == sketch
+
+
+@pytest.mark.parametrize(("largest", "width"), WIDTH_BY_LARGEST)
+def test_stored_key_steps_take_the_narrowest_width_that_holds_them(largest, width):
+    sketch = QuantileSketch(keys=np.array([-5, -5 + largest]), counts=np.array([2, 1]))
+
+    blob = sketch.to_bytes()
+
+    assert len(blob) == 25 + width + 2 and blob[3] == [1, 2, 4, 8].index(width)
+    assert QuantileSketch.from_bytes(blob) == sketch
+
+
+def test_stored_bytes_of_small_sketches_byte_for_byte():
+    import struct
+
+    assert QuantileSketch(zeros=3).to_bytes() == struct.pack("<3sBBQIq", b"QS1", 0, 0, 3, 0, 0)
+    one_key = QuantileSketch(keys=np.array([7]), counts=np.array([2]), zeros=1)
+    assert one_key.to_bytes() == struct.pack("<3sBBQIq", b"QS1", 0, 0, 1, 1, 7) + b"\x02"
+
+
+def test_group_ids_too_far_apart_to_pack_with_the_keys_still_get_their_own_sketches():
+    groups = np.array([-(2**62), 2**62, 5, 5, 2**62])
+    values = np.array([1.0, 10.0, 100.0, 0.0, 1e6])
+
+    by_group = sketches_by_group(groups, values)
+
+    assert sorted(by_group) == [-(2**62), 5, 2**62]
+    for group, sketch in by_group.items():
+        chosen = values[groups == group]
+        assert sketch.count == chosen.size
+        assert_within_alpha(sketch, chosen)
+
+
+def test_refused_values_say_why():
+    with pytest.raises(SketchError, match="sketch values must be finite and >= 0"):
+        QuantileSketch.from_values(np.array([1.0, -2.0]))
