@@ -167,7 +167,7 @@ def _build_batch_check(columnar, names, ts, values, kinds) -> str:
 def cmd_drift_run(args) -> None:
     """drift_report_run in this fresh process: its wall time and the process's peak RSS; then the parts, timed one by one."""
     django_setup()
-    from monitoring import drift, services
+    from monitoring import drift, selectors, services
     from monitoring.models import Reference
 
     rss_before = peak_rss_mb()
@@ -186,10 +186,10 @@ def cmd_drift_run(args) -> None:
     parts = {}
     t = time.perf_counter()
     reference = Reference.objects.get(model_version_id=report.model_version_id)
-    prepared = services.reference_columns(reference)
+    prepared = selectors.reference_columns(reference)
     parts["reference_columns_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    current = services.window_columns(model_version_id=report.model_version_id, start=report.window_start, end=report.window_end)
+    current = selectors.window_columns(model_version_id=report.model_version_id, start=report.window_start, end=report.window_end)
     parts["window_columns_s"] = time.perf_counter() - t
     t = time.perf_counter()
     drift.drift_report(prepared, current)

@@ -81,7 +81,7 @@ def _nullable(values: np.ndarray, present: np.ndarray) -> list:
 
 
 def event_rows(rng: np.random.Generator, first_id: int, n: int, t0: float, t1: float, subjects: list[dict]) -> list[tuple]:
-    """`n` events with timestamps in [t0, t1) (epoch seconds, sorted), as row tuples in ingestion.EVENT_COLUMNS order.
+    """`n` events with timestamps in [t0, t1) (epoch seconds, sorted), as row tuples in services.ingestion.EVENT_COLUMNS order.
 
     Latency log-normal per subject, ~1 % errors; prompt events carry tokens (some of the input
     cached), the cost at the LLM's price, time to first token, a guardrail flag, a judge score and a
@@ -133,9 +133,9 @@ def cmd_data(args) -> None:
     from django.db import connection, transaction
 
     from mlops_site.roles import user_set_role
-    from monitoring.budgets import budget_set
-    from monitoring.ingestion import EVENT_COLUMNS
     from monitoring.models import Event
+    from monitoring.services import budget_set
+    from monitoring.services.ingestion import EVENT_COLUMNS
     from registry.models import PromptVersion
     from registry.services import model_version_register, prompts_import
 

@@ -67,7 +67,7 @@ def _check_quantiles(data: dict) -> list[dict]:
     a relative error of at most 1 % (SKETCH_ALPHA), for hour and minute roll-ups alike (merging loses nothing).
     """
     from monitoring.models import Event
-    from monitoring.rollups import rollup_totals
+    from monitoring.selectors import rollup_totals
 
     end = datetime.fromisoformat(data["window"][1])
     day = (end - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)  # the last whole UTC day
@@ -112,7 +112,7 @@ def cmd_rollup(args) -> None:
     """rollups_update (as rollups_catch_up calls it) from an empty cursor to the end: wall time, events/s, RSS; then the checks."""
     django_setup()
     from monitoring.models import Event, Rollup, RollupCursor
-    from monitoring.rollups import rollups_update
+    from monitoring.services import rollups_update
 
     data = json.loads(Path(args.data).read_text())
     if RollupCursor.objects.exists() or Rollup.objects.exists():

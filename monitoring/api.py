@@ -13,7 +13,7 @@ from mlops_site.exceptions import NotFound, ValidationFailed
 from mlops_site.roles import IsEditor, IsViewer
 from registry import selectors as registry_selectors
 
-from . import alerts, ingest, selectors, services
+from . import ingest, selectors, services
 from .models import AlertRule, Reference
 
 
@@ -186,7 +186,7 @@ class AlertAcknowledgeApi(APIView):
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, rule_id):
-        return Response(rule_out(alerts.alert_acknowledge(rule_id=rule_id, actor=request.user)))
+        return Response(rule_out(services.alert_acknowledge(rule_id=rule_id, actor=request.user)))
 
 
 class AlertSilenceApi(APIView):
@@ -199,7 +199,7 @@ class AlertSilenceApi(APIView):
         hours = request.data.get("hours") if isinstance(request.data, dict) else None
         if isinstance(hours, bool) or not isinstance(hours, int):
             raise ValidationFailed("hours: a whole number.", fields={"hours": ["a whole number"]})
-        return Response(rule_out(alerts.alert_silence(rule_id=rule_id, hours=hours, actor=request.user)))
+        return Response(rule_out(services.alert_silence(rule_id=rule_id, hours=hours, actor=request.user)))
 
 
 class LabelsApi(APIView):
@@ -209,15 +209,11 @@ class LabelsApi(APIView):
 
     @extend_schema(request=inline_serializer("LabelBatch", {"labels": serializers.ListField(child=serializers.DictField())}), responses={202: inline_serializer("LabelResult", {"updated": serializers.IntegerField(), "unknown": serializers.IntegerField(), "unknown_ids": serializers.ListField(child=serializers.CharField())})})
     def post(self, request):
-        from .performance import labels_attach
-
-        return Response(labels_attach(payload=request.data, actor=request.user), status=status.HTTP_202_ACCEPTED)
+        return Response(services.labels_attach(payload=request.data, actor=request.user), status=status.HTTP_202_ACCEPTED)
 
 
 def budget_out(budget) -> dict:
-    from .budgets import budget_status
-
-    state = budget_status(budget=budget)
+    state = selectors.budget_status(budget=budget)
     return {
         "name": budget.name, "scope": budget.scope, "members": budget.members, "period": budget.period, "amount_usd": budget.amount_usd,
         "thresholds": budget.thresholds, "enabled": budget.enabled, "period_start": state.period_start, "period_end": state.period_end,
@@ -234,15 +230,11 @@ class BudgetListApi(generics.GenericAPIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="api_v1_budgets_list")
     def get(self, request):
-        from .models import Budget
-
-        page = self.paginate_queryset(Budget.objects.order_by("name"))
+        page = self.paginate_queryset(selectors.budget_list())
         return self.get_paginated_response([budget_out(b) for b in page])
 
     @extend_schema(request=inline_serializer("BudgetInput", {"name": serializers.CharField(), "amount_usd": serializers.FloatField(), "period": serializers.ChoiceField(["day", "week", "month"], required=False), "scope": serializers.ChoiceField(["all", "model", "prompt", "team"], required=False), "members": serializers.ListField(child=serializers.CharField(), required=False), "thresholds": serializers.ListField(child=serializers.FloatField(), required=False)}), responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
-        from .budgets import budget_set
-
         data = request.data if isinstance(request.data, dict) else {}
         allowed = {"name", "amount_usd", "period", "scope", "members", "thresholds", "webhook_url", "webhook_secret", "emails"}
         unknown = sorted(set(data) - allowed)
@@ -250,7 +242,7 @@ class BudgetListApi(generics.GenericAPIView):
             raise ValidationFailed(f"Unknown field(s): {', '.join(unknown)}.", fields={k: ["unknown field"] for k in unknown})
         if "name" not in data or "amount_usd" not in data:
             raise ValidationFailed("name and amount_usd are required.", fields={k: ["required"] for k in ("name", "amount_usd") if k not in data})
-        budget = budget_set(**data, actor=request.user)
+        budget = services.budget_set(**data, actor=request.user)
         return Response(budget_out(budget), status=status.HTTP_201_CREATED)
 
 
@@ -259,6 +251,4 @@ class BudgetDetailApi(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, name):
-        from .budgets import budget_get
-
-        return Response(budget_out(budget_get(name=name)))
+        return Response(budget_out(selectors.budget_get(name=name)))

@@ -25,7 +25,7 @@ from mlops_site.exceptions import ValidationFailed
 from mlops_site.roles import IsEditor, IsViewer
 from mlops_site.serializers import StrictSerializer
 
-from . import costs, services
+from . import selectors, services
 from .models import Price
 
 
@@ -57,7 +57,7 @@ class PriceListApi(generics.GenericAPIView):
 
     @extend_schema(parameters=[OpenApiParameter("search", str)], responses=PriceOutput(many=True))
     def get(self, request):
-        page = self.paginate_queryset(costs.price_list(search=request.query_params.get("search", "").strip()))
+        page = self.paginate_queryset(selectors.price_list(search=request.query_params.get("search", "").strip()))
         return self.get_paginated_response(PriceOutput(page, many=True).data)
 
     @extend_schema(request=PriceSetInput, responses={201: PriceOutput})
@@ -66,7 +66,7 @@ class PriceListApi(generics.GenericAPIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         data["source"] = data.get("source") or request.user.username
-        price = costs.price_set(**data, actor=request.user)
+        price = services.price_set(**data, actor=request.user)
         return Response(PriceOutput(price).data, status=status.HTTP_201_CREATED)
 
 

@@ -20,9 +20,9 @@ from rest_framework.views import APIView
 
 from mlops_site.roles import IsViewer
 
-from .alerts import subject_of
-from .budgets import budget_status
 from .models import AlertRule, Budget, Granularity, Rollup
+from .selectors.budgets import budget_status
+from .services.alerts import subject_of
 from .sketch import QuantileSketch
 
 WINDOW = timedelta(minutes=5)

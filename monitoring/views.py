@@ -14,8 +14,9 @@ from mlops_site.exceptions import ValidationFailed
 from mlops_site.pages import call_and_redirect, get_or_404
 from registry import selectors as registry_selectors
 
-from . import alerts, charts, selectors, services
-from .models import AlertEvent, AlertRule, Reference
+from . import charts, selectors, services
+from .models import Reference
+from .services.ops_alerts import OPS_METRICS
 
 
 def overview(request: HttpRequest) -> HttpResponse:
@@ -103,17 +104,15 @@ def report_request(request: HttpRequest, name: str, version: int) -> HttpRespons
 
 
 def alert_list(request: HttpRequest) -> HttpResponse:
-    from .ops_alerts import OPS_METRICS
-
-    rules = list(AlertRule.objects.select_related("model", "prompt", "acknowledged_by").order_by("model__name", "prompt__name", "name"))
-    events = list(AlertEvent.objects.select_related("rule__model", "rule__prompt").order_by("-at", "-id")[:100])
+    rules = list(selectors.alert_rule_list())
+    events = selectors.alert_event_list()
     return render(request, "monitoring/alerts.html", {"rules": rules, "events": events, "now": timezone.now(), "ops_metrics": OPS_METRICS})
 
 
 @require_POST
 def alert_acknowledge(request: HttpRequest, rule_id: int) -> HttpResponse:
     return call_and_redirect(
-        request, lambda: alerts.alert_acknowledge(rule_id=rule_id, actor=request.user), success="Acknowledged.", fallback=reverse("monitoring:alerts"),
+        request, lambda: services.alert_acknowledge(rule_id=rule_id, actor=request.user), success="Acknowledged.", fallback=reverse("monitoring:alerts"),
     )
 
 
@@ -122,7 +121,7 @@ def alert_silence(request: HttpRequest, rule_id: int) -> HttpResponse:
     raw = request.POST.get("hours", "")
     return call_and_redirect(
         request,
-        lambda: alerts.alert_silence(rule_id=rule_id, hours=int(raw) if raw.isascii() and raw.isdigit() else -1, actor=request.user),
+        lambda: services.alert_silence(rule_id=rule_id, hours=int(raw) if raw.isascii() and raw.isdigit() else -1, actor=request.user),
         success=lambda rule: f"Silenced until {rule.silenced_until:%Y-%m-%d %H:%M} UTC." if rule.silenced_until else "Silence ended.",
         fallback=reverse("monitoring:alerts"),
     )

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from mlops_site.exceptions import DomainError
 
-from . import costs
+from . import selectors, services
 
 PAGE_SIZE = 100
 PER_MILLION = 1_000_000
@@ -44,13 +44,13 @@ def _per_million(value: float | None) -> str:
 
 
 def price_list(request: HttpRequest) -> HttpResponse:
-    """GET: the prices, per 1M tokens (`?q=` searches the pattern). POST: add one through costs.price_set."""
+    """GET: the prices, per 1M tokens (`?q=` searches the pattern). POST: add one through services.price_set."""
     form = {"effective_from": timezone.now().date().isoformat()}
     status = 200
     if request.method == "POST":
         form = {name: request.POST.get(name, "") for name in FORM_FIELDS}
         try:
-            price = costs.price_set(
+            price = services.price_set(
                 pattern=form["pattern"], input_per_token=_per_token(form["input"], required=True),
                 output_per_token=_per_token(form["output"], required=True),
                 cached_input_per_token=_per_token(form["cached"]), reasoning_per_token=_per_token(form["reasoning"]),
@@ -64,7 +64,7 @@ def price_list(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Price of {price.pattern} from {price.effective_from:%Y-%m-%d} added.")
             return redirect("monitoring:prices")
     search = request.GET.get("q", "").strip()
-    page = Paginator(costs.price_list(search=search), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.price_list(search=search), PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [
         {
             "price": p, "input": _per_million(p.input_per_token), "output": _per_million(p.output_per_token),

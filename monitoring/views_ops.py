@@ -18,10 +18,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from . import charts_ops, rollups, selectors_ops
-from .budgets import budget_status
-from .models import AlertMetric, AlertState, Budget
-from .ops_alerts import MODEL_DEFAULTS, PROMPT_DEFAULTS
+from mlops_site.exceptions import DomainError
+
+from . import charts_ops, selectors, services
+from .models import AlertMetric, AlertState
+from .services.ops_alerts import MODEL_DEFAULTS, PROMPT_DEFAULTS
 
 RANGES = {"24h": ("24 h", timedelta(hours=24)), "7d": ("7 d", timedelta(days=7)), "30d": ("30 d", timedelta(days=30))}
 DEFAULT_RANGE = "24h"
@@ -118,7 +119,7 @@ def _picker(request: HttpRequest, window: Window, available: dict[int, int] | No
 def _subject(kind: str, name: str) -> dict[int, int]:
     if kind not in KINDS:
         raise Http404("Operations pages are for a model or a prompt.")
-    available = selectors_ops.subject_versions(kind=kind, name=name)
+    available = selectors.subject_versions(kind=kind, name=name)
     if available is None:
         raise Http404(f"No {kind} {name!r}.")
     return available
@@ -147,9 +148,9 @@ def operations(request: HttpRequest, kind: str, name: str) -> HttpResponse:
     now = timezone.now()
     window = window_from(request, now)
     chosen = versions_from(request, available)
-    series = rollups.rollup_series(kind=kind, name=name, versions=chosen, start=window.start, end=window.end)
+    series = selectors.rollup_series(kind=kind, name=name, versions=chosen, start=window.start, end=window.end)
     totals = series.totals
-    rules = selectors_ops.subject_rules(kind=kind, name=name)
+    rules = selectors.subject_rules(kind=kind, name=name)
     defaults = _defaults(kind)
     charts = []
     if totals.requests:
@@ -194,9 +195,9 @@ def quality(request: HttpRequest, name: str) -> HttpResponse:
     now = timezone.now()
     window = window_from(request, now)
     chosen = versions_from(request, available)
-    series = rollups.rollup_series(kind="prompt", name=name, versions=chosen, start=window.start, end=window.end)
+    series = selectors.rollup_series(kind="prompt", name=name, versions=chosen, start=window.start, end=window.end)
     totals = series.totals
-    rules = selectors_ops.subject_rules(kind="prompt", name=name)
+    rules = selectors.subject_rules(kind="prompt", name=name)
     defaults = _defaults("prompt")
     x = series.column("bucket")
     signals = [
@@ -218,7 +219,7 @@ def quality(request: HttpRequest, name: str) -> HttpResponse:
         charts.append(_chart(key, figure))
     ids = [available[v] for v in chosen] if chosen else list(available.values())
     number = {pk: v for v, pk in available.items()}
-    examples = [{**e, "version": number[e["prompt_version_id"]]} for e in selectors_ops.low_score_examples(version_ids=ids, start=window.start, end=window.end)]
+    examples = [{**e, "version": number[e["prompt_version_id"]]} for e in selectors.low_score_examples(version_ids=ids, start=window.start, end=window.end)]
     context = {
         "name": name, "totals": totals, "series": series, "charts": charts, "missing": missing, "examples": examples,
         "firing": [r for r in rules if r.state != AlertState.OK and r.metric in (M.JUDGE_SCORE, M.FAITHFULNESS, M.GUARDRAIL_RATE, M.THUMBS_UP_SHARE)],
@@ -235,15 +236,15 @@ def costs(request: HttpRequest) -> HttpResponse:
     if by not in KINDS:
         messages.warning(request, f"Unknown grouping {by[:20]!r}: choose prompt or model. Showing spend by prompt.")
         by = "prompt"
-    spend = rollups.rollup_spend(start=window.start, end=window.end, group_by=by)
-    table = selectors_ops.prompt_costs(start=window.start, end=window.end)
+    spend = selectors.rollup_spend(start=window.start, end=window.end, group_by=by)
+    table = selectors.prompt_costs(start=window.start, end=window.end)
     top = [row.name for row in table if row.cost_requests][:TOP_PROMPTS]
-    per_request = selectors_ops.cost_per_request_series(names=top, start=window.start, end=window.end)
-    budgets = list(Budget.objects.filter(enabled=True).order_by("name")[: MAX_BUDGETS + 1])
-    hourly = selectors_ops.budget_hourly_spend(budgets=budgets[:MAX_BUDGETS], now=now)
+    per_request = selectors.cost_per_request_series(names=top, start=window.start, end=window.end)
+    budgets = list(selectors.budget_list(enabled=True)[: MAX_BUDGETS + 1])
+    hourly = selectors.budget_hourly_spend(budgets=budgets[:MAX_BUDGETS], now=now)
     burndowns = []
     for budget in budgets[:MAX_BUDGETS]:
-        status = budget_status(budget=budget, now=now)
+        status = selectors.budget_status(budget=budget, now=now)
         figure = charts_ops.budget_burndown(
             name=budget.name, amount=budget.amount_usd, thresholds=budget.thresholds, period_start=status.period_start, period_end=status.period_end,
             now=now, hourly=hourly[budget.pk], forecast=status.forecast_usd,
@@ -276,16 +277,12 @@ def _numbers(text: str) -> list[float] | None:
 
 @require_POST
 def budget_save(request: HttpRequest) -> HttpResponse:
-    """The cost page's form: create or change a budget through budgets.budget_set (which checks it)."""
-    from mlops_site.exceptions import DomainError
-
-    from .budgets import budget_set
-
+    """The cost page's form: create or change a budget through services.budget_set (which checks it)."""
     post = request.POST
     amount = _numbers(post.get("amount_usd", ""))
     shares = _numbers(post.get("thresholds", "80 100"))
     try:
-        budget = budget_set(
+        budget = services.budget_set(
             name=post.get("name", ""), amount_usd=amount[0] if amount and len(amount) == 1 else float("nan"),
             period=post.get("period", "day"), scope=post.get("scope", "all"),
             members=[m.strip() for m in post.get("members", "").replace("\n", ",").split(",") if m.strip()],

@@ -91,8 +91,7 @@ def test_operations_and_cost_pages_draw_their_charts(live_server, page):
 
     from django.utils import timezone
 
-    from monitoring import rollups
-    from monitoring.budgets import budget_set
+    from monitoring.services import budget_set, rollups_update
     from tests.conftest import api_client_for
     from tests.prompts.conftest import brief_folder
 
@@ -105,7 +104,7 @@ def test_operations_and_cost_pages_draw_their_charts(live_server, page):
         for i in range(120)
     ]
     assert api_client_for(editor).post("/api/v1/events", {"events": events}, format="json").status_code == 202
-    rollups.rollups_update()
+    rollups_update()
     budget_set(name="daily", amount_usd=1.0, period="day", scope="prompt", members=["prompt:summarize"], actor=editor)
     console_errors = []
     page.on("console", lambda msg: msg.type == "error" and console_errors.append(msg.text))

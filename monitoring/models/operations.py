@@ -11,10 +11,20 @@ class Granularity(models.TextChoices):
     HOUR = "hour"
 
 
+# Rollup's counter columns, in column order: what an UPDATE adds and an INSERT sets. The int ones are
+# summed as float64 (exact below 2**53) and written back as ints.
+COUNTERS = (
+    "requests", "errors", "latency_sum", "ttft_count", "ttft_sum", "token_requests", "input_tokens", "output_tokens", "cached_tokens",
+    "reasoning_tokens", "cost_usd", "cost_requests", "pricing_missing", "guardrail_known", "guardrail_triggered", "feedback_up",
+    "feedback_down", "judge_count", "judge_sum", "faithfulness_count", "faithfulness_sum",
+)
+FLOAT_COUNTERS = {"latency_sum", "ttft_sum", "cost_usd", "judge_sum", "faithfulness_sum"}
+
+
 class Rollup(models.Model):
     """The events of one model or prompt version in one minute or hour: counts, sums and sketches.
 
-    Kept incrementally by `rollups.rollups_update` (new events are added to their buckets, late
+    Kept incrementally by `services.rollups_update` (new events are added to their buckets, late
     ones too); pages, alerts, /metrics and the canary controller read these rows, never raw events.
     Latency and time-to-first-token percentiles come from mergeable sketches (monitoring/sketch.py,
     relative error at most 1 %), so an hour's P95 is the merge of its minutes'.

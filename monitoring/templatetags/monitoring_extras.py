@@ -10,7 +10,7 @@ from django import template
 from django.urls import reverse
 from django.utils import timezone
 
-from monitoring import selectors_ops
+from monitoring import selectors
 from monitoring.models import AlertMetric
 
 register = template.Library()
@@ -58,10 +58,10 @@ def rule_url(rule) -> str:
 @register.inclusion_tag("monitoring/_unhealthy.html")
 def unhealthy_now() -> dict:
     """Alert rules in warning or alert and budgets at 80 % or more of their period: three queries at most, whatever their number."""
-    return {"rules": selectors_ops.firing_rules(), "budgets": selectors_ops.budgets_over(share=BUDGET_SHARE, now=timezone.now())}
+    return {"rules": selectors.firing_rules(), "budgets": selectors.budgets_over(share=BUDGET_SHARE, now=timezone.now())}
 
 
 @register.inclusion_tag("monitoring/_operations_index.html")
 def operations_index() -> dict:
     """Links to the operations (and, for prompts, quality) page of each model and prompt with traffic in the last 30 days. One query."""
-    return {"subjects": selectors_ops.subjects_with_traffic(since=timezone.now() - INDEX_SINCE)}
+    return {"subjects": selectors.subjects_with_traffic(since=timezone.now() - INDEX_SINCE)}

@@ -20,7 +20,7 @@ from django.core.management import CommandError, call_command
 from demo import simulation, traffic
 from demo.simulation import FRAUD, Draws, growth
 from mlops_site.roles import user_role, user_token_refresh
-from monitoring import columnar, services
+from monitoring import columnar, selectors, services
 from monitoring.models import DriftReport, Event, FeatureBatch, Reference
 from tests.conftest import make_user
 from tests.factories import register
@@ -89,7 +89,7 @@ def test_backfill_stores_events_with_a_drift_after_the_midpoint_and_sets_the_ref
     reference = Reference.objects.get(model_version=fraud)
     assert (reference.rows, reference.source, reference.description) == (20_000, "upload", "simulate_traffic baseline")
     assert set(reference.columns) == {spec.name for spec in FRAUD.features} | {columnar.PREDICTION}
-    reference_amount = services.reference_columns(reference)["amount"].sorted_values
+    reference_amount = selectors.reference_columns(reference)["amount"].sorted_values
     assert abs(log_median_ratio(amount[early], reference_amount)) < 0.15  # the reference is the pre-drift distribution
 
     assert "\r[" in out and "100% 1,000/1,000 events" in out

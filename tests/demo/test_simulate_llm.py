@@ -12,7 +12,7 @@ from django.db.models import Sum
 from demo.seed import demo_prompts_folder
 from demo.simulation import after_point
 from demo.simulation_llm import SUMMARIZE, LlmDraws, simulate_llm, token_cost
-from monitoring import budgets, costs, pricing, rollups
+from monitoring import pricing, services
 from monitoring.models import Budget, Event
 from registry import services as registry_services
 from registry.models import PromotionRequest
@@ -121,9 +121,9 @@ def test_a_day_of_prompt_requests_with_a_change_and_an_auto_budget_that_crosses_
     budget = Budget.objects.get(name="summarize daily")
     assert (budget.period, budget.scope, budget.members, budget.thresholds) == ("day", "prompt", ["prompt:summarize"], [0.8, 1.0])
     assert 0.8 < spent / budget.amount_usd < 0.95
-    rollups.rollups_catch_up()
-    fired = budgets.budgets_evaluate()
-    assert [a.threshold for a in fired] == [0.8] and budgets.budgets_evaluate() == []
+    services.rollups_catch_up()
+    fired = services.budgets_evaluate()
+    assert [a.threshold for a in fired] == [0.8] and services.budgets_evaluate() == []
     assert "\r[" in out and "| change ON |" in out and "1,000 accepted, 0 duplicates" in out and "500 after the change" in out
 
 
@@ -155,7 +155,7 @@ def test_llm_options_and_missing_versions_are_clear_errors(live_server, summariz
 
 def test_the_estimate_reads_every_page_of_prices_and_the_price_the_server_would_choose(live_server, summarize):
     fillers = [pricing.PriceEntry(f"aaa-{i:04d}", 1e-6, 1e-6) for i in range(600)]  # sorted before claude-*: its prices are on page 2
-    costs.prices_import(entries=[*fillers, pricing.PriceEntry("claude-sonnet-4", 1e-6, 2e-6)], effective_from=date(2025, 6, 1),
+    services.prices_import(entries=[*fillers, pricing.PriceEntry("claude-sonnet-4", 1e-6, 2e-6)], effective_from=date(2025, 6, 1),
                         actor=None, source="test")
 
     out = run_command("--prompt", "summarize", "--events", "20", "--backfill-hours", "1", "--seed", "4", "--batch", "20",

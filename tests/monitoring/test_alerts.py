@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from django.test import Client
 
-from monitoring import alerts, services
+from monitoring import services
 from monitoring.models import AlertEvent, AlertRule
+from monitoring.services import alerts
 from tests.factories import register
 from tests.monitoring.test_reports import T0, send
 

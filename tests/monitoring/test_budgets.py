@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mlops_site.exceptions import ValidationFailed
-from monitoring import budgets
+from monitoring import selectors, services
 from monitoring.models import Budget, BudgetAlert, Rollup
 from tests.factories import register
 from tests.monitoring.test_alerts import webhook  # noqa: F401 - a fixture
@@ -29,20 +29,20 @@ def hour_spend(version, at: datetime, cost: float, requests: int = 10):
     ],
 )
 def test_period_bounds(period, start, end):
-    assert budgets.period_bounds(period, NOW) == (start, end)
-    assert budgets.period_bounds("month", datetime(2026, 12, 31, 23, tzinfo=UTC))[1] == datetime(2027, 1, 1, tzinfo=UTC)
+    assert selectors.period_bounds(period, NOW) == (start, end)
+    assert selectors.period_bounds("month", datetime(2026, 12, 31, 23, tzinfo=UTC))[1] == datetime(2027, 1, 1, tzinfo=UTC)
 
 
 def test_spend_share_and_forecast_by_hand(editor):
     fraud, other = register("fraud", editor), register("other", editor)
-    budget = budgets.budget_set(name="fraud daily", amount_usd=10, scope="model", members=["model:fraud"], actor=editor)
+    budget = services.budget_set(name="fraud daily", amount_usd=10, scope="model", members=["model:fraud"], actor=editor)
     hour_spend(fraud, NOW - timedelta(days=1), 100.0)  # yesterday: another period
     for hour in range(0, 15):  # 00:00 .. 14:00 today, 0.40 USD an hour
         hour_spend(fraud, datetime(2026, 11, 25, hour, tzinfo=UTC), 0.40)
     hour_spend(fraud, datetime(2026, 11, 25, 15, tzinfo=UTC), 0.20)  # the current hour so far
     hour_spend(other, NOW, 50.0)  # not a member
 
-    status = budgets.budget_status(budget=budget, now=NOW)
+    status = selectors.budget_status(budget=budget, now=NOW)
 
     assert status.spent_usd == pytest.approx(15 * 0.40 + 0.20)
     assert status.share == pytest.approx(0.62)
@@ -52,15 +52,15 @@ def test_spend_share_and_forecast_by_hand(editor):
 
 def test_alerts_fire_once_per_share_and_period(editor, django_capture_on_commit_callbacks):
     fraud = register("fraud", editor)
-    budgets.budget_set(name="all spend", amount_usd=10, actor=editor)
+    services.budget_set(name="all spend", amount_usd=10, actor=editor)
     hour_spend(fraud, NOW - timedelta(hours=2), 8.5)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        first = budgets.budgets_evaluate(now=NOW)
-    again = budgets.budgets_evaluate(now=NOW + timedelta(minutes=5))
+        first = services.budgets_evaluate(now=NOW)
+    again = services.budgets_evaluate(now=NOW + timedelta(minutes=5))
     hour_spend(fraud, NOW, 2.0)
-    over = budgets.budgets_evaluate(now=NOW + timedelta(minutes=10))
-    tomorrow = budgets.budgets_evaluate(now=NOW + timedelta(days=1))
+    over = services.budgets_evaluate(now=NOW + timedelta(minutes=10))
+    tomorrow = services.budgets_evaluate(now=NOW + timedelta(days=1))
 
     assert [a.threshold for a in first] == [0.8] and len(callbacks) == 1
     assert again == []
@@ -89,11 +89,11 @@ def test_budget_alert_goes_to_the_webhook_once(editor, settings):
     server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     fraud = register("fraud", editor)
-    budgets.budget_set(name="all", amount_usd=1, thresholds=[0.8], webhook_url=f"http://127.0.0.1:{server.server_port}/hook", actor=editor)
+    services.budget_set(name="all", amount_usd=1, thresholds=[0.8], webhook_url=f"http://127.0.0.1:{server.server_port}/hook", actor=editor)
     hour_spend(fraud, NOW, 0.9)
     try:
-        (alert,) = budgets.budgets_evaluate(now=NOW)  # eager Celery in tests: notified on commit
-        budgets.budget_alert_notify(alert_id=alert.pk)
+        (alert,) = services.budgets_evaluate(now=NOW)  # eager Celery in tests: notified on commit
+        services.budget_alert_notify(alert_id=alert.pk)
     finally:
         server.shutdown()
 
@@ -104,12 +104,12 @@ def test_budget_alert_goes_to_the_webhook_once(editor, settings):
 def test_a_budget_alert_is_e_mailed_to_the_sites_recipients_or_the_budgets_own(editor, settings, celery_eager, mailoutbox, django_capture_on_commit_callbacks):
     settings.MLOPS_ALERT_EMAILS = "finance@example.com"
     fraud = register("fraud", editor)
-    budgets.budget_set(name="all spend", amount_usd=10, thresholds=[0.8], actor=editor)
-    budgets.budget_set(name="fraud daily", amount_usd=5, thresholds=[1.0], scope="model", members=["model:fraud"], emails="risk@example.com, ops@example.com", actor=editor)
+    services.budget_set(name="all spend", amount_usd=10, thresholds=[0.8], actor=editor)
+    services.budget_set(name="fraud daily", amount_usd=5, thresholds=[1.0], scope="model", members=["model:fraud"], emails="risk@example.com, ops@example.com", actor=editor)
     hour_spend(fraud, NOW - timedelta(hours=2), 8.5)
 
     with django_capture_on_commit_callbacks(execute=True):
-        fired = budgets.budgets_evaluate(now=NOW)
+        fired = services.budgets_evaluate(now=NOW)
 
     assert sorted(a.budget.name for a in fired) == ["all spend", "fraud daily"]
     sent = {m.subject.split(":")[0]: m for m in mailoutbox}
@@ -126,14 +126,14 @@ def test_a_budget_share_is_alerted_and_sent_once_however_often_it_is_evaluated_a
 ):
     url, received = webhook
     fraud = register("fraud", editor)
-    budgets.budget_set(name="all spend", amount_usd=10, thresholds=[0.8], webhook_url=url, emails="finance@example.com", actor=editor)
+    services.budget_set(name="all spend", amount_usd=10, thresholds=[0.8], webhook_url=url, emails="finance@example.com", actor=editor)
     hour_spend(fraud, NOW - timedelta(hours=2), 8.5)
 
     with django_capture_on_commit_callbacks(execute=True) as first_enqueued:
-        first = budgets.budgets_evaluate(now=NOW)
+        first = services.budgets_evaluate(now=NOW)
     with django_capture_on_commit_callbacks(execute=True) as again_enqueued:
-        again = budgets.budgets_evaluate(now=NOW + timedelta(minutes=15))  # the next beat, past the re-send delay
-    budgets.budget_alert_notify(alert_id=first[0].pk)  # the notification task delivered a second time
+        again = services.budgets_evaluate(now=NOW + timedelta(minutes=15))  # the next beat, past the re-send delay
+    services.budget_alert_notify(alert_id=first[0].pk)  # the notification task delivered a second time
 
     assert ([a.threshold for a in first], len(first_enqueued)) == ([0.8], 1)
     assert (again, len(again_enqueued)) == ([], 0)
@@ -152,14 +152,14 @@ def test_bad_budgets_are_refused(editor, fields):
     register("fraud", editor)
 
     with pytest.raises(ValidationFailed):
-        budgets.budget_set(name="b", **({"amount_usd": 5} | fields), actor=editor)
+        services.budget_set(name="b", **({"amount_usd": 5} | fields), actor=editor)
 
 
 def test_viewers_cannot_set_budgets(viewer):
     from mlops_site.exceptions import Forbidden
 
     with pytest.raises(Forbidden):
-        budgets.budget_set(name="b", amount_usd=5, actor=viewer)
+        services.budget_set(name="b", amount_usd=5, actor=viewer)
 
 
 def test_budgets_over_http(api_as, editor, viewer):

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from mlops_site.exceptions import Conflict, Forbidden, ValidationFailed
-from monitoring import costs, services
+from monitoring import services
 from monitoring.models import Event, Price
 from monitoring.pricing import PriceEntry
 from registry import services as registry_services
@@ -35,9 +35,9 @@ def chatbot(editor):
 @pytest.fixture
 def gpt_prices(editor):
     """gpt-4.1: input 2, cached 0.5, output 8, reasoning 12 USD per 1M tokens; gpt-4.1* (other snapshots): 3 / 12."""
-    costs.price_set(pattern="gpt-4.1", input_per_token=2 / M, output_per_token=8 / M, cached_input_per_token=0.5 / M,
+    services.price_set(pattern="gpt-4.1", input_per_token=2 / M, output_per_token=8 / M, cached_input_per_token=0.5 / M,
                     reasoning_per_token=12 / M, effective_from=date(2026, 1, 1), actor=editor)
-    costs.price_set(pattern="gpt-4.1*", input_per_token=3 / M, output_per_token=12 / M, effective_from=date(2026, 1, 1), actor=editor)
+    services.price_set(pattern="gpt-4.1*", input_per_token=3 / M, output_per_token=12 / M, effective_from=date(2026, 1, 1), actor=editor)
 
 
 def stored(event_id: str) -> Event:
@@ -48,7 +48,7 @@ def stored(event_id: str) -> Event:
 
 
 def test_price_set_stores_a_price(editor):
-    price = costs.price_set(pattern=" gpt-4o ", input_per_token=2.5e-06, output_per_token=1e-05, effective_from=date(2025, 1, 1), actor=editor)
+    price = services.price_set(pattern=" gpt-4o ", input_per_token=2.5e-06, output_per_token=1e-05, effective_from=date(2025, 1, 1), actor=editor)
 
     assert (price.pattern, price.input_per_token, price.cached_input_per_token, price.source) == ("gpt-4o", 2.5e-06, None, "manual")
 
@@ -68,19 +68,19 @@ def test_price_set_refuses_bad_input(editor, fields, field):
     args = {"pattern": "gpt-4o", "input_per_token": 1e-06, "output_per_token": 1e-06, "effective_from": date(2025, 1, 1)} | fields
 
     with pytest.raises(ValidationFailed) as caught:
-        costs.price_set(**args, actor=editor)
+        services.price_set(**args, actor=editor)
 
     assert field in caught.value.extra["fields"]
     assert not Price.objects.exists()
 
 
 def test_price_set_refuses_a_duplicate_date_and_a_viewer(editor, viewer):
-    costs.price_set(pattern="gpt-4o", input_per_token=1e-06, output_per_token=1e-06, effective_from=date(2025, 1, 1), actor=editor)
+    services.price_set(pattern="gpt-4o", input_per_token=1e-06, output_per_token=1e-06, effective_from=date(2025, 1, 1), actor=editor)
 
     with pytest.raises(Conflict):
-        costs.price_set(pattern="gpt-4o", input_per_token=2e-06, output_per_token=2e-06, effective_from=date(2025, 1, 1), actor=editor)
+        services.price_set(pattern="gpt-4o", input_per_token=2e-06, output_per_token=2e-06, effective_from=date(2025, 1, 1), actor=editor)
     with pytest.raises(Forbidden):
-        costs.price_set(pattern="gpt-4o", input_per_token=2e-06, output_per_token=2e-06, effective_from=date(2025, 2, 1), actor=viewer)
+        services.price_set(pattern="gpt-4o", input_per_token=2e-06, output_per_token=2e-06, effective_from=date(2025, 2, 1), actor=viewer)
 
     assert Price.objects.get().input_per_token == 1e-06
 
@@ -118,7 +118,7 @@ def test_api_bad_price_is_400_naming_the_field(api_as, editor, change, field):
 
 def test_api_price_list_is_paginated_and_searchable_and_viewers_cannot_add(api_as, editor, viewer, django_assert_max_num_queries):
     for k, pattern in enumerate(["gpt-4o", "gpt-4o-mini", "claude-sonnet-4*"]):
-        costs.price_set(pattern=pattern, input_per_token=k / M, output_per_token=k / M, effective_from=date(2025, 1, 1), actor=editor)
+        services.price_set(pattern=pattern, input_per_token=k / M, output_per_token=k / M, effective_from=date(2025, 1, 1), actor=editor)
     client = api_as(viewer)
 
     with django_assert_max_num_queries(4):  # token, roles, count, page
@@ -138,10 +138,10 @@ def test_api_price_list_is_paginated_and_searchable_and_viewers_cannot_add(api_a
 def test_prices_import_is_idempotent_and_reports_conflicts(editor):
     entries = [PriceEntry("gpt-4o", 2.5e-06, 1e-05, 1.25e-06), PriceEntry("gpt-4o-mini", 1.5e-07, 6e-07)]
 
-    first = costs.prices_import(entries=entries, effective_from=date(2025, 1, 1), actor=editor, source="litellm")
-    second = costs.prices_import(entries=entries, effective_from=date(2025, 1, 1), actor=editor, source="litellm")
-    changed = costs.prices_import(entries=[PriceEntry("gpt-4o", 3e-06, 1e-05)], effective_from=date(2025, 1, 1), actor=editor, source="litellm")
-    later = costs.prices_import(entries=[PriceEntry("gpt-4o", 3e-06, 1e-05)], effective_from=date(2025, 6, 1), actor=editor, source="litellm")
+    first = services.prices_import(entries=entries, effective_from=date(2025, 1, 1), actor=editor, source="litellm")
+    second = services.prices_import(entries=entries, effective_from=date(2025, 1, 1), actor=editor, source="litellm")
+    changed = services.prices_import(entries=[PriceEntry("gpt-4o", 3e-06, 1e-05)], effective_from=date(2025, 1, 1), actor=editor, source="litellm")
+    later = services.prices_import(entries=[PriceEntry("gpt-4o", 3e-06, 1e-05)], effective_from=date(2025, 6, 1), actor=editor, source="litellm")
 
     assert first == (["gpt-4o", "gpt-4o-mini"], [], [])
     assert second == ([], ["gpt-4o", "gpt-4o-mini"], [])
@@ -152,7 +152,7 @@ def test_prices_import_is_idempotent_and_reports_conflicts(editor):
 
 def test_prices_import_needs_the_editor_role(viewer):
     with pytest.raises(Forbidden):
-        costs.prices_import(entries=[PriceEntry("gpt-4o", 1e-06, 1e-06)], effective_from=date(2025, 1, 1), actor=viewer, source="litellm")
+        services.prices_import(entries=[PriceEntry("gpt-4o", 1e-06, 1e-06)], effective_from=date(2025, 1, 1), actor=viewer, source="litellm")
 
 
 def test_import_prices_command_defaults_twice_creates_nothing_new(capsys):
@@ -228,7 +228,7 @@ def test_an_events_own_cost_wins(api_as, editor, chatbot, gpt_prices):
 
 def test_a_price_change_mid_way_prices_events_before_and_after_differently(editor, chatbot):
     for day, price in ((date(2026, 1, 1), 10), (date(2026, 11, 15), 4)):
-        costs.price_set(pattern="gpt-4o", input_per_token=price / M, output_per_token=price / M, effective_from=day, actor=editor)
+        services.price_set(pattern="gpt-4o", input_per_token=price / M, output_per_token=price / M, effective_from=day, actor=editor)
     events = [
         event(1, llm_model="gpt-4o", input_tokens=1000, timestamp="2026-11-14T23:59:59Z"),
         event(2, llm_model="gpt-4o", input_tokens=1000, timestamp="2026-11-15T00:00:00Z"),
@@ -246,7 +246,7 @@ def test_a_price_change_mid_way_prices_events_before_and_after_differently(edito
 
 def test_prompt_events_take_their_llm_from_the_prompt_version(api_as, editor, gpt_prices):
     registry_services.prompts_import(files=brief_folder(), actor=editor)  # summarize runs claude-sonnet-4, classify gpt-4o-mini
-    costs.price_set(pattern="claude-sonnet-4*", input_per_token=3 / M, output_per_token=15 / M, effective_from=date(2025, 1, 1), actor=editor)
+    services.price_set(pattern="claude-sonnet-4*", input_per_token=3 / M, output_per_token=15 / M, effective_from=date(2025, 1, 1), actor=editor)
     base = {"timestamp": "2026-11-20T10:00:00Z", "latency_ms": 900.0, "version": 1}
     events = [
         base | {"event_id": "p-1", "prompt": "summarize", "input_tokens": 1000, "output_tokens": 100},
@@ -277,7 +277,7 @@ def test_event_costs_reads_the_prices_once_per_batch(editor, chatbot, gpt_prices
     clean = validate_batch({"events": [event(i, llm_model="gpt-4.1", input_tokens=i, output_tokens=1) for i in range(50)]})
 
     with django_assert_num_queries(1):
-        priced = costs.event_costs(clean)
+        priced = services.event_costs(clean)
 
     assert priced[10] == (pytest.approx((10 * 2 + 8) / M), False)
     assert all(not math.isnan(c) for c, _ in priced)
@@ -341,7 +341,7 @@ def test_prices_page_shows_the_services_message_and_keeps_the_form(client, edito
 
 
 def test_prices_page_duplicate_and_viewer_are_refused_with_a_message(client, editor, viewer):
-    costs.price_set(pattern="gpt-4o", input_per_token=1e-06, output_per_token=1e-06, effective_from=date(2025, 1, 1), actor=editor)
+    services.price_set(pattern="gpt-4o", input_per_token=1e-06, output_per_token=1e-06, effective_from=date(2025, 1, 1), actor=editor)
     data = {"pattern": "gpt-4o", "input": "2.5", "output": "10", "effective_from": "2025-01-01"}
     client.force_login(editor)
     duplicate = client.post("/monitoring/prices/", data)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from monitoring import columnar, services
+from monitoring import columnar, selectors
 from monitoring.models import Event, FeatureBatch
 from tests.factories import register
 from tests.registry.test_api import assert_error_shape
@@ -57,7 +57,7 @@ def test_resent_events_are_duplicates_not_rows(api_as, editor, fraud):
 
 def drift_columns(version) -> dict:
     start = datetime(2026, 11, 20, 10, tzinfo=UTC)
-    return services.window_columns(model_version_id=version.pk, start=start, end=start + timedelta(hours=1))
+    return selectors.window_columns(model_version_id=version.pk, start=start, end=start + timedelta(hours=1))
 
 
 def test_a_resent_batch_adds_no_feature_values_for_drift(api_as, editor, fraud):

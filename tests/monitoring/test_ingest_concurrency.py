@@ -4,8 +4,9 @@ import threading
 
 import pytest
 
-from monitoring import ingestion, services
+from monitoring import selectors, services
 from monitoring.models import Event, FeatureBatch
+from monitoring.services import ingestion
 from tests.conftest import make_user
 from tests.factories import register
 from tests.registry.test_concurrency import run_at_once
@@ -35,7 +36,7 @@ def test_two_concurrent_batches_with_the_same_events_store_their_features_once(m
     results = sorted((r.accepted, r.duplicates) for _, r in outcomes)
     assert results == [(0, 20), (20, 0)]
     assert Event.objects.count() == 20
-    columns = services.window_columns(
+    columns = selectors.window_columns(
         model_version_id=fraud.pk, start=Event.objects.earliest("timestamp").timestamp, end=Event.objects.latest("timestamp").timestamp.replace(year=2100)
     )
     assert sorted(columns["amount"].tolist()) == [10.0 + i for i in range(20)]
@@ -62,7 +63,7 @@ def test_concurrent_batches_that_overlap_in_part_keep_each_events_features_once(
 
     assert [kind for kind, _ in outcomes] == ["ok", "ok"], outcomes
     assert sum(r.accepted for _, r in outcomes) == 20 and sum(r.duplicates for _, r in outcomes) == 4
-    columns = services.window_columns(
+    columns = selectors.window_columns(
         model_version_id=fraud.pk, start=Event.objects.earliest("timestamp").timestamp, end=Event.objects.latest("timestamp").timestamp.replace(year=2100)
     )
     assert sorted(columns["amount"].tolist()) == [10.0 + i for i in range(20)]

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from mlops_site.roles import user_token_refresh
-from monitoring import rollups
+from monitoring import services
 from tests.factories import register
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def test_metrics_are_the_last_five_minutes_of_roll_ups(client, api_as, editor, v
     events = [{"event_id": f"e-{i}", "model": "fraud", "version": 1, "timestamp": (now - timedelta(seconds=i * 0.4)).isoformat(),
                "latency_ms": float(latency[i]), "error": i % 50 == 0} for i in range(600)]
     assert api_as(editor).post("/api/v1/events", {"events": events}, format="json").status_code == 202
-    rollups.rollups_update()
+    services.rollups_update()
     token = user_token_refresh(user=viewer)
 
     with django_assert_max_num_queries(6):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from monitoring import ops_alerts, rollups
+from monitoring import services
 from monitoring.models import AlertEvent, AlertRule
 from registry.services import prompts as prompt_services
 from tests.factories import register
@@ -33,10 +33,10 @@ def test_model_latency_and_errors_alert_once_and_match_raw_events(api_as, editor
          "latency_ms": float(latency[i]), "error": bool(errors[i])}
         for i in range(3000)
     ])
-    rollups.rollups_update()
+    services.rollups_update()
 
-    first = ops_alerts.ops_alerts_evaluate(now=NOW)
-    again = ops_alerts.ops_alerts_evaluate(now=NOW + timedelta(seconds=30))
+    first = services.ops_alerts_evaluate(now=NOW)
+    again = services.ops_alerts_evaluate(now=NOW + timedelta(seconds=30))
 
     by_metric = {r.metric: r for r in AlertRule.objects.filter(model__name="fraud")}
     assert {"latency_p95_ms", "error_rate", "throughput_share", "accuracy_drop"} <= set(by_metric)
@@ -61,9 +61,9 @@ def test_prompt_quality_rules(api_as, editor):
             "feedback": 1 if i % 4 else -1,
         })
     send(api_as, editor, events)
-    rollups.rollups_update()
+    services.rollups_update()
 
-    changes = ops_alerts.ops_alerts_evaluate(now=NOW)
+    changes = services.ops_alerts_evaluate(now=NOW)
 
     rules = {r.metric: r for r in AlertRule.objects.filter(prompt__name="summarize")}
     assert rules["judge_score_avg"].last_value == pytest.approx(0.65) and rules["judge_score_avg"].state == "alert"
@@ -78,8 +78,8 @@ def test_prompt_rules_show_on_the_alerts_page_and_api(client, api_as, editor, vi
     prompt_services.prompts_import(files=brief_folder(), actor=editor)
     send(api_as, editor, [{"event_id": f"q-{i}", "prompt": "summarize", "version": 2, "timestamp": (NOW - timedelta(minutes=5)).isoformat(),
                            "latency_ms": 1000.0, "judge_score": 0.2} for i in range(20)])
-    rollups.rollups_update()
-    ops_alerts.ops_alerts_evaluate(now=NOW)
+    services.rollups_update()
+    services.ops_alerts_evaluate(now=NOW)
     client.force_login(viewer)
 
     page = client.get("/monitoring/alerts/")

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from monitoring import costs
+from monitoring import services
 from monitoring.models import Event
 from registry import services as registry_services
 from tests.factories import register
@@ -46,7 +46,7 @@ def traces(spans: list[dict], resource: dict | None = None) -> dict:
 @pytest.fixture
 def prompts(editor):
     registry_services.prompts_import(files=brief_folder(), actor=editor)  # summarize v1-3 run claude-sonnet-4
-    costs.price_set(pattern="gpt-4o", input_per_token=2.5 / M, output_per_token=10 / M, cached_input_per_token=1.25 / M,
+    services.price_set(pattern="gpt-4o", input_per_token=2.5 / M, output_per_token=10 / M, cached_input_per_token=1.25 / M,
                     effective_from=date(2026, 1, 1), actor=editor)
 
 

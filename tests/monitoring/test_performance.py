@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from monitoring import performance
+from monitoring import services
 from monitoring.models import Event, PerformanceWindow
 from tests.factories import register
 from tests.registry.test_api import assert_error_shape
@@ -34,7 +34,7 @@ def test_labels_arrive_later_and_the_window_matches_scikit_learn(api_as, editor,
 
     answer = api_as(editor).post("/api/v1/labels", {"labels": [{"event_id": f"p-{i}", "label": int(v)} for i, v in enumerate(y)]
                                                     + [{"event_id": "never-sent", "label": 1}]}, format="json")
-    window = performance.performance_compute(model_version=Event.objects.first().model_version, start=T0, end=T0 + timedelta(hours=1))
+    window = services.performance_compute(model_version=Event.objects.first().model_version, start=T0, end=T0 + timedelta(hours=1))
 
     assert answer.status_code == 202 and answer.json() == {"updated": 600, "unknown": 1, "unknown_ids": ["never-sent"]}
     pred = (scores >= 0.5).astype(int)
@@ -53,10 +53,10 @@ def test_class_name_predictions_and_no_labels(api_as, editor):
               for i, p in enumerate(["spam", "ham", "spam", "ham"])]
     api_as(editor).post("/api/v1/events", {"events": events}, format="json")
 
-    empty = performance.performance_compute(model_version=version, start=T0, end=T0 + timedelta(hours=1))
-    performance.labels_attach(payload={"labels": [{"event_id": f"c-{i}", "label": v} for i, v in enumerate(["spam", "spam", "spam", "ham"])]},
+    empty = services.performance_compute(model_version=version, start=T0, end=T0 + timedelta(hours=1))
+    services.labels_attach(payload={"labels": [{"event_id": f"c-{i}", "label": v} for i, v in enumerate(["spam", "spam", "spam", "ham"])]},
                               actor=editor)
-    window = performance.performance_compute(model_version=version, start=T0, end=T0 + timedelta(hours=1))
+    window = services.performance_compute(model_version=version, start=T0, end=T0 + timedelta(hours=1))
 
     assert empty.labelled == 0 and empty.accuracy is None and "no labelled" in empty.note
     assert window.accuracy == 0.75 and window.roc_auc is None

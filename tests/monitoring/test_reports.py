@@ -240,7 +240,7 @@ def test_label_drift_once_labels_arrive(celery_eager, api_as, editor, fraud, dja
     report.refresh_from_db()
     label = next(r for r in report.results if r["column"] == "label")
     assert label["drifted"] and label["psi"] > 0.25  # 10 % positives in the reference, 50 % now
-    from monitoring.alerts import metric_value
+    from monitoring.services.alerts import metric_value
 
     assert metric_value("label_psi", report.results) == label["psi"]
     assert metric_value("schema_violations", report.results) == 0.0

@@ -10,9 +10,9 @@ import pytest
 from django.conf import settings
 from django.db import connection, connections
 
-from monitoring import rollups, tasks
+from monitoring import selectors, services, tasks
 from monitoring.models import Event, Rollup, RollupCursor
-from monitoring.rollups import update
+from monitoring.services import rollups
 from monitoring.sketch import ALPHA, QuantileSketch
 from registry.services import prompts as prompt_services
 from tests.factories import register
@@ -189,7 +189,7 @@ def test_the_update_folds_at_most_max_events_and_resumes_where_it_stopped(api_as
 
 def test_a_run_whose_cursor_moved_meanwhile_writes_nothing(api_as, editor, subjects, monkeypatch):
     events = send(api_as, editor, random_events(7, 500, start=T0, minutes=30, prefix="a"))
-    read = update._read_events
+    read = rollups._read_events
     calls = []
 
     def read_while_another_worker_folds(**kwargs):
@@ -199,7 +199,7 @@ def test_a_run_whose_cursor_moved_meanwhile_writes_nothing(api_as, editor, subje
             calls.append(rollups.rollups_update())  # folds the same events and moves the cursor first
         return result
 
-    monkeypatch.setattr(update, "_read_events", read_while_another_worker_folds)
+    monkeypatch.setattr(rollups, "_read_events", read_while_another_worker_folds)
 
     mine = rollups.rollups_update()
 
@@ -247,7 +247,6 @@ def test_events_of_an_ingestion_still_open_are_not_skipped(editor, subjects):
     """An ingestion holding low ids commits after a later one: the roll-up waits for it instead of moving its cursor past them."""
     from django.db import transaction
 
-    from monitoring import services
 
     inserted, release = threading.Event(), threading.Event()
 
@@ -314,7 +313,7 @@ def merged_metrics(events: list[dict], seconds: float) -> dict:
     }
 
 
-def assert_point_matches(point: rollups.OpsMetrics, expected: dict) -> None:
+def assert_point_matches(point: selectors.OpsMetrics, expected: dict) -> None:
     for name, value in expected.items():
         got = getattr(point, name)
         if value is None:
@@ -337,7 +336,7 @@ def test_series_per_minute_matches_the_events_merged_over_versions(traffic, kind
     start, end = T0 + timedelta(minutes=20, seconds=30), T0 + timedelta(minutes=140)
     chosen = [e for e in traffic if subject_of(e)[:2] == (kind, name) and (versions is None or e["version"] in versions)]
 
-    series = rollups.rollup_series(kind=kind, name=name, versions=versions, start=start, end=end)
+    series = selectors.rollup_series(kind=kind, name=name, versions=versions, start=start, end=end)
 
     assert series.granularity == "minute" and series.start == T0 + timedelta(minutes=20)  # the window's start floored to its bucket
     by_bucket = defaultdict(list)
@@ -354,8 +353,8 @@ def test_series_per_hour_and_totals_match_the_events(traffic):
     start, end = T0 - timedelta(hours=2), T0 + timedelta(hours=5)
     chosen = [e for e in traffic if subject_of(e)[:2] == ("model", "fraud")]
 
-    series = rollups.rollup_series(kind="model", name="fraud", start=start, end=end)
-    totals = rollups.rollup_totals(kind="model", name="fraud", start=start, end=end)
+    series = selectors.rollup_series(kind="model", name="fraud", start=start, end=end)
+    totals = selectors.rollup_totals(kind="model", name="fraud", start=start, end=end)
 
     assert series.granularity == "hour"  # a 7-hour window reads hour roll-ups
     by_hour = defaultdict(list)
@@ -371,26 +370,26 @@ def test_totals_over_a_minute_window_and_an_empty_one(traffic):
     start, end = T0 + timedelta(minutes=45), T0 + timedelta(minutes=75)
     chosen = [e for e in traffic if subject_of(e) == ("prompt", "summarize", 2) and start <= datetime.fromisoformat(e["timestamp"]) < end]
 
-    totals = rollups.rollup_totals(kind="prompt", name="summarize", versions=[2], start=start, end=end)
-    empty = rollups.rollup_totals(kind="prompt", name="summarize", versions=[1], start=start, end=end)
+    totals = selectors.rollup_totals(kind="prompt", name="summarize", versions=[2], start=start, end=end)
+    empty = selectors.rollup_totals(kind="prompt", name="summarize", versions=[1], start=start, end=end)
 
     assert_point_matches(totals, merged_metrics(chosen, 1800.0))
     assert (empty.requests, empty.throughput, empty.error_rate, empty.latency_p95) == (0, 0.0, None, None)
-    assert rollups.rollup_series(kind="model", name="nothing", start=start, end=end).points == ()
+    assert selectors.rollup_series(kind="model", name="nothing", start=start, end=end).points == ()
 
 
 def test_window_rule_minutes_up_to_six_hours_then_hours():
-    assert rollups.window_granularity(T0, T0 + timedelta(hours=6)) == "minute"
-    assert rollups.window_granularity(T0, T0 + timedelta(hours=6, minutes=1)) == "hour"
-    assert rollups.rollup_series(kind="model", name="x", start=T0, end=T0 + timedelta(days=2), granularity="minute").granularity == "minute"
+    assert selectors.window_granularity(T0, T0 + timedelta(hours=6)) == "minute"
+    assert selectors.window_granularity(T0, T0 + timedelta(hours=6, minutes=1)) == "hour"
+    assert selectors.rollup_series(kind="model", name="x", start=T0, end=T0 + timedelta(days=2), granularity="minute").granularity == "minute"
 
 
 def test_spend_per_day_and_name(api_as, editor, subjects):
     events = send(api_as, editor, random_events(13, 1200, start=T0 - timedelta(hours=20), minutes=24 * 60, prefix="a"))
     rollups.rollups_update()
 
-    by_model = rollups.rollup_spend(start=T0 - timedelta(days=2), end=T0 + timedelta(days=2), group_by="model")
-    by_prompt = rollups.rollup_spend(start=T0 - timedelta(days=2), end=T0 + timedelta(days=2), group_by="prompt")
+    by_model = selectors.rollup_spend(start=T0 - timedelta(days=2), end=T0 + timedelta(days=2), group_by="model")
+    by_prompt = selectors.rollup_spend(start=T0 - timedelta(days=2), end=T0 + timedelta(days=2), group_by="prompt")
 
     for spend, kind in ((by_model, "model"), (by_prompt, "prompt")):
         expected = defaultdict(float)
@@ -405,11 +404,11 @@ def test_spend_per_day_and_name(api_as, editor, subjects):
 def test_selectors_take_one_query_however_many_buckets(traffic, django_assert_max_num_queries):
     for start, end in ((T0, T0 + timedelta(hours=6)), (T0 - timedelta(days=30), T0 + timedelta(days=1))):
         with django_assert_max_num_queries(1):
-            series = rollups.rollup_series(kind="model", name="fraud", start=start, end=end)
+            series = selectors.rollup_series(kind="model", name="fraud", start=start, end=end)
         with django_assert_max_num_queries(1):
-            rollups.rollup_totals(kind="prompt", name="summarize", versions=[1, 2], start=start, end=end)
+            selectors.rollup_totals(kind="prompt", name="summarize", versions=[1, 2], start=start, end=end)
         with django_assert_max_num_queries(1):
-            rollups.rollup_spend(start=start, end=end, group_by="model")
+            selectors.rollup_spend(start=start, end=end, group_by="model")
         # Six hours: one point a minute; 31 days: one point per 6 hours (the traffic spans a few hours).
         assert len(series.points) > 2 if end - start < timedelta(days=1) else series.point_seconds == 6 * 3600 and len(series.points) >= 1
 
@@ -418,8 +417,8 @@ def test_selectors_refuse_a_bad_window_or_kind():
     from mlops_site.exceptions import ValidationFailed
 
     with pytest.raises(ValidationFailed):
-        rollups.rollup_series(kind="model", name="x", start=T0, end=T0)
+        selectors.rollup_series(kind="model", name="x", start=T0, end=T0)
     with pytest.raises(ValidationFailed):
-        rollups.rollup_totals(kind="dataset", name="x", start=T0, end=T0 + timedelta(hours=1))
+        selectors.rollup_totals(kind="dataset", name="x", start=T0, end=T0 + timedelta(hours=1))
     with pytest.raises(ValidationFailed):
-        rollups.rollup_series(kind="model", name="x", start=T0, end=T0 + timedelta(hours=1), granularity="day")
+        selectors.rollup_series(kind="model", name="x", start=T0, end=T0 + timedelta(hours=1), granularity="day")

@@ -10,9 +10,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from monitoring import charts_ops, ops_alerts, rollups
-from monitoring.budgets import budget_set
+from monitoring import charts_ops, services
 from monitoring.models import AlertRule
+from monitoring.services import budget_set
 from registry.models import Prompt
 from registry.services.prompts import prompts_import
 from tests.factories import register
@@ -31,7 +31,7 @@ def send(api_as, user, events):
     for start in range(0, len(events), 5000):
         response = api_as(user).post("/api/v1/events", {"events": events[start : start + 5000]}, format="json")
         assert response.status_code == 202, response.content
-    rollups.rollups_update()
+    services.rollups_update()
 
 
 def figures(html: str) -> dict[str, dict]:
@@ -145,7 +145,7 @@ def test_operations_of_a_model_draw_the_sla_and_list_firing_rules(api_as, editor
          "latency_ms": 300.0 + i % 7, "error": i % 10 == 0}
         for i in range(500)
     ])
-    ops_alerts.ops_alerts_evaluate(now=now)
+    services.ops_alerts_evaluate(now=now)
 
     html = logged_in(viewer).get("/monitoring/operations/model/fraud/").content.decode()
 
@@ -159,7 +159,7 @@ def test_operations_of_a_model_draw_the_sla_and_list_firing_rules(api_as, editor
 
 def test_a_rules_own_threshold_is_the_line_drawn(api_as, editor, viewer, prompts):
     prompt = Prompt.objects.get(name="summarize")
-    ops_alerts.ops_rules_ensure(prompt=prompt)
+    services.ops_rules_ensure(prompt=prompt)
     AlertRule.objects.filter(prompt=prompt, metric="latency_p95_ms").update(threshold=4000.0)
     send(api_as, editor, prompt_events(timezone.now(), 50))
 
@@ -308,7 +308,7 @@ def test_home_strip_lists_firing_rules_and_budgets_over_80_percent(api_as, edito
     now = timezone.now()
     events = prompt_events(now, 60, hours=0.5)
     send(api_as, editor, events)
-    ops_alerts.ops_alerts_evaluate(now=now)
+    services.ops_alerts_evaluate(now=now)
     spent = sum(e["cost_usd"] for e in events)
     budget_set(name="tight", amount_usd=spent / 0.85, period="month", scope="prompt", members=["prompt:summarize"], actor=editor)
     budget_set(name="roomy", amount_usd=spent * 10, period="month", actor=editor)
@@ -335,7 +335,7 @@ def test_home_strip_all_clear(viewer):
 
 def test_home_strip_query_count_is_constant(api_as, editor, viewer, prompts, django_assert_max_num_queries):
     send(api_as, editor, prompt_events(timezone.now(), 60, hours=0.5))
-    ops_alerts.ops_alerts_evaluate()
+    services.ops_alerts_evaluate()
     for i in range(6):
         budget_set(name=f"b{i}", amount_usd=0.01, period=["day", "week", "month"][i % 3], actor=editor)
     client = logged_in(viewer)
@@ -362,7 +362,7 @@ def test_pages_use_a_constant_number_of_queries(api_as, editor, viewer, prompts,
     now = timezone.now()
     events = prompt_events(now, 400, hours=hours) + prompt_events(now, 100, version=3, prefix="f", hours=hours)
     send(api_as, editor, events)
-    ops_alerts.ops_alerts_evaluate()  # rules in alert: the firing tables link to their pages
+    services.ops_alerts_evaluate()  # rules in alert: the firing tables link to their pages
     budget_set(name="all", amount_usd=1.0, period="week", actor=editor)
     client = logged_in(viewer)
 

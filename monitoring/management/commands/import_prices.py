@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from mlops_site.exceptions import DomainError
-from monitoring import costs, pricing
+from monitoring import pricing, services
 
 DEFAULTS = Path(__file__).resolve().parents[2] / "data" / "prices.json"
 # The shipped list prices (monitoring/data/prices.json) are in force from this day, so events of 2025 on find a price.
@@ -46,7 +46,7 @@ class Command(BaseCommand):
         except ValueError as exc:  # invalid JSON, or pricing.PricingError
             raise CommandError(f"{source_path}: {exc}")
         try:
-            result = costs.prices_import(entries=entries, effective_from=day, actor=actor, source="default" if defaults else "litellm")
+            result = services.prices_import(entries=entries, effective_from=day, actor=actor, source="default" if defaults else "litellm")
         except DomainError as exc:
             raise CommandError(exc.message)
         if options["verbosity"] > 1:

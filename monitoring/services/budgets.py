@@ -1,91 +1,24 @@
-"""Spend budgets: what a budget's period has spent, the forecast of its end, and alerts once per share.
-
-Spend comes from the hour roll-ups (kept current by the roll-up task every
-minute), never from raw events. Periods are UTC: a day, a week from Monday, a
-calendar month. The forecast is the spend so far plus the recent rate (the
-last 24 hours of the period, or all of it when younger) over the time left.
-"""
+"""Spend budgets: create or change one, and alert once per share of its period's spend (selectors/budgets.py reads the spend)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
 from django.utils import timezone
 
-from mlops_site.exceptions import Conflict, NotFound, ValidationFailed
+from mlops_site.exceptions import Conflict, ValidationFailed
 from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import EDITOR, require_role
 from registry.models import Prompt, RegisteredModel
 
-from .alerts import deliver
-from .models import Budget, BudgetAlert, BudgetPeriod, BudgetScope, Granularity, Rollup
+from ..models import Budget, BudgetAlert, BudgetPeriod, BudgetScope
+from ..selectors.budgets import budget_status
+from .notifications import deliver
 
 DEFAULT_THRESHOLDS = [0.8, 1.0]
-RATE_WINDOW = timedelta(hours=24)
-
-
-@dataclass(frozen=True)
-class BudgetStatus:
-    budget_id: int
-    period_start: datetime
-    period_end: datetime
-    spent_usd: float
-    share: float  # spent / amount
-    forecast_usd: float | None  # None before any spend in the period
-    requests_priced: int
-    pricing_missing: int  # requests whose cost is unknown (not counted in the spend)
-
-
-def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
-    """The UTC period containing `now`: [start, end)."""
-    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == BudgetPeriod.DAY:
-        return day, day + timedelta(days=1)
-    if period == BudgetPeriod.WEEK:
-        start = day - timedelta(days=day.weekday())
-        return start, start + timedelta(days=7)
-    start = day.replace(day=1)
-    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
-    return start, end
-
-
-def _members_filter(budget: Budget) -> Q:
-    if budget.scope == BudgetScope.ALL:
-        return Q()
-    models = [m.split(":", 1)[1] for m in budget.members if m.startswith("model:")]
-    prompts = [m.split(":", 1)[1] for m in budget.members if m.startswith("prompt:")]
-    return Q(model_version__model__name__in=models) | Q(prompt_version__prompt__name__in=prompts)
-
-
-def _spend(budget: Budget, start: datetime, end: datetime) -> dict:
-    return Rollup.objects.filter(_members_filter(budget), granularity=Granularity.HOUR, bucket__gte=start, bucket__lt=end).aggregate(
-        cost=Sum("cost_usd"), priced=Sum("cost_requests"), missing=Sum("pricing_missing")
-    )
-
-
-def budget_status(*, budget: Budget, now: datetime | None = None) -> BudgetStatus:
-    """Spend of the current period, its share of the budget and the forecast of the period's end."""
-    now = now or timezone.now()
-    start, end = period_bounds(budget.period, now)
-    totals = _spend(budget, start, end)
-    spent = float(totals["cost"] or 0.0)
-    recent_from = max(start, now - RATE_WINDOW)
-    # Hour buckets: the recent rate counts whole hours from the one containing recent_from.
-    recent_bucket = recent_from.replace(minute=0, second=0, microsecond=0)
-    recent = float(_spend(budget, recent_bucket, end)["cost"] or 0.0)
-    elapsed = (now - recent_bucket).total_seconds()
-    forecast = None
-    if spent > 0 and elapsed > 0:
-        forecast = spent + recent / elapsed * max((end - now).total_seconds(), 0.0)
-    return BudgetStatus(
-        budget_id=budget.pk, period_start=start, period_end=end, spent_usd=spent, share=spent / budget.amount_usd,
-        forecast_usd=forecast, requests_priced=int(totals["priced"] or 0), pricing_missing=int(totals["missing"] or 0),
-    )
 
 
 def _clean_members(scope: str, members: list) -> list[str]:
@@ -138,13 +71,6 @@ def budget_set(
     except IntegrityError:
         raise Conflict(f"Budget {name!r} was just created by someone else; try again.") from None
     return budget
-
-
-def budget_get(*, name: str) -> Budget:
-    try:
-        return Budget.objects.get(name=name)
-    except Budget.DoesNotExist:
-        raise NotFound(f"No budget {name!r}.") from None
 
 
 def budgets_evaluate(*, now: datetime | None = None) -> list[BudgetAlert]:

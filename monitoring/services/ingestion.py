@@ -1,7 +1,8 @@
-"""Writes of the monitoring app, ingestion: store a batch of served-request events (events_ingest).
+"""Ingestion: store a batch of served-request events (events_ingest), all or nothing, idempotent by event_id.
 
-A service module (see monitoring/services.py for references and drift reports); monitoring.services
-re-exports these names, so `services.events_ingest` keeps working.
+Validation is monitoring/ingest.py's (no Django); this module resolves the registry versions, prices
+the events (prices.event_costs), and writes the narrow event rows and one columnar FeatureBatch per
+model version with plain SQL, the only way to keep up with 10,000-event batches.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from mlops_site.exceptions import ValidationFailed
 from mlops_site.roles import EDITOR, require_role
 from registry.models import ModelVersion, PromptVersion
 
-from . import columnar, costs
-from .ingest import BatchInvalid, CleanEvent, validate_batch
-from .models import Event, FeatureBatch
+from .. import columnar
+from ..ingest import BatchInvalid, CleanEvent, validate_batch
+from ..models import Event, FeatureBatch
+from .prices import event_costs
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def events_ingest(*, payload=None, events: list[CleanEvent] | None = None, actor
     A re-sent event_id is ignored and counted as a duplicate. Feature values
     are stored once more column by column (one FeatureBatch per version), for
     drift. An event with tokens and no cost of its own is priced here, with the
-    price of its LLM in force at its time (costs.event_costs), or flagged pricing
+    price of its LLM in force at its time (prices.event_costs), or flagged pricing
     missing. Needs no Celery broker: Redis being down does not stop ingestion.
     `events` instead of `payload`: a batch ingest.validate_body has already accepted.
     """
@@ -83,7 +85,7 @@ def events_ingest(*, payload=None, events: list[CleanEvent] | None = None, actor
     # Everything is prepared before the transaction: on SQLite a write transaction locks the whole
     # database, so the other web workers wait only for the INSERTs themselves.
     feature_batches = _feature_batches([e for e in fresh if e.kind == "model"], versions)
-    rows = _event_rows(fresh, versions, prompt_llms, costs.event_costs(fresh, prompt_llms=prompt_llms))
+    rows = _event_rows(fresh, versions, prompt_llms, event_costs(fresh, prompt_llms=prompt_llms))
     with transaction.atomic():
         batch_of = {version_id: FeatureBatch.objects.create(**fields).pk for version_id, fields in feature_batches.items()}
         stored = _insert_events(rows, batch_of)
@@ -128,7 +130,7 @@ def _row_adapters():
 
 def _event_rows(events, versions: dict, prompt_llms: dict, priced: list[tuple[float | None, bool]]) -> list[tuple]:
     """The INSERT parameters of each event, the batch id (known only inside the transaction) left out.
-    `priced`: each event's (cost_usd, pricing_missing), from costs.event_costs."""
+    `priced`: each event's (cost_usd, pricing_missing), from prices.event_costs."""
     prep_time, prep_json = _row_adapters()
     received = prep_time(timezone.now())
     rows = []

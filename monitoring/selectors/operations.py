@@ -1,4 +1,4 @@
-"""Reads of the operations, cost and GenAI-quality pages beyond `rollups.py`, and of the home page's "Unhealthy now" strip.
+"""Reads of the operations, cost and GenAI-quality pages beyond selectors/rollups.py, and of the home page's "Unhealthy now" strip.
 
 Everything comes from the hour roll-ups and the alert rules, in a fixed number of queries
 whatever the window or the number of buckets. The one exception is `low_score_examples`, which
@@ -17,9 +17,8 @@ from django.db.models.functions import Trunc
 
 from registry.models import ModelVersion, Prompt, PromptVersion, RegisteredModel
 
-from .budgets import _members_filter as budget_members_filter
-from .budgets import period_bounds
-from .models import AlertRule, AlertState, Budget, Event, Granularity, Rollup
+from ..models import AlertRule, AlertState, Budget, Event, Granularity, Rollup
+from .budgets import budget_members_filter, period_bounds
 
 HOUR = timedelta(hours=1)
 

@@ -1,7 +1,7 @@
 """The price table and the cost of each event: set and import prices, price a batch at ingestion.
 
 The arithmetic and the matching rules live in pricing.py (no Django); this
-module reads and writes the Price table and applies them to ingested events.
+module writes the Price table and applies the prices to ingested events.
 """
 
 from __future__ import annotations
@@ -11,16 +11,14 @@ from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 
 from mlops_site.exceptions import Conflict, ValidationFailed
 from mlops_site.roles import EDITOR, require_role
 
-from . import pricing
-from .ingest import CleanEvent
-from .models import Price
-
-PRICE_FIELDS = ("input_per_token", "output_per_token", "cached_input_per_token", "reasoning_per_token")
+from .. import pricing
+from ..ingest import CleanEvent
+from ..models import Price
+from ..selectors.prices import PRICE_FIELDS, price_book
 
 
 class PriceImport(NamedTuple):
@@ -113,18 +111,6 @@ def prices_import(*, entries: list[pricing.PriceEntry], effective_from: date, ac
     except IntegrityError:  # another import or a person added one of these a moment ago; nothing was written
         raise Conflict("Prices were added while importing; run the import again.", code="duplicate_price")
     return PriceImport(created=created, unchanged=unchanged, conflicts=conflicts)
-
-
-def price_list(*, search: str = "") -> QuerySet[Price]:
-    """Prices by pattern, newest first within a pattern; `search` matches the pattern."""
-    prices = Price.objects.all()
-    return prices.filter(pattern__icontains=search) if search else prices
-
-
-def price_book() -> pricing.PriceBook:
-    """Every price, read in one query, ready to match."""
-    rows = Price.objects.values_list("pattern", *PRICE_FIELDS, "effective_from")
-    return pricing.PriceBook([pricing.PriceEntry(p, i, o, c, r, d) for p, i, o, c, r, d in rows])
 
 
 def event_costs(events: list[CleanEvent], book: pricing.PriceBook | None = None, *,

@@ -7,13 +7,9 @@ any schema violation, a share of nulls above the reference's.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,7 +17,8 @@ from mlops_site.exceptions import Conflict, NotFound, ValidationFailed
 from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import APPROVER, EDITOR, require_role
 
-from .models import AlertEvent, AlertMetric, AlertRule, AlertState, Comparison, DriftReport
+from ..models import AlertEvent, AlertMetric, AlertRule, AlertState, Comparison, DriftReport
+from .notifications import deliver
 
 DEFAULT_RULES = [
     ("Feature drift", AlertMetric.FEATURE_PSI, Comparison.GT, 0.25, 0.1),
@@ -125,37 +122,6 @@ def _message(rule: AlertRule, state: str, value, report: DriftReport) -> str:
         f"({rule.comparison} {rule.threshold} alerts{f', {rule.comparison} {rule.warning_threshold} warns' if rule.warning_threshold is not None else ''}); "
         f"window {report.window_start:%Y-%m-%d %H:%M} to {report.window_end:%H:%M} UTC."
     )
-
-
-def signature(secret: str, body: bytes) -> str:
-    """`sha256=<hex HMAC-SHA256 of the body>`, sent as X-MLOps-Signature (like GitHub's webhooks)."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def deliver(*, webhook_url: str, webhook_secret: str, emails: str, message: str, payload: dict) -> list[str]:
-    """Send one notification: a Slack-compatible JSON webhook (`text` plus the details, HMAC-signed
-    when a secret is set) and an e-mail. Returns the problems (recorded by the caller, never raised)."""
-    import requests
-
-    errors = []
-    if webhook_url:
-        body = json.dumps({"text": message, **payload}).encode()
-        headers = {"Content-Type": "application/json"}
-        if webhook_secret:
-            headers["X-MLOps-Signature"] = signature(webhook_secret, body)
-        try:
-            response = requests.post(webhook_url, data=body, headers=headers, timeout=10)
-            if response.status_code >= 300:
-                errors.append(f"webhook answered {response.status_code}")
-        except requests.RequestException as exc:
-            errors.append(f"webhook: {exc}")
-    recipients = [e.strip() for e in emails.split(",") if e.strip()]
-    if recipients:
-        try:
-            send_mail(message[:150], message, settings.DEFAULT_FROM_EMAIL, recipients)
-        except Exception as exc:  # noqa: BLE001 - a mail server problem is recorded, not raised
-            errors.append(f"e-mail: {exc}")
-    return errors
 
 
 def subject_of(rule: AlertRule) -> dict:

@@ -1,6 +1,14 @@
-"""Reads of the roll-ups (selectors): a series per bucket, totals over a window, spend per day. Each is one query.
+"""Reads of the roll-ups: a series per bucket, totals over a window, spend per day. Each is one query.
 
-Minute roll-ups for windows up to 6 hours, hour roll-ups beyond (see `window_granularity`).
+Pages, alerts, /metrics and the canary controller read the roll-ups (kept by services/rollups.py) here, never raw events:
+
+- `rollup_series`: one point per bucket of a model's or prompt's versions (merged) in a window;
+- `rollup_totals`: the same metrics over the whole window, one merged point;
+- `rollup_spend`: known cost per UTC day and model (or prompt) name, for the stacked spend chart.
+
+Granularity rule of the reads: minute roll-ups for windows up to 6 hours (at most 360 points),
+hour roll-ups beyond (see `window_granularity`). A window [start, end) takes every bucket that starts in
+[start floored to the bucket, end), so its edges are rounded out to whole buckets.
 """
 
 from __future__ import annotations
@@ -17,8 +25,8 @@ from django.db.models.functions import TruncDate
 from mlops_site.exceptions import ValidationFailed
 
 from ..models import Granularity, Rollup
+from ..models.operations import COUNTERS, FLOAT_COUNTERS
 from ..sketch import QuantileSketch, merge_blobs_by_group
-from .update import COUNTERS, FLOAT_COUNTERS
 
 STEP = {Granularity.MINUTE: 60, Granularity.HOUR: 3600}
 MINUTE_WINDOW_LIMIT = timedelta(hours=6)

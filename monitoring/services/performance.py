@@ -1,4 +1,4 @@
-"""Model performance once labels arrive: labels joined to events by event_id, accuracy / F1 / ROC AUC
+"""Model performance once labels arrive (services/labels.py joins them to events by event_id): accuracy / F1 / ROC AUC
 per window beside the version's evaluation baseline. A drop of more than 5 % is concept drift.
 
 Predictions that are probabilities (numbers in [0, 1]) against 0/1 labels are scored as a binary
@@ -12,50 +12,15 @@ import math
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.db import connection, transaction
 from django.utils import timezone
 
-from mlops_site.exceptions import ValidationFailed
-from mlops_site.roles import EDITOR, require_role
 from registry.evaluation import EvaluationError, classification_metrics
 from registry.models import ModelVersion
 
-from .models import Event, PerformanceWindow
+from ..models import Event, PerformanceWindow
 
-MAX_LABELS = 10_000
 BASELINE_KEYS = {"accuracy": ("accuracy", "acc"), "f1": ("f1", "f1_score"), "roc_auc": ("roc_auc", "auc")}
 WINDOW = timedelta(hours=24)
-
-
-def _label_ok(value) -> bool:
-    return isinstance(value, (str, bool)) or (isinstance(value, (int, float)) and math.isfinite(value))
-
-
-def labels_attach(*, payload, actor) -> dict:
-    """`{"labels": [{"event_id", "label"}, ...]}`: set the label of each stored event, all or nothing.
-    Ids not (yet) stored are counted and listed, not an error: labels often outrun a slow pipeline."""
-    require_role(actor, EDITOR, "Sending labels")
-    rows = payload.get("labels") if isinstance(payload, dict) else None
-    if not isinstance(rows, list) or not rows:
-        raise ValidationFailed('Send {"labels": [{"event_id": ..., "label": ...}, ...]}.', fields={"labels": ["a non-empty list"]})
-    if len(rows) > MAX_LABELS:
-        raise ValidationFailed(f"At most {MAX_LABELS} labels per request, got {len(rows)}.", fields={"labels": ["too many"]})
-    bad = [
-        {"index": i, "message": "an object with event_id (string) and label (number, string or boolean)"}
-        for i, row in enumerate(rows)
-        if not isinstance(row, dict) or set(row) != {"event_id", "label"} or not isinstance(row["event_id"], str) or not _label_ok(row["label"])
-    ]
-    if bad:
-        raise ValidationFailed(f"Labels refused, nothing stored: labels[{bad[0]['index']}] must be {bad[0]['message']}.", fields={"labels": bad[:100]})
-    prep = Event._meta.get_field("label").get_db_prep_save
-    quote = connection.ops.quote_name
-    sql = f"UPDATE {quote(Event._meta.db_table)} SET {quote('label')} = %s WHERE {quote('event_id')} = %s"
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(sql, [(prep(row["label"], connection), row["event_id"]) for row in rows])
-        ids = [row["event_id"] for row in rows]
-        known = set(Event.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
-    unknown = [i for i in ids if i not in known]
-    return {"updated": len(ids) - len(unknown), "unknown": len(unknown), "unknown_ids": unknown[:100]}
 
 
 def _as_task(predictions: list, labels: list) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -2,10 +2,10 @@
 
 Each rule's value is computed over its own window (`window_minutes`, default 60)
 ending now, over all versions of its model or prompt; performance drops come
-from the latest labelled window (performance.py). States, history and
+from the latest labelled window (services/performance.py). States, history and
 notifications are the same as for drift rules (alerts.rule_update).
 
-Defaults (product brief, METRICS.md): models: latency P95 over the SLA
+Defaults (the product brief): models: latency P95 over the SLA
 (MLOPS_LATENCY_SLA_MS), throughput above 80 % of capacity (MLOPS_CAPACITY_RPS),
 error rate > 1 %, accuracy / F1 / AUC more than 5 % below the baseline.
 Prompts: response P95 > 10 s, time to first token P95 > 2 s, error rate > 1 %,
@@ -24,9 +24,9 @@ from django.utils import timezone
 
 from registry.models import Prompt, RegisteredModel
 
-from . import rollups
+from ..models import AlertEvent, AlertMetric, AlertRule, Comparison, Granularity, PerformanceWindow, Rollup
+from ..selectors.rollups import OpsMetrics, rollup_totals
 from .alerts import rule_update
-from .models import AlertEvent, AlertMetric, AlertRule, Comparison, Granularity, PerformanceWindow, Rollup
 
 M = AlertMetric
 MODEL_DEFAULTS = [
@@ -68,7 +68,7 @@ def ops_rules_ensure(*, model: RegisteredModel | None = None, prompt: Prompt | N
     return rules
 
 
-def _tokens_per_request(totals: rollups.OpsMetrics) -> float | None:
+def _tokens_per_request(totals: OpsMetrics) -> float | None:
     if totals.input_tokens_avg is None:
         return None
     return totals.input_tokens_avg + (totals.output_tokens_avg or 0.0)
@@ -83,7 +83,7 @@ def rule_value(rule: AlertRule, *, now: datetime, cache: dict) -> float | None:
     start = now - timedelta(minutes=rule.window_minutes)
     key = (kind, name, start)
     if key not in cache:
-        cache[key] = rollups.rollup_totals(kind=kind, name=name, start=start, end=now)
+        cache[key] = rollup_totals(kind=kind, name=name, start=start, end=now)
     totals = cache[key]
     if totals.requests == 0:
         return None
@@ -91,7 +91,7 @@ def rule_value(rule: AlertRule, *, now: datetime, cache: dict) -> float | None:
         current = _tokens_per_request(totals)
         expected = rule.parameter
         if expected is None and current is not None:
-            before = rollups.rollup_totals(kind=kind, name=name, start=start - EXPECTED_HISTORY, end=start, granularity=Granularity.HOUR)
+            before = rollup_totals(kind=kind, name=name, start=start - EXPECTED_HISTORY, end=start, granularity=Granularity.HOUR)
             expected = _tokens_per_request(before)
         return current / expected if current is not None and expected else None
     if rule.metric == M.THROUGHPUT_SHARE:

@@ -1,4 +1,8 @@
-"""Folding the event stream into the minute and hour roll-ups: read past the cursor, sum per bucket, add to the rows.
+"""Roll-ups: fold the event stream into the minute and hour roll-ups; read past the cursor, sum per bucket, add to the rows.
+
+`rollups_update` (Celery beat, every minute, through `rollups_catch_up`) folds the events past a
+cursor into Rollup rows: counts and sums add up, latency and TTFT sketches merge
+(monitoring/sketch.py). Pages, alerts and /metrics read them through selectors/rollups.py.
 
 Events are read with raw SQL straight into numpy arrays (no ORM object, no datetime per event),
 grouped per (version, minute) with one np.unique, summed with np.bincount, and sketched per group
@@ -19,18 +23,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..models import Event, Granularity, Rollup, RollupCursor
+from ..models.operations import COUNTERS, FLOAT_COUNTERS
 from ..sketch import QuantileSketch, merge_by_group, sketches_by_group
 
 CURSOR = "events"
 READ_CHUNK = 50_000
-# Counters in Rollup column order: what an UPDATE adds and an INSERT sets. The int ones are
-# summed as float64 (exact below 2**53) and written back as ints.
-COUNTERS = (
-    "requests", "errors", "latency_sum", "ttft_count", "ttft_sum", "token_requests", "input_tokens", "output_tokens", "cached_tokens",
-    "reasoning_tokens", "cost_usd", "cost_requests", "pricing_missing", "guardrail_known", "guardrail_triggered", "feedback_up",
-    "feedback_down", "judge_count", "judge_sum", "faithfulness_count", "faithfulness_sum",
-)
-FLOAT_COUNTERS = {"latency_sum", "ttft_sum", "cost_usd", "judge_sum", "faithfulness_sum"}
 
 
 # The flags of an event packed into one small integer by the database: five columns of booleans

@@ -1,0 +1,94 @@
+"""Reads of spend budgets: what a budget's period has spent, its share, and the forecast of the period's end.
+
+Spend comes from the hour roll-ups (kept current by the roll-up task every
+minute), never from raw events. Periods are UTC: a day, a week from Monday, a
+calendar month. The forecast is the spend so far plus the recent rate (the
+last 24 hours of the period, or all of it when younger) over the time left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
+
+from mlops_site.exceptions import NotFound
+
+from ..models import Budget, BudgetPeriod, BudgetScope, Granularity, Rollup
+
+RATE_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    budget_id: int
+    period_start: datetime
+    period_end: datetime
+    spent_usd: float
+    share: float  # spent / amount
+    forecast_usd: float | None  # None before any spend in the period
+    requests_priced: int
+    pricing_missing: int  # requests whose cost is unknown (not counted in the spend)
+
+
+def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
+    """The UTC period containing `now`: [start, end)."""
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == BudgetPeriod.DAY:
+        return day, day + timedelta(days=1)
+    if period == BudgetPeriod.WEEK:
+        start = day - timedelta(days=day.weekday())
+        return start, start + timedelta(days=7)
+    start = day.replace(day=1)
+    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    return start, end
+
+
+def budget_members_filter(budget: Budget) -> Q:
+    """The roll-up rows a budget counts: every row for scope all, else those of its models and prompts."""
+    if budget.scope == BudgetScope.ALL:
+        return Q()
+    models = [m.split(":", 1)[1] for m in budget.members if m.startswith("model:")]
+    prompts = [m.split(":", 1)[1] for m in budget.members if m.startswith("prompt:")]
+    return Q(model_version__model__name__in=models) | Q(prompt_version__prompt__name__in=prompts)
+
+
+def _spend(budget: Budget, start: datetime, end: datetime) -> dict:
+    return Rollup.objects.filter(budget_members_filter(budget), granularity=Granularity.HOUR, bucket__gte=start, bucket__lt=end).aggregate(
+        cost=Sum("cost_usd"), priced=Sum("cost_requests"), missing=Sum("pricing_missing")
+    )
+
+
+def budget_status(*, budget: Budget, now: datetime | None = None) -> BudgetStatus:
+    """Spend of the current period, its share of the budget and the forecast of the period's end."""
+    now = now or timezone.now()
+    start, end = period_bounds(budget.period, now)
+    totals = _spend(budget, start, end)
+    spent = float(totals["cost"] or 0.0)
+    recent_from = max(start, now - RATE_WINDOW)
+    # Hour buckets: the recent rate counts whole hours from the one containing recent_from.
+    recent_bucket = recent_from.replace(minute=0, second=0, microsecond=0)
+    recent = float(_spend(budget, recent_bucket, end)["cost"] or 0.0)
+    elapsed = (now - recent_bucket).total_seconds()
+    forecast = None
+    if spent > 0 and elapsed > 0:
+        forecast = spent + recent / elapsed * max((end - now).total_seconds(), 0.0)
+    return BudgetStatus(
+        budget_id=budget.pk, period_start=start, period_end=end, spent_usd=spent, share=spent / budget.amount_usd,
+        forecast_usd=forecast, requests_priced=int(totals["priced"] or 0), pricing_missing=int(totals["missing"] or 0),
+    )
+
+
+def budget_get(*, name: str) -> Budget:
+    try:
+        return Budget.objects.get(name=name)
+    except Budget.DoesNotExist:
+        raise NotFound(f"No budget {name!r}.") from None
+
+
+def budget_list(*, enabled: bool | None = None) -> QuerySet[Budget]:
+    """Budgets by name; `enabled` True or False: only those."""
+    budgets = Budget.objects.order_by("name")
+    return budgets if enabled is None else budgets.filter(enabled=enabled)
