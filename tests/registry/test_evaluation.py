@@ -104,3 +104,158 @@ def test_fairness_needs_a_binary_task_and_matching_groups():
         fairness_metrics([0, 1, 2], [0, 1, 2], ["a", "b", "a"])
     with pytest.raises(EvaluationError, match="group values"):
         fairness_metrics([0, 1], [0, 1], ["a"])
+
+
+# --- stored shapes, the positive label, the labels argument, every zero-division branch --------
+
+
+def test_classification_as_dict_is_plain_json_with_scikit_learns_numbers():
+    import json
+
+    y, pred, scores = np.array([1, 0, 1, 1, 0, 0]), np.array([1, 0, 0, 1, 1, 0]), [0.9, 0.1, 0.4, 0.8, 0.6, 0.3]
+
+    stored = json.loads(json.dumps(classification_metrics(y, pred, scores).as_dict()))
+
+    assert stored == {
+        "n": 6,
+        "accuracy": pytest.approx(sk.accuracy_score(y, pred)),
+        "precision": pytest.approx(sk.precision_score(y, pred)),
+        "recall": pytest.approx(sk.recall_score(y, pred)),
+        "f1": pytest.approx(sk.f1_score(y, pred)),
+        "roc_auc": pytest.approx(sk.roc_auc_score(y, scores)),
+        "roc_auc_note": "",
+        "labels": [0, 1],
+        "positive_label": 1,
+        "confusion": sk.confusion_matrix(y, pred).tolist(),
+    }
+
+
+def test_fairness_as_dict_is_plain_json_with_fairlearns_numbers():
+    import json
+
+    y, pred = np.array([1, 0, 1, 0, 1, 1, 0, 0]), np.array([1, 0, 0, 0, 1, 1, 1, 0])
+    groups = np.array(["a", "a", "a", "a", "b", "b", "b", "b"])
+
+    stored = json.loads(json.dumps(fairness_metrics(y, pred, groups).as_dict()))
+
+    assert set(stored) == {"demographic_parity_difference", "equalized_odds_difference", "by_group", "positive_label", "note"}
+    assert stored["demographic_parity_difference"] == pytest.approx(demographic_parity_difference(y, pred, sensitive_features=groups))
+    assert stored["equalized_odds_difference"] == pytest.approx(equalized_odds_difference(y, pred, sensitive_features=groups))
+    assert (stored["positive_label"], stored["note"]) == (1, "")
+    assert [g["group"] for g in stored["by_group"]] == ["a", "b"]
+    assert stored["by_group"][0] == {"group": "a", "n": 4, "selection_rate": 0.25, "tpr": 0.5, "fpr": 0.0, "accuracy": 0.75}
+
+
+def test_an_explicit_positive_label_is_the_one_scored():
+    y = np.array(["no", "yes", "no", "no", "yes", "no", "yes", "no"])
+    pred = np.array(["no", "yes", "yes", "no", "no", "no", "yes", "yes"])
+
+    got = classification_metrics(y, pred, positive="no")
+
+    assert got.positive_label == "no"
+    assert got["precision"] == pytest.approx(sk.precision_score(y, pred, pos_label="no"))
+    assert got["recall"] == pytest.approx(sk.recall_score(y, pred, pos_label="no"))
+    assert got["f1"] == pytest.approx(sk.f1_score(y, pred, pos_label="no"))
+
+
+def test_fairness_with_an_explicit_positive_label_equals_fairlearn_on_flipped_labels():
+    rng = np.random.default_rng(6)
+    groups = rng.choice(["a", "b", "c"], 600)
+    y, pred = rng.integers(0, 2, 600), rng.integers(0, 2, 600)
+
+    got = fairness_metrics(y, pred, groups, positive=0)
+
+    flipped_true, flipped_pred = 1 - y, 1 - pred
+    assert got.positive_label == 0
+    assert got["demographic_parity_difference"] == pytest.approx(
+        demographic_parity_difference(flipped_true, flipped_pred, sensitive_features=groups), rel=1e-12
+    )
+    assert got["equalized_odds_difference"] == pytest.approx(
+        equalized_odds_difference(flipped_true, flipped_pred, sensitive_features=groups), rel=1e-12
+    )
+
+
+def test_labels_argument_adds_labels_never_seen_to_the_macro_average():
+    y, pred = [0, 1, 1, 0, 2], [0, 1, 0, 0, 1]
+
+    got = classification_metrics(y, pred, labels=[0, 1, 2, 3])
+
+    assert got.labels == (0, 1, 2, 3) and len(got.confusion) == 4
+    for name, metric in [("precision", sk.precision_score), ("recall", sk.recall_score), ("f1", sk.f1_score)]:
+        assert got[name] == pytest.approx(metric(y, pred, labels=[0, 1, 2, 3], average="macro", zero_division=0)), name
+    assert [list(r) for r in got.confusion] == sk.confusion_matrix(y, pred, labels=[0, 1, 2, 3]).tolist()
+
+
+def test_unknown_labels_are_named_five_at_most():
+    with pytest.raises(EvaluationError, match=r"Unknown label value\(s\) \[2, 3, 4, 5, 6\]; allowed: \[0, 1\]\."):
+        classification_metrics([0, 1, 2, 3, 4, 5, 6, 7], [0] * 8, labels=[0, 1])
+
+
+def test_a_positive_label_given_for_three_labels_still_macro_averages():
+    y, pred = [0, 1, 2, 2, 1, 0], [0, 2, 2, 1, 1, 0]
+
+    got = classification_metrics(y, pred, [0.1, 0.5, 0.9, 0.7, 0.4, 0.2], positive=2)
+
+    assert got.positive_label is None
+    assert got["precision"] == pytest.approx(sk.precision_score(y, pred, average="macro"))
+    assert got["roc_auc"] is None and got.roc_auc_note == "more than two labels: ROC AUC is computed for binary tasks only"
+
+
+@pytest.mark.parametrize(
+    ("y", "pred"),
+    [
+        ([1, 0, 1, 0], [1, 1, 0, 0]),  # tp = fp = fn = 1: precision = recall = 0.5
+        ([0, 0, 0], [1, 0, 0]),  # no positive label at all: recall 0/0
+        ([0, 0, 0], [0, 0, 0]),  # nothing positive anywhere
+        ([1, 1, 0], [0, 0, 0]),  # nothing predicted positive: precision 0/0
+    ],
+)
+def test_binary_zero_division_and_equal_precision_and_recall_match_scikit_learn(y, pred):
+    got = classification_metrics(y, pred, labels=[0, 1])
+
+    assert got.positive_label == 1
+    for name, metric in [("precision", sk.precision_score), ("recall", sk.recall_score), ("f1", sk.f1_score)]:
+        assert got[name] == pytest.approx(metric(y, pred, labels=[0, 1], zero_division=0), abs=1e-15), name
+
+
+def test_multiclass_with_labels_predicted_once_or_never_matches_scikit_learn():
+    y = [0, 0, 1, 1, 2, 2, 2, 3]
+    pred = [0, 1, 1, 1, 0, 0, 2, 0]  # 2 predicted once, 3 never predicted
+
+    got = classification_metrics(y, pred)
+
+    for name, metric in [("precision", sk.precision_score), ("recall", sk.recall_score), ("f1", sk.f1_score)]:
+        assert got[name] == pytest.approx(metric(y, pred, average="macro", zero_division=0), abs=1e-15), name
+
+
+def test_roc_auc_notes_and_a_single_positive():
+    y = [0, 0, 1, 0, 0]
+    scores = [0.1, 0.7, 0.6, 0.2, 0.9]
+
+    scored = classification_metrics(y, [0, 0, 1, 0, 0], scores)
+    unscored = classification_metrics(y, [0, 0, 1, 0, 0])
+
+    assert scored["roc_auc"] == pytest.approx(sk.roc_auc_score(y, scores)) and scored.roc_auc_note == ""
+    assert (unscored["roc_auc"], unscored.roc_auc_note) == (None, "no scores given")
+    one_class = classification_metrics([1, 1], [1, 0], [0.2, 0.4])
+    assert one_class.roc_auc_note == "only one class in the labels: ROC AUC is undefined"
+
+
+@pytest.mark.parametrize(
+    ("scores", "words"),
+    [
+        (["high", "low"], "scores must be one number per row"),
+        ([[0.1], [0.2]], "scores must be one number per row"),
+        ([0.1, float("inf")], "scores hold NaN or infinite values."),
+    ],
+)
+def test_bad_scores_say_why(scores, words):
+    with pytest.raises(EvaluationError, match=words):
+        classification_metrics([0, 1], [0, 1], scores)
+
+
+def test_bad_groups_and_non_binary_tasks_say_why():
+    with pytest.raises(EvaluationError, match="groups must be one value per row"):
+        fairness_metrics([0, 1], [0, 1], [["a"], ["b"]])
+    with pytest.raises(EvaluationError, match=r"Fairness metrics need a binary task \(two label values\)\."):
+        fairness_metrics([0, 1, 2], [0, 1, 2], ["a", "b", "a"])
