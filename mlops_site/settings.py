@@ -218,6 +218,7 @@ CELERY_BEAT_SCHEDULE = {
     "registry-evaluations-sweep": {"task": "registry.tasks.evaluations_sweep", "schedule": 600.0},
     "monitoring-hourly-drift": {"task": "monitoring.tasks.drift_reports_schedule", "schedule": 3600.0, "kwargs": {"hours": 1}},
     "monitoring-daily-drift": {"task": "monitoring.tasks.drift_reports_schedule", "schedule": 86400.0, "kwargs": {"hours": 24}},
+    "monitoring-stuck-work-sweep": {"task": "monitoring.tasks.stuck_work_sweep", "schedule": 600.0},
     "monitoring-budgets": {"task": "monitoring.tasks.budgets_evaluate", "schedule": 300.0},
     "monitoring-rollups": {"task": "monitoring.tasks.rollups_update_task", "schedule": 60.0},
     "monitoring-ops-alerts": {"task": "monitoring.tasks.ops_alerts_evaluate", "schedule": 60.0},

@@ -27,6 +27,12 @@ def drift_reports_schedule(hours: int = 1) -> int:
 
 
 @shared_task(acks_late=True)
+def stuck_work_sweep() -> int:
+    """Beat, every 10 minutes: drift reports and alert notifications a broker outage or a dead worker left behind, queued again."""
+    return services.stuck_work_sweep()
+
+
+@shared_task(acks_late=True)
 def budgets_evaluate() -> int:
     """Beat, every 5 minutes: budget shares reached this period, each recorded and notified once."""
     return len(services.budgets_evaluate())

@@ -17,6 +17,7 @@ from .performance import performance_compute, performance_windows_schedule
 from .prices import event_costs, price_set, prices_import
 from .references import reference_set_from_columns, reference_set_from_file, reference_set_from_window
 from .rollups import rollups_catch_up, rollups_update
+from .sweeps import stuck_work_sweep
 
 __all__ = [
     "alert_acknowledge",
@@ -45,4 +46,5 @@ __all__ = [
     "rollups_catch_up",
     "rollups_update",
     "rule_update",
+    "stuck_work_sweep",
 ]

@@ -3,7 +3,7 @@
 Requested by the "Run drift report now" button, the API, or hourly and daily by beat
 (`drift_reports_schedule`). A worker claims the row with a conditional UPDATE, so a second delivery
 of the same message does nothing; a report left `running` by a dead worker for more than STALE_RUN
-may be claimed again (the sweep in `drift_reports_schedule` queues it). A finished report's alerts are evaluated in the
+may be claimed again (services/sweeps.py queues it). A finished report's alerts are evaluated in the
 same transaction as its result.
 """
 
@@ -24,7 +24,7 @@ from registry import validation
 from registry.models import DatasetSchema, ModelVersion
 
 from .. import columnar, drift
-from ..models import AlertEvent, DriftReport, FeatureBatch, Reference, ReportStatus
+from ..models import DriftReport, FeatureBatch, Reference, ReportStatus
 from ..selectors.drift import reference_columns, window_columns
 from .alerts import alerts_evaluate
 
@@ -37,7 +37,7 @@ def drift_report_run(*, report_id: int) -> DriftReport | None:
     """Compute one report. Claimed with a conditional UPDATE, so a second delivery of a finished report does nothing.
 
     A report left `running` by a worker that died (started more than 10 minutes
-    ago) may be claimed again: the sweep in `drift_reports_schedule` queues it.
+    ago) may be claimed again: `stuck_work_sweep` (services/sweeps.py) queues it.
     """
     now = timezone.now()
     claimable = Q(status__in=[ReportStatus.PENDING, ReportStatus.FAILED]) | Q(status=ReportStatus.RUNNING, started_at__lt=now - STALE_RUN)
@@ -102,13 +102,7 @@ def drift_report_request(*, model_version: ModelVersion, start, end, actor=None)
 
 
 def drift_reports_schedule(*, hours: int, now=None) -> int:
-    """Queue one report over the last `hours` for each version that has a reference and events in that window.
-
-    Also the sweep for work a broker outage or a dead worker left behind: reports still pending
-    after 10 minutes or running for more than 10 minutes, and alert notifications not sent, are
-    enqueued again.
-    """
-    _sweep_stuck_work()
+    """Queue one report over the last `hours` for each version that has a reference and events in that window."""
     end = now or timezone.now()
     start = end - timedelta(hours=hours)
     version_ids = set(Reference.objects.values_list("model_version_id", flat=True)) & set(
@@ -117,13 +111,3 @@ def drift_reports_schedule(*, hours: int, now=None) -> int:
     for version in ModelVersion.objects.filter(pk__in=version_ids).select_related("model"):
         drift_report_request(model_version=version, start=start, end=end)
     return len(version_ids)
-
-
-def _sweep_stuck_work() -> None:
-    cutoff = timezone.now() - STALE_RUN
-    # Pending: its message was lost. Running for longer than STALE_RUN: its worker died (the claim takes it back then).
-    stuck = Q(status=ReportStatus.PENDING, requested_at__lt=cutoff) | Q(status=ReportStatus.RUNNING, started_at__lt=cutoff)
-    for report_id in DriftReport.objects.filter(stuck).values_list("pk", flat=True)[:500]:
-        enqueue_on_commit("monitoring.tasks.drift_report_compute", report_id)
-    for event_id in AlertEvent.objects.filter(notified_at__isnull=True, silenced=False, at__lt=cutoff).values_list("pk", flat=True)[:500]:
-        enqueue_on_commit("monitoring.tasks.alert_notify", event_id)

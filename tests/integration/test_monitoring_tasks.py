@@ -1,5 +1,5 @@
 """Monitoring work through a real worker on committed rows: drift reports and their alerts (webhook and e-mail),
-the hourly drift schedule and its sweep, roll-ups, budgets, performance windows and operations alerts, each
+the hourly drift schedule, the sweep of stuck work, roll-ups, budgets, performance windows and operations alerts, each
 triggered the way production triggers it (an API call that enqueues on commit, or the beat entry)."""
 
 import hashlib
@@ -93,10 +93,10 @@ def test_drift_reports_schedule_sweeps_a_report_a_broker_outage_left_pending(wor
     report_id = queued.json()["id"]
 
     DriftReport.objects.filter(pk=report_id).update(requested_at=timezone.now() - timedelta(minutes=11))
-    scheduled = worker.beat("monitoring-hourly-drift").get(timeout=30)
+    swept = worker.beat("monitoring-stuck-work-sweep").get(timeout=30)
     report = worker.wait_for(lambda: report_finished(report_id), "the swept report finished")
 
-    assert queued.status_code == 202 and scheduled == 0
+    assert queued.status_code == 202 and swept == 1
     assert (report.status, report.rows, report.attempts) == ("done", 80, 1)
 
 

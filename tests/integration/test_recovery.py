@@ -85,13 +85,13 @@ def test_a_drift_report_killed_mid_run_is_finished_once_by_the_sweep(worker, spa
     report_id = queued.json()["id"]
     stuck = DriftReport.objects.get(pk=report_id)
 
-    worker.beat("monitoring-hourly-drift").get(timeout=30)
+    worker.beat("monitoring-stuck-work-sweep").get(timeout=30)
     worker.drain()
     too_soon = DriftReport.objects.get(pk=report_id).status  # its worker might still be alive
     DriftReport.objects.filter(pk=report_id).update(started_at=F("started_at") - timedelta(minutes=11))
-    worker.beat("monitoring-hourly-drift").get(timeout=30)
+    worker.beat("monitoring-stuck-work-sweep").get(timeout=30)
     worker.wait_for(lambda: AlertEvent.objects.filter(rule__metric="feature_psi", notified_at__isnull=False).exists(), "the alert was sent")
-    worker.beat("monitoring-hourly-drift").get(timeout=30)
+    worker.beat("monitoring-stuck-work-sweep").get(timeout=30)
     redelivered = worker.send("monitoring.tasks.drift_report_compute", report_id).get(timeout=30)
     worker.drain()
 

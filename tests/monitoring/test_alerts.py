@@ -8,8 +8,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import numpy as np
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from monitoring import services
+from monitoring import services, tasks
 from monitoring.models import AlertEvent, AlertRule
 from monitoring.services import alerts
 from tests.factories import register
@@ -102,6 +103,28 @@ def test_a_second_delivery_of_the_notification_sends_nothing(editor, webhook):
     alerts.alert_notify(event_id=event.pk)
 
     assert len(received) == 1
+
+
+def test_the_sweep_sends_the_notifications_a_broker_outage_left_unsent(celery_eager, editor, webhook, django_capture_on_commit_callbacks):
+    url, received = webhook
+    version = register("fraud", editor)
+    rule = AlertRule.objects.create(model=version.model, name="r", metric="feature_psi", threshold=0.25, webhook_url=url)
+    events = {m: AlertEvent.objects.create(rule=rule, from_state="ok", to_state="alert", value=0.4, message=m, silenced=m == "silenced")
+              for m in ("lost", "recent", "silenced")}
+    AlertEvent.objects.filter(pk__in=[events["lost"].pk, events["silenced"].pk]).update(at=timezone.now() - timedelta(minutes=11))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = services.stuck_work_sweep()
+
+    assert queued == 1
+    assert [json.loads(r["body"])["text"] for r in received] == ["lost"]
+    assert AlertEvent.objects.filter(notified_at__isnull=False).get().message == "lost"
+
+
+def test_the_sweep_is_its_own_beat_entry_every_ten_minutes(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["monitoring-stuck-work-sweep"]
+
+    assert (entry["task"], entry["schedule"]) == (tasks.stuck_work_sweep.name, 600.0)
 
 
 def test_a_drift_alert_is_e_mailed_once_to_the_configured_recipients(api_as, editor, settings, celery_eager, mailoutbox, django_capture_on_commit_callbacks):

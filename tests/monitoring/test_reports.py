@@ -97,7 +97,7 @@ def test_the_hourly_sweep_takes_back_a_report_left_running_by_a_dead_worker(cele
     alive = DriftReport.objects.create(**window, started_at=now - timedelta(minutes=9))  # its worker may still be on it
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.drift_reports_schedule(hours=1, now=T0 + timedelta(days=30))
+        services.stuck_work_sweep()
     redelivered = services.drift_report_run(report_id=alive.pk)  # its message handed to a second worker
 
     stale.refresh_from_db()
