@@ -1,6 +1,21 @@
-"""Plotly figures of the drift pages: stored report results in, figure dicts out. No ORM."""
+"""Plotly figures of the monitoring pages: stored results in, figure dicts out. No ORM, no HTTP.
 
-from mlops_site.charts import base_layout, label
+Drift (the report page): a PSI heatmap over report windows, reference vs current histograms, a
+column's drift history. Operations, cost and GenAI quality: time series with labelled reference
+lines (an SLA, an alert threshold, a budget: layout shapes, so they stay put when a series is empty),
+spend per day, cost per request, budget burn-downs. Times arrive as aware UTC datetimes and leave as
+"YYYY-MM-DD HH:MM" text (UTC; the axes say so), the form plotly.js parses the same in every browser
+time zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from mlops_site.charts import PALETTE, base_layout, downsample, label
+
+# --- drift ----------------------------------------------------------------------------------------
 
 SEVERITY_COLOR = {"significant": "#dc2626", "moderate": "#d97706", "none": "#16a34a", "no_data": "#9ca3af"}
 
@@ -48,3 +63,126 @@ def column_history(reports: list[dict], column: str) -> dict:
     data = [{"type": "scatter", "mode": "lines+markers", "name": name.replace("_statistic", ""), "x": xs, "y": ys} for name, ys in series.items()]
     shapes = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0.25, "y1": 0.25, "line": {"color": "#dc2626", "dash": "dot", "width": 1}}]
     return {"data": data, "layout": base_layout(title={"text": f"{label(column)}: drift history (dotted: PSI 0.25)", "x": 0}, shapes=shapes)}
+
+
+# --- operations, cost and GenAI quality ------------------------------------------------------------
+
+LINE_COLOR = "#dc2626"
+WARN_COLOR = "#d97706"
+HOUR = timedelta(hours=1)
+MARKERS_UP_TO = 60  # fewer points than this: draw markers too, so a lone point shows
+
+
+def _time(when: datetime | date) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if isinstance(when, datetime) else when.isoformat()
+
+
+def _number(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def reference_line(value: float, text: str, *, color: str = LINE_COLOR, dash: str = "dash", left: bool = False) -> tuple[dict, dict]:
+    """A labelled horizontal line across the plot at y = value: (shape, annotation); the label sits above its right (or left) end."""
+    shape = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": value, "y1": value, "line": {"color": color, "dash": dash, "width": 1.5}}
+    note = {
+        "xref": "paper", "x": 0 if left else 1, "yref": "y", "y": value, "text": label(text), "showarrow": False,
+        "xanchor": "left" if left else "right", "yanchor": "bottom", "font": {"size": 11, "color": color},
+    }
+    return shape, note
+
+
+def _layout(title: str, y_title: str, lines: Sequence[tuple[float, str]], *, y_format: str | None = None, **overrides) -> dict:
+    drawn = [reference_line(value, text) for value, text in lines]
+    yaxis = {"gridcolor": "#e5e7eb", "zeroline": False, "title": {"text": label(y_title)}, "rangemode": "tozero", "automargin": True}
+    if y_format:
+        yaxis["tickformat"] = y_format
+    return base_layout(
+        title={"text": label(title), "x": 0}, xaxis={"gridcolor": "#e5e7eb", "zeroline": False, "type": "date", "title": {"text": "UTC"}},
+        yaxis=yaxis, shapes=[s for s, _ in drawn], annotations=[a for _, a in drawn], hovermode="x unified", **overrides,
+    )
+
+
+def time_series(
+    *, title: str, x: Sequence[datetime], series: dict[str, Sequence[float | None]], y_title: str,
+    lines: Sequence[tuple[float, str]] = (), y_format: str | None = None, dashed: Sequence[str] = (),
+) -> dict:
+    """One line per entry of `series` over the bucket times `x`, each downsampled to about 2,000 points,
+    with labelled dashed reference lines [(y, text), ...] (thresholds, the SLA). None is a gap."""
+    xs = [_time(t) for t in x]
+    data = []
+    for name, ys in series.items():
+        px, py = downsample(xs, [_number(v) for v in ys])
+        mode = "lines+markers" if len(px) < MARKERS_UP_TO else "lines"
+        trace = {"type": "scatter", "mode": mode, "name": label(name), "x": px, "y": py, "marker": {"size": 5}}
+        if name in dashed:
+            trace["line"] = {"dash": "dot"}
+        data.append(trace)
+    return {"data": data, "layout": _layout(title, y_title, lines, y_format=y_format)}
+
+
+def spend_per_day(rows: Sequence[tuple[date, str, float]], *, top: int = 8, by: str = "prompt") -> dict:
+    """Known spend per UTC day stacked by name [(day, name, USD), ...]; names past the `top` largest are summed as "other"."""
+    totals: dict[str, float] = {}
+    for _, name, cost in rows:
+        totals[name] = totals.get(name, 0.0) + cost
+    ranked = sorted(totals, key=lambda n: (-totals[n], n))
+    kept = set(ranked[:top])
+    days = sorted({day for day, _, _ in rows})
+    index = {day: i for i, day in enumerate(days)}
+    stacks: dict[str, list[float]] = {name: [0.0] * len(days) for name in ranked[:top]}
+    if len(ranked) > top:
+        stacks["other"] = [0.0] * len(days)
+    for day, name, cost in rows:
+        stacks[name if name in kept else "other"][index[day]] += cost
+    xs = [_time(d) for d in days]
+    data = [
+        {"type": "bar", "name": label(name), "x": xs, "y": ys, "hovertemplate": f"{label(name)}: %{{y:$,.4f}}<extra></extra>"}
+        for name, ys in stacks.items()
+    ]
+    layout = base_layout(
+        barmode="stack", title={"text": f"Spend per day by {by} (USD, known cost)", "x": 0},
+        xaxis={"gridcolor": "#e5e7eb", "type": "date", "title": {"text": "day (UTC)"}}, yaxis={"gridcolor": "#e5e7eb", "title": {"text": "USD"}, "tickformat": "$,.2f", "automargin": True},
+    )
+    return {"data": data, "layout": layout}
+
+
+def cost_per_request(series: dict[str, tuple[Sequence[datetime], Sequence[float | None]]]) -> dict:
+    """Cost per priced request over time, one line per prompt: {name: (times, USD per request)}."""
+    data = []
+    for name, (times, ys) in series.items():
+        px, py = downsample([_time(t) for t in times], [_number(v) for v in ys])
+        mode = "lines+markers" if len(px) < MARKERS_UP_TO else "lines"
+        data.append({"type": "scatter", "mode": mode, "name": label(name), "x": px, "y": py, "marker": {"size": 5}})
+    layout = _layout("Cost per request of the top prompts (USD, priced requests)", "USD per request", (), y_format="$,.4f")
+    return {"data": data, "layout": layout}
+
+
+def budget_burndown(
+    *, name: str, amount: float, thresholds: Sequence[float], period_start: datetime, period_end: datetime, now: datetime,
+    hourly: Sequence[tuple[datetime, float]], forecast: float | None,
+) -> dict:
+    """Cumulative spend of a budget's period against its amount (solid line) and shares (dashed), with the forecast
+    as a dashed line from now to the period end. `hourly` is [(hour start, USD)], the spend counted at the hour's end."""
+    xs, ys, total = [_time(period_start)], [0.0], 0.0
+    for hour, cost in hourly:
+        total += cost
+        xs.append(_time(min(hour + HOUR, now)))
+        ys.append(total)
+    if xs[-1] != _time(now):
+        xs.append(_time(now))
+        ys.append(total)
+    xs, ys = downsample(xs, ys)
+    data = [{"type": "scatter", "mode": "lines", "name": "spent", "x": xs, "y": ys, "line": {"color": PALETTE[0], "shape": "hv"},
+             "fill": "tozeroy", "fillcolor": "rgba(37,99,235,0.08)"}]
+    if forecast is not None:
+        data.append({"type": "scatter", "mode": "lines", "name": "forecast", "x": [_time(now), _time(period_end)], "y": [total, forecast],
+                     "line": {"color": PALETTE[0], "dash": "dash"}})
+    drawn = [reference_line(amount, f"budget {amount:,.2f} USD", dash="solid")]
+    drawn += [reference_line(share * amount, f"{share:.0%}: {share * amount:,.2f} USD", color=WARN_COLOR, left=True) for share in thresholds if share != 1.0]
+    layout = base_layout(
+        title={"text": f"{label(name)}: spend this period", "x": 0},
+        xaxis={"gridcolor": "#e5e7eb", "type": "date", "range": [_time(period_start), _time(period_end)], "title": {"text": "UTC"}},
+        yaxis={"gridcolor": "#e5e7eb", "title": {"text": "USD"}, "tickformat": "$,.2f", "rangemode": "tozero", "automargin": True},
+        shapes=[s for s, _ in drawn], annotations=[a for _, a in drawn], hovermode="x unified",
+    )
+    return {"data": data, "layout": layout}

@@ -10,7 +10,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from monitoring import charts_ops, services
+from monitoring import services
+from monitoring.charts import spend_per_day, time_series
 from monitoring.models import AlertRule
 from monitoring.services import budget_set
 from registry.models import Prompt
@@ -379,7 +380,7 @@ def test_time_series_is_downsampled_and_valid():
     start = datetime(2026, 1, 1, tzinfo=UTC)
     x = [start + timedelta(hours=i) for i in range(9000)]
 
-    figure = charts_ops.time_series(title="<b>P95</b>", x=x, series={"P95": [float(i) for i in range(9000)]}, y_title="ms", lines=[(10.0, "SLA")])
+    figure = time_series(title="<b>P95</b>", x=x, series={"P95": [float(i) for i in range(9000)]}, y_title="ms", lines=[(10.0, "SLA")])
 
     go.Figure(figure)
     trace = figure["data"][0]
@@ -391,7 +392,7 @@ def test_spend_per_day_keeps_the_largest_names_and_sums_the_rest():
     days = [date(2026, 1, 1), date(2026, 1, 2)]
     rows = [(day, f"p{i}", float(i)) for day in days for i in range(12)]
 
-    figure = charts_ops.spend_per_day(rows, top=3)
+    figure = spend_per_day(rows, top=3)
 
     go.Figure(figure)
     assert [t["name"] for t in figure["data"]] == ["p11", "p10", "p9", "other"]

@@ -1,4 +1,5 @@
-"""HTML pages of monitoring: which versions drift, one drift report with its charts."""
+"""Pages of drift monitoring: which versions drift, a version's monitoring page (its reference and reports),
+one drift report with its charts, and the buttons that set a reference or queue a report."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from mlops_site.exceptions import ValidationFailed
 from mlops_site.pages import call_and_redirect, get_or_404
 from registry import selectors as registry_selectors
 
-from . import charts, selectors, services
-from .models import Reference
-from .services.ops_alerts import OPS_METRICS
+from .. import charts, selectors, services
+from ..models import Reference
 
 
 def overview(request: HttpRequest) -> HttpResponse:
@@ -100,28 +100,4 @@ def report_request(request: HttpRequest, name: str, version: int) -> HttpRespons
         success=lambda report: f"Drift report #{report.pk} queued; a worker computes it.",
         fallback=reverse("monitoring:version", args=[name, version]),
         then=lambda report: reverse("monitoring:report", args=[report.pk]),
-    )
-
-
-def alert_list(request: HttpRequest) -> HttpResponse:
-    rules = list(selectors.alert_rule_list())
-    events = selectors.alert_event_list()
-    return render(request, "monitoring/alerts.html", {"rules": rules, "events": events, "now": timezone.now(), "ops_metrics": OPS_METRICS})
-
-
-@require_POST
-def alert_acknowledge(request: HttpRequest, rule_id: int) -> HttpResponse:
-    return call_and_redirect(
-        request, lambda: services.alert_acknowledge(rule_id=rule_id, actor=request.user), success="Acknowledged.", fallback=reverse("monitoring:alerts"),
-    )
-
-
-@require_POST
-def alert_silence(request: HttpRequest, rule_id: int) -> HttpResponse:
-    raw = request.POST.get("hours", "")
-    return call_and_redirect(
-        request,
-        lambda: services.alert_silence(rule_id=rule_id, hours=int(raw) if raw.isascii() and raw.isdigit() else -1, actor=request.user),
-        success=lambda rule: f"Silenced until {rule.silenced_until:%Y-%m-%d %H:%M} UTC." if rule.silenced_until else "Silence ended.",
-        fallback=reverse("monitoring:alerts"),
     )
