@@ -259,3 +259,57 @@ def test_bad_groups_and_non_binary_tasks_say_why():
         fairness_metrics([0, 1], [0, 1], [["a"], ["b"]])
     with pytest.raises(EvaluationError, match=r"Fairness metrics need a binary task \(two label values\)\."):
         fairness_metrics([0, 1, 2], [0, 1, 2], ["a", "b", "a"])
+
+
+@pytest.mark.parametrize(
+    ("labels", "positive"),
+    [([0, 1], 1), ([1, 2], 1), ([0, 2], 2), ([False, True], True), (["0", "1"], "1"), (["false", "true"], "true"),
+     (["no", "yes"], "yes"), (["b", "a"], "b")],
+)  # fmt: skip
+def test_the_default_positive_label_is_1_or_true_or_yes_else_the_larger(labels, positive):
+    got = classification_metrics(labels, labels)
+
+    assert got.positive_label == positive
+
+
+def test_a_positive_label_outside_the_labels_is_refused():
+    with pytest.raises(EvaluationError, match=r"The positive label 'maybe' is not among the labels \['no', 'yes'\]\."):
+        classification_metrics(["no", "yes"], ["yes", "yes"], positive="maybe")
+
+
+def test_a_numpy_positive_label_is_stored_as_a_plain_number():
+    import json
+
+    stored = json.loads(json.dumps(classification_metrics([0, 1, 1], [0, 1, 0], positive=np.int64(1)).as_dict()))
+
+    assert stored["positive_label"] == 1
+
+
+@pytest.mark.parametrize(
+    ("y_true", "y_pred", "words"),
+    [
+        ([[1], [0]], [1, 0], r"^labels must be one value per row\.$"),
+        ([1, 0], [1.0, float("nan")], r"^predictions holds NaN or infinite values\.$"),
+        ([1, None], [1, 0], r"^labels must be all numbers or all strings\.$"),
+        ([], [], r"^Nothing to evaluate: no rows\.$"),
+        ([1, 0], ["1", "0"], r"^Labels and predictions must both be numbers or both be strings\.$"),
+    ],
+)
+def test_bad_labels_and_predictions_are_named_in_the_message(y_true, y_pred, words):
+    with pytest.raises(EvaluationError, match=words):
+        classification_metrics(y_true, y_pred)
+
+
+def test_a_group_without_positives_is_left_out_of_the_tpr_spread_and_named():
+    y = np.array([1, 0, 1, 0, 0, 0, 1, 1, 0])
+    pred = np.array([1, 0, 0, 1, 1, 0, 1, 0, 0])
+    groups = np.array(["a", "a", "a", "a", "c", "c", "b", "b", "b"])  # c has no positives
+
+    got = fairness_metrics(y, pred, groups)
+
+    by = {g.group: g for g in got.by_group}
+    assert by["c"].tpr is None and by["c"].fpr == 0.5 and by["c"].n == 2
+    assert got.note == "groups without positives or negatives left out of the equalized odds spread: c"
+    tpr_spread = sk.recall_score(y[groups == "b"], pred[groups == "b"]) - sk.recall_score(y[groups == "a"], pred[groups == "a"])
+    fprs = [pred[(groups == g) & (y == 0)].mean() for g in "abc"]
+    assert got["equalized_odds_difference"] == pytest.approx(max(abs(tpr_spread), max(fprs) - min(fprs)))
