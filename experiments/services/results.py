@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from mlops_site.formatting import number_text
@@ -259,6 +261,23 @@ def _day(value) -> date:
 def _exposure_counts(experiment: Experiment) -> list[tuple[int, date, int]]:
     rows = ExposureCount.objects.filter(experiment=experiment).values_list("variant_id", "day", "units")
     return [(v, _day(d), int(n)) for v, d, n in rows]
+
+
+@contextmanager
+def _lookups_in_unit_order() -> Iterator[None]:
+    """PostgreSQL: join each outcome to its unit's exposure by index lookups, reading the outcomes in unit order.
+
+    Left alone, the planner hashes the outcomes and scans every exposure of the experiment (10M rows in the bench:
+    3 to 4 times slower than looking up the outcomes' units in index order). SET LOCAL: for this transaction only.
+    SQLite's planner already does the lookups.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        for setting in ("enable_hashjoin", "enable_mergejoin", "enable_seqscan"):
+            cursor.execute(f"SET LOCAL {setting} = off")
+        yield
 
 
 def _conversions(experiment: Experiment, names: list[str]) -> list[tuple]:
@@ -629,8 +648,9 @@ def experiment_results_compute(experiment: Experiment) -> Snapshot:
     event_specs = [s for s in specs if s["name"] in EventMetric.values]
 
     counts = _exposure_counts(experiment)
-    conversion_rows = _conversions(experiment, proportions)
-    mean_rows = _unit_sums(experiment, means)
+    with _lookups_in_unit_order():
+        conversion_rows = _conversions(experiment, proportions)
+        mean_rows = _unit_sums(experiment, means)
     event_rows = _event_sums(experiment) if event_specs or experiment.guardrails else []
     seen_days = ({d for _, d, _ in counts} | {_day(r[2]) for r in conversion_rows} | {_day(r[2]) for r in mean_rows}
                  | {_day(r[1]) for r in event_rows})
