@@ -34,6 +34,12 @@ def _rgba(color: str, opacity: float) -> str:
     return f"rgba({r},{g},{b},{opacity})"
 
 
+def _day_axis(axis: dict, days: list) -> dict:
+    """The x axis of UTC days: one tick a day while there are few (not Plotly's 12-hour ticks)."""
+    axis = {**axis, "title": {"text": "units exposed up to (UTC day)"}, "type": "date", "tickformat": "%b %-d"}
+    return {**axis, "dtick": 86400000} if len(days) <= 14 else axis
+
+
 def _is_proportion(series: dict) -> bool:
     return series.get("kind") == "proportion"
 
@@ -53,7 +59,7 @@ def cumulative_metric(series: dict) -> dict:
         })
     what = "rate (%)" if factor == 100 else "mean per unit"
     layout = base_layout(title={"text": f"{label(series.get('metric', ''))}: cumulative {what} per variant", "x": 0})
-    layout["xaxis"] = {**layout["xaxis"], "title": {"text": "units exposed up to (UTC day)"}}
+    layout["xaxis"] = _day_axis(layout["xaxis"], days)
     layout["yaxis"] = {**layout["yaxis"], "title": {"text": what}}
     return {"data": data, "layout": layout}
 
@@ -90,7 +96,7 @@ def lift_over_time(series: dict, alpha: float) -> dict:
     unit = "points" if factor == 100 else "metric units"
     layout = base_layout(title={"text": f"{label(series.get('metric', ''))}: difference with the control and its intervals", "x": 0},
                          shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0, "line": {"color": "#475569", "width": 1}}])
-    layout["xaxis"] = {**layout["xaxis"], "title": {"text": "units exposed up to (UTC day)"}}
+    layout["xaxis"] = _day_axis(layout["xaxis"], days)
     layout["yaxis"] = {**layout["yaxis"], "title": {"text": f"B − A ({unit})"}}
     return {"data": data, "layout": layout}
 

@@ -151,3 +151,78 @@ def test_approver_sees_the_red_gate_and_approves_once_an_evaluation_passes(live_
     page.click(f"[data-testid=approve-{promotion.pk}]")
     page.wait_for_selector(".msg-success >> text=is now in staging")
     assert PromotionRequest.objects.get(pk=promotion.pk).status == "approved"
+
+
+def test_editor_designs_an_experiment_with_the_live_calculator_starts_it_and_sees_its_charts(live_server, page, settings, celery_eager):
+    import math
+    from datetime import timedelta
+    from uuid import uuid4
+
+    from django.utils import timezone
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    from experiments.models import Experiment
+    from monitoring.models import Event
+    from tests.experiments.conftest import load_exposures, load_outcomes
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "browser-experiments"}}
+    editor = make_user("alice", "editor")
+    v1 = register("checkout", editor)
+    register("checkout", editor)
+    now = timezone.now()
+    # 700 distinct units in the last 7 days: 100 units a day of current traffic
+    Event.objects.bulk_create([Event(event_id=uuid4().hex, model_version=v1, unit_id=f"visitor-{i}", timestamp=now - timedelta(hours=i % 160),
+                                     latency_ms=50.0) for i in range(700)])
+
+    def per_arm(mde: float) -> int:
+        return math.ceil(NormalIndPower().solve_power(effect_size=proportion_effectsize(0.1 + mde, 0.1), alpha=0.05, power=0.8))
+
+    console_errors = []
+    page.on("console", lambda msg: msg.type == "error" and console_errors.append(msg.text))
+
+    log_in(page, live_server, "alice")
+    page.click("nav >> text=Experiments")
+    page.click("#experiments-empty >> text=Design an experiment")
+    page.fill("input[name=key]", "checkout-v2")
+    page.fill("textarea[name=hypothesis]", "v2 raises conversion by 2 points")
+    page.select_option("#subject", "model:checkout")
+
+    page.wait_for_function("document.getElementById('calc-per-day').textContent === '100 units a day'")  # the subject's traffic
+    page.wait_for_function("document.getElementById('calculator').dataset.state === 'ready'")
+    assert page.inner_text("#calc-per-arm") == "3,835" and per_arm(0.02) == 3835
+    assert page.input_value("#variant-table tr:nth-child(1) input[name=variant_version]") == "1"
+    assert page.input_value("#variant-table tr:nth-child(2) input[name=variant_version]") == "2"
+    assert page.inner_text("#calc-total") == "7,670"
+    assert page.inner_text("#calc-days") == "77 days (11.0 weeks)"
+    page.focus("input[name=mde]")
+    page.wait_for_function("document.getElementById('calculator').dataset.state === 'ready'")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("0.03")  # keystrokes, no blur: the calculator follows the typing
+    page.wait_for_function(f"document.getElementById('calc-per-arm').textContent === '{per_arm(0.03):,}'")
+    page.click("#variant-table ~ p [data-add-row]")
+    page.wait_for_function(f"document.getElementById('calc-total').textContent === '{per_arm(0.03) * 3:,}'")
+    page.click("#variant-table tbody tr:nth-child(3) [data-remove-row]")
+    page.fill("input[name=mde]", "0.02")
+    page.wait_for_function("document.getElementById('calc-total').textContent === '7,670'")
+    assert page.inner_text("#weight-sum") == "Weights sum to 100 ✓"
+    page.click("#design-submit")
+    page.wait_for_selector(".msg-success >> text=Experiment checkout-v2 designed: 3,835 units per arm")
+    page.fill("#start-form input[name=reason]", "traffic is back")
+    page.click("[data-testid=start]")
+    page.wait_for_selector("#experiment-status >> text=running")
+
+    experiment = Experiment.objects.get(key="checkout-v2")
+    start = timezone.now() - timedelta(days=2)
+    load_exposures(experiment, [(f"{arm}{i}", arm, start + timedelta(days=i % 3, minutes=i % 300)) for arm in "AB" for i in range(1500)])
+    load_outcomes([(f"{arm}{i}", "conversion", 1.0, start + timedelta(days=i % 3, minutes=i % 300 + 30))
+                   for arm, converted in (("A", 150), ("B", 270)) for i in range(converted)])
+    page.click("[data-testid=refresh]")
+
+    page.wait_for_selector("#metric-chart .plot-container", state="attached")
+    page.wait_for_selector("#lift-chart .plot-container", state="attached")
+    page.wait_for_selector("#lift-chart .main-svg")
+    assert page.locator("#metric-chart .scatterlayer .trace").count() == 2
+    assert page.get_attribute("#recommendation", "data-action") == "promote"
+    assert page.get_attribute("[data-step=randomisation]", "data-state") == "done"
+    assert console_errors == []

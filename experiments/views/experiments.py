@@ -156,7 +156,7 @@ def _guardrail_view(g: dict) -> dict:
     if g.get("relative"):
         limit = f"+{number_text(allowed * 100)} % of the control's"
     elif g["metric"] in (GuardrailMetric.ERROR_RATE, GuardrailMetric.GUARDRAIL_RATE):
-        limit = f"+{number_text(allowed * 100)} points"
+        limit = f"+{number_text(allowed * 100)} point{'' if allowed == 0.01 else 's'}"
     else:
         limit = f"+{number_text(allowed)}"
     return {

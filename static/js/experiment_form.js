@@ -160,6 +160,7 @@
   function changed() {
     showBaseline();
     showWeights();
+    calculator.dataset.state = "pending"; // "ready" again once the answer to the newest inputs is shown
     clearTimeout(timer);
     timer = setTimeout(compute, 250);
   }

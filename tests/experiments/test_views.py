@@ -339,12 +339,37 @@ def test_the_page_shows_the_results_against_statsmodels_and_scipy(viewer, editor
     assert "Significance B better by the always-valid interval" in page
     assert 'data-action="promote"' in html and "Promote B:" in page and "Decided by the always-valid interval" in page
     assert "1,950 / 3,835" in page and 'id="srm-banner"' not in html
+    assert re.search(r'data-step="duration" data-state="active"', html) and "1,950 of 3,835 units per arm (51%)" in page
     figures = {name: json.loads(re.search(rf'<script id="{name}" type="application/json">(.*?)</script>', html, re.S).group(1))
                for name in ("metric-figure", "lift-figure")}
     assert [t["name"] for t in figures["metric-figure"]["data"]] == ["A", "B"]
     assert figures["metric-figure"]["data"][0]["y"][-1] == pytest.approx(10.0)  # percent
     assert "NaN" not in html and "Infinity" not in html and "nan" not in page.lower().split()
     assert 'src="/static/vendor/plotly.min.js"' in html
+
+
+def test_once_the_planned_sample_is_reached_the_fixed_horizon_test_decides(viewer, editor, checkout):
+    experiment = services.experiment_start(experiment=design(editor, mde=0.1), reason="go", actor=editor)
+    planned = experiment.sample_size_per_arm
+    with_traffic(experiment, (planned + 10, planned + 10), (planned // 10, planned // 4))
+    analyse(experiment)
+
+    response = logged_in(viewer).get("/experiments/checkout-test/")
+
+    html, page = response.content.decode(), text(response)
+    assert re.search(r'data-step="duration" data-state="done"', html)
+    assert f"planned sample reached ({planned + 10:,} of {planned:,} units per arm)" in page
+    assert "Decided by the fixed-horizon test: the planned sample size is reached." in page
+
+
+def test_a_test_stopped_before_its_sample_size_fails_the_duration_step(viewer, editor, running):
+    with_traffic(running, (30, 30), (3, 3))
+    services.experiment_stop(experiment=running, reason="out of time", actor=editor)
+
+    response = logged_in(viewer).get("/experiments/checkout-test/")
+
+    assert re.search(r'data-step="duration" data-state="failed"', response.content.decode())
+    assert "stopped after 0.0 days at 30 of 3,835 units per arm" in text(response)
 
 
 def test_a_sample_ratio_mismatch_raises_the_banner_and_fails_randomisation(viewer, editor, running):
@@ -388,16 +413,23 @@ def test_guardrails_show_their_status(viewer, editor, running):
     assert "+0.5 points" in text(response) and "+10 % of the control's" in text(response)
 
 
-def test_the_experiment_page_uses_a_constant_number_of_queries(viewer, editor, running, django_assert_max_num_queries):
-    with_traffic(running, (300, 300), (30, 45))
-    analyse(running)
-    services.experiment_decide(experiment=running, decision="promote", variant="B", reason="clear win", actor=editor)
+def test_the_experiment_page_uses_a_constant_number_of_queries(viewer, editor, checkout, django_assert_max_num_queries):
+    three = [{"name": "A", "version": 1, "weight": 34}, {"name": "B", "version": 2, "weight": 33}, {"name": "C", "version": 3, "weight": 33}]
+    experiment = services.experiment_start(experiment=design(editor, variants=three), reason="go", actor=editor)
+    now = timezone.now()
+    load_exposures(experiment, [(f"{arm}{i}", arm, now - timedelta(days=i % 3)) for arm in "ABC" for i in range(300)])
+    load_outcomes([(f"{arm}{i}", "conversion", 1.0, now) for arm, x in (("A", 30), ("B", 45), ("C", 40)) for i in range(x)])
+    analyse(experiment)
+    services.experiment_decide(experiment=experiment, decision="promote", variant="B", reason="clear win", actor=editor)
     client = logged_in(viewer)
 
-    with django_assert_max_num_queries(12):
+    # session, user, role; the experiment, its variants; the latest analysis, one in progress; the promotion
+    with django_assert_max_num_queries(8):
         response = client.get("/experiments/checkout-test/")
 
-    assert response.status_code == 200 and 'id="promotion-link"' in response.content.decode()
+    html = response.content.decode()
+    assert response.status_code == 200 and 'id="promotion-link"' in html
+    assert html.count('<tr data-variant="C"') == 3  # the variants table, the primary metric's arms and its comparison
 
 
 # --- buttons --------------------------------------------------------------------------------------------------------------------
