@@ -7,7 +7,9 @@ import html as html_lib
 import json
 import re
 from datetime import timedelta
+from uuid import uuid4
 
+import numpy as np
 import pytest
 from django.test import Client
 from django.utils import timezone
@@ -16,6 +18,7 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from experiments import services
 from experiments.models import Analysis, Experiment, ExperimentStatus
+from monitoring.models import Event
 from registry.models import AuditEvent, ModelVersion, PromotionRequest
 from registry.services.gates import gate_policy_set
 from tests.experiments.conftest import design, load_exposures, load_outcomes
@@ -346,6 +349,35 @@ def test_the_page_shows_the_results_against_statsmodels_and_scipy(viewer, editor
     assert figures["metric-figure"]["data"][0]["y"][-1] == pytest.approx(10.0)  # percent
     assert "NaN" not in html and "Infinity" not in html and "nan" not in page.lower().split()
     assert 'src="/static/vendor/plotly.min.js"' in html
+
+
+def test_a_prompt_experiment_shows_means_and_welchs_t_against_scipy(viewer, editor, prompt_versions):
+    experiment = services.experiment_create(
+        key="summarize-ab", hypothesis="v3 is judged better", prompt="summarize", actor=editor, mde=0.05, baseline_std=0.2,
+        variants=[{"name": "A", "version": 2, "weight": 50}, {"name": "B", "version": 3, "weight": 50}],
+        primary_metric={"name": "judge_score", "kind": "mean"}, guardrails=[],
+    )
+    experiment = services.experiment_start(experiment=experiment, reason="go", actor=editor)
+    start = timezone.now() + timedelta(minutes=1)
+    scores = {"A": [0.6 + 0.01 * (i % 7) for i in range(40)], "B": [0.7 + 0.01 * (i % 5) for i in range(40)]}
+    load_exposures(experiment, [(f"{arm}{i}", arm, start) for arm in "AB" for i in range(40)])
+    Event.objects.bulk_create([
+        Event(event_id=uuid4().hex, prompt_version=prompt_versions[2 if arm == "A" else 3], unit_id=f"{arm}{i}", timestamp=start,
+              latency_ms=100.0, judge_score=score)
+        for arm in "AB" for i, score in enumerate(scores[arm])
+    ])
+    analyse(experiment)
+
+    response = logged_in(viewer).get("/experiments/summarize-ab/")
+
+    html = response.content.decode()
+    t, p = scipy_stats.ttest_ind(scores["B"], scores["A"], equal_var=False)
+    arm_b = re.search(r'<tr data-variant="B"><td>B</td><td class="num">40</td>.*?</tr>', html, re.S).group(0)
+    assert f'data-col="value">{np.mean(scores["B"]):.4g}<' in arm_b and f">{np.std(scores['B'], ddof=1):.4g}<" in arm_b
+    row = re.search(r'<tr data-variant="B" class="better">.*?</tr>', html, re.S).group(0)
+    assert f"t = {t:.4g}" in row and f">{p:.4g}<" in row
+    assert f'data-col="diff">+{np.mean(scores["B"]) - np.mean(scores["A"]):.4g}<' in row
+    assert 'href="/prompts/summarize/versions/3/">v3</a>' in html and "from the events" in text(response)
 
 
 def test_once_the_planned_sample_is_reached_the_fixed_horizon_test_decides(viewer, editor, checkout):
