@@ -15,9 +15,11 @@ from datetime import UTC, date, datetime, timedelta
 
 from mlops_site.charts import PALETTE, base_layout, downsample, label
 
+from .drift import Severity
+
 # --- drift ----------------------------------------------------------------------------------------
 
-SEVERITY_COLOR = {"significant": "#dc2626", "moderate": "#d97706", "none": "#16a34a", "no_data": "#9ca3af"}
+SEVERITY_COLOR = {Severity.SIGNIFICANT: "#dc2626", Severity.MODERATE: "#d97706", Severity.NONE: "#16a34a", Severity.NO_DATA: "#9ca3af"}
 
 
 def psi_heatmap(reports: list[dict]) -> dict:

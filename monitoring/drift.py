@@ -1,4 +1,4 @@
-"""Drift statistics, exactly as ../shared/METRICS.md defines them. numpy/scipy only: no Django.
+"""Drift statistics, exactly as defined below. numpy/scipy only: no Django.
 
 Reference `r` (training or baseline window) and current `c` samples of one
 column. Missing values (NaN, None) are excluded and counted; +-inf in a numeric
@@ -29,6 +29,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 from scipy import stats
@@ -45,6 +46,17 @@ JS_INVESTIGATE = 0.3
 
 class DriftError(ValueError):
     """Input the drift functions cannot use (wrong shapes or types)."""
+
+
+class Severity(StrEnum):
+    """How far a column drifted, most severe first (the report page lists columns in this order):
+    significant PSI above the threshold or JS above 0.3 (drifted), moderate PSI from 0.1 (investigate),
+    none below, no_data when one side has no values (or no such column)."""
+
+    SIGNIFICANT = "significant"
+    MODERATE = "moderate"
+    NONE = "none"
+    NO_DATA = "no_data"
 
 
 # --- the single statistics --------------------------------------------------------------------
@@ -202,7 +214,7 @@ class ColumnDrift:
     chi2_pvalue: float | None = None
     pvalue_subsampled: bool = False
     drifted: bool = False
-    severity: str = "none"  # none, moderate, significant, no_data
+    severity: Severity = Severity.NONE
     reason: str = ""
     bins: list = field(default_factory=list)  # bin labels (edges or categories)
     reference_share: list = field(default_factory=list)
@@ -249,15 +261,15 @@ def prepare_reference(values, kind: str | None = None) -> ReferenceColumn:
     return ReferenceColumn(kind="categorical", n=len(present), missing=missing, categories=tuple(categories), counts=np.asarray(counts))
 
 
-def _severity(psi_value: float, js_value: float, psi_threshold: float) -> tuple[str, bool, str]:
+def _severity(psi_value: float, js_value: float, psi_threshold: float) -> tuple[Severity, bool, str]:
     psi_value, js_value = float(psi_value), float(js_value)
     if psi_value > psi_threshold:
-        return "significant", True, f"PSI {psi_value:.3f} > {psi_threshold}"
+        return Severity.SIGNIFICANT, True, f"PSI {psi_value:.3f} > {psi_threshold}"
     if js_value > JS_INVESTIGATE:
-        return "significant", True, f"JS {js_value:.3f} > {JS_INVESTIGATE}"
+        return Severity.SIGNIFICANT, True, f"JS {js_value:.3f} > {JS_INVESTIGATE}"
     if psi_value >= PSI_MODERATE:
-        return "moderate", False, f"PSI {psi_value:.3f} between {PSI_MODERATE} and {psi_threshold}: investigate"
-    return "none", False, f"PSI {psi_value:.3f} < {PSI_MODERATE}"
+        return Severity.MODERATE, False, f"PSI {psi_value:.3f} between {PSI_MODERATE} and {psi_threshold}: investigate"
+    return Severity.NONE, False, f"PSI {psi_value:.3f} < {PSI_MODERATE}"
 
 
 def column_drift(name: str, reference: ReferenceColumn, current, *, psi_threshold: float = PSI_SIGNIFICANT) -> ColumnDrift:
@@ -283,9 +295,9 @@ def _numeric_drift(name: str, ref: ReferenceColumn, current, psi_threshold: floa
     base = dict(column=name, kind="numeric", n_reference=ref.n, n_current=int(c.size), missing_reference=ref.missing,
                 missing_current=missing_current, invalid_current=inf_count + not_numbers)
     if ref.n == 0:
-        return ColumnDrift(**base, severity="no_data", reason="the reference has no finite values")
+        return ColumnDrift(**base, severity=Severity.NO_DATA, reason="the reference has no finite values")
     if c.size == 0:
-        return ColumnDrift(**base, severity="no_data", reason="no data in this window")
+        return ColumnDrift(**base, severity=Severity.NO_DATA, reason="no data in this window")
     p_cur = bin_proportions(c, ref.cuts)
     r = ref.sorted_values
     merged = _merge(r, c)
@@ -315,9 +327,9 @@ def _categorical_drift(name: str, ref: ReferenceColumn, current, psi_threshold: 
     base = dict(column=name, kind="categorical", n_reference=ref.n, n_current=len(present), missing_reference=ref.missing,
                 missing_current=1 - len(present) / len(values) if values else 0.0, invalid_current=0)
     if ref.n == 0:
-        return ColumnDrift(**base, severity="no_data", reason="the reference has no values")
+        return ColumnDrift(**base, severity=Severity.NO_DATA, reason="the reference has no values")
     if not present:
-        return ColumnDrift(**base, severity="no_data", reason="no data in this window")
+        return ColumnDrift(**base, severity=Severity.NO_DATA, reason="no data in this window")
     cur_categories, cur_counts = np.unique(np.asarray(present, dtype=object), return_counts=True)
     categories = sorted(set(ref.categories) | set(cur_categories.tolist()))
     ref_counts = dict(zip(ref.categories, ref.counts.tolist(), strict=True))
@@ -352,11 +364,11 @@ def _report_column(name: str, *, reference: dict, current: dict, psi_threshold: 
     if name not in current:
         ref = reference[name]
         return ColumnDrift(column=name, kind=getattr(ref, "kind", "numeric"), n_reference=getattr(ref, "n", 0), n_current=0,
-                           missing_reference=0.0, missing_current=1.0, invalid_current=0, severity="no_data",
+                           missing_reference=0.0, missing_current=1.0, invalid_current=0, severity=Severity.NO_DATA,
                            reason="column missing from the current data")
     if name not in reference:
         return ColumnDrift(column=name, kind="unknown", n_reference=0, n_current=len(current[name]), missing_reference=1.0,
-                           missing_current=0.0, invalid_current=0, severity="no_data", reason="new column, not in the reference")
+                           missing_current=0.0, invalid_current=0, severity=Severity.NO_DATA, reason="new column, not in the reference")
     ref = reference[name] if isinstance(reference[name], ReferenceColumn) else prepare_reference(reference[name])
     return column_drift(name, ref, current[name], psi_threshold=thresholds.get(name, psi_threshold))
 

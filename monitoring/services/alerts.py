@@ -17,6 +17,7 @@ from mlops_site.exceptions import Conflict, NotFound, ValidationFailed
 from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import APPROVER, EDITOR, require_role
 
+from ..drift import Severity
 from ..models import AlertEvent, AlertMetric, AlertRule, AlertState, Comparison, DriftReport
 from .notifications import deliver
 
@@ -62,7 +63,7 @@ def metric_value(metric: str, results: list[dict], schema_check: dict | None = N
     if metric == AlertMetric.DRIFTED_FEATURES:
         return float(sum(1 for r in features if r.get("drifted")))
     if metric == AlertMetric.NULL_SHARE_INCREASE:
-        increases = [r["missing_current"] - r["missing_reference"] for r in features if r["severity"] != "no_data"]
+        increases = [r["missing_current"] - r["missing_reference"] for r in features if r["severity"] != Severity.NO_DATA]
         return max(increases) if increases else None
     if metric == AlertMetric.LABEL_PSI:
         found = next((r for r in results if r["column"] == "label" and r.get("psi") is not None), None)

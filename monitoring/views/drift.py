@@ -16,6 +16,7 @@ from mlops_site.pages import call_and_redirect, get_or_404
 from registry import selectors as registry_selectors
 
 from .. import charts, selectors, services
+from ..drift import Severity
 from ..models import Reference
 
 
@@ -29,7 +30,7 @@ def report_detail(request: HttpRequest, report_id: int) -> HttpResponse:
     results = report.results
     chosen = request.GET.get("column") or (results[0]["column"] if results else "")
     selected = next((r for r in results if r["column"] == chosen), None)
-    order = {"significant": 0, "moderate": 1, "none": 2, "no_data": 3}
+    order = {severity: rank for rank, severity in enumerate(Severity)}  # most severe first
     context = {
         "report": report,
         "version": report.model_version,
