@@ -29,7 +29,6 @@ from common import (
     loadavg,
     mib,
     print_table,
-    profile_summary,  # noqa: F401 - defined here before common.py; scripts may still import it from prompts_bench
     write_results,
 )
 from prompts_generate import cmd_generate, cmd_json_limit

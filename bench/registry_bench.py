@@ -20,23 +20,17 @@ import os
 import platform
 from pathlib import Path
 
-# REPO_DIR, percentile, _loadavg and _normalise_sql were defined here before common.py; other bench scripts
-# (bench/evaluation_bench.py) import them, with BENCH_DIR and write_json, from registry_bench: re-exported.
-from common import (  # noqa: F401
+from common import (
     BENCH_DIR,
-    REPO_DIR,
     django_setup,
     free_port,
     load_json,
-    percentile,
     print_environment,
     print_table,
     wait_for_url,
     write_json,
     write_results,
 )
-from common import loadavg as _loadavg  # noqa: F401
-from common import normalise_sql as _normalise_sql  # noqa: F401
 from registry_http import cmd_http
 from registry_seed import DETAIL_MODEL, cmd_queries, cmd_seed
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from common import loadavg, percentile, write_json
-from registry_seed import _targets
+from registry_seed import api_targets
 
 
 def summarise(samples_s: list[float]) -> dict:
@@ -73,7 +73,7 @@ def cmd_http(args) -> None:
             "api_models" + suffix: http_target(api, base + targets["api_models"]),
         }
 
-    targets = _targets()
+    targets = api_targets()
     base = args.base_url.rstrip("/")
     plan = our_targets(base, json.loads(Path(args.seed).read_text()))
     if args.small_base_url:

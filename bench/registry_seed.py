@@ -89,7 +89,7 @@ def cmd_seed(args) -> None:
           f"{counts['pending_promotions']} pending) in {seconds:.1f} s")
 
 
-def _targets(api_base: str = "/api/v1/models") -> dict[str, str]:
+def api_targets(api_base: str = "/api/v1/models") -> dict[str, str]:
     return {"models_page": "/models/", "model_page": f"/models/{DETAIL_MODEL}/", "api_models": api_base}
 
 
@@ -106,7 +106,7 @@ def cmd_queries(args) -> None:
         raise SystemExit("in-process login failed")
     api_client = Client(HTTP_AUTHORIZATION=f"Token {seed['token']}")
     out = {}
-    for key, path in _targets().items():
+    for key, path in api_targets().items():
         client = api_client if key == "api_models" else page_client
         warm = client.get(path)
         if warm.status_code != 200:

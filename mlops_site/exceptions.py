@@ -10,6 +10,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.shortcuts import render
+from django.views.defaults import server_error
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -112,8 +114,6 @@ def json_404(request, exception=None):
     """handler404: JSON in the one shape under /api/, the HTML page elsewhere."""
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("No such endpoint or object.", "not_found"), status=404)
-    from django.shortcuts import render
-
     # Our own Http404s carry a readable message; the URL resolver's do not.
     message = exception.args[0] if exception is not None and exception.args and isinstance(exception.args[0], str) else ""
     return render(request, "404.html", {"message": message}, status=404)
@@ -122,6 +122,4 @@ def json_404(request, exception=None):
 def json_500(request):
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("Internal server error.", "server_error"), status=500)
-    from django.views.defaults import server_error
-
     return server_error(request)

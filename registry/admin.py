@@ -8,6 +8,8 @@ services (the pages and the API), never through an admin form.
 from django import forms
 from django.contrib import admin
 
+from mlops_site.exceptions import DomainError
+
 from .models import (
     AuditEvent,
     DatasetSchema,
@@ -23,6 +25,7 @@ from .models import (
     RegisteredModel,
     StageChange,
 )
+from .services.gates import clean_checks, gate_policy_set
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -110,10 +113,6 @@ class GatePolicyForm(forms.ModelForm):
         fields = ["model", "prompt", "checks", "enforced"]
 
     def clean(self):
-        from mlops_site.exceptions import DomainError
-
-        from .services.gates import clean_checks
-
         data = super().clean()
         if bool(data.get("model")) == bool(data.get("prompt")):
             raise forms.ValidationError("Choose a model or a prompt, not both.")
@@ -133,8 +132,6 @@ class GatePolicyAdmin(admin.ModelAdmin):
     list_select_related = ["model", "prompt", "updated_by"]
 
     def save_model(self, request, obj, form, change):
-        from .services.gates import gate_policy_set
-
         data = form.cleaned_data
         saved = gate_policy_set(model=data.get("model"), prompt=data.get("prompt"), checks=data["checks"], enforced=data["enforced"],
                                 actor=request.user)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass
 
 
@@ -31,8 +32,6 @@ def side_by_side(old: str, new: str) -> list[DiffRow]:
 
 def settings_text(version) -> str:
     """The non-text settings of a prompt version as lines, so they diff like the rest."""
-    import json
-
     lines = [f"model: {version.llm_model}", f"temperature: {version.temperature}", f"max_tokens: {version.max_tokens}"]
     lines += [f"eval_criteria[{i}]: {json.dumps(c, sort_keys=True)}" for i, c in enumerate(version.eval_criteria)]
     if version.tags:

@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -384,8 +385,6 @@ def config_text(config: Mapping[str, Mapping[str, int]]) -> str:
 
 def read_folder(root) -> dict[str, bytes]:
     """Every regular file under `root`, by its path relative to it (links are not followed)."""
-    from pathlib import Path
-
     root = Path(root)
     if not root.is_dir():
         raise FolderInvalid([Problem(str(root), None, "not a folder")])

@@ -16,6 +16,11 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
 
 PARQUET_MAGIC = b"PAR1"
 
@@ -33,9 +38,6 @@ class Table:
 
 
 def _to_numpy(column) -> tuple[np.ndarray, str]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     kind = column.type
     if pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         values = column.cast(pa.float64())
@@ -73,11 +75,6 @@ def _json_array_as_lines(data: bytes) -> bytes:
 
 def read_table(data: bytes, *, filename: str = "") -> Table:
     """Read CSV (a header row; empty cells are missing), JSON lines (or an array of objects) or Parquet."""
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-    import pyarrow.json as pa_json
-    import pyarrow.parquet as pq
-
     if not data.strip():
         raise TableError("The file is empty.")
     fmt = _detect(data, filename)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .criteria import _flag, _number, _reference, _Row, _short, _threshold
+from .criteria import Row, read_flag, read_number, read_threshold, reference_text, shorten
 from .format_checks import (
     _check_contains,
     _check_equals,
@@ -23,24 +23,24 @@ from .results import ERROR, FAILED, NOT_RUN, PASSED, CheckError, CheckResult, Ju
 from .text import Corpus, levenshtein_similarity, rouge_n, tfidf_cosine, token_f1
 
 
-def _check_levenshtein(c: Mapping, row: _Row):
-    threshold = _threshold(c)
-    a, b = row.output.strip(), _reference(c, row).strip()
-    if _flag(c, "ignore_case", False):
+def _check_levenshtein(c: Mapping, row: Row):
+    threshold = read_threshold(c)
+    a, b = row.output.strip(), reference_text(c, row).strip()
+    if read_flag(c, "ignore_case", False):
         a, b = a.casefold(), b.casefold()
     score = levenshtein_similarity(a, b)
     return score >= threshold, score, f"levenshtein similarity {score:.3f} (threshold {threshold:g})"
 
 
-def _check_rouge(c: Mapping, row: _Row):
-    threshold, n = _threshold(c), _number(c, "n", integer=True, minimum=1) or 1
-    score = rouge_n(row.output, _reference(c, row), n)
+def _check_rouge(c: Mapping, row: Row):
+    threshold, n = read_threshold(c), read_number(c, "n", integer=True, minimum=1) or 1
+    score = rouge_n(row.output, reference_text(c, row), n)
     detail = f"ROUGE-{n} F1 {score.f1:.3f} (P {score.precision:.3f}, R {score.recall:.3f}; threshold {threshold:g})"
     return score.f1 >= threshold, score.f1, detail
 
 
-def _check_similarity(c: Mapping, row: _Row):
-    threshold, method, reference = _threshold(c), c.get("method", "token_f1"), _reference(c, row)
+def _check_similarity(c: Mapping, row: Row):
+    threshold, method, reference = read_threshold(c), c.get("method", "token_f1"), reference_text(c, row)
     if method == "token_f1":
         score, label = token_f1(row.output, reference), "token F1 (SQuAD-style, lexical)"
     elif method == "tfidf_cosine":
@@ -52,24 +52,24 @@ def _check_similarity(c: Mapping, row: _Row):
     return score >= threshold, score, f"{label} {score:.3f} (threshold {threshold:g})"
 
 
-def _check_llm_judge(c: Mapping, row: _Row):
-    threshold = _threshold(c)
+def _check_llm_judge(c: Mapping, row: Row):
+    threshold = read_threshold(c)
     if row.judge is None:
         return None, None, "no judge configured: an llm_judge criterion is not run (and never passed) without one"
     try:
         verdict = row.judge.grade(criterion=c, input=row.input, output=row.output, expected=row.expected if row.has_expected else None)
     except (RuntimeError, ValueError, OSError) as exc:
-        raise CheckError(f"judge failed: {_short(str(exc), 300)}") from None
+        raise CheckError(f"judge failed: {shorten(str(exc), 300)}") from None
     score = verdict.score
     if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
         raise CheckError(f"judge gave {score!r}, not a score between 0 and 1")
-    reason = f": {_short(verdict.reason, 200)}" if verdict.reason else ""
+    reason = f": {shorten(verdict.reason, 200)}" if verdict.reason else ""
     return score >= threshold, float(score), f"judge score {score:.3f} (threshold {threshold:g}){reason}"
 
 
 def _check_budget(key: str, unit: str, measured_field: str, missing: str):
-    def check(c: Mapping, row: _Row):
-        limit, measured = _number(c, key, required=True, minimum=0), getattr(row, measured_field)
+    def check(c: Mapping, row: Row):
+        limit, measured = read_number(c, key, required=True, minimum=0), getattr(row, measured_field)
         if measured is None:
             return None, None, missing
         return measured <= limit, float(measured), f"{measured:g} {unit} (max {limit:g})"
@@ -77,7 +77,7 @@ def _check_budget(key: str, unit: str, measured_field: str, missing: str):
     return check
 
 
-def _check_safety(c: Mapping, row: _Row):
+def _check_safety(c: Mapping, row: Row):
     deny = c.get("deny", [])
     if not isinstance(deny, list) or not all(isinstance(p, str) for p in deny):
         raise CheckError("`deny` must be a list of regular expressions")
@@ -85,12 +85,12 @@ def _check_safety(c: Mapping, row: _Row):
     kinds = list(PII_KINDS) if pii is True else [] if pii is False else pii
     if not isinstance(kinds, list) or set(kinds) - set(PII_KINDS):
         raise CheckError(f"`pii` must be true, false or a list of {', '.join(PII_KINDS)}")
-    flags = re.IGNORECASE if _flag(c, "ignore_case", True) else re.NOFLAG
+    flags = re.IGNORECASE if read_flag(c, "ignore_case", True) else re.NOFLAG
     hits = []
     for pattern in deny:
         try:
             if re.search(pattern, row.output, flags):
-                hits.append(f"deny pattern /{_short(pattern, 40)}/")
+                hits.append(f"deny pattern /{shorten(pattern, 40)}/")
         except re.error as exc:
             raise CheckError(f"deny pattern {pattern!r} is not a valid regular expression: {exc}") from None
     names = {"email": "e-mail address", "phone": "phone number", "card": "card number (Luhn-valid)"}
@@ -150,7 +150,7 @@ def run_checks(
     corpus: Corpus | None = None,
 ) -> tuple[CheckResult, ...]:
     """One CheckResult per criterion (and the built-in safety check), in order. Never raises for a bad criterion."""
-    context = _Row(output, row.get("input"), row.get("expected"), "expected" in row, latency_ms, cost_usd, judge, corpus)
+    context = Row(output, row.get("input"), row.get("expected"), "expected" in row, latency_ms, cost_usd, judge, corpus)
     results, seen = [], set()
     for criterion in with_default_safety(criteria):
         name, kind = _label(criterion)

@@ -12,7 +12,7 @@ from .text import Corpus
 
 
 @dataclass(frozen=True)
-class _Row:
+class Row:
     output: str
     input: Any
     expected: Any
@@ -23,7 +23,7 @@ class _Row:
     corpus: Corpus | None
 
 
-def _number(c: Mapping, key: str, *, required: bool = False, integer: bool = False, minimum: float | None = None):
+def read_number(c: Mapping, key: str, *, required: bool = False, integer: bool = False, minimum: float | None = None):
     if key not in c:
         if required:
             raise CheckError(f"needs `{key}`")
@@ -36,28 +36,28 @@ def _number(c: Mapping, key: str, *, required: bool = False, integer: bool = Fal
     return value
 
 
-def _threshold(c: Mapping) -> float:
-    value = _number(c, "threshold", required=True)
+def read_threshold(c: Mapping) -> float:
+    value = read_number(c, "threshold", required=True)
     if not 0 <= value <= 1:
         raise CheckError(f"`threshold` must be between 0 and 1, not {value!r}")
     return value
 
 
-def _flag(c: Mapping, key: str, default: bool) -> bool:
+def read_flag(c: Mapping, key: str, default: bool) -> bool:
     value = c.get(key, default)
     if not isinstance(value, bool):
         raise CheckError(f"`{key}` must be true or false, not {value!r}")
     return value
 
 
-def _strings(c: Mapping, key: str) -> list[str]:
+def read_strings(c: Mapping, key: str) -> list[str]:
     value = c.get(key)
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise CheckError(f"`{key}` must be a non-empty list of strings")
     return value
 
 
-def _reference(c: Mapping, row: _Row) -> str:
+def reference_text(c: Mapping, row: Row) -> str:
     if "value" in c:
         value = c["value"]
     elif row.has_expected:
@@ -69,5 +69,5 @@ def _reference(c: Mapping, row: _Row) -> str:
     return value
 
 
-def _short(text: str, limit: int = 60) -> str:
+def shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -42,9 +42,9 @@ class Provider(Protocol):
         ...
 
 
-def _count(value) -> int | None:
+def count_or_none(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _amount(value) -> float | None:
+def amount_or_none(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0 else None

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import requests
 import urllib3
 
-from .base import Completion, ProviderError, _count
+from .base import Completion, ProviderError, count_or_none
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
@@ -125,7 +125,7 @@ class OpenAICompatibleProvider:
             reason = choices[0].get("finish_reason")
             raise ProviderError(f"the answer from {self.url} has no text content (finish_reason {reason!r})", kind="bad_answer")
         usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-        tokens_in, tokens_out = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+        tokens_in, tokens_out = count_or_none(usage.get("prompt_tokens")), count_or_none(usage.get("completion_tokens"))
         cost = None
         if self.pricing is not None and tokens_in is not None and tokens_out is not None:
             cost = self.pricing(model, tokens_in, tokens_out)

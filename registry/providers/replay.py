@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .base import Completion, ProviderError, ResponsesInvalid, _amount, _count
+from .base import Completion, ProviderError, ResponsesInvalid, amount_or_none, count_or_none
 
 
 class ReplayProvider:
@@ -78,6 +78,6 @@ class ReplayProvider:
             raise ProviderError(f"the recorded response of {where} is {type(output).__name__}, not text", kind="bad_answer")
         extra = record if isinstance(record, Mapping) else {}
         return Completion(
-            text=output, latency_ms=_amount(extra.get("latency_ms")), input_tokens=_count(extra.get("input_tokens")),
-            output_tokens=_count(extra.get("output_tokens")), cost_usd=_amount(extra.get("cost_usd")), raw=record,
+            text=output, latency_ms=amount_or_none(extra.get("latency_ms")), input_tokens=count_or_none(extra.get("input_tokens")),
+            output_tokens=count_or_none(extra.get("output_tokens")), cost_usd=amount_or_none(extra.get("cost_usd")), raw=record,
         )

@@ -41,7 +41,7 @@ def get_or_create_locked(model_class, *, name: str, actor):
     try:
         with transaction.atomic():
             created = model_class.objects.create(name=name, created_by=actor)
-            from .gates import gate_policy_default_ensure
+            from .gates import gate_policy_default_ensure  # gates imports audit_record from here: a cycle at the top
 
             gate_policy_default_ensure(**{"model" if model_class is RegisteredModel else "prompt": created})
             return created

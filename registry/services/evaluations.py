@@ -34,10 +34,11 @@ from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import EDITOR, require_role
 
 from .. import evaluation as numbers
-from .. import tables
+from .. import tables, validation
 from ..models import AuditAction, DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, EvaluationStatus, ModelVersion, PromptVersion
 from ..providers import ProviderError
 from .audit import audit_record
+from .prompt_runs import run_prompt_evaluation
 
 STALE_RUN = timedelta(minutes=30)
 MAX_UPLOAD_MB = 200
@@ -231,12 +232,10 @@ def _model_metrics(evaluation: Evaluation) -> tuple[dict, dict]:
 
 
 def _data_validation(evaluation: Evaluation) -> tuple[dict, dict]:
-    from .. import validation
-
     schema_row = DatasetSchema.objects.filter(model_id=evaluation.model_version.model_id).first()
     if schema_row is None:
         raise validation.SchemaError("The model has no dataset schema.")
-    schema = validation.DatasetSchema.from_dict(schema_row.schema)
+    schema = validation.SchemaSpec.from_dict(schema_row.schema)
     table = tables.read_table(bytes(evaluation.data), filename=evaluation.source)
     report = validation.validate(table, schema)
     metrics = {"schema_violations": report.violations_total, "invalid_rows": report.invalid_rows, "valid_share": report.valid_share}
@@ -244,8 +243,6 @@ def _data_validation(evaluation: Evaluation) -> tuple[dict, dict]:
 
 
 def _prompt_evaluation(evaluation: Evaluation) -> tuple[dict, dict, list[EvaluationRow]]:
-    from .prompt_runs import run_prompt_evaluation
-
     return run_prompt_evaluation(evaluation)
 
 

@@ -8,18 +8,16 @@ from django.utils import timezone
 from mlops_site.exceptions import ValidationFailed
 from mlops_site.roles import EDITOR, require_role
 
-from .. import tables
+from .. import tables, validation
 from ..models import AuditAction, DatasetSchema, RegisteredModel
 from .audit import audit_record
 
 
 def dataset_schema_set(*, model: RegisteredModel, schema: dict, actor, source: str = "edited") -> DatasetSchema:
     """Create or replace a model's dataset schema, validated; the audit log keeps the one before."""
-    from .. import validation
-
     require_role(actor, EDITOR, "Setting a dataset schema")
     try:
-        cleaned = validation.DatasetSchema.from_dict(schema).to_dict()
+        cleaned = validation.SchemaSpec.from_dict(schema).to_dict()
     except validation.SchemaError as exc:
         raise ValidationFailed(f"Schema refused: {exc}") from None
     with transaction.atomic():
@@ -34,8 +32,6 @@ def dataset_schema_set(*, model: RegisteredModel, schema: dict, actor, source: s
 
 def dataset_schema_infer(*, model: RegisteredModel, data: bytes, filename: str = "", actor) -> DatasetSchema:
     """The schema of a reference file (types, ranges, categories, missing shares), stored as the model's schema."""
-    from .. import validation
-
     require_role(actor, EDITOR, "Setting a dataset schema")
     try:
         table = tables.read_table(data, filename=filename)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from mlops_site.exceptions import Conflict, NotFound
 
@@ -135,8 +136,6 @@ class PromptSubject:
             raise Conflict(f"{self.name} v{version.version} already runs in {stage}.", code="already_in_stage")
 
     def place(self, version: PromptVersion, stage: str, previous: PromptVersion | None) -> None:
-        from django.utils import timezone
-
         PromptDeployment.objects.update_or_create(
             prompt=self.parent, environment=stage, defaults={"version": version, "updated_at": timezone.now()}
         )

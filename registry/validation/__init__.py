@@ -9,9 +9,9 @@ is importable from here.
 from .checks import validate, validate_columns
 from .inference import CATEGORY_PREFIX, NULL_SHARE_STEP, infer_schema
 from .report import KINDS, ValidationReport, Violation
-from .schema import TYPES, ColumnSchema, DatasetSchema, SchemaError, ValidationInputError
+from .schema import TYPES, ColumnSchema, SchemaError, SchemaSpec, ValidationInputError
 
 __all__ = [
-    "CATEGORY_PREFIX", "KINDS", "NULL_SHARE_STEP", "TYPES", "ColumnSchema", "DatasetSchema", "SchemaError", "ValidationInputError",
+    "CATEGORY_PREFIX", "KINDS", "NULL_SHARE_STEP", "TYPES", "ColumnSchema", "SchemaSpec", "SchemaError", "ValidationInputError",
     "ValidationReport", "Violation", "infer_schema", "validate", "validate_columns",
 ]

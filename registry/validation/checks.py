@@ -29,8 +29,8 @@ import numpy as np
 
 from registry.tables import Table
 
-from .report import ValidationReport, Violation, _plain
-from .schema import ColumnSchema, DatasetSchema, ValidationInputError, _json_number
+from .report import ValidationReport, Violation, python_value
+from .schema import ColumnSchema, SchemaSpec, ValidationInputError, json_number
 
 _BOOLEAN_TEXT = ("true", "false", "1", "0")
 
@@ -49,7 +49,7 @@ class _Findings:
             return
         self.invalid |= mask
         first = np.flatnonzero(mask)[: self.max_examples]
-        examples = tuple((int(i) + 1, None if values is None else _plain(values[i])) for i in first)
+        examples = tuple((int(i) + 1, None if values is None else python_value(values[i])) for i in first)
         self.violations.append(Violation(column, kind, count, count / self.rows, examples, message(count)))
 
     def column(self, column: str, kind: str, message: str, *, invalidates: bool) -> None:
@@ -119,10 +119,10 @@ def _check_numeric(found: _Findings, col: ColumnSchema, values: np.ndarray) -> N
         found.cells(name, "type_mismatch", fraction, values, lambda n: f"{_cells(n)} in integer column {name!r} have a fraction.")
     if col.min is not None:
         below = (values < col.min) & ~infinite
-        found.cells(name, "below_min", below, values, lambda n: f"{_cells(n)} in {name!r} are below the minimum {_json_number(col.min)}.")
+        found.cells(name, "below_min", below, values, lambda n: f"{_cells(n)} in {name!r} are below the minimum {json_number(col.min)}.")
     if col.max is not None:
         above = (values > col.max) & ~infinite
-        found.cells(name, "above_max", above, values, lambda n: f"{_cells(n)} in {name!r} are above the maximum {_json_number(col.max)}.")
+        found.cells(name, "above_max", above, values, lambda n: f"{_cells(n)} in {name!r} are above the maximum {json_number(col.max)}.")
     found.nulls(col, missing)
 
 
@@ -164,7 +164,7 @@ def _check_categorical(found: _Findings, col: ColumnSchema, values: np.ndarray) 
 _CHECKS = {"numeric": _check_numeric, "integer": _check_numeric, "boolean": _check_boolean, "categorical": _check_categorical}
 
 
-def _column_array(name: str, values) -> np.ndarray:
+def column_array(name: str, values) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValidationInputError(f"Column {name!r} must be one value per row.")
@@ -175,15 +175,15 @@ def _column_array(name: str, values) -> np.ndarray:
     raise ValidationInputError(f"Column {name!r} must be float64 numbers (NaN for missing) or str values ('' for missing), not {array.dtype}.")
 
 
-def validate_columns(columns: Mapping[str, np.ndarray], schema: DatasetSchema | Mapping, *, max_examples: int = 5) -> ValidationReport:
+def validate_columns(columns: Mapping[str, np.ndarray], schema: SchemaSpec | Mapping, *, max_examples: int = 5) -> ValidationReport:
     """Check decoded columns against a schema: float64 arrays with NaN for missing, str arrays with "" for missing.
 
     The checks, counts and figures are those of the module docstring.
     """
-    schema = schema if isinstance(schema, DatasetSchema) else DatasetSchema.from_dict(schema)
+    schema = schema if isinstance(schema, SchemaSpec) else SchemaSpec.from_dict(schema)
     if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 0:
         raise ValidationInputError(f"max_examples must be a whole number >= 0, not {max_examples!r}.")
-    arrays = {name: _column_array(name, values) for name, values in columns.items()}
+    arrays = {name: column_array(name, values) for name, values in columns.items()}
     lengths = {name: len(array) for name, array in arrays.items()}
     if len(set(lengths.values())) > 1:
         raise ValidationInputError(f"The columns differ in length: {lengths}.")
@@ -205,6 +205,6 @@ def validate_columns(columns: Mapping[str, np.ndarray], schema: DatasetSchema | 
     return ValidationReport(rows=rows, columns_checked=checked, violations=tuple(found.violations), invalid_rows=int(found.invalid.sum()))
 
 
-def validate(table: Table, schema: DatasetSchema | Mapping, *, max_examples: int = 5) -> ValidationReport:
-    """Check a table read by `registry.tables.read_table` against a schema (a DatasetSchema or its dict)."""
+def validate(table: Table, schema: SchemaSpec | Mapping, *, max_examples: int = 5) -> ValidationReport:
+    """Check a table read by `registry.tables.read_table` against a schema (a SchemaSpec or its dict)."""
     return validate_columns(table.columns, schema, max_examples=max_examples)

@@ -8,8 +8,8 @@ import numpy as np
 
 from registry.tables import Table
 
-from .checks import _column_array
-from .schema import ColumnSchema, DatasetSchema, ValidationInputError
+from .checks import column_array
+from .schema import ColumnSchema, SchemaSpec, ValidationInputError
 
 NULL_SHARE_STEP = 100  # inferred nullable_share is rounded up to whole percentage points (1 / 100)
 CATEGORY_PREFIX = 100_000  # infer_schema counts categories on this prefix first to give up early on free text
@@ -43,7 +43,7 @@ def _infer_categorical(name: str, values: np.ndarray, max_categories: int) -> Co
     return ColumnSchema(name=name, type="categorical", nullable_share=nullable, categories=categories)
 
 
-def infer_schema(table: Table, *, max_categories: int = 50, slack: float = 0.0) -> DatasetSchema:
+def infer_schema(table: Table, *, max_categories: int = 50, slack: float = 0.0) -> SchemaSpec:
     """A schema that the reference `table` itself passes, to edit and then check new data against.
 
     Every column is required and extra columns are not allowed. Numbers: "boolean"
@@ -62,9 +62,9 @@ def infer_schema(table: Table, *, max_categories: int = 50, slack: float = 0.0) 
         raise ValidationInputError(f"slack must be a finite number >= 0, not {slack!r}.")
     columns = []
     for name, values in table.columns.items():
-        array = _column_array(name, values)
+        array = column_array(name, values)
         if array.dtype.kind == "f":
             columns.append(_infer_numeric(name, array, slack))
         else:
             columns.append(_infer_categorical(name, array, max_categories))
-    return DatasetSchema(columns=tuple(columns), allow_extra_columns=False)
+    return SchemaSpec(columns=tuple(columns), allow_extra_columns=False)

@@ -10,7 +10,7 @@ import numpy as np
 KINDS = ("missing_column", "unexpected_column", "type_mismatch", "non_finite", "below_min", "above_max", "unknown_category", "null_share")
 
 
-def _plain(value):
+def python_value(value):
     return value.item() if isinstance(value, np.generic) else value
 
 

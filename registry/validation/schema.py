@@ -113,14 +113,16 @@ class ColumnSchema:
     def to_dict(self) -> dict:
         return {
             "name": self.name, "type": self.type, "required": self.required, "nullable_share": self.nullable_share,
-            "min": _json_number(self.min), "max": _json_number(self.max),
+            "min": json_number(self.min), "max": json_number(self.max),
             "categories": list(self.categories) if self.categories is not None else None,
             "allow_new_categories": self.allow_new_categories,
         }
 
 
 @dataclass(frozen=True)
-class DatasetSchema:
+class SchemaSpec:
+    """A dataset schema as plain data, well formed: what the `schema` field of a `registry.models.DatasetSchema` row holds, parsed."""
+
     columns: tuple[ColumnSchema, ...]
     allow_extra_columns: bool = True
 
@@ -134,7 +136,7 @@ class DatasetSchema:
             seen[column.name] = position
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> DatasetSchema:
+    def from_dict(cls, data: Mapping) -> SchemaSpec:
         """Validate a schema dict (the format in the module docstring); SchemaError names the column and key."""
         if not isinstance(data, Mapping):
             raise SchemaError("A schema must be an object with a 'columns' list.")
@@ -151,5 +153,5 @@ class DatasetSchema:
         return {"columns": [column.to_dict() for column in self.columns], "allow_extra_columns": self.allow_extra_columns}
 
 
-def _json_number(value: float | None):
+def json_number(value: float | None):
     return int(value) if value is not None and value.is_integer() and abs(value) < 2**53 else value

@@ -8,8 +8,8 @@ import pytest
 from registry.tables import TableError, read_table
 from registry.validation import (
     ColumnSchema,
-    DatasetSchema,
     SchemaError,
+    SchemaSpec,
     ValidationInputError,
     infer_schema,
     validate,
@@ -17,8 +17,8 @@ from registry.validation import (
 )
 
 
-def _schema(*columns: dict, allow_extra_columns: bool = True) -> DatasetSchema:
-    return DatasetSchema.from_dict({"columns": list(columns), "allow_extra_columns": allow_extra_columns})
+def _schema(*columns: dict, allow_extra_columns: bool = True) -> SchemaSpec:
+    return SchemaSpec.from_dict({"columns": list(columns), "allow_extra_columns": allow_extra_columns})
 
 
 def _found(report) -> dict:
@@ -244,15 +244,15 @@ def test_schema_dict_round_trips_through_json():
         "allow_extra_columns": False,
     }
 
-    schema = DatasetSchema.from_dict(json.loads(json.dumps(data)))
+    schema = SchemaSpec.from_dict(json.loads(json.dumps(data)))
 
     assert schema.to_dict() == data
-    assert DatasetSchema.from_dict(schema.to_dict()) == schema
+    assert SchemaSpec.from_dict(schema.to_dict()) == schema
     assert schema.columns[2] == ColumnSchema(name="country", type="categorical", categories=("DE", "FR"), allow_new_categories=True)
 
 
 def test_schema_defaults_for_a_short_hand_written_dict():
-    schema = DatasetSchema.from_dict({"columns": [{"name": "x", "type": "numeric"}]})
+    schema = SchemaSpec.from_dict({"columns": [{"name": "x", "type": "numeric"}]})
 
     assert schema.allow_extra_columns is True
     assert schema.columns[0].to_dict() == {
@@ -284,14 +284,14 @@ def test_schema_defaults_for_a_short_hand_written_dict():
 )
 def test_bad_schema_dicts_raise_schema_error_naming_the_problem(columns, words):
     with pytest.raises(SchemaError, match=words):
-        DatasetSchema.from_dict({"columns": columns})
+        SchemaSpec.from_dict({"columns": columns})
 
 
 def test_bad_schema_top_level_keys_raise_schema_error():
     with pytest.raises(SchemaError, match="unknown key.*'allow_extra'"):
-        DatasetSchema.from_dict({"columns": [{"name": "x", "type": "numeric"}], "allow_extra": True})
+        SchemaSpec.from_dict({"columns": [{"name": "x", "type": "numeric"}], "allow_extra": True})
     with pytest.raises(SchemaError, match="allow_extra_columns"):
-        DatasetSchema.from_dict({"columns": [{"name": "x", "type": "numeric"}], "allow_extra_columns": "no"})
+        SchemaSpec.from_dict({"columns": [{"name": "x", "type": "numeric"}], "allow_extra_columns": "no"})
 
 
 @pytest.mark.parametrize("data, words", [(b"", "empty"), (b"  \n", "empty"), (b"a,b\n1,2,3\n", "CSV"), (b"a,b\n", "no rows")])
