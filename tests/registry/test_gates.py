@@ -137,3 +137,89 @@ def test_a_version_exactly_at_the_brief_thresholds_is_promoted(api_as, editor, a
     assert requested.status_code == 201, requested.content
     assert approved.status_code == 200, approved.content
     assert api_as(editor).get("/api/v1/models/fraud/stages/production").json()["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("checks", "index", "problem"),
+    [
+        ([{"check": "accuracy", "op": ">=", "threshold": 1, "note": "x"}], 0, "an object with check, op and threshold"),
+        (["accuracy"], 0, "an object with check, op and threshold"),
+        (
+            [{"check": "a", "op": ">", "threshold": 1}, {"check": " ", "op": ">", "threshold": 1}],
+            1,
+            "check: a figure name such as accuracy",
+        ),
+        ([{"check": "a" * 101, "op": ">=", "threshold": 1}], 0, "check: a figure name such as accuracy"),
+        ([{"check": "accuracy", "op": "=>", "threshold": 1}], 0, "op: one of >=, >, <=, <"),
+        ([{"check": "accuracy", "op": ">=", "threshold": True}], 0, "threshold: a finite number"),
+        ([{"check": "a", "op": ">=", "threshold": 1}, {"check": "a", "op": "<", "threshold": 2}], 1, "a is listed twice"),
+    ],
+)
+def test_bad_policy_items_are_named_by_index_and_rule(approver, gated, checks, index, problem):
+    with pytest.raises(ValidationFailed) as refused:
+        gate_policy_set(model=RegisteredModel.objects.get(name="fraud"), checks=checks, actor=approver)
+
+    assert refused.value.message == f"checks[{index}]: {problem}."
+    assert refused.value.extra == {"fields": {"checks": [f"[{index}] {problem}"]}}
+
+
+def test_policy_checks_that_are_not_a_list_say_so(approver, gated):
+    with pytest.raises(ValidationFailed) as refused:
+        gate_policy_set(model=RegisteredModel.objects.get(name="fraud"), checks={"check": "accuracy"}, actor=approver)
+
+    assert refused.value.message == "checks: a list of {check, op, threshold}."
+    assert refused.value.extra == {"fields": {"checks": ["a list"]}}
+
+
+def test_a_check_name_of_100_characters_is_accepted(approver, gated):
+    checks = [{"check": "a" * 100, "op": "<", "threshold": 1}]
+
+    policy = gate_policy_set(model=RegisteredModel.objects.get(name="fraud"), checks=checks, actor=approver)
+
+    assert policy.checks == [{"check": "a" * 100, "op": "<", "threshold": 1.0}]
+
+
+def test_a_policy_change_is_audited_with_the_checks_before_and_after(approver, gated):
+    model = RegisteredModel.objects.get(name="fraud")
+    new_checks = [{"check": "accuracy", "op": ">", "threshold": 0.5}]
+
+    gate_policy_set(model=model, checks=new_checks, enforced=False, actor=approver)
+
+    first, second = AuditEvent.objects.filter(action="gate_policy_set").order_by("id")
+    as_stored = [{**c, "threshold": float(c["threshold"])} for c in DEFAULT_MODEL_CHECKS]
+    assert (second.subject, second.actor, second.reason) == ("model:fraud", approver, "")
+    assert second.extra == {"checks": [{"check": "accuracy", "op": ">", "threshold": 0.5}], "before": as_stored, "enforced": False}
+    assert first.extra["checks"] == as_stored and first.extra["enforced"] is True
+
+
+def test_a_prompt_policy_is_audited_under_the_prompts_name(editor, approver):
+    from registry.models import Prompt
+    from registry.services import prompts as prompt_services
+    from tests.prompts.conftest import brief_folder
+
+    prompt_services.prompts_import(files=brief_folder(), actor=editor)
+
+    gate_policy_set(prompt=Prompt.objects.get(name="summarize"), checks=[], actor=approver)
+
+    assert AuditEvent.objects.get(action="gate_policy_set").subject == "prompt:summarize"
+
+
+def test_an_editor_changing_a_policy_is_told_which_role_it_needs(editor, gated):
+    with pytest.raises(Forbidden) as refused:
+        gate_policy_set(model=RegisteredModel.objects.get(name="fraud"), checks=[], actor=editor)
+
+    assert refused.value.message == "Changing a gate policy needs the approver role."
+
+
+def test_the_refusal_lists_every_failed_check_and_needs_an_override_to_pass(editor, gated):
+    from mlops_site.exceptions import Conflict
+    from registry.services.gates import gates_require
+
+    evaluated(gated, "model", accuracy=0.5, f1=0.95, demographic_parity_difference=0.2)
+
+    with pytest.raises(Conflict) as refused:
+        gates_require(version=gated, to_stage="production", actor=editor, subject="fraud")
+
+    assert refused.value.message == (
+        "Gates not passed for fraud v1: accuracy 0.5 < 0.92; demographic_parity_difference 0.2 > 0.1; schema_violations never ran."
+    )
