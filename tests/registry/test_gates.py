@@ -223,3 +223,88 @@ def test_the_refusal_lists_every_failed_check_and_needs_an_override_to_pass(edit
     assert refused.value.message == (
         "Gates not passed for fraud v1: accuracy 0.5 < 0.92; demographic_parity_difference 0.2 > 0.1; schema_violations never ran."
     )
+
+
+def test_only_finished_evaluations_of_this_version_count(editor, gated):
+    other = register("fraud", editor)
+    evaluated(other, "model", accuracy=0.99, f1=0.99, demographic_parity_difference=0.0)
+    for status in ("pending", "running", "failed"):
+        Evaluation.objects.create(model_version=gated, kind="model", status=status, finished_at=timezone.now(), metrics={"accuracy": 0.99})
+
+    checks = gate_status(version=gated).checks
+
+    assert [c.status for c in checks] == ["not_run"] * 4
+
+
+def test_the_newest_finished_evaluation_wins_and_the_later_one_breaks_a_tie(gated):
+    now = timezone.now()
+    newest = evaluated(gated, "model", accuracy=0.95)
+    Evaluation.objects.filter(pk=newest.pk).update(finished_at=now)
+    Evaluation.objects.create(model_version=gated, kind="model", status="done", finished_at=now - timezone.timedelta(hours=1),
+                              metrics={"accuracy": 0.5, "f1": 0.91})  # created later, finished earlier
+    Evaluation.objects.create(model_version=gated, kind="data", status="done", finished_at=now, metrics={"f1": 0.93})
+    tie_winner = Evaluation.objects.create(model_version=gated, kind="data", status="done", finished_at=now, metrics={"f1": 0.94})
+
+    by = {c.check: c for c in gate_status(version=gated).checks}
+
+    assert by["accuracy"].value == 0.95 and by["accuracy"].evaluation_id == newest.pk
+    assert by["f1"].value == 0.94 and by["f1"].evaluation_id == tie_winner.pk
+
+
+def test_each_check_says_where_its_value_came_from(gated):
+    done = evaluated(gated, "model", accuracy=0.95)
+
+    by = {c.check: c for c in gate_status(version=gated).checks}
+
+    assert (by["accuracy"].evaluation_id, by["accuracy"].kind, by["accuracy"].ran_at, by["accuracy"].source) == (
+        done.pk, "model", done.finished_at, "test.csv",
+    )
+    assert (by["f1"].evaluation_id, by["f1"].kind, by["f1"].ran_at, by["f1"].source) == (None, "", None, "")
+
+
+def test_status_follows_the_policy_it_is_given(gated):
+    from registry.models import GatePolicy
+
+    evaluated(gated, "model", accuracy=0.5, f1=0.95)
+    draft = GatePolicy(model=RegisteredModel.objects.get(name="fraud"), checks=[{"check": "f1", "op": ">=", "threshold": 0.9}])
+
+    status = gate_status(version=gated, policy=draft)
+
+    assert [(c.check, c.status) for c in status.checks] == [("f1", "passed")] and status.passed
+
+
+def test_the_refusal_carries_each_failed_check_as_data(editor, gated):
+    from mlops_site.exceptions import Conflict
+    from registry.services.gates import gates_require
+
+    evaluated(gated, "model", accuracy=0.5, f1=0.95, demographic_parity_difference=0.0)
+    evaluated(gated, "data", schema_violations=0)
+
+    with pytest.raises(Conflict) as refused:
+        gates_require(version=gated, to_stage="production", actor=editor, subject="fraud", override_reason="")
+
+    assert refused.value.code == "gates_failed"
+    assert refused.value.extra["failed"] == [{"check": "accuracy", "status": "failed", "value": 0.5, "op": ">=", "threshold": 0.92}]
+
+
+def test_an_override_is_audited_with_the_version_and_stage_and_refused_to_non_admins(editor, admin_user, gated):
+    with pytest.raises(Forbidden) as refused:
+        services.promotion_request_create(version=gated, to_stage="staging", reason="try", actor=editor, override_reason="I know")
+
+    services.promotion_request_create(version=gated, to_stage="staging", reason="try", actor=admin_user, override_reason="incident 42")
+
+    assert refused.value.message == "Only an admin can override failed gates."
+    event = AuditEvent.objects.get(action="gate_overridden")
+    assert (event.subject, event.version, event.to_stage, event.actor) == ("model:fraud", 1, "staging", admin_user)
+
+
+def test_new_prompts_get_the_default_prompt_policy_when_the_setting_says_so(editor, settings):
+    from registry.models import Prompt
+    from registry.services.audit import get_or_create_locked
+    from registry.services.gates import DEFAULT_PROMPT_CHECKS
+
+    settings.MLOPS_GATE_POLICY_FOR_NEW = True
+
+    prompt = get_or_create_locked(Prompt, name="fresh", actor=editor)
+
+    assert (prompt.gate_policy.model, prompt.gate_policy.checks) == (None, DEFAULT_PROMPT_CHECKS)
