@@ -13,6 +13,8 @@ Writes mutants/results-<module>.json, mutants/survivors-<module>.txt (one diff p
 the file's real line numbers, `patch -p1` applies it) and mutants/report.md (every module run so
 far, one row per file). MUTANTS_VERIFY=n re-checks n survivors and n killed mutants of each
 module without mutmut: the mutant written into the copy's file and plain pytest run on it.
+MUTANTS_RECHECK=1 tests again only the mutants the last run of a module did not kill (after new
+tests), keeping the other verdicts, as long as the mutated files have not changed since.
 
 Runs at nice 10 with one mutmut worker; it is not part of `make test` or CI.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
 import json
 import os
 import random
@@ -110,7 +113,18 @@ def run_module(name: str, spec: dict, settings: dict, *, verify: int) -> None:
     )
     if not tests:
         raise ModuleFailed("none of its test files exists")
+    previous = previous_results(name, spec["files"]) if os.environ.get("MUTANTS_RECHECK") else None
     snapshot(work, os.environ.get("MUTANTS_FROM", ""))
+    hashes = file_hashes(work, spec["files"])
+    if previous is not None and previous["sha256"] != hashes:
+        print("   recheck: the mutated files changed since the last run; testing every mutant")
+        previous = None
+    only = [m["name"] for m in previous["mutants"] if m["status"] not in ("killed", "timeout")] if previous else []
+    if previous is not None and not only:
+        print(f"   recheck: the run of {previous['finished']} killed every mutant; nothing to test again")
+        return
+    if previous is not None:
+        print(f"   recheck: {len(only)} mutants the run of {previous['finished']} did not kill; the other verdicts are kept")
     write_mutmut_config(work, spec["files"], tests, settings)
     db_dir = Path(tempfile.mkdtemp(prefix=f"mutants-{name}-"))
     env = {**os.environ, "SQLITE_TEST_PATH": str(db_dir / "test.sqlite3"), "PYTHONDONTWRITEBYTECODE": "1"}
@@ -118,8 +132,11 @@ def run_module(name: str, spec: dict, settings: dict, *, verify: int) -> None:
     try:
         executed = covered_lines(work, spec["files"], tests, settings, env)
         print(f"   coverage: {', '.join(f'{f} {len(lines)} lines run' for f, lines in executed.items())}")
-        run_mutmut(name, work, spec["files"], settings, env)
+        run_mutmut(name, work, spec["files"], settings, env, only)
         mutants = collect(work, spec["files"], executed)
+        if previous is not None:
+            kept = {m["name"]: m for m in previous["mutants"] if m["name"] not in set(only)}
+            mutants = [kept.get(m["name"], m) for m in mutants]
         if verify:
             verify_sample(work, mutants, tests, settings, env, verify)
     finally:
@@ -132,12 +149,32 @@ def run_module(name: str, spec: dict, settings: dict, *, verify: int) -> None:
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": seconds,
         "mutmut": settings["version"],
+        "sha256": hashes,
+        "recheck_of": previous["finished"] if previous else None,
         "mutants": mutants,
     }
     (OUT / f"results-{name}.json").write_text(json.dumps(result, indent=1))
     (OUT / f"survivors-{name}.txt").write_text(survivors_text(result))
     counts = Counter(m["status"] for m in mutants)
     print(f"   done in {seconds // 60} min {seconds % 60} s: " + ", ".join(f"{counts[c]} {c}" for c in COLUMNS))
+
+
+def file_hashes(work: Path, files: list[str]) -> dict[str, str]:
+    return {f: hashlib.sha256((work / f).read_bytes()).hexdigest() for f in files}
+
+
+def previous_results(name: str, files: list[str]) -> dict | None:
+    """The last results of this module with the hashes of the files it mutated (read from its
+    copy of the tree when the results predate the hashes), or None."""
+    path = OUT / f"results-{name}.json"
+    if not path.exists():
+        return None
+    result = json.loads(path.read_text())
+    if "sha256" not in result:
+        if not all((OUT / name / f).is_file() for f in files):
+            return None
+        result["sha256"] = file_hashes(OUT / name, files)
+    return result
 
 
 def snapshot(work: Path, commit: str) -> None:
@@ -214,12 +251,17 @@ def covered_lines(work: Path, files: list[str], tests: list[str], settings: dict
     return {f: set(by_name.get(str((work / f).resolve()), {}).get("executed_lines", [])) for f in files}
 
 
-def run_mutmut(name: str, work: Path, files: list[str], settings: dict, env: dict) -> None:
+def run_mutmut(name: str, work: Path, files: list[str], settings: dict, env: dict, only: list[str]) -> None:
     log_path = work / "mutmut.log"
     print(f"   mutmut {settings['version']}, 1 worker; log {log_path.relative_to(ROOT)}")
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [BIN / "mutmut", "run", "--max-children", "1"], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [BIN / "mutmut", "run", "--max-children", "1", *only],
+            cwd=work,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             shown = time.monotonic()
@@ -390,9 +432,8 @@ def write_report(modules: dict) -> str:
             total = sum(counts.values())
             covered = total - counts["untested"]
             score = f"{100 * (counts['killed'] + counts['timeout']) / covered:.1f}" if covered else "-"
-            rows.append(
-                [name, f, str(total), *(str(counts[c]) for c in COLUMNS), score, f"{result['seconds'] / 60:.1f}", result["finished"][:10]]
-            )
+            run_on = result["finished"][:10] + (" (recheck)" if result.get("recheck_of") else "")
+            rows.append([name, f, str(total), *(str(counts[c]) for c in COLUMNS), score, f"{result['seconds'] / 60:.1f}", run_on])
     header = ["module", "file", "mutants", *COLUMNS, "% killed of covered", "minutes", "run on"]
     table = [header, ["---"] * len(header), *rows]
     text = "\n".join("| " + " | ".join(row) + " |" for row in table)
