@@ -13,7 +13,8 @@ from mlops_site.exceptions import NotFound, ValidationFailed
 from mlops_site.roles import IsEditor, IsViewer
 from registry import selectors as registry_selectors
 
-from . import ingest, selectors, services
+from . import selectors, services
+from .events import validate_body
 from .models import AlertRule, Reference
 
 
@@ -29,7 +30,7 @@ class EventIngestApi(APIView):
     def post(self, request):
         # The fast path reads the raw body; a body it cannot vouch for goes through DRF's strict
         # parser and the full validation, which name every problem.
-        events = ingest.validate_body(request.body) if request.content_type == "application/json" else None
+        events = validate_body(request.body) if request.content_type == "application/json" else None
         if events is None:
             result = services.events_ingest(payload=request.data, actor=request.user)
         else:

@@ -1,6 +1,6 @@
 """Ingestion: store a batch of served-request events (events_ingest), all or nothing, idempotent by event_id.
 
-Validation is monitoring/ingest.py's (no Django); this module resolves the registry versions, prices
+Validation is monitoring/events.py's (no Django); this module resolves the registry versions, prices
 the events (prices.event_costs), and writes the narrow event rows and one columnar FeatureBatch per
 model version with plain SQL, the only way to keep up with 10,000-event batches.
 """
@@ -20,7 +20,7 @@ from mlops_site.roles import EDITOR, require_role
 from registry.models import ModelVersion, PromptVersion
 
 from .. import columnar
-from ..ingest import BatchInvalid, CleanEvent, validate_batch
+from ..events import BatchInvalid, CleanEvent, validate_batch
 from ..models import Event, FeatureBatch
 from .prices import event_costs
 
@@ -65,7 +65,7 @@ def events_ingest(*, payload=None, events: list[CleanEvent] | None = None, actor
     drift. An event with tokens and no cost of its own is priced here, with the
     price of its LLM in force at its time (prices.event_costs), or flagged pricing
     missing. Needs no Celery broker: Redis being down does not stop ingestion.
-    `events` instead of `payload`: a batch ingest.validate_body has already accepted.
+    `events` instead of `payload`: a batch events.validate_body has already accepted.
     """
     require_role(actor, EDITOR, "Ingesting events")
     if events is None:

@@ -16,7 +16,7 @@ from mlops_site.exceptions import Conflict, ValidationFailed
 from mlops_site.roles import EDITOR, require_role
 
 from .. import pricing
-from ..ingest import CleanEvent
+from ..events import CleanEvent
 from ..models import Price
 from ..selectors.prices import PRICE_FIELDS, price_book
 

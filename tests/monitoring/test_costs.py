@@ -272,7 +272,7 @@ def test_a_batch_without_tokens_does_not_read_the_prices(api_as, editor, chatbot
 
 
 def test_event_costs_reads_the_prices_once_per_batch(editor, chatbot, gpt_prices, django_assert_num_queries):
-    from monitoring.ingest import validate_batch
+    from monitoring.events import validate_batch
 
     clean = validate_batch({"events": [event(i, llm_model="gpt-4.1", input_tokens=i, output_tokens=1) for i in range(50)]})
 

@@ -139,7 +139,7 @@ def test_missing_features_become_nan_or_empty(api_as, editor, fraud):
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), True, {"a": 1}])
 def test_feature_values_that_are_refused(value):
-    from monitoring.ingest import BatchInvalid, validate_batch
+    from monitoring.events import BatchInvalid, validate_batch
 
     payload = {"events": [event(0, features={"x": value})]}
 
@@ -150,7 +150,7 @@ def test_feature_values_that_are_refused(value):
 
 
 def test_feature_values_that_are_accepted():
-    from monitoring.ingest import validate_batch
+    from monitoring.events import validate_batch
 
     cleaned = validate_batch({"events": [event(0, features={"a": 1, "b": -2.5, "c": "DE", "d": None, "e": 0.0})]})
 
@@ -175,7 +175,7 @@ def test_columnar_blobs_round_trip_and_read_old_npz():
 def _strict_verdict(body: bytes):
     """What the reference path (strict JSON parse, then validate_batch) makes of a body."""
     from mlops_site.parsers import StrictJSONError, strict_loads
-    from monitoring.ingest import BatchInvalid, validate_batch
+    from monitoring.events import BatchInvalid, validate_batch
 
     try:
         return validate_batch(strict_loads(body))
@@ -186,7 +186,7 @@ def _strict_verdict(body: bytes):
 def _assert_fast_path_agrees(body: bytes) -> bool:
     """The fast path never accepts what the reference refuses, and when it accepts it returns the
     same events. True when the fast path decided (did not fall back)."""
-    from monitoring.ingest import validate_body
+    from monitoring.events import validate_body
 
     fast = validate_body(body)
     if fast is None:
@@ -223,7 +223,7 @@ def test_fast_path_takes_plain_valid_batches():
     ],
 )
 def test_fast_path_never_accepts_repeated_keys(body):
-    from monitoring.ingest import validate_body
+    from monitoring.events import validate_body
 
     assert validate_body(body) is None
     assert _strict_verdict(body) == "refused"
