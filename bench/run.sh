@@ -7,6 +7,8 @@
 # BENCH_ONLY=evaluation only the model evaluation against scikit-learn + fairlearn (~3 min).
 # BENCH_ONLY=operations only the operations step: 10M events over 30 days, the roll-up task, the cost / operations / quality pages
 # (11-14 min, needs ~2.2 GB under /tmp; BENCH_OPS_EVENTS scales it down).
+# BENCH_ONLY=experiments only the A/B step: one experiment with 10M exposures and 1M outcomes analysed on SQLite and on a
+# throwaway PostgreSQL (beside pandas + statsmodels), and assignment over HTTP (~15 min, ~4 GB under /tmp; BENCH_EXP_EXPOSURES scales it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -25,8 +27,8 @@ MLFLOW_VENV="$ROOT/bench/.venv-mlflow"
 MLFLOW_RUNS=${BENCH_MLFLOW_RUNS:-0}                 # 1: also one run (params + metrics) per version; ~3x the seeding time
 SKIP_MLFLOW=${BENCH_SKIP_MLFLOW:-0}
 RESULTS="$ROOT/bench/results"
-ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts | monitoring | operations | evaluation
-case "$ONLY" in all|registry|prompts|monitoring|operations|evaluation) ;; *) echo "bench: BENCH_ONLY must be all, registry, prompts, monitoring, operations or evaluation (not '$ONLY')" >&2; exit 2 ;; esac
+ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts | monitoring | operations | evaluation | experiments
+case "$ONLY" in all|registry|prompts|monitoring|operations|evaluation|experiments) ;; *) echo "bench: BENCH_ONLY must be all, registry, prompts, monitoring, operations, evaluation or experiments (not '$ONLY')" >&2; exit 2 ;; esac
 
 [ -x "$PY" ] || { echo "bench: $PY not found; run 'make install' first" >&2; exit 1; }
 mkdir -p "$RESULTS"
@@ -64,7 +66,7 @@ start_bg() {  # start_bg LOGFILE CMD...: in its own process group (job control o
 forget_pid() { local keep=() p; for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
 
 bench_start=$(now)
-[ "$ONLY" = prompts ] || [ "$ONLY" = monitoring ] || [ "$ONLY" = operations ] || [ "$ONLY" = evaluation ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
+[ "$ONLY" = prompts ] || [ "$ONLY" = monitoring ] || [ "$ONLY" = operations ] || [ "$ONLY" = evaluation ] || [ "$ONLY" = experiments ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
 
 # Django settings for every step: throwaway SQLite databases, media and static folders, production mode.
 unset DATABASE_URL
@@ -262,6 +264,90 @@ if [ "$ONLY" = all ] || [ "$ONLY" = operations ]; then
     "$PY" "$OBENCH" report --work "$OWORK" --results "$RESULTS/operations.json"
     log "operations: done in ${OT[operations]} s"
     if [ "$ONLY" = operations ]; then
+        exit 0
+    fi
+fi
+
+# --- experiments: one A/B experiment with 10,000,000 exposures and 1,000,000 outcomes; assignment over HTTP -----------------
+# The analysis task on SQLite and on a throwaway PostgreSQL cluster, each beside pandas + statsmodels on the same raw rows;
+# then assignment against gunicorn on the SQLite database. Writes bench/results/experiments.json. Runs with BENCH_ONLY=all
+# and BENCH_ONLY=experiments (then stops). See "Experiments" in bench/README.md.
+if [ "$ONLY" = all ] || [ "$ONLY" = experiments ]; then
+    XBENCH="$ROOT/bench/experiments_bench.py"
+    XWORK="$WORK/experiments"
+    X_EXPOSURES=${BENCH_EXP_EXPOSURES:-10000000}
+    X_OUTCOMES=${BENCH_EXP_OUTCOMES:-1000000}
+    X_RUNS=${BENCH_EXP_RUNS:-3}                             # timed analyses per database
+    X_WORKERS=${BENCH_EXP_WORKERS:-2}                       # gunicorn workers for assignment
+    X_SKIP_PG=${BENCH_EXP_SKIP_PG:-0}
+    mkdir -p "$XWORK"
+    chmod 755 "$WORK" "$XWORK"                              # the PostgreSQL cluster below runs as user postgres
+    cp "$WORK/env.json" "$XWORK/env.json"
+    experiments_start=$(now)
+    declare -A XT
+    # Redis: the assignment plan's cache (CACHES), for gunicorn and for the services that forget a plan.
+    rport=$("$PY" "$BENCH" port)
+    start_bg "$XWORK/redis.log" redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$XWORK"
+    redis_pid=$BG_PID
+    xpy() { REDIS_URL="redis://127.0.0.1:$rport/0" CELERY_BROKER_URL=memory:// CELERY_RESULT_BACKEND=cache+memory:// "$PY" "$@"; }
+    xsteps() {  # xsteps VENDOR: data, timed analyses, the pandas + statsmodels reference, on the database the environment names
+        local vendor=$1 t
+        xpy manage.py migrate --noinput -v0
+        log "experiments ($vendor): $X_EXPOSURES exposures and $X_OUTCOMES outcomes in bulk (setup)"
+        t=$(now); xpy "$XBENCH" data --exposures "$X_EXPOSURES" --outcomes "$X_OUTCOMES" --out "$XWORK/data-$vendor.json"; XT[data_$vendor]=$(since "$t")
+        log "experiments ($vendor): analysis_compute x $X_RUNS"
+        xpy "$XBENCH" analyze --runs "$X_RUNS" --out "$XWORK/analyze-$vendor.json"
+        log "experiments ($vendor): pandas + statsmodels from the raw rows"
+        t=$(now); xpy "$XBENCH" reference --analysis "$XWORK/analyze-$vendor.json" --out "$XWORK/reference-$vendor.json"; XT[reference_$vendor]=$(since "$t")
+    }
+    export SQLITE_PATH="$XWORK/exp.sqlite3"
+    xsteps sqlite
+
+    XPGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+    if [ "$X_SKIP_PG" = 1 ]; then
+        echo '{"reason": "BENCH_EXP_SKIP_PG=1"}' >"$XWORK/skipped-postgresql.json"
+    elif [ -z "$XPGBIN" ] || [ ! -x "$XPGBIN/initdb" ] || { [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; }; then
+        echo '{"reason": "no PostgreSQL binaries (initdb) or no postgres user"}' >"$XWORK/skipped-postgresql.json"
+    else
+        as_postgres() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$1"; else sh -c "$1"; fi; }
+        mkdir -p "$XWORK/pg"
+        [ "$(id -u)" = 0 ] && chown postgres "$XWORK/pg"
+        pgport=$("$PY" "$BENCH" port)
+        as_postgres "$XPGBIN/initdb -D $XWORK/pg/data -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8" >"$XWORK/initdb.log" 2>&1
+        # In the foreground under start_bg, so it is stopped by its PID like everything else here. fsync off: a throwaway cluster.
+        start_bg "$XWORK/postgres.log" su postgres -s /bin/sh -c "exec $XPGBIN/postgres -D $XWORK/pg/data -p $pgport -c listen_addresses=127.0.0.1 \
+            -k $XWORK/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=1GB -c work_mem=64MB"
+        pg_pid=$BG_PID
+        for _ in $(seq 1 100); do "$XPGBIN/pg_isready" -h 127.0.0.1 -p "$pgport" -q && break; sleep 0.2; done
+        as_postgres "$XPGBIN/createdb -h 127.0.0.1 -p $pgport -U postgres mlops"
+        DATABASE_URL="postgres://postgres@127.0.0.1:$pgport/mlops" xsteps postgresql
+        stop_pid "$pg_pid"; forget_pid "$pg_pid"
+    fi
+
+    # Assignment over HTTP, on the SQLite database with its exposures.
+    port=$("$PY" "$BENCH" port)
+    log "experiments: gunicorn mlops_site.wsgi -w $X_WORKERS on 127.0.0.1:$port; batches of 10,000, then single units under 50 clients"
+    start_bg "$XWORK/gunicorn.log" env REDIS_URL="redis://127.0.0.1:$rport/0" CELERY_BROKER_URL=memory:// \
+        "$GUNICORN" mlops_site.wsgi -b "127.0.0.1:$port" -w "$X_WORKERS" --timeout 300
+    gpid=$BG_PID
+    "$PY" "$BENCH" wait --url "http://127.0.0.1:$port/healthz" --pid "$gpid" --timeout 60 || { tail -20 "$XWORK/gunicorn.log"; exit 1; }
+    t=$(now)
+    "$PY" "$XBENCH" http --base-url "http://127.0.0.1:$port" --data "$XWORK/data-sqlite.json" --workers "$X_WORKERS" --out "$XWORK/http.json" \
+        || { tail -30 "$XWORK/gunicorn.log"; exit 1; }
+    XT[http]=$(since "$t")
+    stop_pid "$gpid"; forget_pid "$gpid"
+    stop_pid "$redis_pid"; forget_pid "$redis_pid"
+    unset SQLITE_PATH
+    XT[experiments]=$(since "$experiments_start")
+    {
+        printf '{'
+        sep=""
+        for k in "${!XT[@]}"; do printf '%s"%s_s": %s' "$sep" "$k" "${XT[$k]}"; sep=", "; done
+        printf '}\n'
+    } >"$XWORK/timings.json"
+    "$PY" "$XBENCH" report --work "$XWORK" --results "$RESULTS/experiments.json"
+    log "experiments: done in ${XT[experiments]} s"
+    if [ "$ONLY" = experiments ]; then
         exit 0
     fi
 fi
