@@ -268,8 +268,8 @@ def _lookups_in_unit_order() -> Iterator[None]:
     """PostgreSQL: join each outcome to its unit's exposure by index lookups, reading the outcomes in unit order.
 
     Left alone, the planner hashes the outcomes and scans every exposure of the experiment (10M rows in the bench:
-    3 to 4 times slower than looking up the outcomes' units in index order). SET LOCAL: for this transaction only.
-    SQLite's planner already does the lookups.
+    3 to 4 times slower than looking up the outcomes' units in index order). SET LOCAL: for this transaction only
+    (inside a caller's transaction, until that one ends). SQLite's planner already does the lookups.
     """
     if connection.vendor != "postgresql":
         yield
