@@ -41,7 +41,8 @@ def test_evaluation_compute_scores_an_uploaded_predictions_file(worker, api_as, 
     queued = upload(api_as(editor), body, kind="model", options='{"group_column": "gender"}')
     evaluation = worker.wait_for(lambda: finished(queued.json()["id"]), "the model evaluation finished")
 
-    assert queued.status_code == 202 and queued.json()["status"] == "pending"
+    # The answer is read after the commit that queued the work: a quick worker may have claimed it already.
+    assert queued.status_code == 202 and queued.json()["status"] in ("pending", "running", "done")
     assert (evaluation.status, evaluation.attempts, evaluation.error) == ("done", 1, "")
     assert evaluation.metrics["accuracy"] == pytest.approx(sk.accuracy_score(truth["y"], truth["pred"]))
     assert evaluation.metrics["f1"] == pytest.approx(sk.f1_score(truth["y"], truth["pred"]))
