@@ -409,6 +409,7 @@ def survivors_text(result: dict) -> str:
         f"# Mutants of {result['module']} ({', '.join(result['files'])}) that no test kills, mutmut {result['mutmut']}, {result['finished']}.",
         "# survived: the tests run the changed line and still pass. untested: no test runs the changed line.",
         "# Each diff applies to the real file with `patch -p1` (and `patch -p1 -R` takes it back).",
+        *([f"# A recheck: the mutants the run of {result['recheck_of']} did not kill, tested again."] if result.get("recheck_of") else []),
         "",
     ]
     for status in ("survived", "untested"):
