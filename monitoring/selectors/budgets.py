@@ -8,6 +8,7 @@ last 24 hours of the period, or all of it when younger) over the time left.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -55,30 +56,49 @@ def budget_members_filter(budget: Budget) -> Q:
     return Q(model_version__model__name__in=models) | Q(prompt_version__prompt__name__in=prompts)
 
 
-def _spend(budget: Budget, start: datetime, end: datetime) -> dict:
-    return Rollup.objects.filter(budget_members_filter(budget), granularity=Granularity.HOUR, bucket__gte=start, bucket__lt=end).aggregate(
-        cost=Sum("cost_usd"), priced=Sum("cost_requests"), missing=Sum("pricing_missing")
-    )
+def budget_statuses(*, budgets: Sequence[Budget], now: datetime | None = None) -> dict[int, BudgetStatus]:
+    """The status of each budget (spend of its current period, share, forecast), by budget id. One query for
+    any number of budgets: each budget's sums are filtered sums (its members, its period) over the hour roll-ups
+    since the earliest period start."""
+    now = now or timezone.now()
+    if not budgets:
+        return {}
+    windows = {}
+    sums = {}
+    for budget in budgets:
+        start, end = period_bounds(budget.period, now)
+        # Hour buckets: the recent rate counts whole hours from the one containing the rate window's start.
+        recent_bucket = max(start, now - RATE_WINDOW).replace(minute=0, second=0, microsecond=0)
+        windows[budget.pk] = (start, end, recent_bucket)
+        period = budget_members_filter(budget) & Q(bucket__gte=start, bucket__lt=end)
+        sums |= {
+            f"cost_{budget.pk}": Sum("cost_usd", filter=period),
+            f"recent_{budget.pk}": Sum("cost_usd", filter=period & Q(bucket__gte=recent_bucket)),
+            f"priced_{budget.pk}": Sum("cost_requests", filter=period),
+            f"missing_{budget.pk}": Sum("pricing_missing", filter=period),
+        }
+    earliest = min(start for start, _, _ in windows.values())
+    latest = max(end for _, end, _ in windows.values())
+    totals = Rollup.objects.filter(granularity=Granularity.HOUR, bucket__gte=earliest, bucket__lt=latest).aggregate(**sums)
+    statuses = {}
+    for budget in budgets:
+        start, end, recent_bucket = windows[budget.pk]
+        spent = float(totals[f"cost_{budget.pk}"] or 0.0)
+        recent = float(totals[f"recent_{budget.pk}"] or 0.0)
+        elapsed = (now - recent_bucket).total_seconds()
+        forecast = None
+        if spent > 0 and elapsed > 0:
+            forecast = spent + recent / elapsed * max((end - now).total_seconds(), 0.0)
+        statuses[budget.pk] = BudgetStatus(
+            budget_id=budget.pk, period_start=start, period_end=end, spent_usd=spent, share=spent / budget.amount_usd, forecast_usd=forecast,
+            requests_priced=int(totals[f"priced_{budget.pk}"] or 0), pricing_missing=int(totals[f"missing_{budget.pk}"] or 0),
+        )
+    return statuses
 
 
 def budget_status(*, budget: Budget, now: datetime | None = None) -> BudgetStatus:
-    """Spend of the current period, its share of the budget and the forecast of the period's end."""
-    now = now or timezone.now()
-    start, end = period_bounds(budget.period, now)
-    totals = _spend(budget, start, end)
-    spent = float(totals["cost"] or 0.0)
-    recent_from = max(start, now - RATE_WINDOW)
-    # Hour buckets: the recent rate counts whole hours from the one containing recent_from.
-    recent_bucket = recent_from.replace(minute=0, second=0, microsecond=0)
-    recent = float(_spend(budget, recent_bucket, end)["cost"] or 0.0)
-    elapsed = (now - recent_bucket).total_seconds()
-    forecast = None
-    if spent > 0 and elapsed > 0:
-        forecast = spent + recent / elapsed * max((end - now).total_seconds(), 0.0)
-    return BudgetStatus(
-        budget_id=budget.pk, period_start=start, period_end=end, spent_usd=spent, share=spent / budget.amount_usd,
-        forecast_usd=forecast, requests_priced=int(totals["priced"] or 0), pricing_missing=int(totals["missing"] or 0),
-    )
+    """Spend of the current period, its share of the budget and the forecast of the period's end. One query."""
+    return budget_statuses(budgets=[budget], now=now)[budget.pk]
 
 
 def budget_get(*, name: str) -> Budget:

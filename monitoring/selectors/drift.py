@@ -32,6 +32,14 @@ def monitored_versions() -> QuerySet[ModelVersion]:
     )
 
 
+def reference_get(*, model_version: ModelVersion) -> Reference:
+    """The version's reference; NotFound before one is set."""
+    reference = Reference.objects.filter(model_version=model_version).first()
+    if reference is None:
+        raise NotFound(f"Version {model_version.version} of '{model_version.model.name}' has no reference yet.")
+    return reference
+
+
 def report_get(*, report_id: int) -> DriftReport:
     try:
         return DriftReport.objects.select_related("model_version__model").get(pk=report_id)
