@@ -192,6 +192,12 @@ SPECTACULAR_SETTINGS = {
         "RecommendationEnum": "experiments.models.Recommendation",
         "DecisionEnum": "experiments.models.Decision",
         "ComparisonStateEnum": [("ok", "ok"), ("not_enough_data", "not_enough_data")],
+        "GuardrailMetricEnum": "experiments.models.GuardrailMetric",
+        "EnvironmentEnum": "registry.models.Environment",
+        "EvaluationKindEnum": "registry.models.EvaluationKind",
+        "UploadEvaluationKindEnum": [("model", "model"), ("data", "data")],
+        "AlertMetricEnum": "monitoring.models.AlertMetric",
+        "ColumnKindEnum": [("numeric", "numeric"), ("categorical", "categorical")],
     },
     "SERVE_PERMISSIONS": ["mlops_site.roles.IsViewer"],
 }

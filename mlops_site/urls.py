@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from monitoring.metrics import MetricsApi
+from monitoring.api.metrics import MetricsApi
 from registry.views import models as registry_pages
 
 handler404 = "mlops_site.exceptions.json_404"
@@ -26,8 +26,8 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url="/static/favicon.svg", permanent=True)),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/v1/", include("registry.api_urls")),
-    path("api/v1/", include("monitoring.api_urls")),
+    path("api/v1/", include("registry.api.urls")),
+    path("api/v1/", include("monitoring.api.urls")),
     path("api/v1/", include("experiments.api.urls")),
     path("", include("registry.urls")),
     path("", include("monitoring.urls")),

@@ -1,4 +1,5 @@
-"""REST API of the registry (`/api/v1/`): validate, call one service or selector, answer."""
+"""REST API of registered models (`/api/v1/`): versions, artifacts, stages, promotions, rollback and the audit log.
+Each view validates, calls one service or selector, and answers through a typed serializer."""
 
 import re
 
@@ -6,47 +7,46 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import generics, serializers, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlops_site.exceptions import NotFound, TooLarge, ValidationFailed
 from mlops_site.parsers import StrictJSONError, strict_loads
 from mlops_site.roles import IsApprover, IsEditor, IsViewer, user_role
+from mlops_site.serializers import validated
 
-from . import selectors, services
-from .models import AuditAction, PromotionStatus, Stage
+from .. import selectors, services
+from ..models import AuditAction, PromotionStatus, Stage
 from .serializers import (
-    AuditOutput,
-    DecisionInput,
-    ModelDetailOutput,
-    ModelSummaryOutput,
-    PromotionCreateInput,
-    PromotionOutput,
-    RejectInput,
-    RollbackInput,
-    VersionOutput,
-    VersionRegisterInput,
+    AuditOut,
+    MeOut,
+    ModelDetailOut,
+    ModelRollbackIn,
+    ModelSummaryOut,
+    PromotionApproveIn,
+    PromotionCreateIn,
+    PromotionOut,
+    PromotionRejectIn,
+    VersionOut,
+    VersionRegisterIn,
+    VersionRegisterMultipartIn,
 )
 
 
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class MeApi(APIView):
-    @extend_schema(responses=inline_serializer("Me", {"username": serializers.CharField(), "role": serializers.CharField()}))
+    """Who the token belongs to, and their role."""
+
+    @extend_schema(responses=MeOut)
     def get(self, request):
-        return Response({"username": request.user.username, "role": user_role(request.user)})
+        return Response(MeOut({"username": request.user.username, "role": user_role(request.user)}).data)
 
 
 class ModelListApi(generics.ListAPIView):
     """Models with their latest and production version. `?search=` matches name and description."""
 
-    serializer_class = ModelSummaryOutput
+    serializer_class = ModelSummaryOut
 
     @extend_schema(parameters=[OpenApiParameter("search", str)])
     def get(self, request, *args, **kwargs):
@@ -63,38 +63,35 @@ class ModelDetailApi(APIView):
     `GET /api/v1/models/{name}/versions`.
     """
 
-    @extend_schema(responses=ModelDetailOutput, parameters=[OpenApiParameter("versions", int)])
+    @extend_schema(responses=ModelDetailOut, parameters=[OpenApiParameter("versions", int)])
     def get(self, request, name):
         model = selectors.model_get(name=name)
         raw = request.query_params.get("versions", "100")
         if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= 1000:
             raise ValidationFailed("versions must be a whole number from 1 to 1000.", fields={"versions": ["From 1 to 1000."]})
         versions = list(selectors.version_list(model=model)[: int(raw)])
-        return Response(ModelDetailOutput(model, context={"request": request, "versions": versions}).data)
+        return Response(ModelDetailOut(model, context={"request": request, "versions": versions}).data)
 
 
 class ModelVersionsApi(generics.GenericAPIView):
     """GET: a model's versions, newest first (paginated). POST: register the next version."""
 
-    serializer_class = VersionOutput
+    serializer_class = VersionOut
 
     def get_permissions(self):
         return [IsEditor()] if self.request.method == "POST" else [IsViewer()]
 
-    @extend_schema(responses=VersionOutput(many=True))
+    @extend_schema(responses=VersionOut(many=True))
     def get(self, request, name):
         page = self.paginate_queryset(selectors.version_list(model=selectors.model_get(name=name)))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
         request={
-            "application/json": VersionRegisterInput,
-            "multipart/form-data": inline_serializer(
-                "VersionRegisterMultipart",
-                {"artifact": serializers.FileField(), "meta": serializers.CharField(help_text="JSON object with the fields of the JSON body")},
-            ),
+            "application/json": VersionRegisterIn,
+            "multipart/form-data": VersionRegisterMultipartIn,
         },
-        responses={201: VersionOutput},
+        responses={201: VersionOut},
     )
     def post(self, request, name):
         # Refuse an oversized upload before Django reads (and spools) the body.
@@ -123,15 +120,15 @@ class ModelVersionsApi(generics.GenericAPIView):
             meta = request.data
             if not isinstance(meta, dict):
                 raise ValidationFailed("The body must be a JSON object.")
-        data = _valid(VersionRegisterInput, meta)
+        data = validated(VersionRegisterIn, meta)
         version = services.model_version_register(model_name=name, actor=request.user, artifact=artifact, **data)
-        return Response(VersionOutput(version, context={"request": request}).data, status=status.HTTP_201_CREATED)
+        return Response(VersionOut(version, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
 class ModelVersionDetailApi(APIView):
-    @extend_schema(responses=VersionOutput)
+    @extend_schema(responses=VersionOut)
     def get(self, request, name, version):
-        return Response(VersionOutput(selectors.version_get(model_name=name, version=version), context={"request": request}).data)
+        return Response(VersionOut(selectors.version_get(model_name=name, version=version), context={"request": request}).data)
 
 
 class ModelVersionArtifactApi(APIView):
@@ -146,32 +143,32 @@ class ModelVersionArtifactApi(APIView):
 
 
 class ModelStageApi(APIView):
-    @extend_schema(responses=VersionOutput)
+    @extend_schema(responses=VersionOut)
     def get(self, request, name, stage):
         if stage not in Stage.values:
             raise ValidationFailed(f"Unknown stage {stage!r}; use one of {', '.join(Stage.values)}.")
         if stage in (Stage.CANDIDATE, Stage.ARCHIVED):
             raise ValidationFailed(f"Several versions can be {stage}; list them with GET /api/v1/models/{name}.")
-        return Response(VersionOutput(selectors.stage_holder_get(model_name=name, stage=stage), context={"request": request}).data)
+        return Response(VersionOut(selectors.stage_holder_get(model_name=name, stage=stage), context={"request": request}).data)
 
 
 class ModelVersionPromoteApi(APIView):
     permission_classes = [IsEditor]
 
-    @extend_schema(request=PromotionCreateInput, responses={201: PromotionOutput})
+    @extend_schema(request=PromotionCreateIn, responses={201: PromotionOut})
     def post(self, request, name, version):
         found = selectors.version_get(model_name=name, version=version)
-        data = _valid(PromotionCreateInput, request.data)
+        data = validated(PromotionCreateIn, request.data)
         promotion = services.promotion_request_create(
             version=found, to_stage=data["to"], reason=data["reason"], actor=request.user, override_reason=data["override_reason"]
         )
-        return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(PromotionOut(selectors.promotion_get(promotion_id=promotion.pk)).data, status=status.HTTP_201_CREATED)
 
 
 class PromotionListApi(generics.ListAPIView):
     """Promotion requests, newest first; `?status=pending`, `?model=NAME`, `?prompt=NAME`, `?search=`."""
 
-    serializer_class = PromotionOutput
+    serializer_class = PromotionOut
 
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=PromotionStatus.values), OpenApiParameter("model", str), OpenApiParameter("prompt", str), OpenApiParameter("search", str)]
@@ -190,46 +187,46 @@ class PromotionListApi(generics.ListAPIView):
 
 
 class PromotionDetailApi(APIView):
-    @extend_schema(responses=PromotionOutput)
+    @extend_schema(responses=PromotionOut)
     def get(self, request, promotion_id):
-        return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion_id)).data)
+        return Response(PromotionOut(selectors.promotion_get(promotion_id=promotion_id)).data)
 
 
 class PromotionApproveApi(APIView):
     permission_classes = [IsApprover]
 
-    @extend_schema(request=DecisionInput, responses=PromotionOutput)
+    @extend_schema(request=PromotionApproveIn, responses=PromotionOut)
     def post(self, request, promotion_id):
-        data = _valid(DecisionInput, request.data)
+        data = validated(PromotionApproveIn, request.data)
         services.promotion_approve(promotion_id=promotion_id, actor=request.user, comment=data["comment"], override_reason=data["override_reason"])
-        return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion_id)).data)
+        return Response(PromotionOut(selectors.promotion_get(promotion_id=promotion_id)).data)
 
 
 class PromotionRejectApi(APIView):
     permission_classes = [IsApprover]
 
-    @extend_schema(request=RejectInput, responses=PromotionOutput)
+    @extend_schema(request=PromotionRejectIn, responses=PromotionOut)
     def post(self, request, promotion_id):
-        data = _valid(RejectInput, request.data)
+        data = validated(PromotionRejectIn, request.data)
         services.promotion_reject(promotion_id=promotion_id, actor=request.user, comment=data["comment"])
-        return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion_id)).data)
+        return Response(PromotionOut(selectors.promotion_get(promotion_id=promotion_id)).data)
 
 
 class ModelRollbackApi(APIView):
     permission_classes = [IsApprover]
 
-    @extend_schema(request=RollbackInput, responses=VersionOutput)
+    @extend_schema(request=ModelRollbackIn, responses=VersionOut)
     def post(self, request, name):
         selectors.model_get(name=name)  # unknown model: 404 before any 400
-        data = _valid(RollbackInput, request.data)
+        data = validated(ModelRollbackIn, request.data)
         version = services.model_rollback(model_name=name, stage=data["stage"], reason=data["reason"], actor=request.user)
-        return Response(VersionOutput(selectors.version_get(model_name=name, version=version.version), context={"request": request}).data)
+        return Response(VersionOut(selectors.version_get(model_name=name, version=version.version), context={"request": request}).data)
 
 
 class AuditListApi(generics.ListAPIView):
     """Append-only audit events, newest first. Filters: subject, action, actor, version, search."""
 
-    serializer_class = AuditOutput
+    serializer_class = AuditOut
 
     @extend_schema(
         parameters=[

@@ -1,47 +1,41 @@
-"""REST API of the prompt registry (`/api/v1/prompts/...`): validate, call one service or selector, answer."""
+"""REST API of the prompt registry (`/api/v1/prompts/...`): import a folder, read versions and environments, render,
+promote, roll back, page through an eval set. Each view validates, calls one service or selector, and answers through
+a typed serializer."""
 
 import json
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import generics, serializers, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlops_site.exceptions import TooLarge, ValidationFailed
 from mlops_site.roles import IsApprover, IsEditor
+from mlops_site.serializers import validated
 
-from . import prompt_templates, selectors, services
-from .api import _valid
-from .models import Environment
+from .. import prompt_templates, selectors, services
+from ..models import Environment
 from .serializers import (
-    EvalSetOutput,
-    PromotionOutput,
-    PromptDetailOutput,
-    PromptImportInput,
-    PromptPromotionInput,
-    PromptRollbackInput,
-    PromptSummaryOutput,
-    PromptVersionOutput,
-    RenderInput,
+    EvalSetPageOut,
+    PromotionOut,
+    PromptDetailOut,
+    PromptImportArchiveIn,
+    PromptImportIn,
+    PromptImportOut,
+    PromptPromotionIn,
+    PromptRenderIn,
+    PromptRenderOut,
+    PromptRollbackIn,
+    PromptSummaryOut,
+    PromptVersionOut,
 )
-
-ImportOutput = inline_serializer(
-    "PromptImportResult",
-    {
-        "created": serializers.ListField(child=serializers.CharField()),
-        "unchanged": serializers.ListField(child=serializers.CharField()),
-        "requested": serializers.ListField(child=serializers.DictField()),
-        "ignored": serializers.ListField(child=serializers.CharField()),
-    },
-)
-
 
 
 class PromptListApi(generics.ListAPIView):
     """Prompts with the version each environment runs. `?search=` matches the name."""
 
-    serializer_class = PromptSummaryOutput
+    serializer_class = PromptSummaryOut
 
     @extend_schema(parameters=[OpenApiParameter("search", str)])
     def get(self, request, *args, **kwargs):
@@ -58,10 +52,10 @@ class PromptImportApi(APIView):
 
     @extend_schema(
         request={
-            "application/json": PromptImportInput,
-            "multipart/form-data": inline_serializer("PromptImportArchive", {"archive": serializers.FileField()}),
+            "application/json": PromptImportIn,
+            "multipart/form-data": PromptImportArchiveIn,
         },
-        responses={200: ImportOutput},
+        responses={200: PromptImportOut},
     )
     def post(self, request):
         try:
@@ -76,82 +70,76 @@ class PromptImportApi(APIView):
                 raise ValidationFailed("Send the folder as a file field named archive (.tar.gz or .zip).", fields={"archive": ["Required."]})
             files = services.archive_files(upload.read(settings.MLOPS_PROMPT_ARCHIVE_MAX_BYTES + 1), filename=upload.name)
         else:
-            files = _valid(PromptImportInput, request.data)["files"]
+            files = validated(PromptImportIn, request.data)["files"]
         result = services.prompts_import(files=files, actor=request.user)
-        return Response(result.__dict__)
+        return Response(PromptImportOut(result).data)
 
 
 class PromptDetailApi(APIView):
-    @extend_schema(responses=PromptDetailOutput)
+    @extend_schema(responses=PromptDetailOut)
     def get(self, request, name):
         prompt = selectors.prompt_get(name=name)
-        return Response(PromptDetailOutput(prompt, context={"versions": selectors.prompt_version_list(prompt=prompt)}).data)
+        return Response(PromptDetailOut(prompt, context={"versions": selectors.prompt_version_list(prompt=prompt)}).data)
 
 
 class PromptVersionDetailApi(APIView):
-    @extend_schema(responses=PromptVersionOutput)
+    @extend_schema(responses=PromptVersionOut)
     def get(self, request, name, version):
-        return Response(PromptVersionOutput(selectors.prompt_version_get(prompt_name=name, version=version)).data)
+        return Response(PromptVersionOut(selectors.prompt_version_get(prompt_name=name, version=version)).data)
 
 
 class PromptEnvironmentApi(APIView):
-    @extend_schema(responses=PromptVersionOutput)
+    @extend_schema(responses=PromptVersionOut)
     def get(self, request, name, environment):
         if environment not in Environment.values:
             raise ValidationFailed(f"Unknown environment {environment!r}; use one of {', '.join(Environment.values)}.")
-        return Response(PromptVersionOutput(selectors.prompt_environment_get(prompt_name=name, environment=environment)).data)
+        return Response(PromptVersionOut(selectors.prompt_environment_get(prompt_name=name, environment=environment)).data)
 
 
 class PromptRenderApi(APIView):
     """Fill the template: every placeholder must be given and nothing else (a 400 names the variable)."""
 
-    @extend_schema(
-        request=RenderInput,
-        responses=inline_serializer(
-            "RenderedPrompt",
-            {"system": serializers.CharField(), "prompt": serializers.CharField(), "model": serializers.CharField(),
-             "temperature": serializers.FloatField(), "max_tokens": serializers.IntegerField(allow_null=True)},
-        ),
-    )
+    @extend_schema(request=PromptRenderIn, responses=PromptRenderOut)
     def post(self, request, name, version):
         found = selectors.prompt_version_get(prompt_name=name, version=version)
-        variables = _valid(RenderInput, request.data)["variables"]
+        variables = validated(PromptRenderIn, request.data)["variables"]
         try:
             text = prompt_templates.render(found.template, variables)
         except prompt_templates.RenderError as exc:
             fields = {n: ["Missing."] for n in exc.missing} | {n: ["Not a placeholder of this template."] for n in exc.unknown}
             raise ValidationFailed(str(exc), fields={f"variables.{k}": v for k, v in fields.items()}) from None
-        return Response({"system": found.system, "prompt": text, "model": found.llm_model, "temperature": found.temperature, "max_tokens": found.max_tokens})
+        rendered = {"system": found.system, "prompt": text, "model": found.llm_model, "temperature": found.temperature, "max_tokens": found.max_tokens}
+        return Response(PromptRenderOut(rendered).data)
 
 
 class PromptVersionPromoteApi(APIView):
     permission_classes = [IsEditor]
 
-    @extend_schema(request=PromptPromotionInput, responses={201: PromotionOutput})
+    @extend_schema(request=PromptPromotionIn, responses={201: PromotionOut})
     def post(self, request, name, version):
         found = selectors.prompt_version_get(prompt_name=name, version=version)
-        data = _valid(PromptPromotionInput, request.data)
+        data = validated(PromptPromotionIn, request.data)
         promotion = services.promotion_request_create(
             version=found, to_stage=data["to"], reason=data["reason"], actor=request.user, override_reason=data["override_reason"]
         )
-        return Response(PromotionOutput(selectors.promotion_get(promotion_id=promotion.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(PromotionOut(selectors.promotion_get(promotion_id=promotion.pk)).data, status=status.HTTP_201_CREATED)
 
 
 class PromptRollbackApi(APIView):
     permission_classes = [IsApprover]
 
-    @extend_schema(request=PromptRollbackInput, responses=PromptVersionOutput)
+    @extend_schema(request=PromptRollbackIn, responses=PromptVersionOut)
     def post(self, request, name):
         selectors.prompt_get(name=name)
-        data = _valid(PromptRollbackInput, request.data)
+        data = validated(PromptRollbackIn, request.data)
         version = services.prompt_rollback(prompt_name=name, environment=data["environment"], reason=data["reason"], actor=request.user)
-        return Response(PromptVersionOutput(selectors.prompt_version_get(prompt_name=name, version=version.version)).data)
+        return Response(PromptVersionOut(selectors.prompt_version_get(prompt_name=name, version=version.version)).data)
 
 
 class EvalSetApi(APIView):
     """An eval set version and a page of its rows (`?page=`, `?page_size=` up to 500)."""
 
-    @extend_schema(responses=inline_serializer("EvalSetPage", {"eval_set": EvalSetOutput(), "rows": serializers.ListField(child=serializers.DictField())}))
+    @extend_schema(responses=EvalSetPageOut, parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)])
     def get(self, request, name, version):
         eval_set = selectors.eval_set_get(prompt_name=name, version=version)
         page, size = request.query_params.get("page", "1"), request.query_params.get("page_size", "50")
@@ -160,4 +148,4 @@ class EvalSetApi(APIView):
         lines = selectors.eval_set_lines(eval_set=eval_set)
         start = (int(page) - 1) * int(size)
         rows = [json.loads(line) for line in lines[start : start + int(size)]]
-        return Response({"eval_set": EvalSetOutput(eval_set).data, "count": len(lines), "page": int(page), "rows": rows})
+        return Response(EvalSetPageOut({"eval_set": eval_set, "count": len(lines), "page": int(page), "rows": rows}).data)

@@ -3,7 +3,7 @@
 Per model or prompt version, over the last 5 minutes of minute roll-ups:
 request rate, error rate, latency and time-to-first-token quantiles (from the
 merged sketches, within 1 %), cost rate and tokens per request; plus each alert
-rule's state and each budget's share spent. Three queries whatever the traffic, and two per budget.
+rule's state and each budget's share spent. Four queries whatever the traffic and the number of budgets.
 Auth: `Authorization: Bearer <token>` (Prometheus' default) or `Token <token>`.
 """
 
@@ -14,16 +14,19 @@ from datetime import timedelta
 
 from django.http import HttpResponse
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.views import APIView
 
 from mlops_site.roles import IsViewer
 
-from .models import AlertRule, Budget, Granularity, Rollup
-from .selectors.budgets import budget_status
-from .services.alerts import subject_of
-from .sketch import QuantileSketch
+from .. import selectors
+from ..models import AlertRule, Granularity, Rollup
+from ..services.alerts import subject_of
+from ..sketch import QuantileSketch
 
 WINDOW = timedelta(minutes=5)
 STATE_VALUE = {"ok": 0, "warning": 1, "alert": 2}
@@ -31,6 +34,16 @@ STATE_VALUE = {"ok": 0, "warning": 1, "alert": 2}
 
 class BearerTokenAuthentication(TokenAuthentication):
     keyword = "Bearer"
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """The schema's name for it: the same API token, sent as `Authorization: Bearer <token>`."""
+
+    target_class = BearerTokenAuthentication
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")
 
 
 def _label(value) -> str:
@@ -91,8 +104,10 @@ def prometheus_text(*, now=None) -> str:
     for rule in AlertRule.objects.filter(enabled=True).select_related("model", "prompt"):
         alerts.add(STATE_VALUE[rule.state], rule=rule.name, metric=rule.metric, **subject_of(rule))
     budgets = _Family("mlops_budget_spent_share", "Share of the budget spent in the current period.")
-    for budget in Budget.objects.filter(enabled=True):
-        budgets.add(budget_status(budget=budget, now=now).share, budget=budget.name, period=budget.period)
+    enabled = list(selectors.budget_list(enabled=True))
+    statuses = selectors.budget_statuses(budgets=enabled, now=now)
+    for budget in enabled:
+        budgets.add(statuses[budget.pk].share, budget=budget.name, period=budget.period)
     return "".join(f.text() for f in (rate, error_rate, latency, ttft, cost, tokens, alerts, budgets))
 
 
@@ -102,6 +117,6 @@ class MetricsApi(APIView):
     authentication_classes = [BearerTokenAuthentication, TokenAuthentication, SessionAuthentication]
     permission_classes = [IsViewer]
 
-    @extend_schema(exclude=True)  # not part of /api/v1: Prometheus' own format
+    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR}, description="Prometheus text exposition format 0.0.4.")
     def get(self, request):
         return HttpResponse(prometheus_text(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,221 @@
+"""Input and output shapes of the monitoring API, typed for the OpenAPI schema. Shapes only: the rules live in services.
+
+Stored JSON (a reference's column profile, a report's per-column results) is answered as it was written; its
+documented shape is what the services write today.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from mlops_site.serializers import JSONInteger, JSONNumber, StrictSerializer
+
+from ..drift import Severity
+from ..models import AlertRule, BudgetPeriod, BudgetScope, DriftReport, Price, Reference
+
+# --- ingestion ---------------------------------------------------------------------------------------------------------
+
+
+class EventBatchIn(serializers.Serializer):
+    """Up to 10,000 served requests. For the schema: ingestion validates the body and names every bad index and field."""
+
+    events = serializers.ListField(
+        child=serializers.DictField(), max_length=10_000,
+        help_text="event_id, model + version (or prompt + version), timestamp, latency_ms, error; optional unit_id, features, "
+                  "prediction, label, tokens, cost_usd, ttft_ms, guardrail_triggered, feedback, judge_score",
+    )
+
+
+class IngestOut(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField(help_text="events whose event_id was already stored (or repeated in the batch)")
+
+
+class LabelIn(serializers.Serializer):
+    event_id = serializers.CharField()
+    label = serializers.JSONField(help_text="a number, string or boolean")
+
+
+class LabelBatchIn(serializers.Serializer):
+    """Up to 10,000 labels. For the schema: the service validates the body."""
+
+    labels = LabelIn(many=True)
+
+
+class LabelsOut(serializers.Serializer):
+    updated = serializers.IntegerField()
+    unknown = serializers.IntegerField(help_text="labels for event ids not (yet) stored")
+    unknown_ids = serializers.ListField(child=serializers.CharField(), help_text="the first 100 of them")
+
+
+class OtlpTracesIn(serializers.Serializer):
+    """OTLP/HTTP JSON. For the schema: monitoring/otlp.py reads the spans."""
+
+    resourceSpans = serializers.ListField(child=serializers.DictField())  # noqa: N815 - OTLP's own name
+
+
+class OtelIngestOut(IngestOut):
+    skipped = serializers.IntegerField(help_text="spans without GenAI attributes")
+
+
+# --- references and drift reports --------------------------------------------------------------------------------------
+
+
+class ReferenceColumnOut(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["numeric", "categorical"])
+    missing = serializers.FloatField(help_text="share of missing values")
+    n = serializers.IntegerField(help_text="values in the reference")
+    std = serializers.FloatField(required=False, help_text="numeric columns: the standard deviation")
+
+
+class ReferenceOut(serializers.ModelSerializer):
+    columns = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Reference
+        fields = ["source", "description", "rows", "created_at", "columns"]
+
+    @extend_schema_field(serializers.DictField(child=ReferenceColumnOut()))
+    def get_columns(self, reference: Reference) -> dict[str, Any]:
+        return reference.columns
+
+
+class WindowIn(serializers.Serializer):
+    """The last `hours` (default 24, 1 to 2160), or `start` and `end` (ISO 8601; UTC when no offset is given).
+    For the schema: the view reads the window."""
+
+    hours = serializers.IntegerField(required=False, min_value=1, max_value=24 * 90)
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+
+
+class ReferenceWindowIn(serializers.Serializer):
+    window = WindowIn()
+
+
+class ReferenceUploadIn(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV, JSON lines or Parquet")
+
+
+class DriftColumnOut(serializers.Serializer):
+    column = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["numeric", "categorical"])
+    n_reference = serializers.IntegerField()
+    n_current = serializers.IntegerField()
+    missing_reference = serializers.FloatField()
+    missing_current = serializers.FloatField()
+    invalid_current = serializers.IntegerField(help_text="infinite or non-numeric values in a numeric column")
+    psi = serializers.FloatField(allow_null=True)
+    kl = serializers.FloatField(allow_null=True)
+    js = serializers.FloatField(allow_null=True)
+    ks_statistic = serializers.FloatField(allow_null=True)
+    ks_pvalue = serializers.FloatField(allow_null=True)
+    wasserstein = serializers.FloatField(allow_null=True)
+    wasserstein_norm = serializers.FloatField(allow_null=True)
+    chi2_pvalue = serializers.FloatField(allow_null=True)
+    pvalue_subsampled = serializers.BooleanField()
+    drifted = serializers.BooleanField()
+    severity = serializers.ChoiceField(choices=[s.value for s in Severity])
+    reason = serializers.CharField()
+    bins = serializers.ListField(child=serializers.JSONField(), help_text="bin edges (numeric) or categories")
+    reference_share = serializers.ListField(child=serializers.FloatField())
+    current_share = serializers.ListField(child=serializers.FloatField())
+
+
+class DriftReportOut(serializers.ModelSerializer):
+    model = serializers.CharField(source="model_version.model.name")
+    version = serializers.IntegerField(source="model_version.version")
+
+    class Meta:
+        model = DriftReport
+        fields = ["id", "model", "version", "window_start", "window_end", "status", "requested_at", "started_at", "finished_at",
+                  "error", "rows", "drifted_columns", "max_psi"]
+
+
+class DriftReportDetailOut(DriftReportOut):
+    """A report with its per-column results, the most drifted first."""
+
+    results = serializers.SerializerMethodField()
+
+    class Meta(DriftReportOut.Meta):
+        fields = [*DriftReportOut.Meta.fields, "results"]
+
+    @extend_schema_field(DriftColumnOut(many=True))
+    def get_results(self, report: DriftReport) -> list[dict[str, Any]]:
+        return report.results
+
+
+# --- alerts ------------------------------------------------------------------------------------------------------------
+
+
+class AlertRuleOut(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name", default=None)
+    prompt = serializers.CharField(source="prompt.name", default=None)
+    acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None)
+
+    class Meta:
+        model = AlertRule
+        fields = ["id", "name", "model", "prompt", "window_minutes", "metric", "comparison", "threshold", "warning_threshold", "enabled",
+                  "state", "state_since", "last_value", "silenced_until", "acknowledged_by", "acknowledged_at"]
+
+
+class AlertSilenceIn(serializers.Serializer):
+    """Other keys are ignored (as they always were)."""
+
+    hours = JSONInteger(help_text="silence notifications for this many hours; 0 ends a silence",
+                        error_messages={"invalid": "a whole number", "required": "a whole number"})
+
+
+# --- costs: budgets and prices -----------------------------------------------------------------------------------------
+
+
+class BudgetIn(StrictSerializer):
+    name = serializers.CharField()
+    amount_usd = JSONNumber(help_text="USD per period, above 0")
+    period = serializers.ChoiceField(choices=BudgetPeriod.choices, required=False, help_text="default day (UTC)")
+    scope = serializers.ChoiceField(choices=BudgetScope.choices, required=False, help_text="default all")
+    members = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True,
+                                    help_text='"model:<name>" or "prompt:<name>": one for a model or prompt budget, any for a team')
+    thresholds = serializers.ListField(child=JSONNumber(), required=False, allow_null=True,
+                                       help_text="shares of the budget that alert, default [0.8, 1.0]")
+    webhook_url = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    webhook_secret = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    emails = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, help_text="comma-separated")
+
+
+class BudgetOut(serializers.Serializer):
+    """A budget (`budget`) with the status of its current period (`status`, selectors.BudgetStatus)."""
+
+    name = serializers.CharField(source="budget.name")
+    scope = serializers.ChoiceField(choices=BudgetScope.choices, source="budget.scope")
+    members = serializers.ListField(child=serializers.CharField(), source="budget.members")
+    period = serializers.ChoiceField(choices=BudgetPeriod.choices, source="budget.period")
+    amount_usd = serializers.FloatField(source="budget.amount_usd")
+    thresholds = serializers.ListField(child=JSONNumber(), source="budget.thresholds")
+    enabled = serializers.BooleanField(source="budget.enabled")
+    period_start = serializers.DateTimeField(source="status.period_start")
+    period_end = serializers.DateTimeField(source="status.period_end")
+    spent_usd = serializers.FloatField(source="status.spent_usd")
+    share = serializers.FloatField(source="status.share", help_text="spent / amount")
+    forecast_usd = serializers.FloatField(source="status.forecast_usd", allow_null=True, help_text="null before any spend in the period")
+    pricing_missing = serializers.IntegerField(source="status.pricing_missing", help_text="requests whose cost is unknown (not counted)")
+
+
+class PriceIn(StrictSerializer):
+    pattern = serializers.CharField(help_text="an exact LLM model name, or a glob such as gpt-4o-mini*")
+    input_per_token = serializers.FloatField(help_text="USD per input token")
+    output_per_token = serializers.FloatField(help_text="USD per output token")
+    cached_input_per_token = serializers.FloatField(required=False, allow_null=True, default=None, help_text="empty: the input price")
+    reasoning_per_token = serializers.FloatField(required=False, allow_null=True, default=None, help_text="empty: the output price")
+    effective_from = serializers.DateField(help_text="YYYY-MM-DD, the first day (UTC) this price is in force")
+    source = serializers.CharField(required=False, allow_blank=True, max_length=50, help_text="default: your user name")
+
+
+class PriceOut(serializers.ModelSerializer):
+    class Meta:
+        model = Price
+        fields = ["id", "pattern", "input_per_token", "output_per_token", "cached_input_per_token", "reasoning_per_token",
+                  "effective_from", "source", "created_at"]
