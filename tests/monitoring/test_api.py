@@ -116,3 +116,16 @@ def test_alerts_list_acknowledge_and_silence(api_as, editor, viewer, fraud, djan
     assert silenced.status_code == 200 and silenced.json()["silenced_until"]
     assert api_as(editor).post(f"/api/v1/alerts/{rule.pk}/silence", {"hours": "4"}, format="json").status_code == 400
     assert api_as(editor).post("/api/v1/alerts/999/acknowledge").status_code == 404
+
+
+def test_drift_report_list_takes_a_fixed_number_of_queries(api_as, editor, viewer, fraud, django_assert_max_num_queries):
+    for hour in range(12):
+        DriftReport.objects.create(model_version=fraud, window_start=T0 + timedelta(hours=hour), window_end=T0 + timedelta(hours=hour + 1))
+    client = api_as(viewer)
+
+    with django_assert_max_num_queries(5):  # token, roles, the version, count, page
+        listed = client.get(f"{URL}/drift-reports?page_size=100").json()
+
+    assert listed["count"] == 12
+    assert [r["window_end"] for r in listed["results"][:2]] == ["2026-11-20T22:00:00Z", "2026-11-20T21:00:00Z"]
+    assert {(r["model"], r["version"]) for r in listed["results"]} == {("fraud", 1)}

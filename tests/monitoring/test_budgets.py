@@ -178,6 +178,51 @@ def test_budgets_over_http(api_as, editor, viewer):
     assert api_as(viewer).get("/api/v1/budgets/nope").status_code == 404
 
 
+def test_budget_list_answers_each_budgets_period_by_hand_in_a_fixed_number_of_queries(api_as, editor, viewer, monkeypatch,
+                                                                                      django_assert_max_num_queries):
+    fraud, other = register("fraud", editor), register("other", editor)
+    services.budget_set(name="all daily", amount_usd=10, actor=editor)
+    services.budget_set(name="fraud weekly", amount_usd=100, period="week", scope="model", members=["model:fraud"], actor=editor)
+    services.budget_set(name="team monthly", amount_usd=1000, period="month", scope="team", members=["model:fraud", "model:other"],
+                        actor=editor)
+    hour_spend(fraud, datetime(2026, 10, 31, 23, tzinfo=UTC), 50.0)  # October: no period of today
+    hour_spend(fraud, datetime(2026, 11, 1, 5, tzinfo=UTC), 7.0)  # this month, an earlier week
+    hour_spend(fraud, datetime(2026, 11, 23, 10, tzinfo=UTC), 3.0)  # Monday: this week
+    hour_spend(fraud, datetime(2026, 11, 24, 12, tzinfo=UTC), 5.0)  # yesterday, before the last 24 hours
+    hour_spend(other, datetime(2026, 11, 24, 20, tzinfo=UTC), 2.0)  # yesterday, within the last 24 hours
+    hour_spend(fraud, datetime(2026, 11, 25, 9, tzinfo=UTC), 1.5)
+    hour_spend(fraud, datetime(2026, 11, 25, 15, tzinfo=UTC), 0.5)
+    Rollup.objects.create(model_version=other, granularity="hour", bucket=datetime(2026, 11, 25, 14, tzinfo=UTC), requests=13, cost_usd=4.0,
+                          cost_requests=10, pricing_missing=3)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)
+    client = api_as(viewer)
+
+    with django_assert_max_num_queries(5):  # token, roles, count, page, one read of every budget's spend
+        listed = client.get("/api/v1/budgets").json()
+
+    budgets = {b["name"]: b for b in listed["results"]}
+    assert listed["count"] == 3
+    # Today: 1.5 + 0.5 + 4.0 since midnight, 15.5 h gone and 8.5 h left; the rate is the whole day so far.
+    assert budgets["all daily"] | {"forecast_usd": None} == {
+        "name": "all daily", "scope": "all", "members": [], "period": "day", "amount_usd": 10.0, "thresholds": [0.8, 1.0], "enabled": True,
+        "period_start": "2026-11-25T00:00:00Z", "period_end": "2026-11-26T00:00:00Z", "spent_usd": 6.0, "share": 0.6,
+        "forecast_usd": None, "pricing_missing": 3,
+    }
+    assert budgets["all daily"]["forecast_usd"] == pytest.approx(6.0 + 6.0 / 15.5 * 8.5)
+    # This week (from Monday): 3 + 5 + 1.5 + 0.5 of fraud; the rate counts from yesterday 15:00 (24.5 h), 104.5 h left.
+    weekly = budgets["fraud weekly"]
+    assert (weekly["period_start"], weekly["period_end"]) == ("2026-11-23T00:00:00Z", "2026-11-30T00:00:00Z")
+    assert (weekly["spent_usd"], weekly["share"], weekly["pricing_missing"]) == (10.0, 0.1, 0)
+    assert weekly["forecast_usd"] == pytest.approx(10.0 + 2.0 / 24.5 * 104.5)
+    # This month, both models: 7 + 3 + 5 + 2 + 1.5 + 0.5 + 4; the last 24.5 h spent 2 + 1.5 + 0.5 + 4, 128.5 h left.
+    monthly = budgets["team monthly"]
+    assert (monthly["period_start"], monthly["period_end"]) == ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
+    assert (monthly["spent_usd"], monthly["pricing_missing"]) == (23.0, 3)
+    assert monthly["share"] == pytest.approx(0.023)
+    assert monthly["forecast_usd"] == pytest.approx(23.0 + 8.0 / 24.5 * 128.5)
+    assert client.get("/api/v1/budgets/team monthly").json() == monthly
+
+
 def test_the_cost_page_form_sets_a_budget(client, editor, viewer):
     from registry.services import prompts as prompt_services
     from tests.prompts.conftest import brief_folder

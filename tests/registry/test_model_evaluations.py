@@ -87,3 +87,17 @@ def test_requests_are_checked_before_anything_runs(api_as, editor, viewer):
     assert_error_shape(upload(api_as(editor), b"a\n1\n", kind="model", options='{"colour": 1}'), 400)
     assert upload(api_as(viewer), b"a\n1\n", kind="model").status_code == 403
     assert Evaluation.objects.count() == 0
+
+
+def test_evaluation_list_takes_a_fixed_number_of_queries(api_as, editor, viewer, django_assert_max_num_queries):
+    register("fraud", editor)
+    body, _ = predictions_csv(50, 2, bias=0.0)
+    for _ in range(6):
+        assert upload(api_as(editor), body, kind="model").status_code == 202
+    client = api_as(viewer)
+
+    with django_assert_max_num_queries(5):  # token, roles, the version, count, page
+        listed = client.get(f"{URL}/evaluations").json()
+
+    assert listed["count"] == 6
+    assert {(e["model"], e["version"], e["requested_by"], e["status"]) for e in listed["results"]} == {("fraud", 1, editor.username, "pending")}

@@ -94,3 +94,15 @@ def test_requests_without_an_eval_set_or_a_provider_are_refused(api_as, editor, 
     assert_error_shape(api_as(editor).post("/api/v1/prompts/classify/versions/1/evaluations", {}, format="json"), 400)
     assert_error_shape(api_as(editor).post(f"{URL}/evaluations", {"provider": "openai"}, format="json"), 400)  # no MLOPS_LLM_BASE_URL
     assert_error_shape(api_as(editor).post(f"{URL}/evaluations", {"provider": "magic"}, format="json"), 400)
+
+
+def test_evaluation_list_takes_a_fixed_number_of_queries(api_as, editor, viewer, summarize, django_assert_max_num_queries):
+    for _ in range(6):
+        assert api_as(editor).post(f"{URL}/evaluations", {"provider": "replay"}, format="json").status_code == 202
+    client = api_as(viewer)
+
+    with django_assert_max_num_queries(5):  # token, roles, the version, count, page
+        listed = client.get(f"{URL}/evaluations").json()
+
+    assert listed["count"] == 6
+    assert {(e["prompt"], e["version"], e["requested_by"], e["kind"]) for e in listed["results"]} == {("summarize", 2, editor.username, "prompt")}
