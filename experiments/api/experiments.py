@@ -178,7 +178,7 @@ class ExperimentAnalysesApi(APIView):
 
     @extend_schema(request=None, responses={202: AnalysisOut})
     def post(self, request, key):
-        analysis = services.analysis_request(experiment=selectors.experiment_get(key=key))
+        analysis = services.analysis_request(experiment=selectors.experiment_get(key=key), actor=request.user)
         return Response(AnalysisOut(analysis).data, status=status.HTTP_202_ACCEPTED)
 
 

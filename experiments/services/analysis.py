@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from mlops_site.exceptions import Conflict
 from mlops_site.queue import enqueue_on_commit
+from mlops_site.roles import EDITOR, require_role
 
 from .. import stats
 from ..models import Analysis, AnalysisStatus, Experiment, ExperimentStatus
@@ -35,9 +36,12 @@ def _enqueue(analysis_id: int) -> None:
     enqueue_on_commit("experiments.tasks.analysis_compute", analysis_id)
 
 
-def analysis_request(*, experiment: Experiment, enqueue: bool = True) -> Analysis:
-    """Queue an analysis of a started experiment (409 for a draft). An analysis already waiting is reused, so
-    pressing Refresh twice computes once. `enqueue=False`: the caller runs it (the management command)."""
+def analysis_request(*, experiment: Experiment, actor=None, enqueue: bool = True) -> Analysis:
+    """Queue an analysis of a started experiment (editors; 409 for a draft). An analysis already waiting is reused, so
+    pressing Refresh twice computes once. `actor` None: the scheduler or an operator's command. `enqueue=False`:
+    the caller runs it (the management command)."""
+    if actor is not None:
+        require_role(actor, EDITOR, "Refreshing the results")
     if experiment.status == ExperimentStatus.DRAFT:
         raise Conflict(f"Experiment {experiment.key} has not started: there is nothing to analyse.", code="experiment_not_started")
     with transaction.atomic():

@@ -43,8 +43,8 @@ from .assignment import plan_forget
 
 MIN_VARIANTS, MAX_VARIANTS = 2, 10
 MAX_SECONDARY_METRICS = 10
-# "sample-size" is a route of its own (GET /api/v1/experiments/sample-size).
-RESERVED_KEYS = frozenset({"sample-size"})
+# Routes of their own: GET /api/v1/experiments/sample-size and the design form /experiments/new/.
+RESERVED_KEYS = frozenset({"sample-size", "new"})
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 METRIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 VARIANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,49}$")
@@ -203,7 +203,7 @@ def experiment_create(
     """
     require_role(actor, EDITOR, "Designing an experiment")
     if not isinstance(key, str) or not KEY_RE.match(key) or key in RESERVED_KEYS:
-        raise _invalid("key", "1 to 100 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit (not 'sample-size')")
+        raise _invalid("key", "1 to 100 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit (not 'sample-size' or 'new')")
     hypothesis = hypothesis.strip() if isinstance(hypothesis, str) else ""
     if not hypothesis:
         raise _invalid("hypothesis", "required: what you expect and why (\"v2 raises conversion by 2 points\")")
@@ -320,7 +320,7 @@ def experiment_stop(*, experiment: Experiment, reason: str, actor) -> Experiment
         if experiment.status != ExperimentStatus.RUNNING:
             raise Conflict(f"Experiment {experiment.key} is {experiment.status}; only a running one can stop.", code="experiment_not_running")
         _stop(experiment, reason, actor)
-        analysis_request(experiment=experiment)
+        analysis_request(experiment=experiment, actor=actor)
     return experiment
 
 

@@ -72,6 +72,7 @@ def test_create_answers_201_with_the_experiment(editor_api):
     ({"mde": 0}, "mde"), ({"mde": "big"}, "mde"), ({"baseline_rate": None}, "baseline_rate"),
     ({"subject": {"model": "checkout", "prompt": "summarize"}}, "subject"), ({"subject": {"model": "missing"}}, "subject.model"),
     ({"primary_metric": {"name": "conversion", "kind": "count"}}, "primary_metric.kind"), ({"typo": 1}, "typo"),
+    ({"key": "sample-size"}, "key"), ({"key": "new"}, "key"),
 ])
 def test_create_refuses_bad_designs_with_400_naming_the_field(editor_api, changes, field):
     response = editor_api.post("/api/v1/experiments", {**BODY, **changes}, format="json")

@@ -86,7 +86,7 @@ def test_create_refuses_bad_designs_naming_the_field(editor, checkout, overrides
     assert not Experiment.objects.exists() and not AuditEvent.objects.filter(action="experiment_created").exists()
 
 
-@pytest.mark.parametrize("key", ["Upper", "sample-size", "", "-x", "a" * 101, "with space"])
+@pytest.mark.parametrize("key", ["Upper", "sample-size", "new", "", "-x", "a" * 101, "with space"])
 def test_create_refuses_bad_keys(editor, checkout, key):
     with pytest.raises(ValidationFailed) as refused:
         design(editor, key=key)
@@ -152,6 +152,16 @@ def test_start_is_refused_while_a_variant_fails_its_enforced_gates(editor, appro
     assert refused.value.code == "gates_failed" and "accuracy never ran" in refused.value.message
     assert [f["variant"] for f in refused.value.extra["failed"]] == ["A", "B"]
     assert Experiment.objects.get().status == "running"
+
+
+def test_an_analysis_requested_by_a_person_needs_the_editor_role_and_the_scheduler_names_none(editor, viewer, running):
+    with pytest.raises(Forbidden) as refused:
+        services.analysis_request(experiment=running, actor=viewer, enqueue=False)
+    by_editor = services.analysis_request(experiment=running, actor=editor, enqueue=False)
+    by_scheduler = services.analysis_request(experiment=running, enqueue=False)
+
+    assert refused.value.message == "Refreshing the results needs the editor role."
+    assert by_editor.pk == by_scheduler.pk and Analysis.objects.count() == 1
 
 
 def test_stop_ends_assignment_queues_a_final_analysis_and_audits(editor, running, django_capture_on_commit_callbacks):
