@@ -206,6 +206,18 @@ def test_design_form_offers_the_subjects_and_their_versions(editor, checkout, pr
     assert 'data-sample-size-url="/api/v1/experiments/sample-size"' in html
 
 
+def test_model_and_prompt_pages_link_editors_to_the_design_form_with_their_subject(editor, viewer, checkout, prompt_versions):
+    pages = {kind: logged_in(editor).get(url).content.decode() for kind, url in (("model", "/models/checkout/"), ("prompt", "/prompts/summarize/"))}
+    as_viewer = [logged_in(viewer).get(url).content.decode() for url in ("/models/checkout/", "/prompts/summarize/")]
+
+    links = {kind: re.search(r'<a class="small" href="([^"]+)" id="design-experiment-link">Design an A/B test', page).group(1)
+             for kind, page in pages.items()}
+    assert links == {"model": "/experiments/new/?model=checkout", "prompt": "/experiments/new/?prompt=summarize"}
+    assert not any("design-experiment-link" in page for page in as_viewer)
+    form = logged_in(editor).get(html_lib.unescape(links["prompt"])).content.decode()
+    assert '<option value="prompt:summarize" selected>' in form
+
+
 def test_design_form_creates_a_draft_as_typed(editor, checkout):
     response = logged_in(editor).post("/experiments/new/", form_data())
 
