@@ -219,8 +219,8 @@ def test_binary_zero_division_and_equal_precision_and_recall_match_scikit_learn(
 
 
 def test_multiclass_with_labels_predicted_once_or_never_matches_scikit_learn():
-    y = [0, 0, 1, 1, 2, 2, 2, 3]
-    pred = [0, 1, 1, 1, 0, 0, 2, 0]  # 2 predicted once, 3 never predicted
+    y = [0, 0, 1, 1, 2, 2, 2, 3, 4]
+    pred = [0, 1, 1, 1, 0, 0, 2, 0, 4]  # 2 predicted once, 3 never predicted, 4 once and right
 
     got = classification_metrics(y, pred)
 
@@ -244,9 +244,9 @@ def test_roc_auc_notes_and_a_single_positive():
 @pytest.mark.parametrize(
     ("scores", "words"),
     [
-        (["high", "low"], "scores must be one number per row"),
-        ([[0.1], [0.2]], "scores must be one number per row"),
-        ([0.1, float("inf")], "scores hold NaN or infinite values."),
+        (["high", "low"], r"^scores must be one number per row, as many as the labels\.$"),
+        ([[0.1], [0.2]], r"^scores must be one number per row, as many as the labels\.$"),
+        ([0.1, float("inf")], r"^scores hold NaN or infinite values\.$"),
     ],
 )
 def test_bad_scores_say_why(scores, words):
@@ -257,14 +257,14 @@ def test_bad_scores_say_why(scores, words):
 def test_bad_groups_and_non_binary_tasks_say_why():
     with pytest.raises(EvaluationError, match="groups must be one value per row"):
         fairness_metrics([0, 1], [0, 1], [["a"], ["b"]])
-    with pytest.raises(EvaluationError, match=r"Fairness metrics need a binary task \(two label values\)\."):
+    with pytest.raises(EvaluationError, match=r"^Fairness metrics need a binary task \(two label values\)\.$"):
         fairness_metrics([0, 1, 2], [0, 1, 2], ["a", "b", "a"])
 
 
 @pytest.mark.parametrize(
     ("labels", "positive"),
-    [([0, 1], 1), ([1, 2], 1), ([0, 2], 2), ([False, True], True), (["0", "1"], "1"), (["false", "true"], "true"),
-     (["no", "yes"], "yes"), (["b", "a"], "b")],
+    [([0, 1], 1), ([1, 2], 1), ([0, 2], 2), ([False, True], True), (["1", "2"], "1"), (["true", "zzz"], "true"),
+     (["yes", "zzz"], "yes"), (["b", "a"], "b")],
 )  # fmt: skip
 def test_the_default_positive_label_is_1_or_true_or_yes_else_the_larger(labels, positive):
     got = classification_metrics(labels, labels)
@@ -313,3 +313,26 @@ def test_a_group_without_positives_is_left_out_of_the_tpr_spread_and_named():
     tpr_spread = sk.recall_score(y[groups == "b"], pred[groups == "b"]) - sk.recall_score(y[groups == "a"], pred[groups == "a"])
     fprs = [pred[(groups == g) & (y == 0)].mean() for g in "abc"]
     assert got["equalized_odds_difference"] == pytest.approx(max(abs(tpr_spread), max(fprs) - min(fprs)))
+
+
+def test_groups_without_positives_or_without_negatives_are_all_named():
+    y = np.array([1, 0, 1, 0, 0, 0, 1, 1])
+    pred = np.array([1, 0, 0, 1, 1, 0, 1, 0])
+    groups = np.array(["a", "a", "a", "a", "c", "c", "d", "d"])  # c: no positives, d: no negatives
+
+    got = fairness_metrics(y, pred, groups)
+
+    by = {g.group: g for g in got.by_group}
+    assert (by["c"].tpr, by["c"].fpr, by["d"].tpr, by["d"].fpr) == (None, 0.5, 0.5, None)
+    assert got.note == "groups without positives or negatives left out of the equalized odds spread: c, d"
+
+
+def test_results_read_as_mappings_of_their_metrics():
+    got = classification_metrics([0, 1, 1], [0, 1, 0])
+    fairness = fairness_metrics([0, 1, 1, 0], [0, 1, 0, 0], ["a", "a", "b", "b"])
+
+    assert list(got) == ["accuracy", "precision", "recall", "f1", "roc_auc"] and len(got) == 5
+    assert dict(fairness).keys() == {"demographic_parity_difference", "equalized_odds_difference", "by_group"}
+    with pytest.raises(KeyError) as missing:
+        got["n"]  # a field, but not one of the metrics
+    assert missing.value.args == ("n",)
