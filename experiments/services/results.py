@@ -330,11 +330,16 @@ def _event_join(experiment: Experiment) -> tuple[str, list]:
     version = "model_version_id" if experiment.model_id else "prompt_version_id"
     started = Event._meta.get_field("timestamp").get_db_prep_save(experiment.started_at or experiment.created_at, connection)
     # Only the events of each variant's own version, of units exposed in that variant, at or after the exposure.
+    # CROSS JOIN keeps this order on SQLite, which has no statistics to choose one by: each variant's events from
+    # the (version, timestamp) index, then each event's exposure from the covering (experiment, unit_id, ...) index.
+    # Left to itself it looped over the exposures and read the version's events for each: quadratic (10 s for
+    # 8,000 units and 12,000 events). PostgreSQL plans a CROSS JOIN with its WHERE like any inner join.
     joins = f"""
         FROM {sql.table(Variant)} v
-        JOIN {sql.table(Event)} e ON e.{version} = v.{version}
-        JOIN {sql.table(Exposure)} x ON x.experiment_id = v.experiment_id AND x.unit_id = e.unit_id AND x.variant_id = v.id
-        WHERE v.experiment_id = %s AND e.timestamp >= %s AND e.timestamp >= x.exposed_at
+        CROSS JOIN {sql.table(Event)} e
+        CROSS JOIN {sql.table(Exposure)} x
+        WHERE v.experiment_id = %s AND e.{version} = v.{version} AND e.timestamp >= %s
+          AND x.experiment_id = v.experiment_id AND x.unit_id = e.unit_id AND x.variant_id = v.id AND e.timestamp >= x.exposed_at
     """
     return joins, [experiment.pk, started]
 

@@ -10,6 +10,8 @@ from uuid import uuid4
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from scipy import stats as scipy_stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
@@ -314,6 +316,33 @@ def test_guardrails_need_enough_requests_before_they_judge(editor, prompt_versio
     check = next(g for g in results["guardrails"] if g["metric"] == "error_rate")["checks"][0]
     assert (check["state"], check["violated"], check["degradation"]) == ("not_enough_data", False, None)
     assert metric_of(results, "judge_score")["comparisons"][0]["state"] == "not_enough_data"
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's join order; PostgreSQL plans by its statistics")
+def test_event_metrics_look_up_each_events_exposure_by_its_unit_on_sqlite(editor, prompt_versions):
+    experiment = services.experiment_create(
+        key="plan", hypothesis="h", prompt="summarize", actor=editor, mde=0.05, baseline_std=0.2,
+        variants=[{"name": "A", "version": 2, "weight": 50}, {"name": "B", "version": 3, "weight": 50}],
+        primary_metric={"name": "judge_score", "kind": "mean"},
+    )
+    experiment = services.experiment_start(experiment=experiment, reason="go", actor=editor)
+    start = timezone.now() + timedelta(minutes=1)
+    load_exposures(experiment, [(f"u{i}", "AB"[i % 2], start) for i in range(40)])
+    Event.objects.bulk_create([event(prompt_versions[2 + i % 2], f"u{i}", start, judge_score=0.5) for i in range(40)])
+
+    with CaptureQueriesContext(connection) as queries:
+        analyse(experiment)
+
+    joins = [q["sql"] for q in queries if "monitoring_event" in q["sql"] and "experiments_exposure" in q["sql"]]
+    assert len(joins) == 2  # the per-unit sums and the latencies
+    with connection.cursor() as cursor:
+        for query in joins:
+            cursor.execute(f"EXPLAIN QUERY PLAN {query}")
+            steps = [row[-1] for row in cursor.fetchall()]
+            # The events first (by version and time), then each one's exposure by (experiment, unit): never every
+            # exposure with a scan of the version's events for each.
+            exposure = next(step for step in steps if "experiments_exposure_join_idx" in step)
+            assert "unit_id=?" in exposure and steps.index(exposure) > next(i for i, step in enumerate(steps) if "monitoring_event" in step), steps
 
 
 # --- the recommendation --------------------------------------------------------------------------------------------------
