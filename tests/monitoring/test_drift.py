@@ -317,14 +317,14 @@ def test_numeric_window_without_finite_values_is_no_data_with_its_counts(current
 def test_numeric_report_fields_match_hand_counts_and_scipy():
     # Exactly 5,000 reference rows: the p-value is still scipy's on all rows, not a subsample.
     rng = np.random.default_rng(11)
-    reference = np.concatenate([rng.normal(size=4990), [np.nan] * 10])
+    reference = np.concatenate([rng.normal(size=5000), [np.nan] * 10])
     current = np.concatenate([rng.normal(1.0, 1.0, size=300), [np.nan, np.inf, -np.inf]])
     r, c = reference[np.isfinite(reference)], current[np.isfinite(current)]
 
     report = drift.column_drift("x", drift.prepare_reference(reference), current)
 
-    assert (report.column, report.kind, report.n_reference, report.n_current) == ("x", "numeric", 4990, 300)
-    assert (report.missing_reference, report.missing_current, report.invalid_current) == (10 / 5000, 1 / 303, 2)
+    assert (report.column, report.kind, report.n_reference, report.n_current) == ("x", "numeric", 5000, 300)
+    assert (report.missing_reference, report.missing_current, report.invalid_current) == (10 / 5010, 1 / 303, 2)
     assert report.pvalue_subsampled is False
     assert report.ks_pvalue == pytest.approx(stats.ks_2samp(r, c).pvalue, rel=1e-9)
     assert report.wasserstein_norm == pytest.approx(stats.wasserstein_distance(r, c) / np.std(r), rel=1e-12)
