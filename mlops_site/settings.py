@@ -145,6 +145,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MLOPS_MAX_JSON_MB", 32) * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 # Pending promotion requests older than this expire (a beat task).
 MLOPS_PROMOTION_TTL_DAYS = env_int("MLOPS_PROMOTION_TTL_DAYS", 14)
+# The task an approved canary promotion queues (by name: the registry never imports experiments).
+MLOPS_ROLLOUT_START_TASK = "experiments.tasks.rollout_start"
 MLOPS_PAGE_SIZE = env_int("MLOPS_PAGE_SIZE", 50)
 # Prompt environments a request moves at once, without a second person (comma-separated; "" for none).
 MLOPS_PROMPT_DIRECT_ENVIRONMENTS = [e.strip() for e in os.environ.get("MLOPS_PROMPT_DIRECT_ENVIRONMENTS", "dev").split(",") if e.strip()]

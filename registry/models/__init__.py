@@ -207,6 +207,17 @@ class PromotionStatus(models.TextChoices):
     REJECTED = "rejected"
     SUPERSEDED = "superseded"  # the target stage changed before a decision
     EXPIRED = "expired"
+    ROLLING_OUT = "rolling_out"  # a canary approved: its version is being rolled out; the stage has not moved yet
+    ROLLED_BACK = "rolled_back"  # a canary stopped before it completed: the stage never moved
+
+
+class PromotionStrategy(models.TextChoices):
+    DIRECT = "direct"  # approval moves the stage at once
+    CANARY = "canary"  # approval starts a staged rollout (experiments); its completion moves the stage
+
+
+# Where a canary may roll out to: a model's production, a prompt's prod.
+CANARY_STAGES = {"model": "production", "prompt": "prod"}
 
 
 class PromotionRequest(models.Model):
@@ -214,7 +225,9 @@ class PromotionRequest(models.Model):
 
     One table and one set of services serve both: exactly one of (model, version)
     and (prompt, prompt_version) is set. A second person with the approver role
-    decides it.
+    decides it. An approved canary (`strategy`, into a model's production or a prompt's prod) does not move the
+    stage: it is `rolling_out` while experiments rolls its version out, then `approved` when the rollout completes
+    (the stage moves then) or `rolled_back` (it never moved).
     """
 
     # The version's model, kept here too so "pending requests of a model" is one index lookup.
@@ -228,6 +241,9 @@ class PromotionRequest(models.Model):
     from_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     from_prompt_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=16, choices=PromotionStatus.choices, default=PromotionStatus.PENDING)
+    strategy = models.CharField(max_length=16, choices=PromotionStrategy.choices, default=PromotionStrategy.DIRECT)
+    # A canary's rollout policy, by name (its newest version when the rollout starts); blank: the default policy.
+    policy = models.CharField(max_length=100, blank=True)
     reason = models.TextField(blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     requested_at = models.DateTimeField(default=timezone.now)
@@ -252,6 +268,14 @@ class PromotionRequest(models.Model):
                 condition=(_MODEL_SUBJECT & Q(to_stage__in=["staging", "production"])) | (_PROMPT_SUBJECT & Q(to_stage__in=Environment.values)),
                 name="registry_promotion_subject_and_target",
             ),
+            models.CheckConstraint(
+                condition=Q(strategy=PromotionStrategy.DIRECT, policy="")
+                | Q(strategy=PromotionStrategy.CANARY, to_stage__in=list(CANARY_STAGES.values())),
+                name="registry_promotion_canary_target",
+            ),
+            # One rollout at a time per model and per prompt: the controller compares one candidate with production.
+            models.UniqueConstraint(fields=["model"], condition=Q(status="rolling_out"), name="registry_one_rollout_per_model"),
+            models.UniqueConstraint(fields=["prompt"], condition=Q(status="rolling_out"), name="registry_one_rollout_per_prompt"),
         ]
         indexes = [
             models.Index(fields=["status", "-requested_at"], name="registry_promo_status_idx"),
@@ -338,6 +362,7 @@ class AuditAction(models.TextChoices):
     PROMOTION_REJECTED = "promotion_rejected"
     PROMOTION_EXPIRED = "promotion_expired"
     PROMOTION_SUPERSEDED = "promotion_superseded"
+    PROMOTION_COMPLETED = "promotion_completed"  # a canary's rollout completed: the stage moved
     ROLLED_BACK = "rolled_back"
     MODEL_UPDATED = "model_updated"
     PROMPT_IMPORTED = "prompt_imported"
@@ -351,6 +376,12 @@ class AuditAction(models.TextChoices):
     EXPERIMENT_STARTED = "experiment_started"
     EXPERIMENT_STOPPED = "experiment_stopped"
     EXPERIMENT_DECIDED = "experiment_decided"
+    ROLLOUT_STARTED = "rollout_started"
+    ROLLOUT_ADVANCED = "rollout_advanced"
+    ROLLOUT_PAUSED = "rollout_paused"
+    ROLLOUT_RESUMED = "rollout_resumed"
+    ROLLOUT_ROLLED_BACK = "rollout_rolled_back"
+    ROLLOUT_POLICY_SET = "rollout_policy_set"
 
 
 class AuditEvent(models.Model):
@@ -396,5 +427,5 @@ from .gates import (  # noqa: E402
 __all__ = [
     "AuditAction", "AuditEvent", "DatasetSchema", "Environment", "EvalSet", "Evaluation", "EvaluationKind", "EvaluationRow",
     "EvaluationStatus", "GatePolicy", "ModelVersion", "Prompt", "PromptDeployment", "PromptVersion", "PromotionRequest",
-    "PromotionStatus", "RegisteredModel", "Stage", "StageChange", "StageChangeKind",
+    "PromotionStatus", "PromotionStrategy", "RegisteredModel", "Stage", "StageChange", "StageChangeKind",
 ]

@@ -15,6 +15,8 @@ from .promotions import (
     promotion_approve,
     promotion_reject,
     promotion_request_create,
+    promotion_rollout_abort,
+    promotion_rollout_complete,
     promotions_expire_stale,
     prompt_rollback,
 )
@@ -30,6 +32,8 @@ __all__ = [
     "promotion_approve",
     "promotion_reject",
     "promotion_request_create",
+    "promotion_rollout_abort",
+    "promotion_rollout_complete",
     "promotions_expire_stale",
     "archive_files",
     "prompts_export",

@@ -1,13 +1,21 @@
-"""Stage changes of models and prompts: requests, four-eyes decisions, rollback and expiry.
+"""Stage changes of models and prompts: requests, four-eyes decisions, rollback and expiry, canaries.
 
 A model version enters `staging` or `production`, and a prompt version an
 environment (`dev`, `staging`, `prod`), only through an approved request or a
 rollback. Every change first locks the model's (or prompt's) row, so the checks
 below see the state they change; unique constraints are the last line.
+
+A canary request (strategy `canary`, into production / prod) is approved like any
+other, but its approval does not move the stage: the request becomes `rolling_out`
+and the task named by MLOPS_ROLLOUT_START_TASK (experiments) rolls the version out.
+Experiments then calls down: `promotion_rollout_complete` moves the stage,
+`promotion_rollout_abort` closes the request as `rolled_back`. The registry never
+imports experiments.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -15,9 +23,19 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from mlops_site.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
+from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import APPROVER, EDITOR, require_role
 
-from ..models import AuditAction, PromotionRequest, PromotionStatus, StageChange, StageChangeKind
+from ..models import (
+    CANARY_STAGES,
+    NAME_PATTERN,
+    AuditAction,
+    PromotionRequest,
+    PromotionStatus,
+    PromotionStrategy,
+    StageChange,
+    StageChangeKind,
+)
 from .audit import audit_record
 from .gates import gates_require
 from .subjects import ModelSubject, PromptSubject, subject_for_request, subject_for_version
@@ -39,17 +57,55 @@ def _require_reason(text: str, field: str = "reason") -> str:
     return text
 
 
-def promotion_request_create(*, version, to_stage: str, reason: str, actor, override_reason: str = "") -> PromotionRequest:
+def _require_strategy(strategy: str, policy: str, to_stage: str, kind) -> tuple[str, str]:
+    if strategy not in PromotionStrategy.values:
+        raise ValidationFailed(f"'strategy' must be one of {', '.join(PromotionStrategy.values)}.",
+                               fields={"strategy": [f"Not one of them: {strategy!r}."]})
+    policy = (policy or "").strip() if isinstance(policy, str) else policy
+    if strategy == PromotionStrategy.DIRECT:
+        if policy:
+            raise ValidationFailed("A rollout policy goes with a canary only.", fields={"policy": ["Only with \"strategy\": \"canary\"."]})
+        return strategy, ""
+    target = CANARY_STAGES[kind.kind]
+    if to_stage != target:
+        raise ValidationFailed(f"A canary of a {kind.kind} rolls out into {target}, not {to_stage}.",
+                               fields={"strategy": [f"A canary goes to {target} only."]})
+    if policy and not (isinstance(policy, str) and len(policy) <= 100 and re.match(NAME_PATTERN, policy)):
+        raise ValidationFailed("'policy' must be a rollout policy's name.", fields={"policy": ["1 to 100 letters, digits, '.', '_' or '-'."]})
+    return strategy, policy
+
+
+def _rollout_in_progress(subject, stage: str, exclude: int | None = None) -> None:
+    """409 while a canary of the subject rolls out into `stage`: the controller compares its candidate with the
+    stage's holder, which nothing else may replace meanwhile."""
+    running = subject.requests().filter(to_stage=stage, status=PromotionStatus.ROLLING_OUT).exclude(pk=exclude).select_related("version", "prompt_version").first()
+    if running is not None:
+        raise Conflict(
+            f"v{running.target.version} of {subject.name} is rolling out into {stage} (promotion #{running.pk}); "
+            "wait until it completes or roll it back.",
+            code="rollout_in_progress",
+            extra={"promotion_id": running.pk},
+        )
+
+
+def promotion_request_create(
+    *, version, to_stage: str, reason: str, actor, override_reason: str = "", strategy: str = PromotionStrategy.DIRECT, policy: str = "",
+) -> PromotionRequest:
     """Ask for a model or prompt `version` to move into `to_stage`; remembers what holds it now.
 
     For prompt environments that need no approval (MLOPS_PROMPT_DIRECT_ENVIRONMENTS,
     dev by default) the request is approved at once by the requester. With an enforced gate
     policy, a version whose gates failed or never ran is refused (409) unless an admin
     overrides with a reason (`override_reason`).
+
+    `strategy="canary"` (models: production only; prompts: prod only) asks for a staged rollout under the
+    rollout policy named `policy` (blank: the default); 409 `rollout_in_progress` while the subject already
+    has one, 409 `already_in_stage` for the version that holds the stage.
     """
     require_role(actor, EDITOR, "Requesting a promotion")
     kind = subject_for_version(version)
     _require_stage(to_stage, "to", kind)
+    strategy, policy = _require_strategy(strategy, policy, to_stage, kind)
     reason = _require_reason(reason)
     name = kind.parent_name(version)
     already = Conflict(f"{name} v{version.version} already has a pending request for {to_stage}.", code="already_pending")
@@ -58,12 +114,14 @@ def promotion_request_create(*, version, to_stage: str, reason: str, actor, over
             subject = kind.lock(name)
             version = kind.version_class.objects.get(pk=version.pk)
             subject.check_move(version, to_stage)
+            if strategy == PromotionStrategy.CANARY:
+                _rollout_in_progress(subject, to_stage)
             gates_require(version=version, to_stage=to_stage, actor=actor, subject=subject.subject, override_reason=override_reason)
             if subject.requests().filter(**{_version_field(subject): version}, to_stage=to_stage, status=PromotionStatus.PENDING).exists():
                 raise already
             holder = subject.holder(to_stage)
             promotion = PromotionRequest.objects.create(
-                to_stage=to_stage, reason=reason, requested_by=actor, **subject.request_fields(version, holder)
+                to_stage=to_stage, reason=reason, requested_by=actor, strategy=strategy, policy=policy, **subject.request_fields(version, holder)
             )
             audit_record(
                 actor=actor,
@@ -73,7 +131,8 @@ def promotion_request_create(*, version, to_stage: str, reason: str, actor, over
                 from_stage=subject.where(version),
                 to_stage=to_stage,
                 reason=reason,
-                extra={"promotion_id": promotion.pk, "replaces_version": holder.version if holder else None},
+                extra={"promotion_id": promotion.pk, "replaces_version": holder.version if holder else None,
+                       **({"strategy": strategy, "policy": policy or "default"} if strategy == PromotionStrategy.CANARY else {})},
             )
             if not subject.needs_approval(to_stage):
                 _approve(subject, promotion, actor, comment="Direct move: this environment needs no approval.", direct=True)
@@ -157,14 +216,26 @@ def _approve(subject, promotion: PromotionRequest, actor, *, comment: str, direc
             code="stage_changed",
         )
     subject.check_move(version, stage)
+    _rollout_in_progress(subject, stage, exclude=promotion.pk)
     if not direct:  # a direct move was gated when it was requested, a moment ago in the same transaction
         gates_require(version=version, to_stage=stage, actor=actor, subject=subject.subject, override_reason=override_reason)
     from_stage = subject.where(version)
-    if direct:
-        PromotionRequest.objects.filter(pk=promotion.pk).update(
-            status=PromotionStatus.APPROVED, decided_by=actor, decided_at=timezone.now(), comment=comment
+    canary = promotion.strategy == PromotionStrategy.CANARY
+    if direct or canary:
+        status = PromotionStatus.ROLLING_OUT if canary else PromotionStatus.APPROVED
+        PromotionRequest.objects.filter(pk=promotion.pk).update(status=status, decided_by=actor, decided_at=timezone.now(), comment=comment)
+        promotion.status = status
+    if canary:
+        # No stage move: the holder stays and is the rollout's baseline. Experiments starts the rollout.
+        audit_record(
+            actor=actor, action=AuditAction.PROMOTION_APPROVED, subject=subject.subject, version=version.version, from_stage=from_stage,
+            to_stage=stage, reason=comment,
+            extra={"promotion_id": promotion.pk, "requested_by": promotion.requested_by.username, "request_reason": promotion.reason,
+                   "strategy": PromotionStrategy.CANARY.value, "policy": promotion.policy or "default", "baseline_version": holder.version if holder else None,
+                   **({"direct": True} if direct else {})},
         )
-        promotion.status = PromotionStatus.APPROVED
+        enqueue_on_commit(settings.MLOPS_ROLLOUT_START_TASK, promotion.pk)
+        return
     previous = _move(subject, version=version, stage=stage, actor=actor, kind=StageChangeKind.PROMOTION, reason=promotion.reason, promotion=promotion)
     audit_record(
         actor=actor,
@@ -190,7 +261,11 @@ def promotion_approve(*, promotion_id: int, actor, comment: str = "", override_r
     Four eyes: the requester can never approve their own request. If the stage
     has changed since the request was made, the request is stale: 409. The gates are
     checked again (an evaluation may have failed since the request): 409 `gates_failed`
-    naming the checks, unless an admin overrides with a reason.
+    naming the checks, unless an admin overrides with a reason. While a canary of the
+    subject rolls out into the stage, nothing else enters it: 409 `rollout_in_progress`.
+
+    A canary's approval moves no stage: the request becomes `rolling_out` (audited as
+    approved, strategy canary) and MLOPS_ROLLOUT_START_TASK is queued after the commit.
     """
     require_role(actor, APPROVER, "Approving a promotion")
     comment = (comment or "").strip()
@@ -221,6 +296,88 @@ def promotion_reject(*, promotion_id: int, actor, comment: str) -> PromotionRequ
             to_stage=promotion.to_stage,
             reason=comment,
             extra={"promotion_id": promotion.pk, "requested_by": promotion.requested_by.username, "request_reason": promotion.reason},
+        )
+    return promotion
+
+
+def _rolling_out(promotion_id: int):
+    """The rolling-out request, its subject locked; 404 for an unknown id, 409 `not_rolling_out` otherwise."""
+    try:
+        promotion = PromotionRequest.objects.select_related("model", "prompt").get(pk=promotion_id)
+    except (PromotionRequest.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"No promotion request {promotion_id}.") from None
+    subject = subject_for_request(promotion).lock(promotion.subject_name)
+    promotion = PromotionRequest.objects.select_related(
+        "model", "prompt", "version", "prompt_version", "from_version", "from_prompt_version", "requested_by"
+    ).get(pk=promotion.pk)
+    if promotion.status != PromotionStatus.ROLLING_OUT:
+        raise Conflict(f"Promotion #{promotion.pk} is {promotion.status}, not rolling out.", code="not_rolling_out")
+    return promotion, subject
+
+
+def promotion_rollout_complete(*, promotion_id: int, actor=None, reason: str = "") -> PromotionRequest:
+    """A canary's rollout completed: its version enters the stage exactly as a direct approval puts it there
+    (the previous holder archived, a StageChange, stale requests superseded) and the request is `approved`.
+
+    The approval that started the rollout is its approval: no four eyes or gates again. `actor` None is the
+    system (the rollout controller; audited as "system"), else a person with the approver role (a manual
+    Advance from the last stage). 409 `not_rolling_out`, or `stage_changed` when the stage got another holder
+    during the rollout (a rollback): then the request stays rolling out and the caller aborts it.
+    """
+    if actor is not None:
+        require_role(actor, APPROVER, "Completing a rollout")
+    with transaction.atomic():
+        promotion, subject = _rolling_out(promotion_id)
+        version, stage = promotion.target, promotion.to_stage
+        holder = subject.holder(stage)
+        if getattr(holder, "pk", None) != getattr(promotion.replaces, "pk", None):
+            raise Conflict(
+                f"{stage} of {subject.name} changed during the rollout (was {_label(promotion.replaces)}, now {_label(holder)}).",
+                code="stage_changed",
+            )
+        subject.check_move(version, stage)
+        from_stage = subject.where(version)
+        PromotionRequest.objects.filter(pk=promotion.pk, status=PromotionStatus.ROLLING_OUT).update(status=PromotionStatus.APPROVED)
+        promotion.status = PromotionStatus.APPROVED
+        previous = _move(subject, version=version, stage=stage, actor=actor, kind=StageChangeKind.PROMOTION, reason=promotion.reason, promotion=promotion)
+        audit_record(
+            actor=actor,
+            action=AuditAction.PROMOTION_COMPLETED,
+            subject=subject.subject,
+            version=version.version,
+            from_stage=from_stage,
+            to_stage=stage,
+            reason=(reason or "").strip() or "The canary rollout completed.",
+            extra={
+                "promotion_id": promotion.pk,
+                "strategy": PromotionStrategy.CANARY.value,
+                "replaced_version" if subject.kind == "prompt" else "archived_version": previous.version if previous else None,
+            },
+        )
+    return promotion
+
+
+def promotion_rollout_abort(*, promotion_id: int, reason: str, actor=None, extra: dict | None = None) -> PromotionRequest:
+    """A canary stopped before it completed: the request becomes `rolled_back`. The stage never moved, so its
+    holder (the baseline) serves all traffic again. One audit event `rollout_rolled_back` says why: `reason`
+    and `extra` (the trigger and the numbers it read). `actor` None is the system, else an approver."""
+    if actor is not None:
+        require_role(actor, APPROVER, "Rolling back a rollout")
+    reason = _require_reason(reason)
+    with transaction.atomic():
+        promotion, subject = _rolling_out(promotion_id)
+        PromotionRequest.objects.filter(pk=promotion.pk, status=PromotionStatus.ROLLING_OUT).update(status=PromotionStatus.ROLLED_BACK)
+        promotion.status = PromotionStatus.ROLLED_BACK
+        holder = subject.holder(promotion.to_stage)
+        audit_record(
+            actor=actor,
+            action=AuditAction.ROLLOUT_ROLLED_BACK,
+            subject=subject.subject,
+            version=promotion.target.version,
+            from_stage=subject.where(promotion.target),
+            to_stage=promotion.to_stage,
+            reason=reason,
+            extra={"promotion_id": promotion.pk, "serving_version": holder.version if holder else None, **(extra or {})},
         )
     return promotion
 

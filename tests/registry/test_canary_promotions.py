@@ -1,0 +1,282 @@
+"""A canary promotion's life in the registry: requested and approved like any promotion, but `rolling_out` without a
+stage move; completed (the stage moves) or aborted (`rolled_back`) by the rollout controller as the system actor."""
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from mlops_site.exceptions import Conflict, Forbidden, ValidationFailed
+from registry import services
+from registry.models import AuditEvent, ModelVersion, PromotionRequest, PromptDeployment, PromptVersion, StageChange
+from registry.services import promotions
+from tests.conftest import make_user
+from tests.factories import promote, register
+from tests.prompts.conftest import brief_folder
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """The tasks the promotion services queue after commit, by name, instead of sending them."""
+    sent = []
+    monkeypatch.setattr(promotions, "enqueue_on_commit", lambda name, *args: sent.append((name, *args)))
+    return sent
+
+
+@pytest.fixture
+def fraud(editor, approver):
+    """fraud v1 in production, v2 a candidate."""
+    v1 = register("fraud", editor)
+    promote(v1, "production", editor, approver)
+    return v1, register("fraud", editor)
+
+
+def canary(version, editor, **fields):
+    fields = {"to_stage": "production", "reason": "v2 is faster", "strategy": "canary", **fields}
+    return services.promotion_request_create(version=version, actor=editor, **fields)
+
+
+def test_approving_a_canary_leaves_production_alone_and_queues_the_rollout_start(fraud, editor, approver, queued, settings):
+    v1, v2 = fraud
+    request = canary(v2, editor, policy="careful")
+    changes_before = StageChange.objects.count()
+
+    services.promotion_approve(promotion_id=request.pk, actor=approver, comment="go canary")
+
+    request.refresh_from_db()
+    assert (request.status, request.strategy, request.policy) == ("rolling_out", "canary", "careful")
+    assert ModelVersion.objects.get(pk=v1.pk).stage == "production"
+    assert ModelVersion.objects.get(pk=v2.pk).stage == "candidate"
+    assert StageChange.objects.count() == changes_before
+    assert queued == [(settings.MLOPS_ROLLOUT_START_TASK, request.pk)]
+    approved = AuditEvent.objects.filter(action="promotion_approved").latest("id")
+    assert (approved.actor_name, approved.version, approved.to_stage) == ("bob", 2, "production")
+    assert approved.extra["strategy"] == "canary" and approved.extra["policy"] == "careful" and approved.extra["baseline_version"] == 1
+
+
+def test_a_direct_approval_queues_no_rollout(fraud, editor, approver, queued):
+    _, v2 = fraud
+    request = services.promotion_request_create(version=v2, to_stage="production", reason="r", actor=editor)
+
+    services.promotion_approve(promotion_id=request.pk, actor=approver)
+
+    assert queued == []
+    assert ModelVersion.objects.get(pk=v2.pk).stage == "production"
+
+
+def test_a_canary_still_needs_a_second_person(fraud, approver):
+    _, v2 = fraud
+    request = canary(v2, approver)
+
+    with pytest.raises(Forbidden) as caught:
+        services.promotion_approve(promotion_id=request.pk, actor=approver)
+
+    assert caught.value.code == "four_eyes"
+    assert PromotionRequest.objects.get(pk=request.pk).status == "pending"
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"strategy": "blue-green"}, "strategy"),
+    ({"to_stage": "staging"}, "strategy"),
+    ({"strategy": "direct", "policy": "careful"}, "policy"),
+    ({"policy": "no spaces"}, "policy"),
+    ({"policy": "x" * 101}, "policy"),
+])
+def test_a_bad_canary_request_is_a_400_naming_the_field(fraud, editor, fields, field):
+    _, v2 = fraud
+
+    with pytest.raises(ValidationFailed) as caught:
+        canary(v2, editor, **fields)
+
+    assert field in caught.value.extra["fields"]
+    assert not PromotionRequest.objects.filter(version=v2).exists()
+
+
+def test_a_canary_of_the_version_already_in_production_is_refused(fraud, editor):
+    v1, _ = fraud
+
+    with pytest.raises(Conflict) as caught:
+        canary(v1, editor)
+
+    assert caught.value.code == "already_in_stage"
+
+
+def test_a_second_rollout_of_one_model_is_refused_when_requested_and_when_approved(fraud, editor, approver, approver2, queued):
+    _, v2 = fraud
+    v3 = register("fraud", editor)
+    first, second = canary(v2, editor), canary(v3, editor)
+    services.promotion_approve(promotion_id=first.pk, actor=approver)
+
+    with pytest.raises(Conflict) as at_request:
+        canary(register("fraud", editor), editor)
+    with pytest.raises(Conflict) as at_approval:
+        services.promotion_approve(promotion_id=second.pk, actor=approver2)
+
+    assert at_request.value.code == at_approval.value.code == "rollout_in_progress"
+    assert at_approval.value.extra["promotion_id"] == first.pk
+    assert PromotionRequest.objects.get(pk=second.pk).status == "pending"
+
+
+def test_nothing_else_enters_production_while_a_canary_rolls_out(fraud, editor, approver, queued):
+    _, v2 = fraud
+    v3 = register("fraud", editor)
+    services.promotion_approve(promotion_id=canary(v2, editor).pk, actor=approver)
+    direct = services.promotion_request_create(version=v3, to_stage="production", reason="hotfix", actor=editor)
+
+    with pytest.raises(Conflict) as caught:
+        services.promotion_approve(promotion_id=direct.pk, actor=approver)
+
+    assert caught.value.code == "rollout_in_progress"
+    assert ModelVersion.objects.get(pk=v3.pk).stage == "candidate"
+
+
+def test_staging_still_moves_while_production_rolls_out(fraud, editor, approver, queued):
+    _, v2 = fraud
+    v3 = register("fraud", editor)
+    services.promotion_approve(promotion_id=canary(v2, editor).pk, actor=approver)
+
+    promote(v3, "staging", editor, approver)
+
+    assert ModelVersion.objects.get(pk=v3.pk).stage == "staging"
+
+
+def test_the_database_holds_one_rollout_per_model(fraud, editor, approver, queued):
+    _, v2 = fraud
+    v3 = register("fraud", editor)
+    services.promotion_approve(promotion_id=canary(v2, editor).pk, actor=approver)
+    second = PromotionRequest.objects.create(model=v3.model, version=v3, to_stage="production", strategy="canary", requested_by=editor)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PromotionRequest.objects.filter(pk=second.pk).update(status="rolling_out")
+
+    assert PromotionRequest.objects.get(pk=second.pk).status == "pending"
+
+
+def test_the_database_refuses_a_canary_into_staging(fraud, editor):
+    _, v2 = fraud
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PromotionRequest.objects.create(model=v2.model, version=v2, to_stage="staging", strategy="canary", requested_by=editor)
+
+
+def rolling_out(fraud, editor, approver, queued):
+    _, v2 = fraud
+    request = canary(v2, editor)
+    services.promotion_approve(promotion_id=request.pk, actor=approver)
+    return request
+
+
+def test_completing_a_rollout_moves_production_as_a_direct_approval_would(fraud, editor, approver, queued):
+    v1, v2 = fraud
+    request = rolling_out(fraud, editor, approver, queued)
+    stale = services.promotion_request_create(version=register("fraud", editor), to_stage="production", reason="next", actor=editor)
+
+    services.promotion_rollout_complete(promotion_id=request.pk)
+
+    request.refresh_from_db()
+    assert request.status == "approved"
+    assert (ModelVersion.objects.get(pk=v1.pk).stage, ModelVersion.objects.get(pk=v2.pk).stage) == ("archived", "production")
+    change = StageChange.objects.latest("id")
+    assert (change.version_id, change.previous_version_id, change.promotion_id, change.kind, change.actor_id) == (v2.pk, v1.pk, request.pk, "promotion", None)
+    completed = AuditEvent.objects.get(action="promotion_completed")
+    assert (completed.actor_name, completed.actor_id, completed.version, completed.from_stage, completed.to_stage) == ("system", None, 2, "candidate", "production")
+    assert completed.extra["archived_version"] == 1 and completed.extra["promotion_id"] == request.pk
+    assert PromotionRequest.objects.get(pk=stale.pk).status == "superseded"
+
+
+def test_a_completed_rollout_can_be_rolled_back_to_the_baseline(fraud, editor, approver, queued):
+    v1, _ = fraud
+    request = rolling_out(fraud, editor, approver, queued)
+    services.promotion_rollout_complete(promotion_id=request.pk)
+
+    back = services.model_rollback(model_name="fraud", stage="production", reason="bad after all", actor=approver)
+
+    assert back.pk == v1.pk
+
+
+def test_completing_after_production_changed_or_twice_is_a_409_and_changes_nothing(fraud, editor, approver, queued):
+    v1, v2 = fraud
+    promote(v2, "production", editor, approver)
+    request = canary(register("fraud", editor), editor)
+    services.promotion_approve(promotion_id=request.pk, actor=approver)
+    services.model_rollback(model_name="fraud", stage="production", reason="v2 misbehaves", actor=approver)
+
+    with pytest.raises(Conflict) as changed:
+        services.promotion_rollout_complete(promotion_id=request.pk)
+    services.promotion_rollout_abort(promotion_id=request.pk, reason="production changed")
+    with pytest.raises(Conflict) as twice:
+        services.promotion_rollout_complete(promotion_id=request.pk)
+
+    assert changed.value.code == "stage_changed" and twice.value.code == "not_rolling_out"
+    assert list(ModelVersion.objects.filter(stage="production").values_list("pk", flat=True)) == [v1.pk]
+    assert not AuditEvent.objects.filter(action="promotion_completed").exists()
+
+
+def test_aborting_a_rollout_keeps_production_and_audits_the_trigger_as_the_system(fraud, editor, approver, queued):
+    v1, v2 = fraud
+    request = rolling_out(fraud, editor, approver, queued)
+    numbers = {"trigger": "error_rate", "value": 0.08, "limit": 0.05}
+
+    services.promotion_rollout_abort(promotion_id=request.pk, reason="error_rate 0.08 > 0.05", extra=numbers)
+
+    request.refresh_from_db()
+    assert request.status == "rolled_back"
+    assert (ModelVersion.objects.get(pk=v1.pk).stage, ModelVersion.objects.get(pk=v2.pk).stage) == ("production", "candidate")
+    [event] = AuditEvent.objects.filter(action="rollout_rolled_back")
+    assert (event.actor_name, event.actor_id, event.version, event.from_stage, event.to_stage, event.reason) == (
+        "system", None, 2, "candidate", "production", "error_rate 0.08 > 0.05")
+    assert event.extra == {"promotion_id": request.pk, "serving_version": 1, **numbers}
+
+
+def test_after_a_rollback_the_model_may_roll_out_again(fraud, editor, approver, queued):
+    request = rolling_out(fraud, editor, approver, queued)
+    services.promotion_rollout_abort(promotion_id=request.pk, reason="errors")
+
+    again = canary(register("fraud", editor), editor)
+
+    assert again.status == "pending"
+
+
+def test_abort_needs_a_reason_and_a_rolling_out_request(fraud, editor, approver, queued):
+    request = rolling_out(fraud, editor, approver, queued)
+
+    with pytest.raises(ValidationFailed):
+        services.promotion_rollout_abort(promotion_id=request.pk, reason="  ")
+    services.promotion_rollout_abort(promotion_id=request.pk, reason="errors")
+    with pytest.raises(Conflict) as twice:
+        services.promotion_rollout_abort(promotion_id=request.pk, reason="errors")
+
+    assert twice.value.code == "not_rolling_out"
+    assert AuditEvent.objects.filter(action="rollout_rolled_back").count() == 1
+
+
+def test_a_person_completing_or_aborting_needs_the_approver_role_and_is_named(fraud, editor, approver, queued):
+    request = rolling_out(fraud, editor, approver, queued)
+
+    with pytest.raises(Forbidden):
+        services.promotion_rollout_abort(promotion_id=request.pk, reason="no", actor=editor)
+    with pytest.raises(Forbidden):
+        services.promotion_rollout_complete(promotion_id=request.pk, actor=make_user("vic", "viewer"))
+    services.promotion_rollout_complete(promotion_id=request.pk, actor=approver, reason="looks great")
+
+    completed = AuditEvent.objects.get(action="promotion_completed")
+    assert (completed.actor_name, completed.reason) == ("bob", "looks great")
+    assert StageChange.objects.latest("id").actor_id == approver.pk
+
+
+def test_a_prompt_canary_rolls_out_into_prod_only_and_completes_there(editor, approver, queued):
+    services.prompts_import(files=brief_folder(), actor=editor)
+    v2_prod = PromotionRequest.objects.get(prompt__name="summarize", to_stage="prod", status="pending")
+    services.promotion_approve(promotion_id=v2_prod.pk, actor=approver)
+    v3 = PromptVersion.objects.get(prompt__name="summarize", version=3)
+
+    with pytest.raises(ValidationFailed):
+        services.promotion_request_create(version=v3, to_stage="staging", reason="r", actor=editor, strategy="canary")
+    request = services.promotion_request_create(version=v3, to_stage="prod", reason="r", actor=editor, strategy="canary")
+    services.promotion_approve(promotion_id=request.pk, actor=approver)
+    serving_during = PromptDeployment.objects.get(prompt__name="summarize", environment="prod").version.version
+    services.promotion_rollout_complete(promotion_id=request.pk)
+
+    assert serving_during == 2
+    assert PromptDeployment.objects.get(prompt__name="summarize", environment="prod").version_id == v3.pk
+    assert AuditEvent.objects.get(action="promotion_completed").extra["replaced_version"] == 2
