@@ -6,6 +6,8 @@ experiment key and their id (experiments/stats.py), so a unit keeps its variant;
 assignment is its Exposure, recorded once. Outcomes (conversions, revenue) arrive by unit id and
 count for every experiment that exposed the unit before the outcome's time. Analyses are rows a
 Celery worker claims and fills with a snapshot of the results; pages read the snapshots.
+
+Canary rollouts: a RolloutPolicy (versioned), a Rollout per approved canary promotion, and its RolloutDecisions.
 """
 
 from django.conf import settings
@@ -13,6 +15,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from .canary import Action
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 key_validator = RegexValidator(KEY_PATTERN, "Use 1 to 100 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit.")
@@ -271,3 +275,151 @@ class Analysis(models.Model):
 
     def __str__(self) -> str:
         return f"analysis {self.pk} of {self.experiment_id} ({self.status})"
+
+
+# --- canary rollouts -----------------------------------------------------------------------------------------------------
+
+
+class RolloutStatus(models.TextChoices):
+    RUNNING = "running"
+    PAUSED = "paused"  # holds its share; only a person (Resume, Advance, Roll back) or a rollback trigger moves it
+    ROLLED_BACK = "rolled_back"
+    COMPLETED = "completed"
+
+
+ACTIVE_ROLLOUT = (RolloutStatus.RUNNING, RolloutStatus.PAUSED)
+POLICY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+policy_name_validator = RegexValidator(POLICY_NAME_PATTERN, "Use 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+
+
+class RolloutPolicy(models.Model):
+    """One version of a named rollout policy: ordered stages and triggers (experiments/canary.py reads them).
+
+    Never edited: a change is a new version of the name; a rollout keeps the version it started with. The policy
+    "default" (version 1 = the product's defaults) is created on first use.
+    """
+
+    name = models.CharField(max_length=100, validators=[policy_name_validator])
+    version = models.PositiveIntegerField()
+    description = models.TextField(blank=True)  # what this version changes, and why
+    stages = models.JSONField()  # [{"name", "traffic_percent", "min_minutes", "max_minutes", "gate": {"name", "threshold"} | null, "manual"}]
+    triggers = models.JSONField()  # [{"metric", "threshold", "relative", "action"}]
+    business_metric = models.CharField(max_length=100, default="conversion")  # the outcome metric of business_metric_not_worse
+    gate_min_requests = models.PositiveIntegerField(default=100)  # per side, behind a gate's figures
+    trigger_min_requests = models.PositiveIntegerField(default=20)  # behind a trigger's figures
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="experiments_rolloutpolicy_version_unique"),
+            models.CheckConstraint(condition=Q(version__gte=1, gate_min_requests__gte=1, trigger_min_requests__gte=1),
+                                   name="experiments_rolloutpolicy_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class Rollout(models.Model):
+    """A canary of one version of a model (into production) or a prompt (into prod), started by its approved promotion.
+
+    Units are routed by stats.bucket(salt, unit id): the candidate serves the lowest `traffic_percent` % of buckets,
+    the baseline (the stage's holder when the rollout started) the rest. The controller moves `stage_index` through
+    the policy's stages; the promotion completes (the stage moves) or is rolled back through the registry.
+    """
+
+    promotion = models.OneToOneField("registry.PromotionRequest", on_delete=models.PROTECT, related_name="rollout")
+    model = models.ForeignKey("registry.RegisteredModel", null=True, blank=True, on_delete=models.PROTECT, related_name="rollouts")
+    prompt = models.ForeignKey("registry.Prompt", null=True, blank=True, on_delete=models.PROTECT, related_name="rollouts")
+    candidate_model_version = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    candidate_prompt_version = models.ForeignKey("registry.PromptVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The holder of the stage when the rollout started; None if the stage was empty (every comparison then lacks data).
+    baseline_model_version = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    baseline_prompt_version = models.ForeignKey("registry.PromptVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    policy = models.ForeignKey(RolloutPolicy, on_delete=models.PROTECT, related_name="rollouts")
+    status = models.CharField(max_length=16, choices=RolloutStatus.choices, default=RolloutStatus.RUNNING)
+    stage_index = models.PositiveSmallIntegerField(default=0)
+    stage_started_at = models.DateTimeField()
+    traffic_percent = models.DecimalField(max_digits=5, decimal_places=2, help_text="the candidate's share now (0 after a rollback)")
+    salt = models.CharField(max_length=50)
+    paused_reason = models.TextField(blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_tick_at = models.DateTimeField(null=True, blank=True)
+    last_numbers = models.JSONField(default=dict, blank=True)  # the latest evaluation (canary.Evaluation.as_dict and its window)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(model__isnull=False, prompt__isnull=True, candidate_model_version__isnull=False, candidate_prompt_version__isnull=True,
+                            baseline_prompt_version__isnull=True)
+                | Q(model__isnull=True, prompt__isnull=False, candidate_model_version__isnull=True, candidate_prompt_version__isnull=False,
+                    baseline_model_version__isnull=True),
+                name="experiments_rollout_one_subject",
+            ),
+            models.CheckConstraint(condition=Q(status__in=RolloutStatus.values), name="experiments_rollout_status_valid"),
+            models.CheckConstraint(condition=Q(traffic_percent__gte=0, traffic_percent__lte=100), name="experiments_rollout_traffic_percent"),
+            # One rollout at a time per model and per prompt.
+            models.UniqueConstraint(fields=["model"], condition=Q(status__in=["running", "paused"]), name="experiments_one_active_rollout_per_model"),
+            models.UniqueConstraint(fields=["prompt"], condition=Q(status__in=["running", "paused"]), name="experiments_one_active_rollout_per_prompt"),
+        ]
+        indexes = [models.Index(fields=["status", "-started_at"], name="experiments_rollout_status_idx")]
+
+    def __str__(self) -> str:
+        return f"rollout {self.pk} of {self.subject} v{self.candidate.version}"
+
+    @property
+    def subject_kind(self) -> str:
+        return "model" if self.model_id else "prompt"
+
+    @property
+    def subject_name(self) -> str:
+        return self.model.name if self.model_id else self.prompt.name
+
+    @property
+    def subject(self) -> str:
+        """As the audit log names it: `model:<name>` or `prompt:<name>`."""
+        return f"{self.subject_kind}:{self.subject_name}"
+
+    @property
+    def candidate(self):
+        """The ModelVersion or PromptVersion rolled out."""
+        return self.candidate_model_version if self.model_id else self.candidate_prompt_version
+
+    @property
+    def baseline(self):
+        """The ModelVersion or PromptVersion it is compared with (the stage's holder at the start), or None."""
+        return self.baseline_model_version if self.model_id else self.baseline_prompt_version
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_ROLLOUT
+
+
+class RolloutDecision(models.Model):
+    """One decision of a rollout, by the controller (actor None) or a person, with the numbers it read. Holds are
+    stored only when their reason changes, not every minute."""
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="decisions")
+    seq = models.PositiveIntegerField()
+    at = models.DateTimeField(default=timezone.now)
+    action = models.CharField(max_length=16, choices=[(a.value, a.value) for a in Action])
+    from_stage = models.PositiveSmallIntegerField(null=True, blank=True)
+    to_stage = models.PositiveSmallIntegerField(null=True, blank=True)
+    traffic_percent = models.DecimalField(max_digits=5, decimal_places=2, help_text="the candidate's share after the decision")
+    numbers = models.JSONField(default=dict, blank=True)
+    reason = models.TextField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["rollout_id", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "seq"], name="experiments_rolloutdecision_seq_unique"),
+            models.CheckConstraint(condition=Q(action__in=[a.value for a in Action]), name="experiments_rolloutdecision_action_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rollout_id}#{self.seq} {self.action}"

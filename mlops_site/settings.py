@@ -232,6 +232,7 @@ CELERY_BEAT_SCHEDULE = {
     "monitoring-ops-alerts": {"task": "monitoring.tasks.ops_alerts_evaluate", "schedule": 60.0},
     "monitoring-performance": {"task": "monitoring.tasks.performance_windows_schedule", "schedule": 3600.0},
     "experiments-analyses": {"task": "experiments.tasks.analyses_schedule", "schedule": 3600.0},
+    "experiments-rollouts-tick": {"task": "experiments.tasks.rollouts_tick", "schedule": 60.0},
 }
 
 # --- Cache ------------------------------------------------------------------

@@ -1,15 +1,19 @@
 """Fixtures of the experiments tests: an in-process cache (unit tests need no Redis), a model with three versions,
-the brief's prompts folder, and experiments built through the services."""
+the brief's prompts folder, and experiments built through the services; for canary rollouts a model with a version in
+production, a short policy, canaries approved and started through the services, and served traffic."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
-from experiments import services
+from experiments import canary, services
 from experiments.models import Exposure, ExposureCount, Outcome, Variant
+from monitoring import services as monitoring_services
 from registry import services as registry_services
-from registry.models import PromptVersion
-from tests.factories import register
+from registry.models import ModelVersion, PromptVersion
+from tests.factories import promote, register
 from tests.prompts.conftest import brief_folder
 
 CHECKOUT = {
@@ -85,3 +89,59 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 def at(days: float = 0, hours: float = 0) -> datetime:
     return T0 + timedelta(days=days, hours=hours)
+
+
+# --- canary rollouts ------------------------------------------------------------------------------------------------------
+
+# A short policy for the tests: shadow, 5 %, 25 %, then everyone, minutes not hours, small minimums.
+QUICK = {
+    "stages": [
+        {"name": "shadow", "traffic_percent": 0, "min_minutes": 5, "max_minutes": 30, "gate": {"name": "no_errors"}},
+        {"traffic_percent": 5, "min_minutes": 10, "max_minutes": 60, "gate": {"name": "error_rate", "threshold": 0.005}},
+        {"traffic_percent": 25, "min_minutes": 10, "max_minutes": 60, "gate": {"name": "latency_p95", "threshold": 1.1}},
+        {"traffic_percent": 100, "min_minutes": 5},
+    ],
+    "triggers": canary.DEFAULT_POLICY.triggers_json(),
+    "gate_min_requests": 20,
+    "trigger_min_requests": 10,
+}
+_event_ids = itertools.count()
+
+
+@pytest.fixture
+def t0():
+    """When the tests' rollouts start: a whole minute, a day and a half ago (their events are all in the past)."""
+    return timezone.now().replace(second=0, microsecond=0) - timedelta(hours=36)
+
+
+@pytest.fixture
+def fraud(editor, approver):
+    """Model `fraud`: v1 in production (the baseline), v2 registered (the candidate)."""
+    v1 = register("fraud", editor)
+    promote(v1, "production", editor, approver)
+    return v1, register("fraud", editor)
+
+
+@pytest.fixture
+def quick(approver):
+    return services.rollout_policy_create(name="quick", actor=approver, **QUICK)
+
+
+def canary_of(version, editor, approver, *, policy: str = "", at=None):
+    """A canary promotion of `version` requested and approved (its start task goes to the unused test broker), then
+    its rollout started as that task would, at `at`."""
+    target = "production" if isinstance(version, ModelVersion) else "prod"
+    request = registry_services.promotion_request_create(version=version, to_stage=target, reason="try it on a few", actor=editor,
+                                                         strategy="canary", policy=policy)
+    registry_services.promotion_approve(promotion_id=request.pk, actor=approver)
+    return services.rollout_start(promotion_id=request.pk, now=at)
+
+
+def traffic(editor, *, version: int, at: datetime, n: int, errors: int = 0, name: str = "fraud", kind: str = "model", unit: str = "u",
+            **fields) -> None:
+    """`n` served requests of `name` v`version`, one a second from `at`, the first `errors` of them failed; `fields` (latency_ms,
+    cost_usd, feedback...) on every event; unit ids `<unit>-0`, `<unit>-1`..."""
+    events = [{"event_id": f"ev-{next(_event_ids)}", kind: name, "version": version, "timestamp": (at + timedelta(seconds=i)).isoformat(),
+               "latency_ms": 50.0, "error": i < errors, "unit_id": f"{unit}-{i}", **fields} for i in range(n)]
+    for start in range(0, n, 10_000):
+        monitoring_services.events_ingest(payload={"events": events[start : start + 10_000]}, actor=editor)
