@@ -1,4 +1,4 @@
-"""What demo traffic looks like: feature profiles of fraud, churn and credit models, and their drift. No Django.
+"""What demo traffic looks like: feature profiles of fraud, churn, credit and support-ticket models, and their drift. No Django.
 
 Every random number of event i comes from a block seeded by (seed, i // BLOCK),
 so a seed gives the same events whatever the batch size or rate; the drift
@@ -193,7 +193,38 @@ CREDIT = Profile(
     units=30_000,
 )
 
-PROFILES = {p.name: p for p in (FRAUD, CHURN, CREDIT)}
+TICKET_CHANNEL_RISK = {"email": 0.0, "chat": -0.2, "phone": 0.3, "social": 0.6}
+TIER_RISK = {"free": 0.3, "pro": 0.0, "enterprise": -0.3}
+
+
+def _support_logit(f: dict[str, np.ndarray]) -> np.ndarray:
+    length = (np.log(f["message_chars"]) - 5.8) / 0.8
+    shouting = np.minimum(f["exclamation_marks"], 6) * 0.3
+    repeat = np.minimum(f["tickets_90d"], 5) * 0.25
+    risk = _risk(f["channel"], TICKET_CHANNEL_RISK) + _risk(f["customer_tier"], TIER_RISK)
+    return -1.2 + 0.35 * length + shouting + repeat + risk
+
+
+# Support tickets scored for negative sentiment (a sentiment classifier routing angry customers first).
+SUPPORT = Profile(
+    name="support",
+    features=(
+        Numeric("message_chars", lambda z, s: np.clip(np.exp(5.8 + 0.3 * s + 0.8 * z), 5, 20_000), digits=0),
+        Numeric("exclamation_marks", lambda z, s: np.floor(np.exp(-0.5 + 0.6 * s + 0.9 * z)), digits=0),
+        Numeric("tickets_90d", lambda z, s: np.floor(np.exp(0.2 + 0.4 * s + 0.8 * z)), digits=0),
+        Categorical("channel", {"email": 45, "chat": 35, "phone": 15, "social": 5}, {"email": 30, "chat": 35, "phone": 15, "social": 20}),
+        Categorical("language", {"en": 70, "de": 10, "fr": 8, "es": 8, "pt": 4}, {"en": 55, "de": 10, "fr": 8, "es": 15, "pt": 12}),
+        Categorical("customer_tier", {"free": 60, "pro": 30, "enterprise": 10}, {"free": 70, "pro": 23, "enterprise": 7}),
+    ),
+    logit=_support_logit,
+    default_drift=("message_chars", "channel"),
+    concept_shift=0.4,
+    latency_ms=35.0,
+    unit_prefix="customer-",
+    units=30_000,
+)
+
+PROFILES = {p.name: p for p in (FRAUD, CHURN, CREDIT, SUPPORT)}
 
 
 def profile_for(model: str) -> str:
@@ -202,6 +233,8 @@ def profile_for(model: str) -> str:
         return "churn"
     if "credit" in name or "loan" in name:
         return "credit"
+    if "sentiment" in name or "ticket" in name or "support" in name:
+        return "support"
     return "fraud"
 
 
@@ -223,6 +256,17 @@ class BlockDraws:
             return self._cached[1]
         out = self._draw(np.random.default_rng([self.seed, self.stream, block]))
         self._cached = (block, out)
+        return out
+
+    def take(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        """The random numbers of the given indices (any order, repeats allowed): row i of block i // BLOCK."""
+        index = np.asarray(index, dtype=np.int64)
+        blocks = index // BLOCK
+        out: dict[str, np.ndarray] = {}
+        for block in np.unique(blocks):
+            here = blocks == block
+            for key, values in self._block(int(block)).items():
+                out.setdefault(key, np.empty(len(index), dtype=values.dtype))[here] = values[index[here] - block * BLOCK]
         return out
 
     def rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
@@ -252,6 +296,11 @@ class Draws(BlockDraws):
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-x))
+
+
+def unit_numbers(units: int, u: np.ndarray) -> np.ndarray:
+    """The unit (user, card, customer...) of each event from a uniform draw: a few heavy users, a long tail."""
+    return np.floor(units * u**2.5).astype(np.int64)
 
 
 def after_point(index: np.ndarray, ts: np.ndarray, point_index: int | None, point_ts: float | None) -> np.ndarray:
@@ -298,5 +347,5 @@ def simulate(profile: Profile, draws: dict[str, np.ndarray], drifted: np.ndarray
         "labelled": ~error & (draws["labelled"] < LABEL_SHARE),
         "error": error,
         "latency_ms": np.round(np.where(error, failed, latency), 1),
-        "unit": np.floor(profile.units * draws["unit"] ** 2.5).astype(np.int64),  # a few heavy users, a long tail
+        "unit": unit_numbers(profile.units, draws["unit"]),
     }

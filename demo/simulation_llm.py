@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .simulation import BLOCK, BlockDraws
+from .simulation import BLOCK, BlockDraws, unit_numbers
 
 ERROR_SHARE = 0.01
 TIMEOUT_SHARE = 0.3  # of the errors: the client gave up; the others failed fast (rate limit, overload)
@@ -88,16 +88,19 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-x))
 
 
-def _logit(p: float) -> float:
+def logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
-def simulate_llm(profile: LlmProfile, draws: dict[str, np.ndarray], changed: np.ndarray, output_growth: float = 1.0) -> dict:
+def simulate_llm(profile: LlmProfile, draws: dict[str, np.ndarray], changed: np.ndarray, output_growth: float = 1.0,
+                 quality_shift: np.ndarray | float = 0.0) -> dict:
     """Tokens, latencies, error, guardrail, feedback, judge score, faithfulness and unit of each row of `draws`.
 
     `changed` rows have answers `output_growth` times longer (the same draw, scaled) and a quality
-    shifted by QUALITY_SHIFT. A failed request has no tokens, no time to first token and no
-    quality signals; `feedback` is 0 and the scores are NaN where there are none.
+    shifted by QUALITY_SHIFT. `quality_shift` (one per row, or one for all) moves the quality further
+    on the same logit scale: the version an A/B test serves a row from is better or worse. A failed
+    request has no tokens, no time to first token and no quality signals; `feedback` is 0 and the
+    scores are NaN where there are none.
     """
     error = draws["error"] < ERROR_SHARE
     ok = ~error
@@ -114,12 +117,12 @@ def simulate_llm(profile: LlmProfile, draws: dict[str, np.ndarray], changed: np.
     latency = ttft + 1000 * output_tokens / speed
     failed = np.where(draws["error_kind"] < TIMEOUT_SHARE, TIMEOUT_MS + 50 * draws["error_latency"], 40 + 400 * draws["error_latency"])
 
-    shift = np.where(changed, QUALITY_SHIFT, 0.0)
-    positive = draws["feedback_sign"] < _sigmoid(_logit(POSITIVE_FEEDBACK) + shift)
+    shift = np.where(changed, QUALITY_SHIFT, 0.0) + quality_shift
+    positive = draws["feedback_sign"] < _sigmoid(logit(POSITIVE_FEEDBACK) + shift)
     feedback = np.where(ok & (draws["feedback"] < FEEDBACK_SHARE), np.where(positive, 1, -1), 0).astype(np.int64)
     judged = ok & (draws["judged"] < JUDGED_SHARE)
-    judge = _sigmoid(_logit(profile.judge_median) + 0.9 * draws["judge"] + shift)
-    faithfulness = _sigmoid(_logit(profile.faithfulness_median) + 0.8 * draws["faithfulness"])
+    judge = _sigmoid(logit(profile.judge_median) + 0.9 * draws["judge"] + shift)
+    faithfulness = _sigmoid(logit(profile.faithfulness_median) + 0.8 * draws["faithfulness"])
     return {
         "error": error,
         "input_tokens": input_tokens,
@@ -131,7 +134,7 @@ def simulate_llm(profile: LlmProfile, draws: dict[str, np.ndarray], changed: np.
         "feedback": feedback,
         "judge_score": np.where(judged, np.round(judge, 3), np.nan),
         "faithfulness": np.where(judged, np.round(faithfulness, 3), np.nan),
-        "unit": np.floor(profile.units * draws["unit"] ** 2.5).astype(np.int64),  # a few heavy users, a long tail
+        "unit": unit_numbers(profile.units, draws["unit"]),
     }
 
 

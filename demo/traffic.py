@@ -1,5 +1,6 @@
 """What `simulate_traffic` (model events) and `simulate_llm_traffic` (prompt events) share: when events happen,
-the API client, the progress line, the common options and the loop that posts the batches to `/api/v1/events`."""
+the API client, the progress line, the common options and the loop that posts the batches to `/api/v1/events`
+(and the outcomes of the units an experiment serves to `/api/v1/outcomes`: streams.py builds the batches)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import quote, urlencode
 
 import numpy as np
 import requests
@@ -20,11 +22,12 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
+from demo.streams import MAX_BATCH, Batch, Experiments, NotRunning
 from mlops_site.exceptions import DomainError
 from mlops_site.roles import user_set_role, user_token_refresh
 
-MAX_BATCH = 10_000  # the API's limit per request
 DEFAULT_USER = "traffic-bot"
+REALTIME_LEAD_S = 1.0  # real time starts this long after the run begins: its first units are assigned before their requests
 RETRIES = 3  # per request, on connection problems and 5xx (event ids make a re-sent batch harmless)
 
 
@@ -55,6 +58,9 @@ class RealTime:
 
     def __init__(self, start: float, rate: float, total: int):
         self.start, self.rate, self.total = start, rate, total
+
+    def restart(self, start: float) -> None:
+        self.start = start
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -112,6 +118,28 @@ class Api:
 
     def post_events(self, events: list[dict]) -> dict:
         return self.post("/api/v1/events", {"events": events})
+
+    def post_outcomes(self, outcomes: list[dict]) -> dict:
+        return self.post("/api/v1/outcomes", {"outcomes": outcomes})
+
+    def assign(self, key: str, unit_ids: list[str]) -> list[dict]:
+        """The variant of each unit (its exposure on the first call); NotRunning when the experiment stopped or is gone."""
+        try:
+            return self.post(f"/api/v1/experiments/{quote(key, safe='')}/assign", {"unit_ids": unit_ids})["assignments"]
+        except Refused as exc:
+            if exc.status in (404, 409):
+                raise NotRunning(exc.message.rstrip(".")) from None
+            raise
+
+    def running_experiments(self, kind: str, name: str) -> list[dict]:
+        """Every page of `GET /api/v1/experiments?status=running&<kind>=<name>`."""
+        found, page = [], 1
+        while True:
+            answer = self.get(f"/api/v1/experiments?{urlencode({'status': 'running', kind: name, 'page': page})}")
+            found += answer.get("results", [])
+            if not answer.get("next"):
+                return found
+            page += 1
 
 
 def _reason(exc: requests.RequestException, timeout: float) -> str:
@@ -193,10 +221,6 @@ def duration(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
-
-
 def when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -237,15 +261,6 @@ class Run:
     url: str
 
 
-@dataclass(frozen=True)
-class Batch:
-    events: list[dict]
-    last_ts: float  # the time of the last event: real time sends the batch then
-    errors: int
-    changed: np.ndarray  # bool per event: after the drift or change point
-    counts: dict[str, int] = field(default_factory=dict)
-
-
 @dataclass
 class Totals:
     sent: int = 0
@@ -254,6 +269,7 @@ class Totals:
     errors: int = 0
     changed: int = 0
     requests: int = 0
+    outcomes: int = 0  # accepted by /api/v1/outcomes
     counts: Counter = field(default_factory=Counter)  # the command's own counts (labelled, judged...)
 
 
@@ -283,6 +299,15 @@ class TrafficCommand(BaseCommand):
         timing.add_argument("--backfill-hours", type=float, help="backfill: spread the events over the last H hours, as fast as possible")
         parser.add_argument("--seed", type=int, help="random seed; the same seed gives the same events (default: random, printed)")
         parser.add_argument("--run-id", help="part of every event id (default: random); an earlier run's id re-sends its events")
+        ab = parser.add_argument_group("A/B tests", "Real-time runs serve the running experiments of their subject: each batch's units "
+                                       "are assigned (POST /api/v1/experiments/KEY/assign), each event comes from its unit's variant, and "
+                                       "each unit's outcomes go to POST /api/v1/outcomes once, the newest version converting better.")
+        ab.add_argument("--ab-lift", type=float, metavar="X",
+                        help="the newest version's true effect: X points on a proportion metric, x(1 + X) on a mean metric and on the "
+                             "judge score (default 0.05 points, +10 %%; negative: the newest is worse)")
+        ab.add_argument("--ab-refresh", type=float, default=30.0, metavar="S",
+                        help="read the running experiments again every S seconds, so one started during the run is served (default 30)")
+        ab.add_argument("--no-ab", action="store_true", help="serve every event from the chosen version, whatever experiments run")
 
     def traffic_options(self, o: dict) -> Run:
         """The common options checked, with the schedule of the events; nothing is sent yet."""
@@ -313,6 +338,10 @@ class TrafficCommand(BaseCommand):
         url = o["url"].rstrip("/")
         if not re.match(r"https?://", url):
             raise CommandError(f"--url must start with http:// or https://, got {url!r}.")
+        if o["ab_lift"] is not None and not math.isfinite(o["ab_lift"]):
+            raise CommandError("--ab-lift must be a number.")
+        if not o["ab_refresh"] > 0 or not math.isfinite(o["ab_refresh"]):
+            raise CommandError("--ab-refresh must be a positive number of seconds.")
         return Run(total=total, batch=batch, rate=o["rate"], seed=seed, run_id=run_id, schedule=schedule, url=url)
 
     def api_for(self, run: Run, o: dict):
@@ -332,6 +361,28 @@ class TrafficCommand(BaseCommand):
         key = Token.objects.filter(user=user).values_list("key", flat=True).first()
         return key or user_token_refresh(user=user), user
 
+    def experiments_for(self, api: Api, run: Run, o: dict, *, kind: str, name: str, version: int, unit_prefix: str,
+                        say: Callable[[str], None]) -> Experiments | None:
+        """The experiments a real-time run serves (None: --no-ab, or a backfill, which says why it serves none)."""
+        if o["no_ab"]:
+            return None
+        if isinstance(run.schedule, Backfill):
+            running = api.running_experiments(kind, name)
+            if running:
+                say(f"Running experiments of {kind} {name} ({', '.join(e['key'] for e in running)}) are not served by a backfill: the "
+                    "server exposes a unit when it is assigned, now, and a backfill's events happened before. A real-time run serves them.")
+            return None
+        return Experiments(api, kind=kind, name=name, version=version, unit_prefix=unit_prefix, seed=run.seed, lift=o["ab_lift"],
+                           refresh_every=o["ab_refresh"], say=say)
+
+    @staticmethod
+    def experiments_text(experiments: Experiments | None, totals: Totals) -> str:
+        """', N served by experiments (...)' for the summary line; '' when none served anything."""
+        if experiments is None or not experiments.tally:
+            return ""
+        return (f", {totals.counts['in_experiments']:,} served by A/B tests ({experiments.summary()}; "
+                f"{totals.outcomes:,} outcomes accepted)")
+
     @staticmethod
     def mode(run: Run) -> str:
         if isinstance(run.schedule, Backfill):
@@ -350,32 +401,57 @@ class TrafficCommand(BaseCommand):
         return f"from event {index:,}" + (f" (~{when(at)})" if at is not None else f" (after the last one: no {what})")
 
     def send(self, api: Api, run: Run, build: Callable[[int, int], Batch], *, show_progress: bool = True) -> tuple[Totals, float]:
-        """Build and post the events in batches (real time: each batch once its last event's time has come)."""
+        """Build and post the events in batches (real time: each batch once its last event's time has come), then the
+        outcomes of the batch's units.
+
+        Building a batch assigns its units (streams.Experiments), so a batch is built one ahead: while the previous one
+        waits for its time, before any of its own requests happen, as serving code assigns a unit before serving it.
+        Real time starts REALTIME_LEAD_S after this call for the same reason: the first batch's units are assigned first.
+        """
         realtime = isinstance(run.schedule, RealTime)
         chunk = max(1, min(run.batch, math.ceil(run.rate))) if realtime else run.batch  # real time: about one request a second
         totals = Totals()
         progress = Progress(self.stdout, run.total, flag=self.flag, enabled=show_progress)
         started = time.monotonic()
+        if realtime:
+            run.schedule.restart(time.time() + REALTIME_LEAD_S)
+
+        def refused(exc: Refused | Unreachable, what: str) -> CommandError:
+            progress.end()
+            stored = f"{totals.accepted:,} events of this run were stored before it." if totals.accepted else "Nothing of this run was stored."
+            reason = f"The server refused {what} with {exc}" if isinstance(exc, Refused) else f"Cannot reach the server at {api.url}: {exc}"
+            return CommandError(f"{reason}. {stored}")
+
+        def built(start: int) -> tuple[int, int, Batch] | None:
+            if start >= run.total:
+                return None
+            stop = min(run.total, start + chunk)
+            try:
+                return start, stop, build(start, stop)
+            except (Refused, Unreachable) as exc:
+                raise refused(exc, f"the assignment of the units of events {start:,} to {stop - 1:,}") from None
+
         try:
-            for start in range(0, run.total, chunk):
-                stop = min(run.total, start + chunk)
-                batch = build(start, stop)
+            upcoming = built(0)
+            while upcoming is not None:
+                start, stop, batch = upcoming
+                upcoming = built(stop)
                 if realtime:
                     wait = batch.last_ts - time.time()
                     if wait > 0:
                         time.sleep(wait)
+                what = f"events {start:,} to {stop - 1:,}"
                 try:
                     answer = api.post_events(batch.events)
+                    totals.accepted += int(answer.get("accepted", 0))
+                    totals.duplicates += int(answer.get("duplicates", 0))
+                    if batch.outcomes:
+                        what = f"the outcomes of events {start:,} to {stop - 1:,}"
+                        totals.outcomes += int(api.post_outcomes(batch.outcomes).get("accepted", 0))
                 except (Refused, Unreachable) as exc:
-                    progress.end()
-                    stored = f"{totals.accepted:,} events of this run were stored before it." if totals.accepted else "Nothing of this run was stored."
-                    reason = (f"The server refused events {start:,} to {stop - 1:,} with {exc}" if isinstance(exc, Refused)
-                              else f"Cannot reach the server at {api.url}: {exc}")
-                    raise CommandError(f"{reason}. {stored}") from None
+                    raise refused(exc, what) from None
                 totals.requests += 1
                 totals.sent = stop
-                totals.accepted += int(answer.get("accepted", 0))
-                totals.duplicates += int(answer.get("duplicates", 0))
                 totals.errors += batch.errors
                 totals.changed += int(batch.changed.sum())
                 totals.counts.update(batch.counts)

@@ -12,6 +12,11 @@ reads the same table (`GET /api/v1/prices`) to say beforehand what the run will
 cost, and `--budget-usd` sets a daily budget of the prompt (`POST /api/v1/budgets`);
 `auto` sizes it so that this run's spend in the current UTC day is about 88 % of
 it: the 80 % alert fires, the 100 % one does not. `--dry-run` prints all that and sends nothing.
+
+A real-time run serves the prompt's running A/B tests as `simulate_traffic` does
+for a model: units assigned first, each request from its unit's variant (the
+newest version's answers judged better by --ab-lift: judge score and thumbs up
+come with the events), outcome metrics sent to `/api/v1/outcomes`.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from django.core.management.base import CommandError
 
 from demo.simulation import after_point
 from demo.simulation_llm import LLM_PROFILES, LlmDraws, LlmProfile, llm_profile_for, simulate_llm, token_cost
-from demo.traffic import Api, Batch, Refused, Run, TrafficCommand, change_point, iso, plural, server_errors
+from demo.streams import LlmStream
+from demo.traffic import Api, Refused, Run, TrafficCommand, change_point, plural, server_errors
 from monitoring import pricing
 
 ENVIRONMENTS = ("prod", "staging", "dev")
@@ -150,24 +156,14 @@ class Command(TrafficCommand):
             share = f" (this run spends {estimate['today_usd'] / budget:.0%} of it today)" if estimate["today_usd"] is not None else ""
             say(f"Budget {budget_name!r}: {budget:,.2f} USD a day for prompt {prompt}, alerts at {', '.join(f'{t:.0%}' for t in THRESHOLDS)}{share}.")
 
-        draws = LlmDraws(run.seed, stream=0)
-        prefix = f"llm-{run.seed}-{run.run_id}-"
-
-        def build(start: int, stop: int) -> Batch:
-            d = draws.rows(start, stop)
-            index = np.arange(start, stop)
-            ts = run.schedule.times(index, d["jitter"])
-            changed = after_point(index, ts, change_index, change_ts)
-            rows = simulate_llm(profile, d, changed, growth)
-            counts = {"feedback": int((rows["feedback"] != 0).sum()), "judged": int((~np.isnan(rows["judge_score"])).sum()),
-                      "guardrail": int(rows["guardrail"].sum())}
-            return Batch(self._events(rows, ts, prefix, start, prompt, version, llm_model, profile), float(ts[-1]), int(rows["error"].sum()),
-                         changed, counts)
-
-        totals, started = self.send(api, run, build, show_progress=o["verbosity"] > 0)
+        with server_errors(run.url):
+            experiments = self.experiments_for(api, run, o, kind="prompt", name=prompt, version=version, unit_prefix=profile.unit_prefix, say=say)
+        stream = LlmStream(profile=profile, seed=run.seed, run_id=run.run_id, schedule=run.schedule, prompt=prompt, version=version,
+                           llm_model=llm_model, experiments=experiments, change_index=change_index, change_ts=change_ts, output_growth=growth)
+        totals, started = self.send(api, run, stream.build, show_progress=o["verbosity"] > 0)
         c = totals.counts
         extra = (f"{totals.changed:,} after the change, {c['feedback']:,} with feedback, {c['judged']:,} judged, "
-                 f"{plural(c['guardrail'], 'guardrail trigger')}")
+                 f"{plural(c['guardrail'], 'guardrail trigger')}") + self.experiments_text(experiments, totals)
         spend = f" Spend at the server's prices: {estimate['total_usd']:,.2f} USD." if estimate["total_usd"] is not None else ""
         if budget is not None:
             spend += f" Budget {budget_name!r}: {budget:,.2f} USD a day."
@@ -281,37 +277,3 @@ class Command(TrafficCommand):
             f"(from {datetime.fromtimestamp(day_start, UTC):%Y-%m-%d} 00:00 UTC)" + (f"; {missing:,} requests not priced" if missing else "")
         )
         return {"lines": lines, "today_usd": today, "total_usd": total}
-
-    # -- sending -----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _events(rows: dict, ts: np.ndarray, prefix: str, start: int, prompt: str, version: int, llm_model: str,
-                profile: LlmProfile) -> list[dict]:
-        columns = {key: rows[key].tolist() for key in ("error", "input_tokens", "cached_tokens", "output_tokens", "ttft_ms", "latency_ms",
-                                                       "guardrail", "feedback", "judge_score", "faithfulness", "unit")}
-        error, judge, faithfulness, feedback = columns["error"], columns["judge_score"], columns["faithfulness"], columns["feedback"]
-        events = []
-        for j in range(len(ts)):
-            event = {
-                "event_id": f"{prefix}{start + j}",
-                "prompt": prompt,
-                "version": version,
-                "timestamp": iso(float(ts[j])),
-                "latency_ms": columns["latency_ms"][j],
-                "error": error[j],
-                "unit_id": f"{profile.unit_prefix}{columns['unit'][j]:06d}",
-                "llm_model": llm_model,
-            }
-            if not error[j]:
-                event.update(
-                    input_tokens=columns["input_tokens"][j], cached_tokens=columns["cached_tokens"][j], output_tokens=columns["output_tokens"][j],
-                    ttft_ms=columns["ttft_ms"][j], guardrail_triggered=columns["guardrail"][j],
-                )
-            if feedback[j]:
-                event["feedback"] = feedback[j]
-            if judge[j] == judge[j]:  # not NaN: sampled for the judge
-                event["judge_score"] = judge[j]
-                event["faithfulness"] = faithfulness[j]
-            events.append(event)
-        return events
-

@@ -10,6 +10,13 @@ only ORM use is getting a token for `--user` (when no `--token` is given) and
 `--set-reference`, which stores the pre-drift distribution as the version's
 reference.
 
+A real-time run serves the model's running A/B tests as serving code would:
+each batch's units are assigned first (`POST {url}/api/v1/experiments/KEY/assign`),
+each event comes from its unit's variant, and each unit's outcomes (the
+experiment's outcome metrics, the newest version converting better by
+--ab-lift) go to `POST {url}/api/v1/outcomes`; a test started during the run
+is served from the next read of the running tests (--ab-refresh).
+
 Every random number of event i comes from a block seeded by (seed, i // 10,000),
 so a seed gives the same events whatever the batch size or rate; the drift
 and the latency growth only transform those numbers. Event ids carry the seed and a run id, so a
@@ -26,8 +33,9 @@ import numpy as np
 from django.core.management.base import CommandError
 from rest_framework.authtoken.models import Token
 
-from demo.simulation import PROFILES, Categorical, Draws, Profile, after_point, growth, profile_for, simulate
-from demo.traffic import Api, Batch, TrafficCommand, change_point, iso, server_errors
+from demo.simulation import PROFILES, Categorical, Draws, Profile, profile_for, simulate
+from demo.streams import ModelStream
+from demo.traffic import Api, TrafficCommand, change_point, server_errors
 from mlops_site.exceptions import DomainError
 from monitoring import columnar, services
 from monitoring.models import ReferenceSource
@@ -96,23 +104,16 @@ class Command(TrafficCommand):
         if o["set_reference"]:
             rows = self._set_reference(profile, run.seed, model, version, token, local_user)
             say(f"Reference of {model} v{version} set: {rows:,} rows of the pre-drift distribution.")
+        with server_errors(run.url):
+            experiments = self.experiments_for(api, run, o, kind="model", name=model, version=version, unit_prefix=profile.unit_prefix, say=say)
 
-        draws = Draws(profile, run.seed, stream=0)
-        begin, end = run.schedule.bounds
-        prefix = f"sim-{run.seed}-{run.run_id}-"
-
-        def build(start: int, stop: int) -> Batch:
-            d = draws.rows(start, stop)
-            index = np.arange(start, stop)
-            ts = run.schedule.times(index, d["jitter"])
-            drifted = after_point(index, ts, drift_index, drift_ts)
-            slower = growth(ts, begin, end, o["latency_growth"], initial=o["latency_start"])
-            rows = simulate(profile, d, drifted, o["drift_size"], drift_features, latency_factor=slower)
-            return Batch(self._events(rows, ts, prefix, start, model, version, profile), float(ts[-1]), int(rows["error"].sum()), drifted,
-                         {"labelled": int(rows["labelled"].sum())})
-
-        totals, started = self.send(api, run, build, show_progress=o["verbosity"] > 0)
-        extra = f"{totals.counts['labelled']:,} labelled, {totals.changed:,} drifted"
+        stream = ModelStream(
+            profile=profile, seed=run.seed, run_id=run.run_id, schedule=run.schedule, model=model, version=version, experiments=experiments,
+            drift_index=drift_index, drift_ts=drift_ts, drift_size=o["drift_size"], drift_features=drift_features,
+            latency_growth=o["latency_growth"], latency_start=o["latency_start"],
+        )
+        totals, started = self.send(api, run, stream.build, show_progress=o["verbosity"] > 0)
+        extra = f"{totals.counts['labelled']:,} labelled, {totals.changed:,} drifted" + self.experiments_text(experiments, totals)
         self.stdout.write(
             self.done_line(api, totals, started, f"{model} v{version}", extra)
             + f" Monitoring: {run.url}/monitoring/models/{quote(model, safe='')}/versions/{version}/"
@@ -165,32 +166,3 @@ class Command(TrafficCommand):
         except DomainError as exc:
             raise CommandError(f"--set-reference: {exc.message}") from None
         return reference.rows
-
-    # -- sending -----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _events(rows: dict, ts: np.ndarray, prefix: str, start: int, model: str, version: int, profile: Profile) -> list[dict]:
-        features = {name: values.tolist() for name, values in rows["features"].items()}
-        names = list(features)
-        prediction, label = rows["prediction"].tolist(), rows["label"].tolist()
-        labelled, error = rows["labelled"].tolist(), rows["error"].tolist()
-        latency, unit = rows["latency_ms"].tolist(), rows["unit"].tolist()
-        events = []
-        for j in range(len(ts)):
-            event = {
-                "event_id": f"{prefix}{start + j}",
-                "model": model,
-                "version": version,
-                "timestamp": iso(float(ts[j])),
-                "latency_ms": latency[j],
-                "error": error[j],
-                "unit_id": f"{profile.unit_prefix}{unit[j]:06d}",
-                "features": {name: features[name][j] for name in names},
-            }
-            if not error[j]:
-                event["prediction"] = prediction[j]
-            if labelled[j]:
-                event["label"] = label[j]
-            events.append(event)
-        return events
-

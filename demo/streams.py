@@ -1,0 +1,382 @@
+"""What a traffic run sends, batch by batch: the events of a model's requests (ModelStream) or of a prompt's
+(LlmStream), each served by the version its unit's A/B test assigned, and the outcomes those units convert to.
+No Django.
+
+Shared by `simulate_traffic` and `simulate_llm_traffic`, which post to the HTTP API, and by the demo seed,
+which calls the services in-process on a simulated clock: both hand the streams a sink with the same four
+operations (`Sink`).
+
+Experiments: for the model or prompt it simulates, a run serves the running experiments of that subject
+(`Experiments`). Each batch's units are assigned in one call per experiment (its exposures), before the
+batch's events happen; each event then carries the version of its unit's variant, and each unit's outcome
+of every outcome metric of the experiment is sent once, at its first request, with the true effect of
+simulation_ab.py. A unit belongs to one experiment of its subject at a time (two tests of one model cannot
+both serve the same request): a new unit goes to one of them by its number, and stays there while that
+one runs. The running experiments are read again every `refresh_every` seconds, so a test started
+during a live run is served from then on, and one stopped (assignment answers 409) is dropped at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import numpy as np
+
+from experiments import stats
+
+from .simulation import Draws, Profile, after_point, growth, simulate, unit_numbers
+from .simulation_ab import AbTest, LossDraws, UnitDraws, ab_test, lift_of, outcome_values, quality_shift
+from .simulation_llm import LlmDraws, LlmProfile, simulate_llm
+
+MAX_BATCH = 10_000  # the API's limit per request (events, unit ids, outcomes)
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def unit_ids(prefix: str, units) -> list[str]:
+    """The unit ids events and assignments carry: the profile's prefix and the unit's number."""
+    return [f"{prefix}{u:06d}" for u in units]
+
+
+class NotRunning(Exception):
+    """Assignment refused: the experiment stopped (or is gone) since it was read."""
+
+
+class Sink(Protocol):
+    """Where a run's batches go: the HTTP API (traffic.Api) or, for the demo seed, the services in this process."""
+
+    def post_events(self, events: list[dict]) -> dict: ...
+
+    def post_outcomes(self, outcomes: list[dict]) -> dict: ...
+
+    def assign(self, key: str, unit_ids: list[str]) -> list[dict]:
+        """[{"unit_id", "variant", "version", "bucket"}] in the order asked; NotRunning when the experiment does not run."""
+        ...
+
+    def running_experiments(self, kind: str, name: str) -> list[dict]:
+        """The running experiments of model or prompt `name`, shaped as `GET /api/v1/experiments` lists them."""
+        ...
+
+
+@dataclass(frozen=True)
+class Batch:
+    events: list[dict]
+    last_ts: float  # the time of the last event: real time sends the batch then
+    errors: int
+    changed: np.ndarray  # bool per event: after the drift or change point
+    counts: dict[str, int] = field(default_factory=dict)
+    outcomes: list[dict] = field(default_factory=list)  # to POST /api/v1/outcomes after the events
+
+
+@dataclass(frozen=True)
+class Served:
+    """Which version serves each event of a batch, with the share of the lift its arm gets, and the outcomes to send."""
+
+    versions: np.ndarray  # int per event
+    effect: np.ndarray  # float per event: 0 outside an experiment
+    outcomes: list[dict]
+    events: int  # events served by an experiment
+
+
+@dataclass
+class ArmTally:
+    events: int = 0
+    units: set = field(default_factory=set)
+
+
+class Experiments:
+    """The running experiments of one model or prompt, as a traffic run serves them (see the module's docstring).
+
+    `version`: the version that serves units outside any experiment. `lift`: the newest version's true effect
+    (None: simulation_ab.DEFAULT_LIFT). `refresh_every`: seconds between two reads of the running experiments
+    (None: read once). `now`: the time assignments happen at (the demo seed's clock). `lose`: {key: (variant,
+    share)}, a share of that variant's units never reaches assignment and is served by the control's version
+    unexposed: the demo's sample ratio mismatch. `say`: where a line goes when an experiment starts or stops being served.
+    """
+
+    def __init__(self, sink: Sink, *, kind: str, name: str, version: int, unit_prefix: str, seed: int, lift: float | None = None,
+                 refresh_every: float | None = 30.0, now: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
+                 lose: dict[str, tuple[str, float]] | None = None, say: Callable[[str], None] = lambda line: None):
+        self.sink, self.kind, self.name, self.version, self.prefix, self.seed = sink, kind, name, version, unit_prefix, seed
+        self.lift, self.refresh_every, self.now, self.monotonic, self.lose, self.say = lift, refresh_every, now, monotonic, lose or {}, say
+        self.tests: dict[str, AbTest] = {}
+        self.read_at = -math.inf
+        self.home: dict[int, str] = {}  # unit -> the experiment serving it
+        self.sent: set[tuple[str, int]] = set()  # (experiment, unit) whose outcomes were sent
+        self.tally: dict[str, dict[str, ArmTally]] = {}
+        self.outcomes_sent: Counter[str] = Counter()
+        self.arm_order: dict[str, list[str]] = {}
+        self._draws: dict[tuple[str, str], UnitDraws] = {}
+        self._loss: dict[str, LossDraws] = {}
+
+    # -- which experiments run ------------------------------------------------------------------------------------
+
+    def refresh(self) -> list[AbTest]:
+        """Read the running experiments again; say which start and stop being served."""
+        found = {t.key: t for t in (ab_test(e) for e in self.sink.running_experiments(self.kind, self.name))}
+        for key in sorted(set(found) - set(self.tests)):
+            test = found[key]
+            arms = ", ".join(f"{a.name} v{a.version} ({a.weight:g} %)" for a in test.arms)
+            self.say(f"Serving experiment {key}: {arms}; " + (
+                f"outcomes {', '.join(m.name for m in test.metrics)} with the newest version better by {self._lift_text(test)}." if test.metrics
+                else "no outcome metric to send (its metrics come from the events)."))
+        for key in sorted(set(self.tests) - set(found)):
+            self.say(f"Experiment {key} no longer runs: its units get v{self.version} again.")
+        self.tests = dict(sorted(found.items()))
+        self.arm_order.update({key: [a.name for a in test.arms] for key, test in found.items()})
+        self.read_at = self.monotonic()
+        return list(self.tests.values())
+
+    def _lift_text(self, test: AbTest) -> str:
+        kinds = sorted({m.kind for m in test.metrics})
+        return " and ".join(f"{lift_of(k, self.lift) * 100:+g} points" if k == "proportion" else f"{lift_of(k, self.lift):+.0%}" for k in kinds)
+
+    def _drop(self, key: str, reason: str) -> None:
+        self.tests.pop(key, None)
+        self.read_at = -math.inf  # read them again before the next batch
+        self.say(f"Experiment {key} no longer runs ({reason}): its units get v{self.version} again.")
+
+    # -- serving one batch --------------------------------------------------------------------------------------------
+
+    def serve(self, units: np.ndarray, ts: np.ndarray) -> Served:
+        """Assign the batch's units (one call per experiment, up to MAX_BATCH units each) and say who serves each event."""
+        if self.refresh_every is not None and self.monotonic() - self.read_at >= self.refresh_every or self.read_at == -math.inf:
+            self.refresh()
+        n = len(units)
+        versions = np.full(n, self.version, dtype=np.int64)
+        effect = np.zeros(n)
+        if not self.tests:
+            return Served(versions, effect, [], 0)
+        keys = list(self.tests)
+        distinct, first = np.unique(units, return_index=True)
+        groups: dict[str, list[int]] = {}
+        for u in distinct.tolist():
+            key = self.home.get(u)
+            if key not in self.tests:
+                key = self.home[u] = keys[u % len(keys)]
+            groups.setdefault(key, []).append(u)
+        first_ts = dict(zip(distinct.tolist(), ts[first].tolist(), strict=True))
+        arm_of: dict[int, tuple[int, float]] = {}  # unit -> (version, effect)
+        outcomes: list[dict] = []
+        served_units: dict[int, tuple[str, str]] = {}  # unit -> (experiment, variant) for the tally
+        for key, members in groups.items():
+            test = self.tests.get(key)
+            if test is None:
+                continue
+            exposed, lost = self._split_lost(test, members)
+            for u in lost:
+                control = test.arms[0]
+                arm_of[u] = (control.version, control.effect)
+            assigned: dict[int, str] = {}
+            try:
+                for start in range(0, len(exposed), MAX_BATCH):
+                    chunk = exposed[start : start + MAX_BATCH]
+                    for u, answer in zip(chunk, self.sink.assign(key, unit_ids(self.prefix, chunk)), strict=True):
+                        assigned[u] = answer["variant"]
+            except NotRunning as exc:
+                self._drop(key, str(exc))
+                continue
+            assigned_at = self.now()
+            for u, variant in assigned.items():
+                arm = test.arm(variant)
+                arm_of[u] = (arm.version, arm.effect)
+                served_units[u] = (key, variant)
+            outcomes += self._outcomes(test, [u for u in assigned if (key, u) not in self.sent], assigned, first_ts, assigned_at)
+        in_test = 0
+        tallies = {}
+        for j, u in enumerate(units.tolist()):
+            found = arm_of.get(u)
+            if found is None:
+                continue
+            versions[j], effect[j] = found
+            if u in served_units:
+                in_test += 1
+                key, variant = served_units[u]
+                tally = tallies.get((key, variant))
+                if tally is None:
+                    tally = tallies[(key, variant)] = self.tally.setdefault(key, {}).setdefault(variant, ArmTally())
+                tally.events += 1
+                tally.units.add(u)
+        return Served(versions, effect, outcomes, in_test)
+
+    def _split_lost(self, test: AbTest, members: list[int]) -> tuple[list[int], list[int]]:
+        """(units to assign, units a lossy arm loses before assignment)."""
+        if test.key not in self.lose:
+            return members, []
+        variant, share = self.lose[test.key]
+        names = [a.name for a in test.arms]
+        # Where the server will put each unit, computed here exactly as it does (stats.bucket on "<key>:<unit id>").
+        index = stats.variant_indices(stats.buckets(test.key, unit_ids(self.prefix, members)), test.weights)
+        draws = self._loss.setdefault(test.key, LossDraws(self.seed, test.key)).take(np.array(members))["lost"]
+        lost = (np.array(names)[index] == variant) & (draws < share)
+        return [u for u, gone in zip(members, lost.tolist(), strict=True) if not gone], [u for u, gone in zip(members, lost.tolist(), strict=True) if gone]
+
+    def _outcomes(self, test: AbTest, fresh: list[int], assigned: dict[int, str], first_ts: dict[int, float], assigned_at: float) -> list[dict]:
+        """Each fresh unit's outcomes of the experiment's outcome metrics, stamped at its first request of the batch
+        (never before its assignment: an outcome counts from the exposure on)."""
+        if not fresh or not test.metrics:
+            self.sent.update((test.key, u) for u in fresh)
+            return []
+        members = np.array(fresh, dtype=np.int64)
+        effect = np.array([test.arm(assigned[u]).effect for u in fresh])
+        ids = unit_ids(self.prefix, fresh)
+        out = []
+        for metric in test.metrics:
+            draws = self._draws.setdefault((test.key, metric.name), UnitDraws(self.seed, test.key, metric.name)).take(members)
+            values = outcome_values(metric, effect, draws, lift_of(metric.kind, self.lift))
+            for i in np.flatnonzero(~np.isnan(values)).tolist():
+                u = fresh[i]
+                digest = hashlib.sha256(f"{test.key}:{metric.name}:{u}".encode()).hexdigest()[:24]
+                out.append({"outcome_id": f"ab-{self.seed}-{digest}", "unit_id": ids[i], "metric": metric.name, "value": float(values[i]),
+                            "timestamp": iso(max(first_ts[u], assigned_at))})
+            self.outcomes_sent[test.key] += int((~np.isnan(values)).sum())
+        self.sent.update((test.key, u) for u in fresh)
+        return out
+
+    def quality(self, effect: np.ndarray, judge_median: float) -> np.ndarray:
+        """LLM quality shift of each event: its arm's share of the lift on the judge score (a mean: relative)."""
+        return effect * quality_shift(lift_of("mean", self.lift), judge_median)
+
+    def summary(self) -> str:
+        """What the run served, per experiment and variant: '' when no experiment served anything."""
+        parts = []
+        for key, arms in self.tally.items():
+            order = self.arm_order.get(key, [])
+            ranked = sorted(arms.items(), key=lambda item: (order.index(item[0]) if item[0] in order else len(order), item[0]))
+            served = ", ".join(f"{name} {t.events:,} events of {len(t.units):,} units" for name, t in ranked)
+            parts.append(f"experiment {key}: {served}, {self.outcomes_sent[key]:,} outcomes")
+        return "; ".join(parts)
+
+
+# --- the streams ---------------------------------------------------------------------------------------------------------
+
+
+class ModelStream:
+    """A model's requests: features, prediction, label, latency and error from simulation.py, with a drift from a
+    point and a latency that grows; each event served by `version` or by its unit's experiment variant."""
+
+    def __init__(self, *, profile: Profile, seed: int, run_id: str, schedule, model: str, version: int, experiments: Experiments | None = None,
+                 drift_index: int | None = None, drift_ts: float | None = None, drift_size: float = 0.0, drift_features=frozenset(),
+                 latency_growth: float = 1.0, latency_start: float = 1.0):
+        self.profile, self.schedule, self.model, self.version, self.experiments = profile, schedule, model, version, experiments
+        self.draws = Draws(profile, seed, stream=0)
+        self.prefix = f"sim-{seed}-{run_id}-"
+        self.drift = (drift_index, drift_ts, drift_size, set(drift_features))
+        self.latency = (latency_growth, latency_start)
+
+    def build(self, start: int, stop: int) -> Batch:
+        d = self.draws.rows(start, stop)
+        index = np.arange(start, stop)
+        ts = self.schedule.times(index, d["jitter"])
+        drift_index, drift_ts, size, features = self.drift
+        drifted = after_point(index, ts, drift_index, drift_ts)
+        begin, end = self.schedule.bounds
+        slower = growth(ts, begin, end, self.latency[0], initial=self.latency[1])
+        rows = simulate(self.profile, d, drifted, size, features, latency_factor=slower)
+        served = self.experiments.serve(rows["unit"], ts) if self.experiments else None
+        versions = served.versions if served else np.full(len(ts), self.version)
+        events = model_events(rows, ts, self.prefix, start, self.model, versions, self.profile)
+        counts = {"labelled": int(rows["labelled"].sum()), "in_experiments": served.events if served else 0}
+        return Batch(events, float(ts[-1]), int(rows["error"].sum()), drifted, counts, served.outcomes if served else [])
+
+
+def model_events(rows: dict, ts: np.ndarray, prefix: str, start: int, model: str, versions: np.ndarray, profile: Profile) -> list[dict]:
+    """The events of `POST /api/v1/events`, one per row."""
+    features = {name: values.tolist() for name, values in rows["features"].items()}
+    names = list(features)
+    prediction, label = rows["prediction"].tolist(), rows["label"].tolist()
+    labelled, error = rows["labelled"].tolist(), rows["error"].tolist()
+    latency, unit, version = rows["latency_ms"].tolist(), rows["unit"].tolist(), versions.tolist()
+    events = []
+    for j in range(len(ts)):
+        event = {
+            "event_id": f"{prefix}{start + j}",
+            "model": model,
+            "version": version[j],
+            "timestamp": iso(float(ts[j])),
+            "latency_ms": latency[j],
+            "error": error[j],
+            "unit_id": f"{profile.unit_prefix}{unit[j]:06d}",
+            "features": {name: features[name][j] for name in names},
+        }
+        if not error[j]:
+            event["prediction"] = prediction[j]
+        if labelled[j]:
+            event["label"] = label[j]
+        events.append(event)
+    return events
+
+
+class LlmStream:
+    """A prompt's requests: tokens, latency, feedback and judge scores from simulation_llm.py, with answers growing from a
+    point; each served by `version` or by its unit's experiment variant, whose quality follows the variant's share of the lift."""
+
+    def __init__(self, *, profile: LlmProfile, seed: int, run_id: str, schedule, prompt: str, version: int, llm_model: str,
+                 experiments: Experiments | None = None, change_index: int | None = None, change_ts: float | None = None, output_growth: float = 1.0):
+        self.profile, self.schedule, self.prompt, self.version, self.llm_model = profile, schedule, prompt, version, llm_model
+        self.experiments = experiments
+        self.draws = LlmDraws(seed, stream=0)
+        self.prefix = f"llm-{seed}-{run_id}-"
+        self.change = (change_index, change_ts, output_growth)
+
+    def build(self, start: int, stop: int) -> Batch:
+        d = self.draws.rows(start, stop)
+        index = np.arange(start, stop)
+        ts = self.schedule.times(index, d["jitter"])
+        change_index, change_ts, output_growth = self.change
+        changed = after_point(index, ts, change_index, change_ts)
+        served = None
+        shift: np.ndarray | float = 0.0
+        if self.experiments:
+            served = self.experiments.serve(unit_numbers(self.profile.units, d["unit"]), ts)
+            shift = self.experiments.quality(served.effect, self.profile.judge_median)
+        rows = simulate_llm(self.profile, d, changed, output_growth, quality_shift=shift)
+        versions = served.versions if served else np.full(len(ts), self.version)
+        counts = {"feedback": int((rows["feedback"] != 0).sum()), "judged": int((~np.isnan(rows["judge_score"])).sum()),
+                  "guardrail": int(rows["guardrail"].sum()), "in_experiments": served.events if served else 0}
+        events = llm_events(rows, ts, self.prefix, start, self.prompt, versions, self.version, self.llm_model, self.profile)
+        return Batch(events, float(ts[-1]), int(rows["error"].sum()), changed, counts, served.outcomes if served else [])
+
+
+def llm_events(rows: dict, ts: np.ndarray, prefix: str, start: int, prompt: str, versions: np.ndarray, version: int, llm_model: str,
+               profile: LlmProfile) -> list[dict]:
+    """The events of `POST /api/v1/events`, one per row. Events of the run's own version name `llm_model`; those an
+    experiment serves from another version name none, so the server prices them with that version's LLM."""
+    columns = {key: rows[key].tolist() for key in ("error", "input_tokens", "cached_tokens", "output_tokens", "ttft_ms", "latency_ms",
+                                                   "guardrail", "feedback", "judge_score", "faithfulness", "unit")}
+    error, judge, faithfulness, feedback = columns["error"], columns["judge_score"], columns["faithfulness"], columns["feedback"]
+    served_by = versions.tolist()
+    events = []
+    for j in range(len(ts)):
+        event = {
+            "event_id": f"{prefix}{start + j}",
+            "prompt": prompt,
+            "version": served_by[j],
+            "timestamp": iso(float(ts[j])),
+            "latency_ms": columns["latency_ms"][j],
+            "error": error[j],
+            "unit_id": f"{profile.unit_prefix}{columns['unit'][j]:06d}",
+        }
+        if served_by[j] == version:
+            event["llm_model"] = llm_model
+        if not error[j]:
+            event.update(
+                input_tokens=columns["input_tokens"][j], cached_tokens=columns["cached_tokens"][j], output_tokens=columns["output_tokens"][j],
+                ttft_ms=columns["ttft_ms"][j], guardrail_triggered=columns["guardrail"][j],
+            )
+        if feedback[j]:
+            event["feedback"] = feedback[j]
+        if judge[j] == judge[j]:  # not NaN: sampled for the judge
+            event["judge_score"] = judge[j]
+            event["faithfulness"] = faithfulness[j]
+        events.append(event)
+    return events
