@@ -1,7 +1,8 @@
 """Demo users and registry history for `make run`, written through the real services (`manage.py seed_demo`).
 
 The history is spread over the last 90 days by running the services on a
-simulated clock, so the pages look like a registry that has been in use.
+simulated clock, so the pages look like a registry that has been in use; the
+A/B tests of demo/seed_experiments.py run on the same clock, last.
 """
 
 import contextlib
@@ -13,7 +14,10 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from demo.seed_experiments import assignment_quiet, experiments_seed
+from experiments.models import Analysis, Experiment, Outcome
 from mlops_site.roles import user_set_role
+from monitoring.models import Event, FeatureBatch
 from registry import services
 from registry.models import (
     AuditEvent,
@@ -137,6 +141,11 @@ def simulated_time(clock: Clock):
         PromptVersion._meta.get_field("created_at"),
         EvalSet._meta.get_field("created_at"),
         PromptDeployment._meta.get_field("updated_at"),
+        Experiment._meta.get_field("created_at"),
+        Analysis._meta.get_field("requested_at"),
+        Outcome._meta.get_field("received_at"),
+        Event._meta.get_field("received_at"),
+        FeatureBatch._meta.get_field("received_at"),
     ]
     saved = [(f, f.default) for f in fields]
     try:
@@ -152,12 +161,12 @@ def simulated_time(clock: Clock):
 
 
 def demo_seed() -> None:
-    """The demo users (roles and passwords as DEMO_USERS), then every model's, prompt's and gate's history in one transaction."""
+    """The demo users (roles and passwords as DEMO_USERS), then every model's, prompt's, gate's and A/B test's history in one transaction."""
     users = {name: user_set_role(username=name, role=role, password=password) for name, role, password in DEMO_USERS}
     rng = random.Random(7)
     real_now = timezone.now()  # inside simulated_time, timezone.now() is the demo clock
     clock = Clock(real_now)
-    with transaction.atomic(), simulated_time(clock):
+    with assignment_quiet(), transaction.atomic(), simulated_time(clock):
         for name, (description, count, base) in MODELS.items():
             # Each model's history spans about the last 90 days, ending before now.
             clock.now_value = real_now - timedelta(days=90, hours=rng.uniform(0, 48))
@@ -166,6 +175,7 @@ def demo_seed() -> None:
         _seed_prompts(users, clock, real_now)
         clock.now_value = real_now - timedelta(days=2)
         _seed_gates(users, clock, real_now)
+        experiments_seed(users, clock, real_now)
 
 
 def _seed_prompts(users, clock, real_now):

@@ -48,10 +48,11 @@ fi
 # never into a real PostgreSQL that DATABASE_URL points at.
 first_start=""
 if [ -z "${DATABASE_URL:-}" ] || [ "${MLOPS_DEMO:-0}" = 1 ]; then
+  # Prices first: the seed's A/B test of the summarize prompt stores priced requests.
+  "$VENV_BIN/python" manage.py import_prices --defaults  # list prices, effective 2025-01-01; idempotent
   seed_out=$("$VENV_BIN/python" manage.py seed_demo)
   echo "$seed_out"
   case "$seed_out" in *"versions"*) first_start=1 ;; esac
-  "$VENV_BIN/python" manage.py import_prices --defaults  # list prices, effective 2025-01-01; idempotent
 fi
 
 # One worker process with beat embedded (dev only: production runs exactly one separate beat).
@@ -68,7 +69,8 @@ if [ -n "$first_start" ] && [ "${MLOPS_DEMO_TRAFFIC:-1}" = 1 ]; then
   # latency climbs to 3x, its drift reports hour by hour; a day of requests of the summarize prompt (its prod
   # version) whose answers get 2.2x longer at mid-run, so the cost per request doubles, with a daily budget sized
   # so that today's spend passes its 80 % alert but not 100 % (an LLM failure does not stop the rest); then a slow
-  # live fraud stream (still drifted, still 3x slower) for the live charts.
+  # live fraud stream (still drifted, still 3x slower) for the live charts, which serves any A/B test of fraud-detector
+  # started while it runs (it reads the running tests every 30 s: units assigned, outcomes sent, the newest version better).
   (
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
     "$VENV_BIN/python" manage.py simulate_traffic --model fraud-detector --stage production --events 20000 \

@@ -1,4 +1,4 @@
-"""`manage.py seed_demo`: the demo users and registry history (demo/seed.py), once.
+"""`manage.py seed_demo`: the demo users, registry history and A/B tests (demo/seed.py), once.
 
 Idempotent: does nothing when any model exists (use --force to add anyway).
 """
@@ -6,11 +6,12 @@ Idempotent: does nothing when any model exists (use --force to add anyway).
 from django.core.management.base import BaseCommand
 
 from demo.seed import demo_seed
+from experiments.models import Experiment
 from registry.models import ModelVersion, Prompt, RegisteredModel
 
 
 class Command(BaseCommand):
-    help = "Create demo users and demo registry data (once)."
+    help = "Create demo users, demo registry data and demo A/B tests (once)."
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="add demo data even if models exist")
@@ -20,4 +21,5 @@ class Command(BaseCommand):
             self.stdout.write("Demo data: models already exist, nothing added.")
             return
         demo_seed()
-        self.stdout.write(f"Demo data: {RegisteredModel.objects.count()} models, {ModelVersion.objects.count()} versions, {Prompt.objects.count()} prompts.")
+        self.stdout.write(f"Demo data: {RegisteredModel.objects.count()} models, {ModelVersion.objects.count()} versions, {Prompt.objects.count()} prompts, "
+                          f"{Experiment.objects.count()} A/B tests.")
