@@ -104,8 +104,8 @@ def gate_policy_set(*, model: RegisteredModel | None = None, prompt: Prompt | No
     checks = clean_checks(checks)
     subject = {"model": model} if model is not None else {"prompt": prompt}
     with transaction.atomic():
-        policy, _ = GatePolicy.objects.select_for_update().get_or_create(**subject, defaults={"checks": checks})
-        before = policy.checks if policy.pk else []
+        policy, created = GatePolicy.objects.select_for_update().get_or_create(**subject, defaults={"checks": checks})
+        before = [] if created else policy.checks
         policy.checks, policy.enforced, policy.updated_at, policy.updated_by = checks, bool(enforced), timezone.now(), actor
         policy.save()
         audit_record(actor=actor, action=AuditAction.GATE_POLICY_SET, subject=f"{'model' if model else 'prompt'}:{(model or prompt).name}",

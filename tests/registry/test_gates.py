@@ -308,3 +308,17 @@ def test_new_prompts_get_the_default_prompt_policy_when_the_setting_says_so(edit
     prompt = get_or_create_locked(Prompt, name="fresh", actor=editor)
 
     assert (prompt.gate_policy.model, prompt.gate_policy.checks) == (None, DEFAULT_PROMPT_CHECKS)
+
+
+def test_the_audit_of_a_policy_change_records_what_it_replaced(editor, approver):
+    register("fraud", editor)
+    model = RegisteredModel.objects.get(name="fraud")
+    first = [{"check": "accuracy", "op": ">=", "threshold": 0.9}]
+    second = [{"check": "accuracy", "op": ">=", "threshold": 0.95}]
+
+    gate_policy_set(model=model, checks=first, actor=approver)
+    gate_policy_set(model=model, checks=second, actor=approver)
+
+    created, changed = AuditEvent.objects.filter(action="gate_policy_set").order_by("id")
+    assert (created.extra["before"], created.extra["checks"]) == ([], first)
+    assert (changed.extra["before"], changed.extra["checks"]) == (first, second)
