@@ -87,7 +87,7 @@ class Action(StrEnum):
     COMPLETE = "complete"
 
 
-class State(StrEnum):
+class CheckState(StrEnum):
     """The result of one check: a gate passes or fails, a trigger fires or not, or there is not enough data."""
 
     PASS = "pass"
@@ -304,6 +304,14 @@ def policy_from_json(
 # --- one tick --------------------------------------------------------------------------------------------------------
 
 
+def negative_feedback_rate(feedback_count: int, thumbs_up_share: float | None) -> float | None:
+    """Thumbs down / feedback, from the roll-ups' count and thumbs-up share. The down count is recovered as a whole number
+    (count - round(share x count)), so the rate is down / count exactly, not 1 - share with its rounding."""
+    if not feedback_count or thumbs_up_share is None:
+        return None
+    return (feedback_count - round(thumbs_up_share * feedback_count)) / feedback_count
+
+
 @dataclass(frozen=True)
 class Side:
     """The figures of one version over the window (from the minute roll-ups). Each rate is None without its denominator;
@@ -344,7 +352,7 @@ class TriggerCheck:
     action: TriggerAction
     threshold: float
     relative: bool
-    state: State  # FIRED, OK or NOT_ENOUGH_DATA
+    state: CheckState  # FIRED, OK or NOT_ENOUGH_DATA
     value: float | None  # the candidate's
     baseline: float | None  # the baseline's (relative triggers)
     limit: float | None  # what the value must not exceed
@@ -355,7 +363,7 @@ class TriggerCheck:
 class GateCheck:
     name: GateName | None
     threshold: float | None
-    state: State  # PASS, FAIL, NOT_ENOUGH_DATA or NONE
+    state: CheckState  # PASS, FAIL, NOT_ENOUGH_DATA or NONE
     value: float | None = None  # the candidate's
     baseline: float | None = None
     limit: float | None = None  # the candidate's value must stay below it (no_errors: errors must equal it)
@@ -373,7 +381,7 @@ class Evaluation:
     trigger_min_requests: int
 
     def fired(self, action: TriggerAction) -> tuple[TriggerCheck, ...]:
-        return tuple(t for t in self.triggers if t.state == State.FIRED and t.action == action)
+        return tuple(t for t in self.triggers if t.state == CheckState.FIRED and t.action == action)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON (what a decision stores)."""
@@ -396,9 +404,9 @@ def check_trigger(trigger: Trigger, candidate: Side, baseline: Side | None, min_
     check = {"metric": trigger.metric, "action": trigger.action, "threshold": trigger.threshold, "relative": trigger.relative,
              "value": value, "baseline": base_value, "requests": count}
     if value is None or count < min_requests or (trigger.relative and base_value is None):
-        return TriggerCheck(**check, state=State.NOT_ENOUGH_DATA, limit=None)
+        return TriggerCheck(**check, state=CheckState.NOT_ENOUGH_DATA, limit=None)
     limit = trigger.threshold * base_value if trigger.relative else trigger.threshold
-    return TriggerCheck(**check, state=State.FIRED if value > limit else State.OK, limit=limit)
+    return TriggerCheck(**check, state=CheckState.FIRED if value > limit else CheckState.OK, limit=limit)
 
 
 def worse_p_value(successes_base: int, total_base: int, successes_cand: int, total_cand: int) -> float:
@@ -411,29 +419,29 @@ def worse_p_value(successes_base: int, total_base: int, successes_cand: int, tot
 def check_gate(gate: Gate | None, candidate: Side, baseline: Side | None, min_requests: int) -> GateCheck:
     """The stage's gate on the window's figures: PASS, FAIL, or NOT_ENOUGH_DATA (never a pass on too little traffic)."""
     if gate is None:
-        return GateCheck(None, None, State.NONE)
+        return GateCheck(None, None, CheckState.NONE)
     name, threshold = gate.name, gate.threshold
     if name == GateName.NO_ERRORS:
         if candidate.requests < min_requests:
-            return GateCheck(name, threshold, State.NOT_ENOUGH_DATA, value=candidate.errors, limit=0, requests=candidate.requests)
-        return GateCheck(name, threshold, State.PASS if candidate.errors == 0 else State.FAIL, value=candidate.errors, limit=0, requests=candidate.requests)
+            return GateCheck(name, threshold, CheckState.NOT_ENOUGH_DATA, value=candidate.errors, limit=0, requests=candidate.requests)
+        return GateCheck(name, threshold, CheckState.PASS if candidate.errors == 0 else CheckState.FAIL, value=candidate.errors, limit=0, requests=candidate.requests)
     if name == GateName.BUSINESS_METRIC_NOT_WORSE:
         units = min(candidate.units or 0, baseline.units or 0) if baseline is not None else 0
         cand_rate = candidate.conversions / candidate.units if candidate.units else None
         base_rate = baseline.conversions / baseline.units if baseline is not None and baseline.units else None
         figures = {"value": cand_rate, "baseline": base_rate, "requests": units}
         if units < min_requests:
-            return GateCheck(name, threshold, State.NOT_ENOUGH_DATA, **figures)
+            return GateCheck(name, threshold, CheckState.NOT_ENOUGH_DATA, **figures)
         p_value = worse_p_value(baseline.conversions, baseline.units, candidate.conversions, candidate.units)
-        return GateCheck(name, threshold, State.PASS if p_value >= threshold else State.FAIL, limit=threshold, p_value=p_value, **figures)
+        return GateCheck(name, threshold, CheckState.PASS if p_value >= threshold else CheckState.FAIL, limit=threshold, p_value=p_value, **figures)
     value = candidate.error_rate if name == GateName.ERROR_RATE else candidate.latency_p95
     base_value = None if baseline is None else (baseline.error_rate if name == GateName.ERROR_RATE else baseline.latency_p95)
     requests = min(candidate.requests, baseline.requests) if baseline is not None else 0
     figures = {"value": value, "baseline": base_value, "requests": requests}
     if requests < min_requests or value is None or base_value is None:
-        return GateCheck(name, threshold, State.NOT_ENOUGH_DATA, **figures)
+        return GateCheck(name, threshold, CheckState.NOT_ENOUGH_DATA, **figures)
     limit = base_value + threshold if name == GateName.ERROR_RATE else threshold * base_value
-    return GateCheck(name, threshold, State.PASS if value < limit else State.FAIL, limit=limit, **figures)
+    return GateCheck(name, threshold, CheckState.PASS if value < limit else CheckState.FAIL, limit=limit, **figures)
 
 
 def evaluate(policy: Policy, stage: Stage, candidate: Side, baseline: Side | None) -> Evaluation:
@@ -466,11 +474,11 @@ def decide(*, stage: Stage, last: bool, elapsed_minutes: float, evaluation: Eval
     if stage.manual:
         return Verdict(Action.HOLD, Why.MANUAL_STAGE)
     state = evaluation.gate.state
-    passed = state in (State.PASS, State.NONE)
+    passed = state in (CheckState.PASS, CheckState.NONE)
     if passed and elapsed_minutes >= stage.min_minutes:
         return Verdict(Action.COMPLETE if last else Action.ADVANCE, Why.GATE_PASSED)
     if passed:
         return Verdict(Action.HOLD, Why.MINIMUM_DURATION)
     if stage.max_minutes is not None and elapsed_minutes >= stage.max_minutes:
         return Verdict(Action.PAUSE, Why.GATE_TIMEOUT)
-    return Verdict(Action.HOLD, Why.NOT_ENOUGH_DATA if state == State.NOT_ENOUGH_DATA else Why.GATE_FAILS)
+    return Verdict(Action.HOLD, Why.NOT_ENOUGH_DATA if state == CheckState.NOT_ENOUGH_DATA else Why.GATE_FAILS)

@@ -6,13 +6,17 @@ What a page needs:
 - one experiment: `experiment_get`, its variants with their units, `analysis_latest` (the newest finished
   results, whose snapshot holds the daily series: `results["series"]`) and `analysis_current` (a run waiting
   or in progress, for a "computing..." note);
-- the sample-size calculator: `sample_size_estimate`, with the subject's current traffic.
+- the sample-size calculator: `sample_size_estimate`, with the subject's current traffic;
+- rollouts: `rollout_list` (stage, share and `rollout_health` without a query), `rollout_get` (with its decisions),
+  `rollout_series` (candidate against baseline per metric over the rollout, from the roll-ups), `rollout_active_get`,
+  and the policies (`rollout_policy_list`, `rollout_policy_get`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.core.cache import cache
 from django.db.models import BigIntegerField, Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
@@ -20,11 +24,25 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from mlops_site.exceptions import NotFound, ValidationFailed
-from monitoring.models import Event
+from monitoring.models import Event, Granularity
+from monitoring.selectors.rollups import OpsMetrics, rollup_series
 from registry.models import ModelVersion, Prompt, PromptVersion, RegisteredModel
 
-from . import stats
-from .models import Analysis, AnalysisStatus, Experiment, ExperimentStatus, ExposureCount, MetricKind, Variant
+from . import canary, stats
+from .models import (
+    ACTIVE_ROLLOUT,
+    Analysis,
+    AnalysisStatus,
+    Experiment,
+    ExperimentStatus,
+    ExposureCount,
+    MetricKind,
+    Rollout,
+    RolloutDecision,
+    RolloutPolicy,
+    RolloutStatus,
+    Variant,
+)
 
 TRAFFIC_DAYS = 7
 TRAFFIC_CACHE_S = 600
@@ -232,3 +250,149 @@ def design_subjects() -> dict[str, dict[str, list[int]]]:
             if len(numbers) < DESIGN_VERSIONS:
                 numbers.append(number)
     return out
+
+
+# --- canary rollouts -------------------------------------------------------------------------------------------------
+
+
+class Health(StrEnum):
+    """A rollout's health on the list, from its latest evaluation (`last_numbers`)."""
+
+    NO_DATA = "no_data"  # not evaluated yet
+    TRIGGERED = "triggered"  # a trigger fired (the decision rolled back or paused it)
+    FAILING = "failing"  # the stage's gate does not pass
+    WAITING = "waiting"  # not enough data for the gate yet
+    HEALTHY = "healthy"  # no trigger fired and the gate passes (or the stage has none)
+
+
+def rollout_health(rollout: Rollout) -> Health:
+    """The rollout's health from its latest evaluation: no query."""
+    numbers = rollout.last_numbers or {}
+    if not numbers.get("gate"):
+        return Health.NO_DATA
+    if any(t.get("state") == canary.CheckState.FIRED for t in numbers.get("triggers", [])):
+        return Health.TRIGGERED
+    state = numbers["gate"].get("state")
+    if state == canary.CheckState.FAIL:
+        return Health.FAILING
+    if state == canary.CheckState.NOT_ENOUGH_DATA:
+        return Health.WAITING
+    return Health.HEALTHY
+
+
+def _rollouts() -> QuerySet[Rollout]:
+    return Rollout.objects.select_related(
+        "model", "prompt", "policy", "candidate_model_version", "candidate_prompt_version", "baseline_model_version", "baseline_prompt_version",
+    )
+
+
+def rollout_list(*, status: str | None = None, model: RegisteredModel | None = None, prompt: Prompt | None = None) -> QuerySet[Rollout]:
+    """Rollouts, newest first, with their subject, versions and policy (its stages: the stage's name and the share), and the
+    latest evaluation (`last_numbers`; `rollout_health` reads it). One query (two with a paginator's count)."""
+    if status is not None and status not in RolloutStatus.values:
+        raise ValidationFailed(f"status: one of {', '.join(RolloutStatus.values)}.", fields={"status": [f"unknown status {status!r}"]})
+    qs = _rollouts()
+    if status:
+        qs = qs.filter(status=status)
+    if model is not None:
+        qs = qs.filter(model=model)
+    if prompt is not None:
+        qs = qs.filter(prompt=prompt)
+    return qs.order_by("-started_at", "-id")
+
+
+def rollout_get(*, rollout_id) -> Rollout:
+    """One rollout as `rollout_list` reads it, with its decisions in order (`decisions.all()`, each with its actor). Two
+    queries; NotFound (404) for an unknown id."""
+    decisions = RolloutDecision.objects.select_related("actor").order_by("seq")
+    try:
+        return _rollouts().prefetch_related(Prefetch("decisions", queryset=decisions)).get(pk=rollout_id)
+    except (Rollout.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"No rollout {rollout_id}.") from None
+
+
+def rollout_active_get(*, model: RegisteredModel | None = None, prompt: Prompt | None = None) -> Rollout | None:
+    """The running or paused rollout of a model or prompt, if any (a version or prompt page links it). One query."""
+    qs = _rollouts().filter(status__in=ACTIVE_ROLLOUT)
+    return (qs.filter(model=model) if model is not None else qs.filter(prompt=prompt)).first()
+
+
+ROLLOUT_METRICS = ("error_rate", "latency_p95", "guardrail_rate", "negative_feedback_rate", "cost_per_request")
+ROLLOUT_MINUTES_LIMIT = timedelta(days=3)  # longer rollouts are charted from the hour roll-ups
+
+
+@dataclass(frozen=True)
+class StageMark:
+    """Where a stage began on the chart: a decision that moved the rollout (start, advance, rollback, complete...)."""
+
+    at: datetime
+    action: str
+    stage_index: int | None
+    stage: str
+    traffic_percent: float
+
+
+@dataclass(frozen=True)
+class RolloutSeries:
+    """Candidate against baseline over the rollout, one point per bucket with traffic on either side (None where a side
+    had none): `values[metric]["candidate" | "baseline"]`, metrics ROLLOUT_METRICS; `requests` the same way; the
+    stage changes to draw as bands. Thresholds are the policy's (`rollout.policy`)."""
+
+    start: datetime
+    end: datetime
+    granularity: str
+    buckets: tuple[datetime, ...]
+    values: dict[str, dict[str, list[float | None]]]
+    requests: dict[str, list[int]]
+    stages: tuple[StageMark, ...]
+
+
+def _metric(point: OpsMetrics | None, metric: str) -> float | None:
+    if point is None:
+        return None
+    if metric == "negative_feedback_rate":
+        return canary.negative_feedback_rate(point.feedback_count, point.thumbs_up_share)
+    return getattr(point, metric)
+
+
+def rollout_series(*, rollout: Rollout, now: datetime | None = None) -> RolloutSeries:
+    """The chart data of a rollout page, from the minute roll-ups (hour roll-ups past three days) of the candidate and the
+    baseline over [started_at, finished_at or now). Two queries, plus one for the decisions unless `rollout_get` prefetched them."""
+    end = rollout.finished_at or now or timezone.now()
+    start = rollout.started_at
+    end = max(end, start + timedelta(minutes=1))
+    granularity = Granularity.MINUTE if end - start <= ROLLOUT_MINUTES_LIMIT else Granularity.HOUR
+    sides = {"candidate": rollout.candidate, "baseline": rollout.baseline}
+    points: dict[str, dict[datetime, OpsMetrics]] = {}
+    for side, version in sides.items():
+        if version is None:
+            points[side] = {}
+            continue
+        series = rollup_series(kind=rollout.subject_kind, name=rollout.subject_name, versions=[version.version], start=start, end=end,
+                               granularity=granularity)
+        points[side] = {p.bucket: p for p in series.points}
+    buckets = tuple(sorted(set(points["candidate"]) | set(points["baseline"])))
+    values = {m: {side: [_metric(points[side].get(b), m) for b in buckets] for side in sides} for m in ROLLOUT_METRICS}
+    requests = {side: [getattr(points[side].get(b), "requests", 0) for b in buckets] for side in sides}
+    stages = rollout.policy.stages
+    marks = tuple(
+        StageMark(at=d.at, action=d.action, stage_index=d.to_stage, stage=stages[d.to_stage]["name"] if d.to_stage is not None else d.action,
+                  traffic_percent=float(d.traffic_percent))
+        for d in rollout.decisions.all() if d.action != canary.Action.HOLD
+    )
+    return RolloutSeries(start=start, end=end, granularity=granularity, buckets=buckets, values=values, requests=requests, stages=marks)
+
+
+def rollout_policy_list() -> QuerySet[RolloutPolicy]:
+    """The newest version of every rollout policy, by name. One query. ("default" appears once it has been used or edited.)"""
+    newest = RolloutPolicy.objects.filter(name=OuterRef("name")).order_by("-version").values("version")[:1]
+    return RolloutPolicy.objects.select_related("created_by").filter(version=Subquery(newest)).order_by("name")
+
+
+def rollout_policy_get(*, name: str, version: int | None = None) -> RolloutPolicy:
+    """A rollout policy's newest version, or the version asked; NotFound (404) otherwise."""
+    qs = RolloutPolicy.objects.select_related("created_by").filter(name=name)
+    found = (qs.filter(version=version) if version is not None else qs.order_by("-version")).first()
+    if found is None:
+        raise NotFound(f"No rollout policy {name!r}" + (f" version {version}." if version is not None else "."))
+    return found

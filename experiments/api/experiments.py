@@ -46,7 +46,7 @@ def _flat(errors, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
-def _valid(serializer_class, data) -> dict:
+def validated_input(serializer_class, data) -> dict:
     serializer = serializer_class(data=data)
     if not serializer.is_valid():
         fields = _flat(serializer.errors)
@@ -78,7 +78,7 @@ class ExperimentListApi(generics.GenericAPIView):
 
     @extend_schema(request=ExperimentCreateIn, responses={201: ExperimentOut})
     def post(self, request):
-        data = dict(_valid(ExperimentCreateIn, request.data))
+        data = dict(validated_input(ExperimentCreateIn, request.data))
         subject = data.pop("subject")
         experiment = services.experiment_create(**data, model=subject.get("model"), prompt=subject.get("prompt"), actor=request.user)
         return Response(_experiment(experiment.key), status=status.HTTP_201_CREATED)
@@ -99,7 +99,7 @@ class ExperimentStartApi(APIView):
 
     @extend_schema(request=ReasonIn, responses=ExperimentOut)
     def post(self, request, key):
-        data = _valid(ReasonIn, request.data)
+        data = validated_input(ReasonIn, request.data)
         services.experiment_start(experiment=selectors.experiment_get(key=key), reason=data["reason"], actor=request.user)
         return Response(_experiment(key))
 
@@ -111,7 +111,7 @@ class ExperimentStopApi(APIView):
 
     @extend_schema(request=ReasonIn, responses=ExperimentOut)
     def post(self, request, key):
-        data = _valid(ReasonIn, request.data)
+        data = validated_input(ReasonIn, request.data)
         services.experiment_stop(experiment=selectors.experiment_get(key=key), reason=data["reason"], actor=request.user)
         return Response(_experiment(key))
 
@@ -124,7 +124,7 @@ class ExperimentDecisionApi(APIView):
 
     @extend_schema(request=DecisionIn, responses=ExperimentOut)
     def post(self, request, key):
-        data = _valid(DecisionIn, request.data)
+        data = validated_input(DecisionIn, request.data)
         services.experiment_decide(experiment=selectors.experiment_get(key=key), decision=data["decision"], variant=data.get("variant"),
                                    reason=data["reason"], actor=request.user)
         return Response(_experiment(key))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from mlops_site.serializers import StrictSerializer
+from mlops_site.serializers import JSONInteger, StrictSerializer
 
-from ..models import AnalysisStatus, Decision, Direction, ExperimentStatus, GuardrailMetric, MetricKind, Recommendation
-from ..selectors import progress
+from ..canary import Action, CheckState, GateName, TriggerAction, TriggerMetric
+from ..models import AnalysisStatus, Decision, Direction, ExperimentStatus, GuardrailMetric, MetricKind, Recommendation, RolloutStatus
+from ..selectors import Health, progress, rollout_health
 
 
 class FiniteNumber(serializers.FloatField):
@@ -388,3 +389,230 @@ class AnalysisOut(serializers.Serializer):
 
 class ResultsOut(AnalysisOut):
     results = SnapshotOut()
+
+
+# --- canary rollouts ---------------------------------------------------------------------------------------------------
+
+GATE_NAMES = [(g.value, g.value) for g in GateName]
+TRIGGER_METRICS = [(m.value, m.value) for m in TriggerMetric]
+TRIGGER_ACTIONS = [(a.value, a.value) for a in TriggerAction]
+CHECK_STATES = [(s.value, s.value) for s in CheckState]
+ROLLOUT_ACTIONS = [(a.value, a.value) for a in Action]
+HEALTH_STATES = [(h.value, h.value) for h in Health]
+
+
+class PolicyGateIn(StrictNested):
+    name = serializers.ChoiceField(choices=GATE_NAMES)
+    threshold = FiniteNumber(required=False, allow_null=True, help_text="error_rate: points above the baseline (0.005); latency_p95: x the "
+                             "baseline (1.10); business_metric_not_worse: alpha (0.05); no_errors: none")
+
+
+class PolicyStageIn(StrictNested):
+    name = serializers.CharField(required=False, max_length=40, help_text="default: shadow at 0 %, else the share ('25%')")
+    traffic_percent = FiniteNumber(help_text="the candidate's share, 0 to 100, 2 decimals at most; never decreasing, the last 100")
+    min_minutes = JSONInteger(min_value=0)
+    max_minutes = JSONInteger(required=False, allow_null=True, help_text="null: no maximum")
+    gate = PolicyGateIn(required=False, allow_null=True, help_text="null: none (the stage passes when its minimum elapsed)")
+    manual = serializers.BooleanField(required=False, help_text="a person must press Advance")
+
+
+class PolicyTriggerIn(StrictNested):
+    metric = serializers.ChoiceField(choices=TRIGGER_METRICS)
+    threshold = FiniteNumber(help_text="above 0; the candidate's value must not exceed it (relative: threshold x the baseline's value)")
+    relative = serializers.BooleanField(required=False)
+    action = serializers.ChoiceField(choices=TRIGGER_ACTIONS)
+
+
+class RolloutPolicyIn(StrictNested):
+    name = serializers.CharField(max_length=100, help_text="an existing name gets its next version")
+    description = serializers.CharField(required=False, allow_blank=True, help_text="what this version changes, and why")
+    stages = PolicyStageIn(many=True)
+    triggers = PolicyTriggerIn(many=True)
+    business_metric = serializers.CharField(required=False, help_text="the outcome metric of business_metric_not_worse (default conversion)")
+    gate_min_requests = JSONInteger(required=False, min_value=1, help_text="per side, behind a gate (default 100)")
+    trigger_min_requests = JSONInteger(required=False, min_value=1, help_text="behind a trigger's value (default 20)")
+
+
+class PolicyGateOut(serializers.Serializer):
+    name = serializers.ChoiceField(choices=GATE_NAMES)
+    threshold = serializers.FloatField(allow_null=True)
+
+
+class PolicyStageOut(serializers.Serializer):
+    name = serializers.CharField()
+    traffic_percent = serializers.FloatField()
+    min_minutes = serializers.IntegerField()
+    max_minutes = serializers.IntegerField(allow_null=True)
+    gate = PolicyGateOut(allow_null=True)
+    manual = serializers.BooleanField()
+
+
+class PolicyTriggerOut(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=TRIGGER_METRICS)
+    threshold = serializers.FloatField()
+    relative = serializers.BooleanField()
+    action = serializers.ChoiceField(choices=TRIGGER_ACTIONS)
+
+
+class RolloutPolicyOut(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    description = serializers.CharField(allow_blank=True)
+    stages = PolicyStageOut(many=True)
+    triggers = PolicyTriggerOut(many=True)
+    business_metric = serializers.CharField()
+    gate_min_requests = serializers.IntegerField()
+    trigger_min_requests = serializers.IntegerField()
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_at = serializers.DateTimeField()
+
+
+class RolloutSideOut(serializers.Serializer):
+    """One version's figures over the stage's window (minute roll-ups)."""
+
+    version = serializers.IntegerField()
+    requests = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    error_rate = serializers.FloatField(allow_null=True)
+    latency_p95 = serializers.FloatField(allow_null=True, help_text="ms, from the merged sketches (within 1 %)")
+    guardrail_known = serializers.IntegerField()
+    guardrail_rate = serializers.FloatField(allow_null=True)
+    feedback_count = serializers.IntegerField()
+    negative_feedback_rate = serializers.FloatField(allow_null=True)
+    cost_requests = serializers.IntegerField()
+    cost_per_request = serializers.FloatField(allow_null=True)
+    units = serializers.IntegerField(allow_null=True, help_text="business gate only: distinct units served")
+    conversions = serializers.IntegerField(allow_null=True, help_text="business gate only: units with the outcome after their first request")
+
+
+class RolloutTriggerCheckOut(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=TRIGGER_METRICS)
+    action = serializers.ChoiceField(choices=TRIGGER_ACTIONS)
+    threshold = serializers.FloatField()
+    relative = serializers.BooleanField()
+    state = serializers.ChoiceField(choices=CHECK_STATES, help_text="fired, ok or not_enough_data")
+    value = serializers.FloatField(allow_null=True)
+    baseline = serializers.FloatField(allow_null=True)
+    limit = serializers.FloatField(allow_null=True, help_text="the value fires the trigger when strictly above this")
+    requests = serializers.IntegerField()
+
+
+class RolloutGateCheckOut(serializers.Serializer):
+    name = serializers.ChoiceField(choices=GATE_NAMES, allow_null=True)
+    threshold = serializers.FloatField(allow_null=True)
+    state = serializers.ChoiceField(choices=CHECK_STATES, help_text="pass, fail, not_enough_data or none (no gate)")
+    value = serializers.FloatField(allow_null=True)
+    baseline = serializers.FloatField(allow_null=True)
+    limit = serializers.FloatField(allow_null=True, help_text="the value passes when strictly below this (no_errors: equal to 0)")
+    requests = serializers.IntegerField(help_text="the smaller side's count (units for the business metric)")
+    p_value = serializers.FloatField(allow_null=True)
+
+
+class RolloutWindowOut(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+
+class RolloutEvaluationOut(serializers.Serializer):
+    """What one controller step read of the stage's window, and the check of every trigger and of the gate."""
+
+    stage_index = serializers.IntegerField()
+    stage = serializers.CharField()
+    traffic_percent = serializers.FloatField()
+    window = RolloutWindowOut()
+    elapsed_minutes = serializers.FloatField()
+    candidate = RolloutSideOut()
+    baseline = RolloutSideOut(allow_null=True)
+    triggers = RolloutTriggerCheckOut(many=True)
+    gate = RolloutGateCheckOut()
+    gate_min_requests = serializers.IntegerField()
+    trigger_min_requests = serializers.IntegerField()
+
+
+def _evaluation(numbers: dict) -> dict | None:
+    return RolloutEvaluationOut(numbers).data if numbers.get("gate") else None
+
+
+class RolloutDecisionOut(serializers.Serializer):
+    seq = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    action = serializers.ChoiceField(choices=ROLLOUT_ACTIONS)
+    from_stage = serializers.IntegerField(allow_null=True)
+    to_stage = serializers.IntegerField(allow_null=True, help_text="null once the rollout ended (rollback, complete)")
+    traffic_percent = serializers.FloatField(help_text="the candidate's share after the decision")
+    reason = serializers.CharField()
+    actor = serializers.CharField(source="actor.username", default=None, help_text="null: the controller")
+    numbers = serializers.SerializerMethodField()
+
+    def get_numbers(self, obj) -> RolloutEvaluationOut(allow_null=True):  # type: ignore[valid-type]
+        return _evaluation(obj.numbers)
+
+
+class PolicyRefOut(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+
+
+class RolloutOut(serializers.Serializer):
+    """A rollout as experiments.selectors.rollout_list reads it."""
+
+    id = serializers.IntegerField()
+    promotion_id = serializers.IntegerField()
+    subject = SubjectOut(source="*")
+    candidate = serializers.IntegerField(source="candidate.version", help_text="the version rolled out")
+    baseline = serializers.IntegerField(source="baseline.version", default=None, help_text="production (prod) when it started")
+    policy = PolicyRefOut()
+    status = serializers.ChoiceField(choices=RolloutStatus.choices)
+    stage_index = serializers.IntegerField()
+    stage = serializers.SerializerMethodField()
+    stages = serializers.SerializerMethodField(help_text="how many stages the policy has")
+    traffic_percent = serializers.FloatField(help_text="the candidate's share now")
+    health = serializers.SerializerMethodField()
+    paused_reason = serializers.CharField(allow_blank=True)
+    started_at = serializers.DateTimeField()
+    stage_started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    last_tick_at = serializers.DateTimeField(allow_null=True)
+    last_numbers = serializers.SerializerMethodField()
+
+    def get_stage(self, obj) -> str:
+        return obj.policy.stages[obj.stage_index]["name"]
+
+    def get_stages(self, obj) -> int:
+        return len(obj.policy.stages)
+
+    def get_health(self, obj) -> serializers.ChoiceField(choices=HEALTH_STATES):  # type: ignore[valid-type]
+        return rollout_health(obj).value
+
+    def get_last_numbers(self, obj) -> RolloutEvaluationOut(allow_null=True):  # type: ignore[valid-type]
+        return _evaluation(obj.last_numbers)
+
+
+class RolloutDetailOut(RolloutOut):
+    policy_rules = RolloutPolicyOut(source="policy", help_text="the policy version this rollout follows")
+    decisions = RolloutDecisionOut(many=True, source="decisions.all")
+
+
+class RouteRolloutOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=RolloutStatus.choices)
+    stage = serializers.CharField(source="stage_name")
+    stage_index = serializers.IntegerField()
+    traffic_percent = serializers.FloatField()
+    candidate = serializers.IntegerField()
+    baseline = serializers.IntegerField(allow_null=True)
+
+
+class ShadowOut(serializers.Serializer):
+    version = serializers.IntegerField(help_text="mirror the request to this version and log its event with shadow: true; never answer with it")
+
+
+class RouteOut(serializers.Serializer):
+    version = serializers.IntegerField(help_text="the version that serves this unit")
+    stage = serializers.CharField(help_text="production / prod, or canary when the rollout's candidate serves the unit")
+    rollout = RouteRolloutOut(allow_null=True)
+    shadow = serializers.SerializerMethodField()
+    bucket = serializers.IntegerField(allow_null=True, help_text="0 to 9999: sha256('<salt>:<unit_id>'), first 8 bytes big-endian, mod 10,000")
+
+    def get_shadow(self, obj) -> ShadowOut(allow_null=True):  # type: ignore[valid-type]
+        return {"version": obj.shadow} if obj.shadow is not None else None

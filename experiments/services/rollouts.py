@@ -90,8 +90,7 @@ def _side(rollout: Rollout, version, start: datetime, end: datetime, business_me
         return canary.Side(version=version.version, units=0 if business_metric else None, conversions=0 if business_metric else None)
     t = rollup_totals(kind=rollout.subject_kind, name=rollout.subject_name, versions=[version.version], start=start, end=end,
                       granularity=Granularity.MINUTE)
-    # Counted, not 1 - share: the share's rounding would blur a threshold the rate sits exactly on.
-    negative = None if t.thumbs_up_share is None else (t.feedback_count - round(t.thumbs_up_share * t.feedback_count)) / t.feedback_count
+    negative = canary.negative_feedback_rate(t.feedback_count, t.thumbs_up_share)
     units = conversions = None
     if business_metric:
         units, conversions = _conversions(rollout, version, business_metric, start, end)

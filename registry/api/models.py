@@ -153,6 +153,9 @@ class ModelStageApi(APIView):
 
 
 class ModelVersionPromoteApi(APIView):
+    """`{"to", "reason", "strategy"?, "policy"?}` (editors): a promotion request. `"strategy": "canary"` (to production only)
+    asks for a staged rollout under the rollout policy `policy` (blank: default); its approval starts the rollout."""
+
     permission_classes = [IsEditor]
 
     @extend_schema(request=PromotionCreateIn, responses={201: PromotionOut})
@@ -160,7 +163,8 @@ class ModelVersionPromoteApi(APIView):
         found = selectors.version_get(model_name=name, version=version)
         data = validated(PromotionCreateIn, request.data)
         promotion = services.promotion_request_create(
-            version=found, to_stage=data["to"], reason=data["reason"], actor=request.user, override_reason=data["override_reason"]
+            version=found, to_stage=data["to"], reason=data["reason"], actor=request.user, override_reason=data["override_reason"],
+            strategy=data["strategy"], policy=data["policy"],
         )
         return Response(PromotionOut(selectors.promotion_get(promotion_id=promotion.pk)).data, status=status.HTTP_201_CREATED)
 

@@ -113,6 +113,9 @@ class PromptRenderApi(APIView):
 
 
 class PromptVersionPromoteApi(APIView):
+    """`{"to", "reason", "strategy"?, "policy"?}` (editors): a promotion request. `"strategy": "canary"` (to prod only) asks for
+    a staged rollout under the rollout policy `policy` (blank: default); its approval starts the rollout."""
+
     permission_classes = [IsEditor]
 
     @extend_schema(request=PromptPromotionIn, responses={201: PromotionOut})
@@ -120,7 +123,8 @@ class PromptVersionPromoteApi(APIView):
         found = selectors.prompt_version_get(prompt_name=name, version=version)
         data = validated(PromptPromotionIn, request.data)
         promotion = services.promotion_request_create(
-            version=found, to_stage=data["to"], reason=data["reason"], actor=request.user, override_reason=data["override_reason"]
+            version=found, to_stage=data["to"], reason=data["reason"], actor=request.user, override_reason=data["override_reason"],
+            strategy=data["strategy"], policy=data["policy"],
         )
         return Response(PromotionOut(selectors.promotion_get(promotion_id=promotion.pk)).data, status=status.HTTP_201_CREATED)
 

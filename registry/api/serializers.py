@@ -28,6 +28,7 @@ from ..models import (
     GatePolicy,
     ModelVersion,
     PromotionRequest,
+    PromotionStrategy,
     PromptVersion,
 )
 
@@ -72,7 +73,15 @@ class VersionRegisterMultipartIn(serializers.Serializer):
     meta = serializers.CharField(help_text="JSON object with the fields of the JSON body")
 
 
-class PromotionCreateIn(GateOverrideIn):
+class PromotionRequestIn(GateOverrideIn):
+    """What every promotion request may add: a canary (a staged rollout into production / prod) and its policy."""
+
+    strategy = serializers.ChoiceField(choices=PromotionStrategy.choices, required=False, default=PromotionStrategy.DIRECT,
+                                       help_text="canary: approval starts a staged rollout instead of moving the stage (production / prod only)")
+    policy = serializers.CharField(required=False, allow_blank=True, default="", help_text="canary: a rollout policy's name; blank: default")
+
+
+class PromotionCreateIn(PromotionRequestIn):
     to = serializers.ChoiceField(choices=list(PROMOTABLE_STAGES))
     reason = serializers.CharField()
 
@@ -152,7 +161,7 @@ class PromotionOut(serializers.ModelSerializer):
     class Meta:
         model = PromotionRequest
         fields = [
-            "id", "kind", "model", "prompt", "version", "to", "status", "from_version", "reason",
+            "id", "kind", "model", "prompt", "version", "to", "status", "strategy", "policy", "from_version", "reason",
             "requested_by", "requested_at", "decided_by", "decided_at", "comment",
         ]
 
@@ -205,7 +214,7 @@ class PromptRenderOut(serializers.Serializer):
     max_tokens = serializers.IntegerField(allow_null=True)
 
 
-class PromptPromotionIn(GateOverrideIn):
+class PromptPromotionIn(PromotionRequestIn):
     to = serializers.ChoiceField(choices=Environment.choices)
     reason = serializers.CharField()
 

@@ -8,7 +8,7 @@ import pytest
 from statsmodels.stats.proportion import proportions_ztest
 
 from experiments import canary
-from experiments.canary import Action, Gate, GateName, Side, Stage, State, TriggerMetric, Why
+from experiments.canary import Action, CheckState, Gate, GateName, Side, Stage, TriggerMetric, Why
 
 DEFAULT_JSON = {
     "stages": [
@@ -122,7 +122,7 @@ def test_a_relative_trigger_fires_just_past_its_threshold_not_at_it(metric, limi
     at = canary.check_trigger(TRIGGERS[metric], side(**{metric.value: limit}), BASELINE, 20)
     past = canary.check_trigger(TRIGGERS[metric], side(**{metric.value: math.nextafter(limit, math.inf)}), BASELINE, 20)
 
-    assert (at.state, past.state) == (State.OK, State.FIRED)
+    assert (at.state, past.state) == (CheckState.OK, CheckState.FIRED)
     assert at.limit == limit and at.baseline == getattr(BASELINE, metric.value)
 
 
@@ -130,8 +130,8 @@ def test_the_error_rate_trigger_fires_past_five_percent_not_at_it():
     at = canary.check_trigger(TRIGGERS[TriggerMetric.ERROR_RATE], side(requests=20, errors=1), None, 20)
     past = canary.check_trigger(TRIGGERS[TriggerMetric.ERROR_RATE], side(requests=1999, errors=100), None, 20)
 
-    assert (at.value, at.state) == (0.05, State.OK)
-    assert past.value > 0.05 and past.state == State.FIRED and past.limit == 0.05
+    assert (at.value, at.state) == (0.05, CheckState.OK)
+    assert past.value > 0.05 and past.state == CheckState.FIRED and past.limit == 0.05
 
 
 def test_a_trigger_needs_its_minimum_of_requests_behind_each_value():
@@ -144,8 +144,8 @@ def test_a_trigger_needs_its_minimum_of_requests_behind_each_value():
     thin_baseline = canary.check_trigger(cost, side(cost_per_request=1.0), side(1, cost_requests=19, cost_per_request=0.001), 20)
     no_baseline = canary.check_trigger(cost, side(cost_per_request=1.0), None, 20)
 
-    assert (few.state, enough.state) == (State.NOT_ENOUGH_DATA, State.FIRED)
-    assert few_priced.state == thin_baseline.state == no_baseline.state == State.NOT_ENOUGH_DATA
+    assert (few.state, enough.state) == (CheckState.NOT_ENOUGH_DATA, CheckState.FIRED)
+    assert few_priced.state == thin_baseline.state == no_baseline.state == CheckState.NOT_ENOUGH_DATA
     assert thin_baseline.baseline is None
 
 
@@ -159,7 +159,7 @@ def test_the_no_errors_gate_passes_on_enough_clean_mirrored_traffic_only():
     one_error = canary.check_gate(gate, side(requests=5000, errors=1), None, 100)
     too_few = canary.check_gate(gate, side(requests=99, errors=0), None, 100)
 
-    assert (clean.state, one_error.state, too_few.state) == (State.PASS, State.FAIL, State.NOT_ENOUGH_DATA)
+    assert (clean.state, one_error.state, too_few.state) == (CheckState.PASS, CheckState.FAIL, CheckState.NOT_ENOUGH_DATA)
 
 
 def test_the_error_rate_gate_passes_below_baseline_plus_half_a_point_not_at_it():
@@ -169,8 +169,8 @@ def test_the_error_rate_gate_passes_below_baseline_plus_half_a_point_not_at_it()
     at = canary.check_gate(gate, side(requests=200, errors=1), clean_baseline, 100)
     below = canary.check_gate(gate, side(requests=201, errors=1), clean_baseline, 100)
 
-    assert (at.value, at.limit, at.state) == (0.005, 0.005, State.FAIL)
-    assert below.state == State.PASS
+    assert (at.value, at.limit, at.state) == (0.005, 0.005, CheckState.FAIL)
+    assert below.state == CheckState.PASS
 
 
 def test_the_latency_gate_passes_below_1_10_times_the_baseline_p95_not_at_it():
@@ -180,7 +180,7 @@ def test_the_latency_gate_passes_below_1_10_times_the_baseline_p95_not_at_it():
     at = canary.check_gate(gate, side(latency_p95=limit), BASELINE, 100)
     below = canary.check_gate(gate, side(latency_p95=math.nextafter(limit, 0)), BASELINE, 100)
 
-    assert (at.limit, at.state, below.state) == (limit, State.FAIL, State.PASS)
+    assert (at.limit, at.state, below.state) == (limit, CheckState.FAIL, CheckState.PASS)
 
 
 def test_a_comparing_gate_without_a_baseline_or_with_a_thin_side_has_not_enough_data():
@@ -190,7 +190,7 @@ def test_a_comparing_gate_without_a_baseline_or_with_a_thin_side_has_not_enough_
     idle_baseline = canary.check_gate(gate, side(requests=10_000), side(1, requests=0), 100)
     thin_candidate = canary.check_gate(gate, side(requests=99), side(1, requests=10_000), 100)
 
-    assert no_baseline.state == idle_baseline.state == thin_candidate.state == State.NOT_ENOUGH_DATA
+    assert no_baseline.state == idle_baseline.state == thin_candidate.state == CheckState.NOT_ENOUGH_DATA
 
 
 def test_the_business_gate_is_statsmodels_one_sided_z_test_against_alpha():
@@ -203,8 +203,8 @@ def test_the_business_gate_is_statsmodels_one_sided_z_test_against_alpha():
     failed = canary.check_gate(gate, worse, baseline, 100)
     passed = canary.check_gate(gate, slightly_worse, baseline, 100)
 
-    assert failed.p_value == pytest.approx(p_worse, rel=1e-9) and p_worse < 0.05 and failed.state == State.FAIL
-    assert passed.p_value == pytest.approx(p_slight, rel=1e-9) and p_slight >= 0.05 and passed.state == State.PASS
+    assert failed.p_value == pytest.approx(p_worse, rel=1e-9) and p_worse < 0.05 and failed.state == CheckState.FAIL
+    assert passed.p_value == pytest.approx(p_slight, rel=1e-9) and p_slight >= 0.05 and passed.state == CheckState.PASS
     assert (failed.value, failed.baseline, failed.requests) == (0.1, 0.12, 2000)
 
 
@@ -215,7 +215,7 @@ def test_the_business_gate_at_alpha_itself_passes():
     past = canary.check_gate(Gate(GateName.BUSINESS_METRIC_NOT_WORSE, math.nextafter(p, 1)), side(units=2000, conversions=200),
                              side(1, units=2000, conversions=240), 100)
 
-    assert (at.state, past.state) == (State.PASS, State.FAIL)
+    assert (at.state, past.state) == (CheckState.PASS, CheckState.FAIL)
 
 
 def test_the_business_gate_needs_its_units_on_both_sides_and_a_better_candidate_passes():
@@ -224,8 +224,8 @@ def test_the_business_gate_needs_its_units_on_both_sides_and_a_better_candidate_
     thin = canary.check_gate(gate, side(units=99, conversions=99), side(1, units=5000, conversions=10), 100)
     better = canary.check_gate(gate, side(units=500, conversions=100), side(1, units=500, conversions=50), 100)
 
-    assert thin.state == State.NOT_ENOUGH_DATA
-    assert better.state == State.PASS and better.p_value > 0.99
+    assert thin.state == CheckState.NOT_ENOUGH_DATA
+    assert better.state == CheckState.PASS and better.p_value > 0.99
 
 
 # --- decisions ---------------------------------------------------------------------------------------------------------
@@ -304,9 +304,9 @@ def test_without_a_baseline_comparisons_hold_and_the_absolute_trigger_still_fire
 
     states = {t.metric: t.state for t in evaluation.triggers}
 
-    assert states[TriggerMetric.ERROR_RATE] == State.FIRED
-    assert {states[m] for m in TriggerMetric if m != TriggerMetric.ERROR_RATE} == {State.NOT_ENOUGH_DATA}
-    assert evaluation.gate.state == State.NOT_ENOUGH_DATA
+    assert states[TriggerMetric.ERROR_RATE] == CheckState.FIRED
+    assert {states[m] for m in TriggerMetric if m != TriggerMetric.ERROR_RATE} == {CheckState.NOT_ENOUGH_DATA}
+    assert evaluation.gate.state == CheckState.NOT_ENOUGH_DATA
 
 
 def test_an_evaluation_is_plain_json():

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from statsmodels.stats.proportion import proportions_ztest
 
-from experiments import services
+from experiments import canary, selectors, services
 from experiments.models import Outcome, Rollout, RolloutDecision, RolloutPolicy
 from experiments.services import rollouts
 from mlops_site.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
@@ -540,3 +540,49 @@ def test_one_rollout_failing_does_not_stop_the_others(fraud, editor, approver, q
     assert Rollout.objects.get(pk=second.pk).last_tick_at == minutes(t0, 3)
     assert Rollout.objects.get(pk=first.pk).last_tick_at is None
 
+
+
+# --- what the pages read -------------------------------------------------------------------------------------------------------
+
+
+def numbers_of(candidate: canary.Side, baseline: canary.Side, gate: canary.Gate | None) -> dict:
+    stage = canary.Stage("5%", 5, 0, None, gate)
+    return canary.evaluate(canary.DEFAULT_POLICY, stage, candidate, baseline).as_dict()
+
+
+@pytest.mark.parametrize(("candidate", "gate", "health"), [
+    (canary.Side(2, requests=1000, errors=60), canary.Gate(canary.GateName.ERROR_RATE, 0.005), "triggered"),
+    (canary.Side(2, requests=1000, errors=6), canary.Gate(canary.GateName.ERROR_RATE, 0.005), "failing"),
+    (canary.Side(2, requests=99), canary.Gate(canary.GateName.ERROR_RATE, 0.005), "waiting"),
+    (canary.Side(2, requests=1000), canary.Gate(canary.GateName.ERROR_RATE, 0.005), "healthy"),
+    (canary.Side(2, requests=1000), None, "healthy"),
+])
+def test_health_reads_the_latest_evaluation(candidate, gate, health):
+    rollout = Rollout(last_numbers=numbers_of(candidate, canary.Side(1, requests=1000), gate))
+
+    assert selectors.rollout_health(rollout) == health
+    assert selectors.rollout_health(Rollout(last_numbers={})) == "no_data"
+
+
+def test_the_series_compares_candidate_and_baseline_minute_by_minute(fraud, editor, approver, quick, t0, django_assert_max_num_queries):
+    rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
+    traffic(editor, version=1, at=minutes(t0, 1), n=40, errors=1, latency_ms=100.0, cost_usd=0.001)
+    traffic(editor, version=2, at=minutes(t0, 1), n=20, errors=1, latency_ms=150.0, cost_usd=0.0015)
+    traffic(editor, version=2, at=minutes(t0, 3), n=10, feedback=-1)
+    traffic(editor, version=2, at=minutes(t0, 3) + timedelta(seconds=30), n=30, feedback=1)
+    held = tick(rollout, minutes(t0, 5))
+    services.rollout_rollback(rollout_id=rollout.pk, reason="enough", actor=approver, now=minutes(t0, 6))
+    rollout = selectors.rollout_get(rollout_id=rollout.pk)
+
+    with django_assert_max_num_queries(2):
+        series = selectors.rollout_series(rollout=rollout)
+
+    assert series.buckets == (minutes(t0, 1), minutes(t0, 3))
+    assert series.requests == {"candidate": [20, 40], "baseline": [40, 0]}
+    assert held == "hold"
+    assert series.values["error_rate"] == {"candidate": [0.05, 0.0], "baseline": [1 / 40, None]}
+    assert series.values["latency_p95"]["candidate"][0] == pytest.approx(150.0, rel=0.01)
+    assert series.values["cost_per_request"] == {"candidate": [pytest.approx(0.0015), None], "baseline": [pytest.approx(0.001), None]}
+    assert series.values["negative_feedback_rate"]["candidate"] == [None, 0.25]
+    assert [(m.action, m.stage, m.traffic_percent) for m in series.stages] == [("start", "shadow", 0.0), ("rollback", "rollback", 0.0)]
+    assert (series.start, series.end, series.granularity) == (t0, minutes(t0, 6), "minute")
