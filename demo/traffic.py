@@ -132,10 +132,11 @@ class Api:
             raise
 
     def running_experiments(self, kind: str, name: str) -> list[dict]:
-        """Every page of `GET /api/v1/experiments?status=running&<kind>=<name>`."""
+        """Every page of `GET /api/v1/experiments?status=running&<kind>=<name>`, retried like a batch (a live run reads it
+        every half minute for days: a restarting server must not end it)."""
         found, page = [], 1
         while True:
-            answer = self.get(f"/api/v1/experiments?{urlencode({'status': 'running', kind: name, 'page': page})}")
+            answer = self.request("GET", f"/api/v1/experiments?{urlencode({'status': 'running', kind: name, 'page': page})}", retry=True)
             found += answer.get("results", [])
             if not answer.get("next"):
                 return found

@@ -2,7 +2,9 @@
 serves each event from its unit's variant and sends the units' outcomes; a test started or stopped during the run is
 picked up. The true effect of the simulated units is checked on many units, without a server."""
 
+import http.server
 import io
+import json
 import threading
 import time
 from collections import Counter
@@ -200,6 +202,38 @@ def test_assignment_of_an_experiment_stopped_since_it_was_read_is_not_running(li
         api.assign("fraud-ab", ["card-000001"])
     with pytest.raises(NotRunning, match="No experiment 'gone'"):
         api.assign("gone", ["card-000001"])
+
+
+def test_reading_the_running_experiments_is_retried_after_a_5xx():
+    answers = [(503, {"message": "restarting", "code": "unavailable"}), (200, {"results": [{"key": "k"}], "next": "page 2"}),
+               (200, {"results": [{"key": "l"}], "next": None})]
+    seen = []
+
+    class Restarting(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.path)
+            status, body = answers.pop(0)
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Restarting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = traffic.Api(f"http://127.0.0.1:{server.server_port}", "t", sleep=lambda seconds: None)
+        found = api.running_experiments("model", "fraud detector")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert [e["key"] for e in found] == ["k", "l"] and api.retries == 1
+    assert seen == ["/api/v1/experiments?status=running&model=fraud+detector&page=1"] * 2 + ["/api/v1/experiments?status=running&model=fraud+detector&page=2"]
 
 
 class StoppedSink:
