@@ -18,11 +18,11 @@ from typing import Any
 
 from . import __version__, gates, prompts
 from .client import EXIT_EMPTY, ApiClient, ApiError, CliError, UsageError, segment
-from .inputs import existing_file, load_json_object, version_arg
+from .inputs import add_canary_arguments, canary_fields, existing_file, load_json_object, version_arg
 from .output import print_json, table, version_label, when
 
 STAGES = ("staging", "production")
-PROMOTION_STATUSES = ("pending", "approved", "rejected", "superseded", "expired")
+PROMOTION_STATUSES = ("pending", "approved", "rejected", "superseded", "expired", "rolling_out", "rolled_back")
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -65,9 +65,19 @@ def cmd_register(api: ApiClient, args: argparse.Namespace) -> int:
 
 
 def cmd_promote(api: ApiClient, args: argparse.Namespace) -> int:
+    fields = canary_fields(args)
     number = _resolve_version(api, args.model, args.version)
-    body = api.post(f"models/{segment(args.model)}/versions/{number}/promotions", {"to": args.to, "reason": args.reason})
+    body = api.post(f"models/{segment(args.model)}/versions/{number}/promotions", {"to": args.to, "reason": args.reason, **fields})
     _print_promotion(body, args)
+    return 0
+
+
+def cmd_route(api: ApiClient, args: argparse.Namespace) -> int:
+    body = api.route(unit_id=args.unit, model=args.model, prompt=args.prompt)
+    if args.json:
+        print_json(body)
+    else:
+        print(body["version"])
     return 0
 
 
@@ -285,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", required=True, type=version_arg, metavar="N|latest")
     p.add_argument("--to", required=True, choices=STAGES)
     p.add_argument("--reason", required=True)
+    add_canary_arguments(p, "production")
 
     p = command("approve", cmd_decide, "Approve a pending promotion request of a model or prompt (not your own).")
     p.add_argument("promotion_id", type=int, metavar="PROMOTION_ID")
@@ -324,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--action")
     p.add_argument("--actor")
     p.add_argument("--limit", type=int, default=100, help="at most this many (0 = all; default 100)")
+
+    p = command("route", cmd_route, "Print the version that serves a unit of a model (or prompt) now, canaries included.")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model")
+    which.add_argument("--prompt")
+    p.add_argument("--unit", required=True, metavar="UNIT_ID", help="the user, session... id that is routed")
 
     command("whoami", cmd_whoami, "Print the user and role the token belongs to.")
     gates.add_commands(sub, common)

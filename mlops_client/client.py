@@ -173,6 +173,18 @@ class ApiClient:
         """A multipart upload of bytes already in memory (requests builds the body; no copy from disk)."""
         return self._send("POST", path, files={file_field: (filename, data, content_type)})
 
+    def route(self, *, unit_id: str, model: str | None = None, prompt: str | None = None) -> dict:
+        """Which version serves `unit_id` of a model's production (or a prompt's prod) now: `GET /api/v1/route`.
+
+        Answers `{"version", "stage", "rollout", "shadow", "bucket"}`: serve the request with `version`; during a
+        canary's shadow stage also mirror it to `shadow["version"]` (never answer with it) and log that event with
+        `"shadow": true`. Raises ApiError (404) for an unknown subject or nothing to serve.
+        """
+        if (model is None) == (prompt is None):
+            raise UsageError("route: give either model or prompt.")
+        subject = {"model": model} if model is not None else {"prompt": prompt}
+        return self.get("route", {**subject, "unit_id": unit_id})
+
     def get_list(self, path: str, params: dict, *, limit: int) -> tuple[int, list]:
         """(total count, up to `limit` results; 0 means all), following `?page=` of a paginated list."""
         size = PAGE_SIZE_MAX if limit <= 0 else min(limit, PAGE_SIZE_MAX)

@@ -128,3 +128,16 @@ def version_arg(value: str) -> str:
     if value == "latest" or (value.isascii() and value.isdigit() and int(value) >= 1):
         return value
     raise argparse.ArgumentTypeError(f"expected a version number or 'latest', got {value!r}")
+
+
+def add_canary_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
+    """`--canary [--policy NAME]` of the promote commands."""
+    parser.add_argument("--canary", action="store_true", help=f"roll out in stages once approved (to {stage} only) instead of moving at once")
+    parser.add_argument("--policy", metavar="NAME", help="with --canary: the rollout policy (default: default)")
+
+
+def canary_fields(args: argparse.Namespace) -> dict:
+    """`--canary [--policy NAME]` as the promotion request's strategy and policy; --policy alone is a usage error."""
+    if args.policy and not args.canary:
+        raise UsageError("--policy goes with --canary.")
+    return {"strategy": "canary", "policy": args.policy or ""} if args.canary else {}

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from .client import ApiClient, ApiError, UsageError, segment
-from .inputs import load_json_object, read_folder, version_arg
+from .inputs import add_canary_arguments, canary_fields, load_json_object, read_folder, version_arg
 from .output import print_json, table, version_label, when
 
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -110,8 +110,9 @@ def _resolve_version(api: ApiClient, name: str, version: str) -> int:
 
 
 def cmd_promote(api: ApiClient, args: argparse.Namespace) -> int:
+    fields = canary_fields(args)
     number = _resolve_version(api, args.name, args.version)
-    body = api.post(f"prompts/{segment(args.name)}/versions/{number}/promotions", {"to": args.to, "reason": args.reason})
+    body = api.post(f"prompts/{segment(args.name)}/versions/{number}/promotions", {"to": args.to, "reason": args.reason, **fields})
     if args.json:
         print_json(body)
     else:
@@ -234,6 +235,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--version", required=True, type=version_arg, metavar="N|latest")
     p.add_argument("--to", required=True, choices=ENVIRONMENTS)
     p.add_argument("--reason", required=True)
+    add_canary_arguments(p, "prod")
 
     p = command("rollback", cmd_rollback, "Put the version an environment ran before back; prints its number.")
     p.add_argument("name", metavar="NAME")
