@@ -137,8 +137,8 @@ class Experiments:
         return list(self.tests.values())
 
     def _lift_text(self, test: AbTest) -> str:
-        kinds = sorted({m.kind for m in test.metrics})
-        return " and ".join(f"{lift_of(k, self.lift) * 100:+g} points" if k == "proportion" else f"{lift_of(k, self.lift):+.0%}" for k in kinds)
+        kinds = dict.fromkeys(m.kind for m in test.metrics)
+        return " and ".join(f"{lift_of(k, self.lift) * 100:+g} points" if k == "proportion" else f"{lift_of(k, self.lift) * 100:+g} %" for k in kinds)
 
     def _drop(self, key: str, reason: str) -> None:
         self.tests.pop(key, None)

@@ -280,6 +280,7 @@ class TrafficCommand(BaseCommand):
     flag = "drift"  # the progress line's name for "after the change point"
     default_events = 20_000
     default_rate = 200.0
+    progress: Progress | None = None  # the bar of the run being sent
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         # --version is the model or prompt version here, as in the API client; Django's own --version (its release) gives way.
@@ -373,8 +374,15 @@ class TrafficCommand(BaseCommand):
                 say(f"Running experiments of {kind} {name} ({', '.join(e['key'] for e in running)}) are not served by a backfill: the "
                     "server exposes a unit when it is assigned, now, and a backfill's events happened before. A real-time run serves them.")
             return None
+
+        def note(line: str) -> None:
+            # A test started or stopped mid-run: its line goes below the progress bar, which redraws under it.
+            if self.progress is not None:
+                self.progress.end()
+            say(line)
+
         return Experiments(api, kind=kind, name=name, version=version, unit_prefix=unit_prefix, seed=run.seed, lift=o["ab_lift"],
-                           refresh_every=o["ab_refresh"], say=say)
+                           refresh_every=o["ab_refresh"], say=note)
 
     @staticmethod
     def experiments_text(experiments: Experiments | None, totals: Totals) -> str:
@@ -412,7 +420,7 @@ class TrafficCommand(BaseCommand):
         realtime = isinstance(run.schedule, RealTime)
         chunk = max(1, min(run.batch, math.ceil(run.rate))) if realtime else run.batch  # real time: about one request a second
         totals = Totals()
-        progress = Progress(self.stdout, run.total, flag=self.flag, enabled=show_progress)
+        progress = self.progress = Progress(self.stdout, run.total, flag=self.flag, enabled=show_progress)
         started = time.monotonic()
         if realtime:
             run.schedule.restart(time.time() + REALTIME_LEAD_S)

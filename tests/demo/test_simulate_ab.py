@@ -319,7 +319,8 @@ def test_an_experiment_started_and_stopped_during_a_live_run_is_served_in_betwee
     assert {v for _, v, _ in before} == {1} and not any(u in exposed and exposed[u][2] <= t for u, _, t in before)
     assert all(u in exposed and v == exposed[u][1] for u, v, _ in during)  # every unit assigned, served by its variant
     assert {v for _, v, _ in after} == {1}
-    assert "Serving experiment fraud-ab" in out and "Experiment fraud-ab no longer runs" in out
+    assert "Serving experiment fraud-ab: A v1 (50 %), B v2 (50 %); outcomes conversion, revenue with the newest version better by +5 points and +10 %.\n" in out
+    assert "\nExperiment fraud-ab no longer runs: its units get v1 again.\n" in out  # on a line of its own, below the progress bar
 
 
 @pytest.fixture
