@@ -604,7 +604,7 @@ def _bucket_counts(weights: ArrayLike) -> np.ndarray:
     if (w < 0).any():
         raise StatsError("weights must be >= 0")
     if abs(w.sum() - 100.0) > _WEIGHT_SUM_TOL:
-        raise StatsError(f"weights must sum to 100, got {w.sum()!r}")
+        raise StatsError(f"weights must sum to 100, got {float(w.sum())!r}")
     return _percent_buckets(w)
 
 

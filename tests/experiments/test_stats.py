@@ -1113,3 +1113,319 @@ def test_cuped_from_sums_rejects_no_arms_and_tiny_arms():
         cuped_from_sums([])
     with pytest.raises(StatsError, match="n must be >= 2"):
         cuped_from_sums([CovariateSums(n=1, sum_y=1.0, sum_y2=1.0, sum_x=1.0, sum_x2=1.0, sum_xy=1.0)])
+
+
+# --- bad input, refused by name -----------------------------------------------------------------
+# A caller (the analysis, the API's design form) shows these messages as they are: each names the
+# argument it refuses and the rule it breaks.
+
+
+def refused(call) -> str:
+    with pytest.raises(StatsError) as caught:
+        call()
+    return str(caught.value)
+
+
+def arms_with(**bad) -> list[CovariateSums]:
+    good = {"n": 2, "sum_y": 4.0, "sum_y2": 10.0, "sum_x": 4.0, "sum_x2": 10.0, "sum_xy": 10.0}
+    return [CovariateSums(**(good | bad)), CovariateSums(**good)]
+
+
+NAN, INF = float("nan"), float("inf")
+WELCH = {"mean_a": 1.0, "var_a": 1.0, "n_a": 10, "mean_b": 2.0, "var_b": 1.0, "n_b": 10}
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: ArmSummary.from_sums(1, 1.0, 1.0), "n must be >= 2, got 1"),
+        (lambda: ArmSummary.from_sums(2, NAN, 1.0), "sum must be finite, got nan"),
+        (lambda: ArmSummary.from_sums(2, 1.0, "lots"), "sum_squares must be a number, got 'lots'"),
+        (lambda: ArmSummary.from_sums(10, 100.0, 500.0), "sum_squares is smaller than sum^2 / n: the aggregates are inconsistent"),
+        (lambda: ArmSummary.from_values([3.0]), "values needs at least 2 values, got 1"),
+        (lambda: two_proportion_ztest(1, 0, 1, 10), "total_a must be >= 1, got 0"),
+        (lambda: two_proportion_ztest(1, 10, 1, 0), "total_b must be >= 1, got 0"),
+        (lambda: two_proportion_ztest(1, NAN, 1, 10), "total_a must be finite, got nan"),
+        (lambda: two_proportion_ztest(-1, 10, 1, 10), "successes_a must be >= 0, got -1"),
+        (lambda: two_proportion_ztest(1, 10, -1, 10), "successes_b must be >= 0, got -1"),
+        (lambda: two_proportion_ztest(1, 10, 0.5, 10), "successes_b must be a whole count, got 0.5"),
+        (lambda: two_proportion_ztest(11, 10, 1, 10), "successes_a (11) exceeds total_a (10)"),
+        (lambda: two_proportion_ztest(1, 10, 12, 10), "successes_b (12) exceeds total_b (10)"),
+        (lambda: two_proportion_ztest(1, 10, 1, 10, alpha=0), "alpha must be in (0, 1), got 0.0"),
+        (lambda: welch_ttest_from_stats(**WELCH | {"n_a": 1}), "n_a must be >= 2, got 1"),
+        (lambda: welch_ttest_from_stats(**WELCH | {"n_b": 1}), "n_b must be >= 2, got 1"),
+        (lambda: welch_ttest_from_stats(**WELCH | {"mean_a": INF}), "mean_a must be finite, got inf"),
+        (lambda: welch_ttest_from_stats(**WELCH | {"mean_b": INF}), "mean_b must be finite, got inf"),
+        (lambda: welch_ttest_from_stats(**WELCH | {"var_a": -1}), "var_a must be >= 0, got -1.0"),
+        (lambda: welch_ttest_from_stats(**WELCH | {"var_a": NAN}), "var_a must be finite, got nan"),
+        (lambda: welch_ttest_from_stats(**WELCH | {"var_b": -1}), "var_b must be >= 0, got -1.0"),
+        (lambda: welch_ttest_from_stats(**WELCH | {"alpha": 1}), "alpha must be in (0, 1), got 1.0"),
+        (lambda: welch_ttest_from_stats(**WELCH | {"var_a": 0, "var_b": 0}),
+         "no variance in either arm but different means: the t statistic is infinite"),
+        (lambda: welch_ttest([1.0], [1.0, 2.0]), "a needs at least 2 values, got 1"),
+        (lambda: welch_ttest([1.0, 2.0], [[1.0, 2.0]]), "b must be one-dimensional, got shape (1, 2)"),
+        (lambda: always_valid_proportions(1, 10, 1, 10, alpha=0), "alpha must be in (0, 1), got 0.0"),
+        (lambda: always_valid_proportions(1, 10, 1, 10, tuning=INF), "tuning must be finite, got inf"),
+        (lambda: always_valid_proportions(1, 10, 1, 10, tuning=0), "tuning must be > 0, got 0.0"),
+        (lambda: always_valid_proportions(0, 10, 10, 10), "no variance in either arm but different values: the interval is degenerate"),
+        (lambda: always_valid_means(**WELCH | {"n_a": 1}), "n_a must be >= 2, got 1"),
+        (lambda: always_valid_means(**WELCH | {"n_b": 1}), "n_b must be >= 2, got 1"),
+        (lambda: always_valid_means(**WELCH | {"mean_a": NAN}), "mean_a must be finite, got nan"),
+        (lambda: always_valid_means(**WELCH | {"mean_b": NAN}), "mean_b must be finite, got nan"),
+        (lambda: always_valid_means(**WELCH | {"var_a": -2}), "var_a must be >= 0, got -2.0"),
+        (lambda: always_valid_means(**WELCH | {"var_b": -2}), "var_b must be >= 0, got -2.0"),
+        (lambda: sample_size_per_arm(0.1, 0.02, alpha=0), "alpha must be in (0, 1), got 0.0"),
+        (lambda: sample_size_per_arm(0.1, 0.02, power=1), "power must be in (0, 1), got 1.0"),
+        (lambda: sample_size_per_arm(0.1, 0.02, alpha=0.2, power=0.2),
+         "power (0.2) must exceed alpha (0.2): with no units the test already rejects alpha of the time"),
+        (lambda: sample_size_per_arm(0, 0.02), "baseline must be in (0, 1), got 0.0"),
+        (lambda: sample_size_per_arm(0.1, NAN), "mde must be finite, got nan"),
+        (lambda: sample_size_per_arm(0.1, 0), "mde must not be 0: no sample detects a zero effect"),
+        (lambda: sample_size_per_arm(0.1, -0.1), "baseline + mde must be in (0, 1), got 0.0"),
+        (lambda: sample_size_per_arm(0.9, 0.1), "baseline + mde must be in (0, 1), got 1.0"),
+        (lambda: sample_size_per_arm_means(INF, 1.0), "std must be finite, got inf"),
+        (lambda: sample_size_per_arm_means(1.0, NAN), "mde must be finite, got nan"),
+        (lambda: sample_size_per_arm_means(0, 1.0), "std must be > 0, got 0.0"),
+        (lambda: sample_size_per_arm_means(1.0, 0), "mde must not be 0: no sample detects a zero effect"),
+        (lambda: expected_duration_days(NAN, 2, 100), "units_needed_per_arm must be finite, got nan"),
+        (lambda: expected_duration_days(-1, 2, 100), "units_needed_per_arm must be >= 0, got -1.0"),
+        (lambda: expected_duration_days(100, 0, 100), "arms must be >= 1, got 0"),
+        (lambda: expected_duration_days(100, NAN, 100), "arms must be finite, got nan"),
+        (lambda: expected_duration_days(100, 2, INF), "units_per_day must be finite, got inf"),
+        (lambda: expected_duration_days(100, 2, -1), "units_per_day must be >= 0, got -1.0"),
+        (lambda: srm_check([10], [50, 50]), "observed needs at least 2 values, got 1"),
+        (lambda: srm_check([10, -1], [50, 50]), "observed must be whole counts >= 0"),
+        (lambda: srm_check([10, 20], [100]), "weights needs at least 2 values, got 1"),
+        (lambda: srm_check([10, 20, 30], [50, 50]), "observed has 3 arms but weights has 2"),
+        (lambda: srm_check([10, 20], [100, 0]), "weights must all be > 0"),
+        (lambda: srm_check([10, 20], [50, 50], threshold=0), "threshold must be in (0, 1), got 0.0"),
+        (lambda: cuped([1.0], [1.0, 2.0]), "y needs at least 2 values, got 1"),
+        (lambda: cuped([1.0, 2.0], [NAN, 2.0]), "x contains NaN or inf"),
+        (lambda: cuped([1.0, 2.0, 3.0], [1.0, 2.0]), "y has 3 values but x has 2"),
+        (lambda: cuped_from_sums([]), "cuped_from_sums needs at least one arm"),
+        (lambda: cuped_from_sums(arms_with(n=1)), "n must be >= 2, got 1"),
+        (lambda: cuped_from_sums(arms_with(sum_y=NAN)), "sum_y must be finite, got nan"),
+        (lambda: cuped_from_sums(arms_with(sum_y2=NAN)), "sum_y2 must be finite, got nan"),
+        (lambda: cuped_from_sums(arms_with(sum_x=NAN)), "sum_x must be finite, got nan"),
+        (lambda: cuped_from_sums(arms_with(sum_x2=NAN)), "sum_x2 must be finite, got nan"),
+        (lambda: cuped_from_sums(arms_with(sum_xy=NAN)), "sum_xy must be finite, got nan"),
+        # y = [1, 3] and [1, 3] pooled: sum_y2 = 20, sum_y^2 / N = 16; with sum_y2 = 12 it cannot be
+        (lambda: cuped_from_sums(arms_with(sum_y2=2.0)), "sum_y2 is smaller than sum^2 / n: the aggregates are inconsistent"),
+        (lambda: cuped_from_sums(arms_with(sum_x2=2.0)), "sum_x2 is smaller than sum^2 / n: the aggregates are inconsistent"),
+        # each arm's own sums fine for y and x, but x and y of arm A covary more than they vary:
+        # var_x = var_y = 2, cov = 6; theta = 1 pooled, so A's adjusted variance is 2 + 2 - 12 < 0
+        (lambda: cuped_from_sums([CovariateSums(n=2, sum_y=4.0, sum_y2=10.0, sum_x=4.0, sum_x2=10.0, sum_xy=14.0),
+                                  CovariateSums(n=2, sum_y=2.0, sum_y2=4.0, sum_x=2.0, sum_x2=4.0, sum_xy=0.0)]),
+         "sums is smaller than sum^2 / n: the aggregates are inconsistent"),
+        (lambda: variant_index(-1, [50, 50]), "buckets are whole numbers in [0, 10000)"),
+        (lambda: variant_index(NAN, [50, 50]), "bucket must be finite, got nan"),
+        (lambda: variant_indices([[1, 2]], [50, 50]), "buckets must be one-dimensional, got shape (1, 2)"),
+        (lambda: bucket_ranges([33.333, 66.667]), "percentages have at most 2 decimals (10,000 buckets)"),
+        (lambda: bucket_ranges([50, 49]), "weights must sum to 100, got 99.0"),
+        (lambda: bucket_ranges([110, -10]), "weights must be >= 0"),
+        (lambda: bucket_ranges([]), "weights needs at least 1 values, got 0"),
+        (lambda: in_share(-1, 5), "buckets are whole numbers in [0, 10000)"),
+        (lambda: in_share(10_000, 5), "buckets are whole numbers in [0, 10000)"),
+        (lambda: in_share(2.5, 5), "buckets are whole numbers in [0, 10000)"),
+        (lambda: in_share(NAN, 5), "bucket must be finite, got nan"),
+        (lambda: in_share(10, NAN), "percent must be finite, got nan"),
+        (lambda: in_share(10, -1), "percent must be in [0, 100], got -1.0"),
+        (lambda: in_share(10, 12.345), "percentages have at most 2 decimals (10,000 buckets)"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_bad_input_is_refused_with_a_message_naming_the_argument_and_the_rule(call, message):
+    # given input outside a function's contract (in each case)
+
+    # when
+    got = refused(call)
+
+    # then
+    assert got == message
+
+
+# --- edges the tests above leave open ------------------------------------------------------------
+
+
+def test_arm_summary_from_sums_of_the_smallest_arm():
+    # given the values 1 and 2 as SQL sums: n = 2, sum = 3, sum of squares = 5
+
+    # when
+    arm = ArmSummary.from_sums(2, 3.0, 5.0)
+
+    # then mean 1.5, variance ((-0.5)^2 + 0.5^2) / 1
+    assert (arm.n, arm.mean, arm.variance) == (2, 1.5, 0.5)
+
+
+def test_arm_summary_from_sums_takes_a_rounding_negative_within_1e_12_of_sum_squares_over_n_minus_1_as_0():
+    # given n = 5 and sum = 10 (sum^2 / n = 20): the sum of squares a hair below 20 leaves a negative
+    # variance of about -4e-12, within 1e-12 x 20 / 4 = 5e-12; -1e-11 is beyond it
+    within, beyond = 20.0 - 1.6e-11, 20.0 - 4e-11
+    # a metric in thousandths: n = 2, sum = 0.002, sum^2 / n = 2e-6; the tolerance is relative
+    # (1e-12 x 2e-6), so -1e-15 is far beyond it
+    small = 2e-6 - 1e-15
+
+    # when
+    arm = ArmSummary.from_sums(5, 10.0, within)
+
+    # then
+    assert (arm.mean, arm.variance) == (2.0, 0.0)
+    assert refused(lambda: ArmSummary.from_sums(5, 10.0, beyond)).endswith("the aggregates are inconsistent")
+    assert refused(lambda: ArmSummary.from_sums(2, 0.002, small)).endswith("the aggregates are inconsistent")
+
+
+def test_two_proportion_ztest_one_unit_per_arm_matches_statsmodels():
+    # given one unit in each arm, the one in B converted
+    z_ref, p_ref = proportions_ztest([1, 0], [1, 1])
+
+    # when
+    result = two_proportion_ztest(0, 1, 1, 1)
+
+    # then
+    assert (result.rate_a, result.rate_b, result.diff) == (0.0, 1.0, 1.0)
+    assert result.z_score == close(z_ref)
+    assert result.p_value == close(p_ref)
+
+
+def test_welch_ttest_no_variance_and_no_difference_gives_every_field():
+    # given two constant arms with the same value, of 10 and 12 units
+
+    # when
+    result = welch_ttest_from_stats(5.0, 0.0, 10, 5.0, 0.0, 12)
+
+    # then no evidence, with the pooled df 10 + 12 - 2 and a lift of 0 / 5
+    assert result.as_dict() == {
+        "mean_a": 5.0, "mean_b": 5.0, "n_a": 10, "n_b": 12, "diff": 0.0, "lift": 0.0, "t": 0.0, "df": 20.0,
+        "p_value": 1.0, "significant": False, "ci_low": 0.0, "ci_high": 0.0,
+    }
+
+
+def test_welch_ttest_on_arrays_uses_the_alpha_given():
+    # given
+    rng = np.random.default_rng(17)
+    a, b = rng.normal(10.0, 2.0, 30), rng.normal(10.6, 3.0, 45)
+    low_ref, high_ref = CompareMeans.from_data(b, a).tconfint_diff(alpha=0.2, usevar="unequal")
+    p_ref = stats.ttest_ind(b, a, equal_var=False).pvalue
+
+    # when
+    result = welch_ttest(a, b, alpha=0.2)
+
+    # then
+    assert (result.ci_low, result.ci_high) == (close(low_ref), close(high_ref))
+    assert result.significant == (p_ref < 0.2)
+
+
+def test_always_valid_degenerate_result_has_no_difference():
+    # given no variance and equal means
+
+    # when
+    result = always_valid_means(3.0, 0.0, 10, 3.0, 0.0, 10)
+
+    # then
+    assert result.as_dict() == {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0, "half_width": 0.0, "p_value": 1.0, "significant": False}
+
+
+def test_always_valid_intervals_with_tuning_1_and_two_units_per_arm_match_live_gbstats():
+    import gbstats.frequentist.tests as gb
+    import gbstats.models.statistics as gb_stats
+
+    # given the smallest tuning the sequential test allows here (any > 0) and the smallest arms
+    config = gb.SequentialConfig(difference_type="absolute", sequential_tuning_parameter=1.0, alpha=0.05)
+    ref = gb.SequentialTwoSidedTTest(gb_stats.ProportionStatistic(sum=30, n=100), gb_stats.ProportionStatistic(sum=45, n=100), config).compute_result()
+    a, b = np.array([2.0, 4.0]), np.array([5.0, 9.0])
+    ref_means = gb.SequentialTwoSidedTTest(
+        gb_stats.SampleMeanStatistic(n=2, sum=a.sum(), sum_squares=(a * a).sum()),
+        gb_stats.SampleMeanStatistic(n=2, sum=b.sum(), sum_squares=(b * b).sum()),
+        config,
+    ).compute_result()
+
+    # when
+    result = always_valid_proportions(30, 100, 45, 100, tuning=1.0)
+    means = always_valid_means(a.mean(), a.var(ddof=1), 2, b.mean(), b.var(ddof=1), 2, tuning=1.0)
+
+    # then
+    assert (result.ci_low, result.ci_high, result.p_value) == (close(ref.ci[0]), close(ref.ci[1]), close(ref.p_value))
+    assert (means.ci_low, means.ci_high, means.p_value) == (close(ref_means.ci[0]), close(ref_means.ci[1]), close(ref_means.p_value))
+
+
+def test_expected_duration_days_of_nothing_needed_and_of_one_arm():
+    # given
+
+    # when / then: nothing to enrol takes no days; one arm of 100 units at 50 a day takes 2
+    assert expected_duration_days(0, 2, 100) == 0.0
+    assert expected_duration_days(100, 1, 50) == 2.0
+
+
+def test_srm_check_takes_weights_as_fractions():
+    # given a planned 25/75 split written as fractions
+    ref = stats.chisquare([30, 70], f_exp=[25.0, 75.0])
+
+    # when
+    result = srm_check([30, 70], [0.25, 0.75])
+
+    # then
+    assert result.expected == (25.0, 75.0)
+    assert (result.chi2, result.p_value) == (close(ref.statistic), close(ref.pvalue))
+
+
+# A metric and covariate in tenths: every sum of squares is below 1.
+SMALL_Y = np.array([0.05, 0.12, 0.31, 0.33, 0.52, 0.18])
+SMALL_X = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.15])
+
+
+def covariate_sums(y: np.ndarray, x: np.ndarray) -> CovariateSums:
+    return CovariateSums(n=y.size, sum_y=y.sum(), sum_y2=(y * y).sum(), sum_x=x.sum(), sum_x2=(x * x).sum(), sum_xy=(x * y).sum())
+
+
+def test_cuped_on_a_small_scale_metric_matches_ols_and_the_correlation():
+    # given
+    slope = OLS(SMALL_Y, add_constant(SMALL_X)).fit().params[1]
+    r2 = np.corrcoef(SMALL_X, SMALL_Y)[0, 1] ** 2
+
+    # when
+    result = cuped(SMALL_Y, SMALL_X)
+    summary = cuped_from_sums([covariate_sums(SMALL_Y[:3], SMALL_X[:3]), covariate_sums(SMALL_Y[3:], SMALL_X[3:])])
+
+    # then
+    assert result.theta == close(slope) and summary.theta == close(slope)
+    assert result.variance_reduction == close(r2) and summary.variance_reduction == close(r2)
+    assert 0.8 < r2 < 1
+
+
+def test_cuped_of_a_constant_metric_removes_no_variance():
+    # given y constant in both arms, x not
+    y, x = np.array([2.0, 2.0, 2.0, 2.0]), np.array([1.0, 2.0, 4.0, 5.0])
+
+    # when
+    result = cuped(y, x)
+    summary = cuped_from_sums([covariate_sums(y[:2], x[:2]), covariate_sums(y[2:], x[2:])])
+
+    # then
+    assert (result.theta, result.variance_reduction) == (0.0, 0.0)
+    np.testing.assert_array_equal(result.adjusted, y)
+    assert (summary.theta, summary.variance_reduction) == (0.0, 0.0)
+
+
+def test_cuped_from_sums_of_a_metric_the_covariate_explains_exactly():
+    # given y = 3 x + 1.5 in both arms (these x make the float sums give r^2 a few ulps above 1)
+    x = np.array([6.9, 3.9, 1.4, 7.2, 5.3, 3.1])
+    y = 3 * x + 1.5
+
+    # when
+    summary = cuped_from_sums([covariate_sums(y[:3], x[:3]), covariate_sums(y[3:], x[3:])])
+
+    # then all the variance is removed, never more: both arms become the constant 3 mean(x) + 1.5
+    assert summary.theta == close(3.0)
+    assert summary.variance_reduction == 1.0
+    assert [arm.variance for arm in summary.arms] == [0.0, 0.0]
+    assert [arm.mean for arm in summary.arms] == [close(3 * x.mean() + 1.5), close(3 * x.mean() + 1.5)]
+
+
+def test_variant_indices_of_no_buckets_is_empty():
+    # given no units
+
+    # when
+    indices = variant_indices([], [50, 50])
+
+    # then
+    assert indices.tolist() == []
