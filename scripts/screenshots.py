@@ -1,4 +1,5 @@
-"""Take the README screenshots from a running demo site: `python scripts/screenshots.py http://127.0.0.1:8000`."""
+"""Take the README screenshots from a running demo site: `python scripts/screenshots.py http://127.0.0.1:8000 [NAME.png ...]`
+(only the named ones when some are given)."""
 
 import sys
 from pathlib import Path
@@ -25,10 +26,16 @@ PAGES = {
     "quality.png": "/monitoring/quality/summarize/?range=24h",
     "gates.png": "/models/loan-approval/versions/1/",
     "gates_pass.png": "/models/loan-approval/versions/2/",
+    "experiments.png": "/experiments/",
+    "experiment.png": "/experiments/churn-v7-offers/",
+    "experiment_prompt.png": "/experiments/summarize-v3-exec/",
 }
 
 
-def main(base: str) -> None:
+def main(base: str, only: list[str]) -> None:
+    unknown = sorted(set(only) - set(PAGES) - {"drift_report.png"})
+    if unknown:
+        raise SystemExit(f"No screenshot named {', '.join(unknown)}; known: {', '.join([*PAGES, 'drift_report.png'])}")
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
@@ -38,12 +45,17 @@ def main(base: str) -> None:
         page.fill("input[name=password]", "bob")
         page.click("button[type=submit]")
         for name, path in PAGES.items():
+            if only and name not in only:
+                continue
             page.goto(base + path)
             page.wait_for_load_state("networkidle")
             page.wait_for_timeout(400)
             page.screenshot(path=str(OUT / name), full_page=False)
             print("wrote", OUT / name)
         # The newest drift report of the demo model: the first report link of its monitoring page.
+        if only and "drift_report.png" not in only:
+            browser.close()
+            return
         page.goto(base + "/monitoring/models/fraud-detector/versions/6/")
         link = page.locator("a[href^='/monitoring/reports/']").first
         if link.count():
@@ -56,4 +68,4 @@ def main(base: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000")
+    main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8000", sys.argv[2:])
