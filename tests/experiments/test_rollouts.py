@@ -6,12 +6,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
 from statsmodels.stats.proportion import proportions_ztest
 
-from experiments import canary, selectors, services
+from experiments import canary, selectors, services, tasks
 from experiments.models import Outcome, Rollout, RolloutDecision, RolloutPolicy
 from experiments.services import rollouts
 from mlops_site.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
+from mlops_site.queue import task_get
 from monitoring.services import rollups_catch_up
 from registry import services as registry_services
 from registry.models import AuditEvent, ModelVersion, PromotionRequest
@@ -586,3 +589,35 @@ def test_the_series_compares_candidate_and_baseline_minute_by_minute(fraud, edit
     assert series.values["negative_feedback_rate"]["candidate"] == [None, 0.25]
     assert [(m.action, m.stage, m.traffic_percent) for m in series.stages] == [("start", "shadow", 0.0), ("rollback", "rollback", 0.0)]
     assert (series.start, series.end, series.granularity) == (t0, minutes(t0, 6), "minute")
+
+
+# --- the task, the beat entry and the command ---------------------------------------------------------------------------------
+
+
+def test_the_tasks_call_the_services_and_beat_ticks_every_minute(fraud, editor, approver, settings):
+    request = registry_services.promotion_request_create(version=fraud[1], to_stage="production", reason="r", actor=editor, strategy="canary")
+    registry_services.promotion_approve(promotion_id=request.pk, actor=approver)
+
+    started = tasks.rollout_start(request.pk)
+    again = tasks.rollout_start(request.pk)
+    ticked = tasks.rollouts_tick()
+
+    rollout = Rollout.objects.get(promotion=request)
+    assert started == again == f"rollout {rollout.pk}"
+    assert ticked == "0 new events rolled up; 0 rollouts started; 1 hold." and rollout.last_tick_at is not None
+    entry = settings.CELERY_BEAT_SCHEDULE["experiments-rollouts-tick"]
+    assert entry == {"task": "experiments.tasks.rollouts_tick", "schedule": 60.0}
+    assert (task_get(entry["task"]).name, task_get(settings.MLOPS_ROLLOUT_START_TASK).name) == (tasks.rollouts_tick.name, tasks.rollout_start.name)
+
+
+def test_the_command_rolls_up_new_events_then_ticks_once(fraud, editor, approver, quick, t0, capsys):
+    rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
+    Rollout.objects.filter(pk=rollout.pk).update(stage_started_at=timezone.now() - timedelta(minutes=10))
+    traffic(editor, version=2, at=timezone.now() - timedelta(minutes=5), n=25)
+
+    call_command("rollouts_tick")
+    call_command("rollouts_tick")
+
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["25 new events rolled up; 0 rollouts started; 1 advance.", "0 new events rolled up; 0 rollouts started; 1 skipped."]
+    assert Rollout.objects.get(pk=rollout.pk).stage_index == 1
