@@ -75,10 +75,12 @@ def strict_check(tp: Any, constraint: Meta | None = None) -> Callable[[Any], Any
 
     A bool is neither a whole number nor a float; a whole number is a float too (and comes back as one); a
     float is finite (JSON has no NaN or infinity, and msgspec refuses a number beyond the largest float);
-    bounds are inclusive. Only the kinds FIELDS uses: anything else is a TypeError when the module loads,
-    so a new kind of field gets its check here before it can be declared.
+    bounds are inclusive. Only the kinds and bounds FIELDS uses: anything else is a TypeError when the
+    module loads, so a new kind of field gets its check here before it can be declared.
     """
     meta = constraint or Meta()
+    if any(getattr(meta, name) is not None for name in ("gt", "lt", "multiple_of", "pattern", "tz")):
+        raise TypeError(f"no strict check for {meta!r}")
     low = -math.inf if meta.ge is None else meta.ge
     high = math.inf if meta.le is None else meta.le
     shortest, longest = meta.min_length or 0, math.inf if meta.max_length is None else meta.max_length

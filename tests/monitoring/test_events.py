@@ -3,10 +3,11 @@ That the two paths agree on random events is tests/monitoring/test_ingest.py's."
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 import pytest
+from msgspec import Meta
 
 from monitoring.events import (
     FIELD_NAMES,
@@ -57,10 +58,44 @@ def test_every_declared_field_is_checked_by_both_paths_with_its_message(field):
 
 
 def test_a_name_outside_the_declaration_is_unknown_to_both_paths():
-    fast, strict = both_paths(event(latency=3, zz=1))
+    fast, strict = both_paths(event(latency=3), event(zz=1, latency=3, yy=2))
 
     assert fast is None
-    assert strict == [{"index": 0, "field": "latency", "message": "unknown field (and zz)"}]
+    assert strict == [
+        {"index": 0, "field": "latency", "message": "unknown field"},
+        {"index": 1, "field": "latency", "message": "unknown field (and yy, zz)"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([event()], 'send {"events": [...]}'),
+        ({"events": event()}, 'send {"events": [...]}'),
+        ({"events": []}, "the batch is empty"),
+        ({"events": [event()] * 10_001}, "at most 10000 events per request, got 10001"),
+    ],
+)
+def test_a_batch_that_is_not_one_is_refused_as_a_whole(payload, message):
+    with pytest.raises(BatchInvalid) as caught:
+        validate_batch(payload, now=NOW)
+
+    assert caught.value.errors == [{"index": None, "field": "events", "message": message}]
+
+
+def test_the_largest_batch_passes_both_paths():
+    sent = [event(event_id=f"e-{i}") for i in range(10_000)]
+
+    fast, strict = both_paths(*sent)
+
+    assert len(strict) == 10_000 and fast == strict
+
+
+def test_the_strict_path_stops_after_a_hundred_problems():
+    with pytest.raises(BatchInvalid) as caught:
+        validate_batch({"events": [event(latency_ms=-1) for _ in range(150)]}, now=NOW)
+
+    assert [e["index"] for e in caught.value.errors] == list(range(100))
 
 
 @pytest.mark.parametrize("how", ["absent", "null"])
@@ -161,6 +196,16 @@ def test_a_timestamp_without_a_zone_is_utc_and_one_with_a_zone_keeps_it():
     assert strict[1].timestamp.tzinfo == timezone(timedelta(hours=2))
 
 
+def test_a_timestamp_that_is_not_one_is_named_with_its_problem():
+    _, strict = both_paths(event(timestamp=1763632800), event(timestamp="20 Nov 2026"), event(timestamp=ABSENT))
+
+    assert strict == [
+        {"index": 0, "field": "timestamp", "message": "must be an ISO 8601 string"},
+        {"index": 1, "field": "timestamp", "message": "not an ISO 8601 date and time"},
+        {"index": 2, "field": "timestamp", "message": "must be an ISO 8601 string"},
+    ]
+
+
 def test_a_timestamp_msgspec_does_not_read_takes_the_strict_path():
     fast, strict = both_paths(event(timestamp="2026-11-20 10:00:00"), event(timestamp="2026-11-20"))
 
@@ -209,7 +254,9 @@ VALUES = [
 
 @pytest.mark.parametrize(
     ("tp", "constraint"),
-    sorted({(f.type, f.constraint) for f in FIELDS if f.check is None} | {(FeatureValue, None), (dict[str, FeatureValue], None)}, key=repr),
+    # The declared ones, and upper bounds, which no field has today.
+    sorted({(f.type, f.constraint) for f in FIELDS if f.check is None}
+           | {(FeatureValue, None), (dict[str, FeatureValue], None), (int, Meta(ge=-1, le=1)), (float, Meta(ge=-1, le=1))}, key=repr),
     ids=repr,
 )
 def test_the_strict_check_of_a_type_takes_what_msgspec_takes(tp, constraint):
@@ -228,6 +275,29 @@ def test_the_strict_check_of_a_type_takes_what_msgspec_takes(tp, constraint):
         assert (got, type(got)) == (expected, type(expected)), (tp, constraint, value)
 
 
-def test_a_type_without_a_strict_check_cannot_be_declared():
+def test_the_strict_check_of_a_dict_names_the_first_bad_key():
+    check = strict_check(dict[str, FeatureValue])
+
+    with pytest.raises(Refused) as caught:
+        check({"a": 1, "b": True, "c": [1]})
+
+    assert caught.value.field == "b"
+
+
+@pytest.mark.parametrize(
+    ("tp", "constraint"),
+    [
+        (list[int], None),
+        (Literal["a", "b"], None),
+        (dict[int, FeatureValue], None),
+        (str | None, None),
+        (int, Meta(gt=0)),
+        (float, Meta(lt=1)),
+        (str, Meta(pattern="^[a-z]+$")),
+        (int, Meta(multiple_of=2)),
+    ],
+    ids=repr,
+)
+def test_a_type_or_bound_without_a_strict_check_cannot_be_declared(tp, constraint):
     with pytest.raises(TypeError):
-        strict_check(list[int])
+        strict_check(tp, constraint)
