@@ -291,3 +291,136 @@ def test_fast_path_agrees_with_the_reference_on_random_events():
             assert _strict_verdict(body.encode()) == "refused", body
 
     assert decided > 100  # the fast path really takes the valid ones
+
+
+def writes(queries) -> list[str]:
+    """The write statements of captured queries, each as its verb and table ("INSERT monitoring_event"),
+    one entry per statement (an executemany is one)."""
+    out = []
+    for query in queries:
+        sql = query["sql"].split(" times: ", 1)[-1].lstrip()
+        verb = sql.split(" ", 1)[0].upper()
+        if verb in ("INSERT", "UPDATE", "DELETE"):
+            table = sql.split('"')[1]
+            out.append(f"{verb} {table}")
+    return out
+
+
+def test_a_new_batch_is_stored_with_one_insert_per_table_and_a_resent_one_writes_nothing(editor, fraud):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from monitoring.services import events_ingest
+
+    # given a batch of five new events
+    payload = {"events": [event(i) for i in range(5)]}
+
+    # when it is sent, then sent again
+    with CaptureQueriesContext(connection) as first:
+        events_ingest(payload=payload, actor=editor)
+    with CaptureQueriesContext(connection) as again:
+        result = events_ingest(payload=payload, actor=editor)
+
+    # then the first write is one feature batch and one INSERT of the events (nothing rewritten after);
+    # the second is answered by the duplicate check alone: no write at all
+    assert writes(first.captured_queries) == ["INSERT monitoring_featurebatch", "INSERT monitoring_event"]
+    assert writes(again.captured_queries) == []
+    assert result.accepted == 0 and result.duplicates == 5
+
+
+def test_a_batch_larger_than_a_chunk_is_stored_whole_and_recognised_whole(editor, fraud):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from monitoring.services import events_ingest
+
+    # given 2,500 events: more than the 2,000 ids or rows one statement carries
+    payload = {"events": [event(i) for i in range(2500)]}
+
+    # when they are sent, then sent again with one new event
+    with CaptureQueriesContext(connection) as first:
+        stored = events_ingest(payload=payload, actor=editor)
+    with CaptureQueriesContext(connection) as again:
+        resent = events_ingest(payload={"events": payload["events"] + [event(2500)]}, actor=editor)
+
+    # then every event is stored, in two INSERTs of 2,000 and 500, and recognised when re-sent
+    assert (stored.accepted, stored.duplicates) == (2500, 0)
+    inserts = [q["sql"].split(" times: ")[0] for q in first.captured_queries if "INSERT" in q["sql"] and "monitoring_event" in q["sql"]]
+    assert inserts == ["2000", "500"]
+    assert (resent.accepted, resent.duplicates) == (1, 2500)
+    assert writes(again.captured_queries) == ["INSERT monitoring_featurebatch", "INSERT monitoring_event"]
+    assert Event.objects.count() == 2501
+    assert sorted(drift_columns(fraud)["amount"].tolist()) == [10.0 + i for i in range(2501)]
+
+
+def test_unknown_versions_are_listed_up_to_100(api_as, editor, fraud):
+    # given 150 events of a version the registry does not have
+    events = [event(i, version=9) for i in range(150)]
+
+    # when
+    body = assert_error_shape(api_as(editor).post("/api/v1/events", {"events": events}, format="json"), 400, "invalid")
+
+    # then
+    errors = body["extra"]["errors"]
+    assert len(errors) == 100
+    assert errors[0] == {"index": 0, "field": "version", "message": "no model 'fraud' version 9 in the registry"}
+    assert errors[-1]["index"] == 99
+
+
+def test_events_ingest_names_the_role_it_needs(viewer):
+    from mlops_site.exceptions import Forbidden
+    from monitoring.services import events_ingest
+
+    # given a viewer
+
+    # when / then
+    with pytest.raises(Forbidden, match=r"^Ingesting events needs the editor role\.$"):
+        events_ingest(payload={"events": [event(0)]}, actor=viewer)
+
+
+def test_a_model_event_is_stored_with_its_label_and_no_llm(api_as, editor, fraud):
+    # given an event with a label and no llm_model
+
+    # when
+    api_as(editor).post("/api/v1/events", {"events": [event(0, label=1, prediction="spam")]}, format="json")
+
+    # then
+    stored = Event.objects.get(event_id="e-0")
+    assert (stored.label, stored.prediction, stored.llm_model) == (1, "spam", "")
+
+
+def test_event_times_are_stored_in_utc_whatever_the_site_time_zone(api_as, editor, fraud, settings):
+    # given a site configured for Tokyo (UTC+9), whose process clock follows TIME_ZONE
+    settings.TIME_ZONE = "Asia/Tokyo"
+
+    # when an event of 10:00 UTC is sent
+    api_as(editor).post("/api/v1/events", {"events": [event(0, timestamp="2026-11-20T10:00:00Z")]}, format="json")
+
+    # then it reads back as 10:00 UTC, and the drift window of 10:00-11:00 UTC holds it
+    assert Event.objects.get(event_id="e-0").timestamp == datetime(2026, 11, 20, 10, tzinfo=UTC)
+    assert Event.objects.filter(timestamp__gte=datetime(2026, 11, 20, 10, tzinfo=UTC), timestamp__lt=datetime(2026, 11, 20, 11, tzinfo=UTC)).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        ([], "Batch refused, nothing stored: events: the batch is empty"),
+        (
+            [event(i, latency_ms=-1) for i in range(5)],
+            "Batch refused, nothing stored: " + "; ".join(f"events[{i}].latency_ms: required: a finite number >= 0" for i in range(5)),
+        ),
+        (
+            [event(i, latency_ms=-1) for i in range(8)],
+            "Batch refused, nothing stored: " + "; ".join(f"events[{i}].latency_ms: required: a finite number >= 0" for i in range(5)) + " (and 3 more)",
+        ),
+    ],
+    ids=["batch-level", "five", "eight"],
+)
+def test_a_refused_batch_names_its_first_five_problems_and_counts_the_rest(api_as, editor, fraud, events, message):
+    # given a batch with problems (in each case)
+
+    # when
+    body = assert_error_shape(api_as(editor).post("/api/v1/events", {"events": events}, format="json"), 400, "invalid")
+
+    # then
+    assert body["message"] == message
