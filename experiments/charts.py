@@ -1,15 +1,25 @@
-"""Plotly figures of the experiment page: the analysis snapshot's daily series in, figure dicts out. No ORM.
+"""Plotly figures of the experiment and rollout pages: results in, figure dicts out. No ORM.
 
 The series (experiments/services/results.py, `results["series"]`) is cumulative by UTC day of exposure:
 on day d, the units exposed up to d with all their outcomes so far. A day without enough data holds
 None, which Plotly draws as a gap. Rates and their differences are drawn in percent and points.
+
+A rollout's series (experiments.selectors.rollout_series) is the candidate against the baseline per roll-up
+bucket over the rollout; its charts draw the policy's trigger and gate thresholds and the stage changes.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from datetime import UTC
+from typing import TYPE_CHECKING
 
 from mlops_site.charts import PALETTE, base_layout, downsample, label
+from mlops_site.formatting import number_text
+
+if TYPE_CHECKING:  # the selectors read the database; the builders only take their plain results
+    from .selectors import RolloutSeries
 
 FILL_OPACITY = {"always_valid": 0.12, "fixed": 0.28}
 
@@ -106,3 +116,133 @@ def has_points(series: dict | None) -> bool:
     if not series or not series.get("days"):
         return False
     return any(_finite(v) is not None for arm in series.get("arms") or [] for v in arm.get("value") or [])
+
+
+# --- canary rollouts ----------------------------------------------------------------------------------------------------
+
+# How each metric of a rollout page is drawn: its title, its axis, the factor from the stored figure (rates are drawn in
+# percent), and the hover format.
+ROLLOUT_METRIC_SPEC = {
+    "error_rate": {"title": "Error rate", "axis": "errors (%)", "factor": 100.0, "unit": " %"},
+    "latency_p95": {"title": "P95 latency", "axis": "ms", "factor": 1.0, "unit": " ms"},
+    "guardrail_rate": {"title": "Guardrail rate", "axis": "guardrail triggered (%)", "factor": 100.0, "unit": " %"},
+    "negative_feedback_rate": {"title": "Negative feedback rate", "axis": "thumbs down (% of feedback)", "factor": 100.0, "unit": " %"},
+    "cost_per_request": {"title": "Cost per request", "axis": "USD per request", "factor": 1.0, "unit": " USD"},
+}
+# The gates drawn on a metric's chart, over the stage they guard: the candidate must stay below the line.
+GATE_METRIC = {"error_rate": "error_rate", "latency_p95": "latency_p95"}
+SIDE_COLOR = {"candidate": PALETTE[0], "baseline": "#64748b"}
+ACTION_COLOR = {"rollback": "#dc2626", "pause": "#d97706"}
+GATE_COLOR = "#16a34a"
+MARK_COLOR = {"rollback": "#dc2626", "pause": "#d97706", "complete": "#16a34a"}
+MARK_TEXT = {"rollback": "rolled back", "complete": "completed", "pause": "paused", "resume": "resumed"}  # else the stage's name
+
+
+def _utc(when) -> str:
+    """An aware datetime as "YYYY-MM-DD HH:MM:SS" in UTC (the form plotly.js reads the same in every browser time zone)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _limit_text(value: float, factor: float, unit: str) -> str:
+    return f"{number_text(value * factor)}{unit}"
+
+
+def _trigger_name(trigger: dict, factor: float, unit: str) -> str:
+    verb = "roll back" if trigger["action"] == "rollback" else "pause"
+    if trigger.get("relative"):
+        return f"{verb} above {number_text(trigger['threshold'])} × baseline"
+    return f"{verb} above {_limit_text(trigger['threshold'], factor, unit)}"
+
+
+def _gate_name(stage: dict, unit: str) -> str:
+    gate = stage["gate"]
+    if gate["name"] == "error_rate":
+        return f"{stage['name']} gate: below baseline + {number_text(gate['threshold'] * 100)} points"
+    return f"{stage['name']} gate: below {number_text(gate['threshold'])} × baseline"
+
+
+def _stage_of_buckets(buckets: Sequence, marks: Sequence) -> list[int | None]:
+    """The stage in force at each bucket's start: the last stage-moving decision at or before it (before the first
+    decision, the first one's stage). None after the rollout ended (rollback, complete)."""
+    ordered = sorted(marks, key=lambda m: m.at)
+    out: list[int | None] = []
+    k = 0
+    for bucket in buckets:
+        while k + 1 < len(ordered) and ordered[k + 1].at <= bucket:
+            k += 1
+        out.append(ordered[k].stage_index if ordered else None)
+    return out
+
+
+def rollout_metric(*, metric: str, series: RolloutSeries, stages: Sequence[dict], triggers: Sequence[dict], candidate: str, baseline: str) -> dict:
+    """Candidate against baseline of one metric over the rollout (`series`: experiments.selectors.rollout_series), with
+    the policy's thresholds drawn in: each trigger of the metric (an absolute one as a horizontal line, a relative one as
+    the threshold x the baseline's value of each point), each stage's gate on the metric over the time the rollout spent in
+    that stage (error rate: baseline + the threshold in points; P95: threshold x baseline), and the stage changes as
+    vertical lines. Rates are drawn in percent. None is a gap."""
+    spec = ROLLOUT_METRIC_SPEC[metric]
+    factor, unit = spec["factor"], spec["unit"]
+    xs = [_utc(b) for b in series.buckets]
+    values = series.values[metric]
+    base = [_finite(v) for v in values["baseline"]]
+    data = []
+    for side, name in (("candidate", candidate), ("baseline", baseline)):
+        px, py = downsample(xs, _scaled(values[side], factor))
+        _, requests = downsample(xs, list(series.requests[side]))
+        data.append({
+            "type": "scatter", "mode": "lines+markers" if len(px) < 60 else "lines", "name": label(name), "x": px, "y": py, "customdata": requests,
+            "line": {"color": SIDE_COLOR[side], "width": 2 if side == "candidate" else 1.5}, "marker": {"size": 4},
+            "hovertemplate": "%{x}: %{y:.4g}" + unit + " (%{customdata} requests)<extra>" + label(name) + "</extra>",
+        })
+    shapes, annotations = [], []
+    for trigger in triggers:
+        if trigger["metric"] != metric:
+            continue
+        color, name = ACTION_COLOR[trigger["action"]], _trigger_name(trigger, factor, unit)
+        if trigger.get("relative"):
+            limit = [None if b is None else trigger["threshold"] * b * factor for b in base]
+            px, py = downsample(xs, limit)
+            data.append({"type": "scatter", "mode": "lines", "name": label(name), "x": px, "y": py, "line": {"color": color, "dash": "dash", "width": 1.5},
+                         "hovertemplate": "%{x}: %{y:.4g}" + unit + f"<extra>{label(name)}</extra>"})
+        else:
+            y = trigger["threshold"] * factor
+            shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": y, "y1": y,
+                           "line": {"color": color, "dash": "dash", "width": 1.5}})
+            annotations.append({"xref": "paper", "x": 1, "yref": "y", "y": y, "text": label(name), "showarrow": False, "xanchor": "right",
+                                "yanchor": "bottom", "font": {"size": 11, "color": color}})
+    in_stage = _stage_of_buckets(series.buckets, series.stages)
+    for index, stage in enumerate(stages):
+        gate = stage.get("gate")
+        if not gate or GATE_METRIC.get(gate["name"]) != metric or gate.get("threshold") is None:
+            continue
+        limit = []
+        for b, at in zip(base, in_stage, strict=True):
+            if b is None or at != index:
+                limit.append(None)
+            else:
+                limit.append((b + gate["threshold"]) * factor if gate["name"] == "error_rate" else gate["threshold"] * b * factor)
+        if all(v is None for v in limit):
+            continue
+        name = _gate_name(stage, unit)
+        px, py = downsample(xs, limit)
+        data.append({"type": "scatter", "mode": "lines", "name": label(name), "x": px, "y": py, "line": {"color": GATE_COLOR, "dash": "dot", "width": 1.5},
+                     "hovertemplate": "%{x}: %{y:.4g}" + unit + f"<extra>{label(name)}</extra>"})
+    for i, mark in enumerate(series.stages):
+        color = MARK_COLOR.get(mark.action, "#94a3b8")
+        x = _utc(mark.at)
+        shapes.append({"type": "line", "xref": "x", "x0": x, "x1": x, "yref": "paper", "y0": 0, "y1": 1, "line": {"color": color, "width": 1, "dash": "dot"}})
+        # Labels alternate between two heights: stage changes minutes apart would print over each other.
+        annotations.append({"xref": "x", "x": x, "yref": "paper", "y": 1 if i % 2 == 0 else 0.93, "text": label(MARK_TEXT.get(mark.action, mark.stage)),
+                            "showarrow": False, "xanchor": "left", "yanchor": "bottom", "font": {"size": 10, "color": color}})
+    layout = base_layout(
+        title={"text": spec["title"], "x": 0}, shapes=shapes, annotations=annotations, hovermode="x unified",
+        margin={"l": 56, "r": 16, "t": 48, "b": 48}, legend={"orientation": "h", "y": -0.25},
+    )
+    layout["xaxis"] = {**layout["xaxis"], "type": "date", "title": {"text": "UTC"}, "range": [_utc(series.start), _utc(series.end)]}
+    layout["yaxis"] = {**layout["yaxis"], "title": {"text": spec["axis"]}, "rangemode": "tozero", "automargin": True}
+    return {"data": data, "layout": layout}
+
+
+def rollout_has_points(series: RolloutSeries, metric: str) -> bool:
+    """Whether either side has a figure of `metric` to draw (a chart of only gaps says nothing)."""
+    return any(_finite(v) is not None for side in series.values[metric].values() for v in side)

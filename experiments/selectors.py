@@ -286,9 +286,12 @@ def _rollouts() -> QuerySet[Rollout]:
     )
 
 
-def rollout_list(*, status: str | None = None, model: RegisteredModel | None = None, prompt: Prompt | None = None) -> QuerySet[Rollout]:
+def rollout_list(
+    *, status: str | None = None, model: RegisteredModel | None = None, prompt: Prompt | None = None, promotion_id: int | None = None,
+) -> QuerySet[Rollout]:
     """Rollouts, newest first, with their subject, versions and policy (its stages: the stage's name and the share), and the
-    latest evaluation (`last_numbers`; `rollout_health` reads it). One query (two with a paginator's count)."""
+    latest evaluation (`last_numbers`; `rollout_health` reads it); `promotion_id`: the rollout of that promotion request.
+    One query (two with a paginator's count)."""
     if status is not None and status not in RolloutStatus.values:
         raise ValidationFailed(f"status: one of {', '.join(RolloutStatus.values)}.", fields={"status": [f"unknown status {status!r}"]})
     qs = _rollouts()
@@ -298,6 +301,8 @@ def rollout_list(*, status: str | None = None, model: RegisteredModel | None = N
         qs = qs.filter(model=model)
     if prompt is not None:
         qs = qs.filter(prompt=prompt)
+    if promotion_id is not None:
+        qs = qs.filter(promotion_id=promotion_id)
     return qs.order_by("-started_at", "-id")
 
 
