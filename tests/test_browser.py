@@ -226,3 +226,57 @@ def test_editor_designs_an_experiment_with_the_live_calculator_starts_it_and_see
     assert page.get_attribute("#recommendation", "data-action") == "promote"
     assert page.get_attribute("[data-step=randomisation]", "data-state") == "done"
     assert console_errors == []
+
+
+def test_approver_pauses_and_resumes_a_running_rollout_beside_its_charts(live_server, page, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from experiments import services as experiment_services
+    from experiments.models import Rollout
+    from monitoring.services import rollups_catch_up
+    from registry.models import AuditEvent
+    from tests.experiments.conftest import QUICK, canary_of, traffic
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "browser-rollouts"}}
+    editor, carol = make_user("alice", "editor"), make_user("carol", "approver")
+    make_user("bob", "approver")  # presses the buttons; carol approved the canary
+    v1 = register("fraud", editor)
+    promote(v1, "production", editor, carol)
+    experiment_services.rollout_policy_create(name="quick", actor=carol, **QUICK)
+    t0 = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=30)
+    rollout = canary_of(register("fraud", editor), editor, carol, policy="quick", at=t0)
+    traffic(editor, version=1, at=t0 + timedelta(minutes=1), n=300, latency_ms=100.0)
+    traffic(editor, version=2, at=t0 + timedelta(minutes=1), n=60, latency_ms=105.0)
+    rollups_catch_up()
+    assert experiment_services.rollout_tick(rollout_id=rollout.pk, now=t0 + timedelta(minutes=6)) == "advance"
+    console_errors = []
+    page.on("console", lambda msg: msg.type == "error" and console_errors.append(msg.text))
+
+    log_in(page, live_server, "bob")
+    page.click("nav >> text=Rollouts")
+    page.click(f"#rollout-table tr[data-rollout='{rollout.pk}'] a >> text=#{rollout.pk}")
+    page.wait_for_selector("#chart-error-rate .plot-container", state="attached")
+    page.wait_for_selector("#chart-latency-p95 .main-svg")
+    assert page.locator("#chart-latency-p95 .scatterlayer .trace").count() >= 3  # candidate, baseline, 2 x baseline
+    assert "roll back above 5 %" in page.inner_text("#chart-error-rate")
+    assert page.inner_text("#rollout-stage") == "5%" and page.inner_text("#rollout-share") == "5 %"
+    page.fill("#decide-form textarea[name=reason]", "a look at the latency first")
+    page.click("[data-testid=pause]")
+
+    page.wait_for_selector(".msg-success >> text=Paused at 5% (5 %)")
+    assert page.get_attribute("#rollout-status", "data-status") == "paused"
+    assert "a look at the latency first" in page.inner_text("#decision-table tr[data-action=pause]")
+    page.fill("#decide-form textarea[name=reason]", "latency is fine")
+    page.click("[data-testid=resume]")
+
+    page.wait_for_selector(".msg-success >> text=Resumed: stage 5% (5 %) starts over.")
+    assert page.get_attribute("#rollout-status", "data-status") == "running"
+    assert Rollout.objects.get(pk=rollout.pk).status == "running"
+    assert list(AuditEvent.objects.filter(action__in=["rollout_paused", "rollout_resumed"]).order_by("id").values_list("action", "actor_name", "reason")) == [
+        ("rollout_paused", "bob", "a look at the latency first"), ("rollout_resumed", "bob", "latency is fine")]
+    page.click("#rollout-candidate a")
+    page.wait_for_function("document.querySelector('#rolling-out [data-rollout-stage]').textContent === ': stage 5%, 5 %'")
+    assert page.get_attribute("#rollout-link", "href") == f"/rollouts/{rollout.pk}/"
+    assert console_errors == []

@@ -16,7 +16,7 @@ from mlops_site.pages import call_and_redirect, get_or_404, paginate, querystrin
 from mlops_site.roles import APPROVER, has_role
 
 from .. import charts, selectors, services
-from ..models import PROMOTABLE_STAGES, AuditAction, PromotionStatus
+from ..models import CANARY_STAGES, PROMOTABLE_STAGES, AuditAction, PromotionStatus, PromotionStrategy
 from ..templatetags.registry_extras import target_url
 from .gates import evaluation_page, gate_card
 
@@ -72,6 +72,8 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
         "metric_rows": _metric_rows(found.metrics, baseline.metrics if baseline else {}),
         "promotions": promotions,
         "pending": [p for p in promotions if p.status == PromotionStatus.PENDING],
+        "rolling_out": next((p for p in promotions if p.status == PromotionStatus.ROLLING_OUT), None),
+        "canary_stage": CANARY_STAGES["model"],
         "stages": [s for s in PROMOTABLE_STAGES if s != found.stage],
         "audit": list(selectors.audit_list(subject=f"model:{name}", version=found.version)[:50]),
         "evaluations": evaluation_page(request, model_version=found),
@@ -186,17 +188,31 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 # --- buttons (POST) ------------------------------------------------------------------------
 
 
+def strategy_of(request: HttpRequest) -> tuple[str, str]:
+    """The promote form's strategy (its "Roll out as a canary" box) and the rollout policy's name, which only a canary takes."""
+    strategy = request.POST.get("strategy") or PromotionStrategy.DIRECT
+    return strategy, request.POST.get("policy", "") if strategy == PromotionStrategy.CANARY else ""
+
+
+def requested_text(name: str, version: int, to_stage: str, strategy: str, policy: str) -> str:
+    if strategy == PromotionStrategy.CANARY:
+        return (f"Requested {name} v{version} → {to_stage} as a canary (rollout policy {policy or 'default'}). Once someone with the approver "
+                "role approves it, it rolls out in stages while the current version keeps serving the rest.")
+    return f"Requested {name} v{version} → {to_stage}. Someone with the approver role must approve it."
+
+
 @require_POST
 def version_promote(request: HttpRequest, name: str, version: int) -> HttpResponse:
     found = get_or_404(selectors.version_get, model_name=name, version=version)
     to_stage = request.POST.get("to", "")
+    strategy, policy = strategy_of(request)
     return call_and_redirect(
         request,
         lambda: services.promotion_request_create(
             version=found, to_stage=to_stage, reason=request.POST.get("reason", ""), actor=request.user,
-            override_reason=request.POST.get("override_reason", ""),
+            override_reason=request.POST.get("override_reason", ""), strategy=strategy, policy=policy,
         ),
-        success=f"Requested {name} v{version} → {to_stage}. Someone with the approver role must approve it.",
+        success=requested_text(name, version, to_stage, strategy, policy),
         fallback=reverse("registry:version-detail", args=[name, version]),
     )
 
@@ -211,7 +227,10 @@ def promotion_approve(request: HttpRequest, promotion_id: int) -> HttpResponse:
             promotion_id=promotion_id, actor=request.user, comment=request.POST.get("comment", ""),
             override_reason=request.POST.get("override_reason", ""),
         ),
-        success=f"Approved: {label} is now in {promotion.to_stage}.",
+        success=lambda approved: (
+            f"Approved: {label} rolls out into {approved.to_stage} as a canary, stage by stage; the version there keeps serving the rest "
+            "until the rollout completes." if approved.status == PromotionStatus.ROLLING_OUT else f"Approved: {label} is now in {approved.to_stage}."
+        ),
         fallback=target_url(promotion),
     )
 

@@ -15,9 +15,10 @@ from mlops_site.exceptions import DomainError
 from mlops_site.pages import call_and_redirect, get_or_404, paginate, querystring, redirect_back
 
 from .. import selectors, services
-from ..models import Environment, PromotionStatus
+from ..models import CANARY_STAGES, Environment, PromotionStatus, PromotionStrategy
 from ..prompt_diff import settings_text, side_by_side
 from .gates import evaluation_page, gate_card
+from .models import requested_text, strategy_of
 
 BUILT_IN_CRITERIA = {"format_check", "llm_judge"}
 
@@ -76,6 +77,8 @@ def prompt_version_detail(request: HttpRequest, name: str, version: int) -> Http
         "criteria": [(c, c.get("type") in BUILT_IN_CRITERIA, {k: v for k, v in c.items() if k not in ("name", "type")}) for c in found.eval_criteria],
         "pending": [p for p in promotions if p.status == PromotionStatus.PENDING],
         "promotions": [p for p in promotions if p.status != PromotionStatus.PENDING],
+        "rolling_out": next((p for p in promotions if p.status == PromotionStatus.ROLLING_OUT), None),
+        "canary_stage": CANARY_STAGES["prompt"],
         "audit": list(selectors.audit_list(subject=f"prompt:{name}", version=found.version)[:50]),
         "evaluations": evaluation_page(request, prompt_version=found),
         "qs": querystring(request),
@@ -97,13 +100,14 @@ def eval_set_detail(request: HttpRequest, name: str, version: int) -> HttpRespon
 def prompt_version_promote(request: HttpRequest, name: str, version: int) -> HttpResponse:
     found = get_or_404(selectors.prompt_version_get, prompt_name=name, version=version)
     env = request.POST.get("to", "")
+    strategy, policy = strategy_of(request)
     return call_and_redirect(
         request,
         lambda: services.promotion_request_create(
             version=found, to_stage=env, reason=request.POST.get("reason", ""), actor=request.user,
-            override_reason=request.POST.get("override_reason", ""),
+            override_reason=request.POST.get("override_reason", ""), strategy=strategy, policy=policy,
         ),
-        success=f"Requested {name} v{version} → {env}.",
+        success=requested_text(name, version, env, strategy, policy) if strategy == PromotionStrategy.CANARY else f"Requested {name} v{version} → {env}.",
         fallback=reverse("registry:prompt-version-detail", args=[name, version]),
     )
 

@@ -139,3 +139,47 @@ def test_approve_and_reject_buttons_work_for_prompt_requests(imported, approver)
     assert approved.redirect_chain[-1][0] == "/prompts/summarize/versions/2/"
     assert "Approved: summarize v2 is now in prod." in approved.content.decode()
     assert "Rejected the request to move summarize v2 to staging." in rejected.content.decode()
+
+
+# --- canary promotions -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def in_prod(imported, approver):
+    """The brief's prompts with their pending moves approved: summarize v2 in prod, v3 in staging."""
+    for promotion in PromotionRequest.objects.filter(status="pending"):
+        services.promotion_approve(promotion_id=promotion.pk, actor=approver)
+
+
+def test_prompt_version_page_offers_a_canary_into_prod(editor, in_prod):
+    client = logged_in(editor)
+
+    v3 = client.get("/prompts/summarize/versions/3/").content.decode()
+    v2 = client.get("/prompts/summarize/versions/2/").content.decode()
+
+    assert 'data-canary-stage="prod"' in v3 and "Roll out as a canary" in v3 and "js/canary.js" in v3
+    assert 'name="strategy"' not in v2  # v2 runs in prod already
+
+
+def test_prompt_canary_request_approval_and_banner(viewer, editor, approver, in_prod):
+    requested = logged_in(editor).post("/prompts/summarize/versions/3/promote/",
+                                       {"to": "prod", "reason": "tighter", "strategy": "canary", "policy": ""}, follow=True)
+    promotion = PromotionRequest.objects.get(status="pending", prompt__name="summarize")
+
+    approved = logged_in(approver).post(f"/promotions/{promotion.pk}/approve/", follow=True)
+    page = logged_in(viewer).get("/prompts/summarize/versions/3/").content.decode()
+
+    assert (promotion.strategy, promotion.policy, promotion.to_stage) == ("canary", "", "prod")
+    assert " ".join(str(m) for m in requested.context["messages"]).startswith("Requested summarize v3 → prod as a canary (rollout policy default).")
+    assert "Approved: summarize v3 rolls out into prod as a canary" in " ".join(str(m) for m in approved.context["messages"])
+    assert PromptVersion.objects.get(prompt__name="summarize", version=2).deployments.filter(environment="prod").exists()
+    banner = re.search(r'<p class="msg banner rolling-out" id="rolling-out".*?</p>', page, re.S).group(0)
+    assert f'data-promotion="{promotion.pk}" data-kind="prompt" data-name="summarize"' in banner
+    assert f'<a href="/rollouts/?promotion={promotion.pk}" id="rollout-link">see the rollout</a>' in banner
+    assert "v2 stays in prod until it completes" in banner
+
+
+def test_a_prompt_canary_to_dev_is_refused_with_the_services_message(editor, imported):
+    response = logged_in(editor).post("/prompts/summarize/versions/3/promote/", {"to": "dev", "reason": "r", "strategy": "canary"}, follow=True)
+
+    assert " ".join(str(m) for m in response.context["messages"]) == "A canary of a prompt rolls out into prod, not dev."

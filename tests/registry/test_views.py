@@ -286,3 +286,82 @@ def test_metric_numbers_are_written_with_four_significant_digits():
     assert metric_pairs(values) == [
         ("a", "0.9123"), ("b", "1.5"), ("c", "3"), ("d", "2"), ("e", "-1.234e-05"), ("f", "123456.7892"), ("g", "n/a"), ("h", "1"), ("i", "—"),
     ]
+
+
+# --- canary promotions -------------------------------------------------------------------------------------------------
+
+
+def messages_of(response) -> str:
+    return " ".join(str(m) for m in response.context["messages"])
+
+
+@pytest.fixture
+def fraud_v2(editor, approver):
+    """fraud v1 in production, v2 registered."""
+    promote(register("fraud", editor), "production", editor, approver)
+    return register("fraud", editor)
+
+
+def test_version_page_offers_a_canary_while_production_is_a_target(editor, fraud_v2):
+    client = logged_in(editor)
+
+    candidate = client.get("/models/fraud/versions/2/").content.decode()
+    in_production = client.get("/models/fraud/versions/1/").content.decode()
+
+    form = re.search(r'<form [^>]*id="promote-form".*?</form>', candidate, re.S).group(0)
+    assert '<input type="checkbox" name="strategy" value="canary" id="canary-strategy"> Roll out as a canary' in form
+    assert 'data-canary-stage="production"' in form and '<input name="policy" list="rollout-policy-names" placeholder="default"' in form
+    assert "js/canary.js" in candidate
+    assert 'name="strategy"' not in in_production
+
+
+def test_request_as_a_canary_passes_the_strategy_and_the_policy(editor, fraud_v2):
+    response = logged_in(editor).post("/models/fraud/versions/2/promote/",
+                                      {"to": "production", "reason": "faster", "strategy": "canary", "policy": "quick"}, follow=True)
+
+    promotion = PromotionRequest.objects.get(status="pending")
+    assert (promotion.strategy, promotion.policy, promotion.to_stage, promotion.version) == ("canary", "quick", "production", fraud_v2)
+    assert messages_of(response) == ("Requested fraud v2 → production as a canary (rollout policy quick). Once someone with the approver role "
+                                     "approves it, it rolls out in stages while the current version keeps serving the rest.")
+    assert '<span class="tag" title="Approval starts a staged rollout under this rollout policy">canary · quick</span>' in response.content.decode()
+
+
+def test_a_direct_request_ignores_the_policy_box(editor, fraud_v2):
+    logged_in(editor).post("/models/fraud/versions/2/promote/", {"to": "staging", "reason": "r", "policy": "quick"})
+
+    promotion = PromotionRequest.objects.get(status="pending")
+    assert (promotion.strategy, promotion.policy, promotion.to_stage) == ("direct", "", "staging")
+
+
+def test_a_canary_to_staging_is_refused_with_the_services_message(editor, fraud_v2):
+    response = logged_in(editor).post("/models/fraud/versions/2/promote/", {"to": "staging", "reason": "r", "strategy": "canary"}, follow=True)
+
+    assert messages_of(response) == "A canary of a model rolls out into production, not staging."
+    assert not PromotionRequest.objects.filter(status="pending").exists()
+
+
+def test_approving_a_canary_says_it_rolls_out_and_the_version_page_links_the_rollout(viewer, editor, approver, fraud_v2):
+    promotion = services.promotion_request_create(version=fraud_v2, to_stage="production", reason="faster", actor=editor, strategy="canary")
+
+    approved = logged_in(approver).post(f"/promotions/{promotion.pk}/approve/", follow=True)
+    page = logged_in(viewer).get("/models/fraud/versions/2/").content.decode()
+
+    assert messages_of(approved) == ("Approved: fraud v2 rolls out into production as a canary, stage by stage; the version there keeps serving "
+                                     "the rest until the rollout completes.")
+    assert PromotionRequest.objects.get(pk=promotion.pk).status == "rolling_out"
+    assert ModelVersion.objects.get(model__name="fraud", version=1).stage == "production"
+    banner = re.search(r'<p class="msg banner rolling-out" id="rolling-out".*?</p>', page, re.S).group(0)
+    assert f'data-promotion="{promotion.pk}" data-kind="model" data-name="fraud"' in banner
+    assert f'<strong>Rolling out as a canary</strong> into production<span data-rollout-stage></span> — <a href="/rollouts/?promotion={promotion.pk}"' in banner
+    assert "v1 stays in production until it completes" in banner
+    assert 'id="rolling-out"' not in logged_in(viewer).get("/models/fraud/versions/1/").content.decode()
+
+
+def test_a_rolled_back_canary_shows_no_banner(viewer, editor, approver, fraud_v2):
+    promotion = services.promotion_request_create(version=fraud_v2, to_stage="production", reason="faster", actor=editor, strategy="canary")
+    services.promotion_approve(promotion_id=promotion.pk, actor=approver)
+    services.promotion_rollout_abort(promotion_id=promotion.pk, reason="errors")
+
+    page = logged_in(viewer).get("/models/fraud/versions/2/").content.decode()
+
+    assert 'id="rolling-out"' not in page and 'class="status status-rolled_back">rolled_back<' in page
