@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from statsmodels.stats.proportion import proportions_ztest
 
@@ -621,3 +622,18 @@ def test_the_command_rolls_up_new_events_then_ticks_once(fraud, editor, approver
     out = capsys.readouterr().out.splitlines()
     assert out == ["25 new events rolled up; 0 rollouts started; 1 advance.", "0 new events rolled up; 0 rollouts started; 1 skipped."]
     assert Rollout.objects.get(pk=rollout.pk).stage_index == 1
+
+
+def test_the_database_holds_one_active_rollout_per_model(fraud, editor, approver, quick, t0):
+    rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
+    other = PromotionRequest.objects.create(model=rollout.model, version=register("fraud", editor), to_stage="production", strategy="canary",
+                                            requested_by=editor)
+    second = dict(promotion=other, model=rollout.model, candidate_model_version=other.version, baseline_model_version=rollout.baseline,
+                  policy=rollout.policy, stage_started_at=t0, traffic_percent=0, salt="s")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Rollout.objects.create(**second)
+    services.rollout_rollback(rollout_id=rollout.pk, reason="make room", actor=approver)
+    Rollout.objects.create(**second)
+
+    assert Rollout.objects.filter(model=rollout.model).count() == 2
