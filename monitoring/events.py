@@ -187,7 +187,9 @@ def _features(value) -> dict:
 
 
 NON_NEGATIVE = Meta(ge=0)
-TOKENS = "must be a whole number >= 0"
+# Token counts are stored in 32-bit columns: a larger count is refused here, never by the database's insert.
+TOKEN_COUNT = Meta(ge=0, le=2**31 - 1)
+TOKENS = "must be a whole number from 0 to 2147483647"
 OPTIONAL_NUMBER = "must be a finite number >= 0"
 TRUE_OR_FALSE = "must be true or false"
 SCALAR = "must be a finite number, a string or a boolean"
@@ -210,10 +212,10 @@ FIELDS: tuple[Field, ...] = (
     Field("label", int | float | str | bool, None, SCALAR, default=None),
     # Of the input tokens, those read from a prompt cache; of the output tokens, those spent reasoning
     # (OpenAI's usage counts them inside prompt_tokens and completion_tokens the same way).
-    Field("input_tokens", int, NON_NEGATIVE, TOKENS, default=None),
-    Field("output_tokens", int, NON_NEGATIVE, TOKENS, default=None),
-    Field("cached_tokens", int, NON_NEGATIVE, TOKENS, default=None),
-    Field("reasoning_tokens", int, NON_NEGATIVE, TOKENS, default=None),
+    Field("input_tokens", int, TOKEN_COUNT, TOKENS, default=None),
+    Field("output_tokens", int, TOKEN_COUNT, TOKENS, default=None),
+    Field("cached_tokens", int, TOKEN_COUNT, TOKENS, default=None),
+    Field("reasoning_tokens", int, TOKEN_COUNT, TOKENS, default=None),
     Field("cost_usd", float, NON_NEGATIVE, OPTIONAL_NUMBER, default=None),
     Field("ttft_ms", float, NON_NEGATIVE, OPTIONAL_NUMBER, default=None),
     Field("judge_score", float, NON_NEGATIVE, OPTIONAL_NUMBER, default=None),

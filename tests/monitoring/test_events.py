@@ -160,7 +160,7 @@ def test_a_field_refused_on_its_own_is_not_named_again_by_a_rule():
     _, strict = both_paths(event(cached_tokens=5, input_tokens=-1), event(model=3), event(prompt=3, model=ABSENT))
 
     assert strict == [
-        {"index": 0, "field": "input_tokens", "message": "must be a whole number >= 0"},
+        {"index": 0, "field": "input_tokens", "message": "must be a whole number from 0 to 2147483647"},
         {"index": 1, "field": "model", "message": "give either model or prompt (a name)"},
         {"index": 2, "field": "prompt", "message": "give either model or prompt (a name)"},
         {"index": 2, "field": "model", "message": "give either model or prompt (a name)"},

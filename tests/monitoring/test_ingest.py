@@ -424,3 +424,16 @@ def test_a_refused_batch_names_its_first_five_problems_and_counts_the_rest(api_a
 
     # then
     assert body["message"] == message
+
+
+@pytest.mark.parametrize("field", ["input_tokens", "output_tokens"])
+def test_a_token_count_beyond_its_column_is_a_400_naming_it_not_a_500(api_as, editor, fraud, field):
+    too_many = event(0, **{field: 2**31})
+    at_the_limit = event(1, input_tokens=2**31 - 1, output_tokens=2**31 - 1)
+
+    refused = api_as(editor).post("/api/v1/events", {"events": [too_many]}, format="json")
+    stored = api_as(editor).post("/api/v1/events", {"events": [at_the_limit]}, format="json")
+
+    assert_error_shape(refused, 400)
+    assert refused.json()["extra"]["errors"] == [{"index": 0, "field": field, "message": "must be a whole number from 0 to 2147483647"}]
+    assert stored.status_code == 202, stored.content
