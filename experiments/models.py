@@ -52,6 +52,15 @@ class GuardrailMetric(models.TextChoices):
     GUARDRAIL_RATE = "guardrail_rate"
 
 
+class GuardrailState(models.TextChoices):
+    """A guardrail's check of one variant against the control: only a significant degradation vetoes."""
+
+    OK = "ok"  # within the allowed degradation
+    WARNING = "warning"  # beyond it by the point estimates, not significantly: shown, no veto
+    VIOLATED = "violated"  # significantly beyond it (one-sided, at the experiment's alpha): discard
+    NOT_ENOUGH_DATA = "not_enough_data"
+
+
 class EventMetric(models.TextChoices):
     """Metrics read from the monitoring events of each variant's version (never sent twice as outcomes)."""
 

@@ -11,6 +11,10 @@ Proportions (conversions)
 Means (continuous metrics)
     welch_ttest, welch_ttest_from_stats, always_valid_means, sample_size_per_arm_means
     cuped, cuped_from_sums    variance reduction with a pre-experiment covariate
+Guardrails (is B worse than A by more than the allowed margin? one-sided)
+    rate_degradation_test     z test of p_b - p_a beyond the margin, unpooled SE (error rate, guardrail rate)
+    mean_degradation_test     Welch t test of mean_b - mean_a beyond the margin (cost per request)
+    quantile_degradation_test z test of the P95s beyond the margin, Maritz-Jarrett standard errors (latency)
 Health and assignment
     srm_check                 chi-square goodness of fit of the observed split, flag at p < 0.001
     bucket, buckets, bucket_ranges, variant_index, variant_indices, in_share
@@ -96,6 +100,29 @@ class AlwaysValidInterval(_Result):
     ci_low: float
     ci_high: float
     half_width: float
+    p_value: float
+    significant: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DegradationTest(_Result):
+    """``*_degradation_test``: is B worse than A by more than the allowed margin (higher is worse)?
+
+    value_a, value_b: each arm's figure (rate, mean or quantile); degradation: B - A, or (B - A) / A when
+    relative (None when A is 0); excess: the estimate of B - A - margin, or B - (1 + margin) A when relative,
+    in the metric's units (> 0: beyond the margin); se: its standard error; statistic: z or t (None when
+    se = 0); df: Welch's degrees of freedom (t tests only); p_value: one-sided; significant: p_value < alpha.
+    """
+
+    value_a: float
+    value_b: float
+    degradation: float | None
+    margin: float
+    relative: bool
+    excess: float
+    se: float
+    statistic: float | None
+    df: float | None
     p_value: float
     significant: bool
 
@@ -393,6 +420,134 @@ def always_valid_means(
     mean_a, mean_b = _finite("mean_a", mean_a), _finite("mean_b", mean_b)
     var_a, var_b = _variance("var_a", var_a), _variance("var_b", var_b)
     return _always_valid(mean_b - mean_a, var_a / n_a + var_b / n_b, n_a + n_b, alpha, tuning)
+
+
+# --- guardrails: one-sided tests of a degradation beyond the allowed margin ----------------------------------
+
+
+def _margin(margin: Any, relative: bool) -> tuple[float, float, float]:
+    """(margin, k, shift): the null is B - k A - shift <= 0, with k = 1 + margin and shift = 0 when relative,
+    k = 1 and shift = margin when absolute."""
+    margin = _finite("margin", margin)
+    if margin < 0:
+        raise StatsError(f"margin must be >= 0, got {margin}")
+    return (margin, 1.0 + margin, 0.0) if relative else (margin, 1.0, margin)
+
+
+def _degradation(value_a: float, value_b: float, margin: float, relative: bool, k: float, shift: float, var_a: float,
+                 var_b: float, alpha: float, df: float | None, dist) -> DegradationTest:
+    # var_a, var_b: the variances of each arm's estimate; A's is scaled by k^2 with its value.
+    excess = value_b - k * value_a - shift
+    se = math.sqrt(k * k * var_a + var_b)
+    if se == 0:
+        # No spread in either arm: the difference is exact, beyond the margin or not.
+        statistic, p_value = None, (0.0 if excess > 0 else 1.0)
+    else:
+        statistic = excess / se
+        p_value = float(dist.sf(statistic)) if df is None else float(dist.sf(statistic, df))
+    degradation = (value_b - value_a) / value_a if relative and value_a != 0 else (None if relative else value_b - value_a)
+    return DegradationTest(
+        value_a=value_a, value_b=value_b, degradation=degradation, margin=margin, relative=relative, excess=excess, se=se,
+        statistic=statistic, df=df, p_value=p_value, significant=p_value < alpha,
+    )
+
+
+def rate_degradation_test(
+    successes_a: int, total_a: int, successes_b: int, total_b: int, margin: float, relative: bool = False, alpha: float = 0.05
+) -> DegradationTest:
+    """One-sided z test that B's rate (errors, guardrail triggers: higher is worse) exceeds A's by more than the margin.
+
+    H0: p_b - p_a <= margin (absolute), or p_b - p_a <= margin x p_a (relative); H1: beyond it.
+    With k = 1 + margin (relative) or 1 (absolute) and shift = 0 (relative) or margin (absolute):
+    excess = p_b - k p_a - shift, SE = sqrt(p_b (1 - p_b) / n_b + k^2 p_a (1 - p_a) / n_a) (unpooled: the null
+    is not "equal rates"), z = excess / SE, p-value = norm.sf(z), significant = p-value < alpha.
+    Absolute: statsmodels ``test_proportions_2indep(x_b, n_b, x_a, n_a, value=margin, method="wald",
+    compare="diff", alternative="larger")``; relative: the same Wald test of the contrast p_b - k p_a.
+
+    Degenerate: SE = 0 (each arm at 0 % or 100 %) makes the difference exact: p-value 0 when it is beyond
+    the margin, else 1; the statistic is None. ``degradation`` is None when relative and p_a = 0.
+    """
+    x_a, n_a, x_b, n_b = _proportion_arms(successes_a, total_a, successes_b, total_b)
+    alpha = _probability("alpha", alpha)
+    margin, k, shift = _margin(margin, relative)
+    p_a, p_b = x_a / n_a, x_b / n_b
+    return _degradation(p_a, p_b, margin, relative, k, shift, p_a * (1 - p_a) / n_a, p_b * (1 - p_b) / n_b, alpha, None, stats.norm)
+
+
+def mean_degradation_test(
+    mean_a: float, var_a: float, n_a: int, mean_b: float, var_b: float, n_b: int, margin: float, relative: bool = False,
+    alpha: float = 0.05,
+) -> DegradationTest:
+    """One-sided Welch t test that B's mean (cost per request: higher is worse) exceeds A's by more than the margin.
+
+    H0: mean_b - mean_a <= margin (absolute), or mean_b <= (1 + margin) mean_a (relative).
+    With k and shift as in ``rate_degradation_test`` and sample variances (ddof=1):
+    excess = mean_b - k mean_a - shift, v_a = k^2 var_a / n_a, v_b = var_b / n_b, SE = sqrt(v_a + v_b),
+    t = excess / SE, df = SE^4 / (v_a^2 / (n_a - 1) + v_b^2 / (n_b - 1)) (Welch-Satterthwaite),
+    p-value = t.sf(t, df), significant = p-value < alpha. Same as statsmodels
+    ``ttest_ind(b, k * a, value=shift, alternative="larger", usevar="unequal")`` (A's values scaled by k).
+    Needs n >= 2 per arm. Degenerate: SE = 0 (both arms constant): the difference is exact, p-value 0 beyond
+    the margin, else 1; the statistic is None and df the pooled n_a + n_b - 2.
+    """
+    n_a, n_b = _count("n_a", n_a, minimum=2), _count("n_b", n_b, minimum=2)
+    mean_a, mean_b = _finite("mean_a", mean_a), _finite("mean_b", mean_b)
+    var_a, var_b = _variance("var_a", var_a), _variance("var_b", var_b)
+    alpha = _probability("alpha", alpha)
+    margin, k, shift = _margin(margin, relative)
+    va, vb = k * k * var_a / n_a, var_b / n_b
+    df = (va + vb) ** 2 / (va * va / (n_a - 1) + vb * vb / (n_b - 1)) if va + vb > 0 else float(n_a + n_b - 2)
+    return _degradation(mean_a, mean_b, margin, relative, k, shift, var_a / n_a, vb, alpha, df, stats.t)
+
+
+# Beyond this many standard deviations of Beta(m - 1, n - m) its weights are below 1e-30: Maritz-Jarrett needs
+# only the order statistics around the quantile, so a million latencies cost a partition, not a sort.
+_MJ_TAIL = 1e-30
+
+
+def quantile_standard_error(values: ArrayLike, q: float) -> float:
+    """Maritz-Jarrett standard error of the sample q-quantile (Maritz and Jarrett 1978): with the sorted values
+    x_(1) <= ... <= x_(n) and m = int(q n + 0.5), W_i = B(i / n) - B((i - 1) / n) for B the Beta(m - 1, n - m)
+    distribution function, C1 = sum W_i x_(i), C2 = sum W_i x_(i)^2, SE = sqrt(C2 - C1^2). Equals
+    ``scipy.stats.mstats.mjci(values, prob=[q])``; only the order statistics where W_i > 1e-30 are read (sorted
+    after a partition), centred on one of them so that C2 - C1^2 loses no digits. Needs m >= 2 and m <= n - 1.
+    """
+    x = _sample("values", values)
+    q = _probability("q", q)
+    n = x.size
+    m = int(q * n + 0.5)
+    if m < 2 or m > n - 1:
+        raise StatsError(f"the {q:g} quantile of {n} values has no Maritz-Jarrett standard error: more values are needed")
+    dist = stats.beta(m - 1, n - m)
+    lo = max(1, math.floor(float(dist.ppf(_MJ_TAIL)) * n))  # 1-based ranks of the window
+    hi = min(n, math.ceil(float(dist.isf(_MJ_TAIL)) * n) + 1)
+    window = np.sort(np.partition(x, [lo - 1, hi - 1])[lo - 1 : hi])
+    ranks = np.arange(lo, hi + 1, dtype=float)
+    weights = dist.cdf(ranks / n) - dist.cdf((ranks - 1) / n)
+    centred = window - window[window.size // 2]
+    c1 = float(weights @ centred)
+    c2 = float(weights @ (centred * centred))
+    return math.sqrt(max(0.0, c2 - c1 * c1))
+
+
+def quantile_degradation_test(
+    a: ArrayLike, b: ArrayLike, margin: float, relative: bool = False, q: float = 0.95, alpha: float = 0.05
+) -> DegradationTest:
+    """One-sided test that B's q-quantile (latency P95: higher is worse) exceeds A's by more than the margin.
+
+    Each arm's quantile is ``np.percentile(x, 100 q)`` (linear), its standard error Maritz-Jarrett's
+    (``quantile_standard_error``); with k and shift as in ``rate_degradation_test``:
+    excess = Q_b - k Q_a - shift, SE = sqrt(se_b^2 + k^2 se_a^2), z = excess / SE, p-value = norm.sf(z),
+    significant = p-value < alpha: a two-sample z test on the quantiles, valid for large samples of a
+    continuous metric (the sample quantile is asymptotically normal). Degenerate: SE = 0 (no spread around
+    either quantile, heavy ties) makes the difference exact: p-value 0 beyond the margin, else 1.
+    """
+    arm_a, arm_b = _sample("a", a), _sample("b", b)
+    alpha = _probability("alpha", alpha)
+    q = _probability("q", q)
+    margin, k, shift = _margin(margin, relative)
+    se_a, se_b = quantile_standard_error(arm_a, q), quantile_standard_error(arm_b, q)
+    value_a, value_b = float(np.percentile(arm_a, 100 * q)), float(np.percentile(arm_b, 100 * q))
+    return _degradation(value_a, value_b, margin, relative, k, shift, se_a * se_a, se_b * se_b, alpha, None, stats.norm)
 
 
 # --- sample size --------------------------------------------------------------------------------

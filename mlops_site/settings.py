@@ -199,6 +199,8 @@ SPECTACULAR_SETTINGS = {
         "EvaluationKindEnum": "registry.models.EvaluationKind",
         "UploadEvaluationKindEnum": [("model", "model"), ("data", "data")],
         "AlertMetricEnum": "monitoring.models.AlertMetric",
+        "AlertActionEnum": "monitoring.models.AlertAction",
+        "GuardrailStateEnum": "experiments.models.GuardrailState",
         "ColumnKindEnum": [("numeric", "numeric"), ("categorical", "categorical")],
         "PromotionStrategyEnum": "registry.models.PromotionStrategy",
         "RolloutStatusEnum": "experiments.models.RolloutStatus",

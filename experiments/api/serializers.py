@@ -7,7 +7,7 @@ from rest_framework import serializers
 from mlops_site.serializers import JSONInteger, StrictSerializer
 
 from ..canary import Action, CheckState, GateName, TriggerAction, TriggerMetric
-from ..models import AnalysisStatus, Decision, Direction, ExperimentStatus, GuardrailMetric, MetricKind, Recommendation, RolloutStatus
+from ..models import AnalysisStatus, Decision, Direction, ExperimentStatus, GuardrailMetric, GuardrailState, MetricKind, Recommendation, RolloutStatus
 from ..selectors import Health, progress, rollout_health
 
 
@@ -295,10 +295,13 @@ class GuardrailArmOut(serializers.Serializer):
 
 class GuardrailCheckOut(serializers.Serializer):
     variant = serializers.CharField()
-    state = serializers.ChoiceField(choices=["ok", "not_enough_data"])
-    degradation = serializers.FloatField(allow_null=True)
-    violated = serializers.BooleanField()
+    state = serializers.ChoiceField(choices=GuardrailState.choices, help_text="violated: significantly beyond the allowed degradation "
+                                    "(one-sided, at the experiment's alpha); warning: beyond it by the point estimates only")
+    degradation = serializers.FloatField(allow_null=True, help_text="B - A, or (B - A) / A when the guardrail is relative")
+    violated = serializers.BooleanField(help_text="state == violated")
     message = serializers.CharField()
+    p_value = serializers.FloatField(allow_null=True, required=False, help_text="one-sided, of a degradation beyond the allowed one")
+    test = serializers.CharField(allow_blank=True, required=False)
 
 
 class GuardrailResultsOut(serializers.Serializer):

@@ -10,10 +10,12 @@ Nothing loops over exposures, outcomes or events in Python. The database returns
   sums of post, post², pre, pre², pre x post. A unit without outcomes adds 0 to every sum.
 - event metrics and guardrails (one query): the monitoring events of each variant's version whose
   unit is exposed in that variant, at or after the exposure: per unit the mean judge score, share of
-  thumbs up, mean latency and cost; per variant requests, errors, cost, guardrail triggers; and the
-  latencies themselves for the P95 (np.percentile).
+  thumbs up, mean latency and cost; per variant requests, errors, cost and its squares, guardrail triggers;
+  and the latencies themselves for the P95 (np.percentile).
 Cumulative sums over the days (numpy) give the daily series; the last day is the overall result.
-Every test is experiments/stats.py's; nothing here is NaN or infinite: "not enough data" instead.
+Every test is experiments/stats.py's; nothing here is NaN or infinite: "not enough data" instead. A guardrail
+vetoes only a degradation beyond its allowed margin that is significant (one-sided, at the experiment's alpha); one
+beyond it by the point estimates alone is a warning.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ..models import (
     Exposure,
     ExposureCount,
     GuardrailMetric,
+    GuardrailState,
     MetricKind,
     Outcome,
     Recommendation,
@@ -48,13 +51,17 @@ from ..models import (
 from . import sql
 
 MIN_UNITS = 2  # per arm, for any test
-# A guardrail compares point estimates; below this many requests per arm a single error moves the rate by a point.
+# Below this many requests per arm a guardrail's large-sample test (normal or Welch approximation, a P95's standard
+# error from the tail's order statistics) is not trusted: a single error moves the rate by a point.
 MIN_GUARDRAIL_REQUESTS = 100
 ALWAYS_VALID, FIXED_HORIZON = "always_valid", "fixed_horizon"
+# How a recommendation names the test that decided it, and why that one (no parentheses: the figures around it have some).
+_DECIDED_BY = {ALWAYS_VALID: "the always-valid interval, as the test is still running",
+               FIXED_HORIZON: "the fixed-horizon test, as the planned sample size is reached"}
 OK, NOT_ENOUGH_DATA = "ok", "not_enough_data"
 _MEAN_COLUMNS = ("total", "total_sq", "pre", "pre_sq", "pre_total")
 _EVENT_METRICS = (EventMetric.JUDGE_SCORE, EventMetric.THUMBS_UP, EventMetric.LATENCY_MS, EventMetric.COST_USD)
-_GUARDRAIL_COLUMNS = ("requests", "errors", "cost_sum", "cost_n", "guard_sum", "guard_n")
+_GUARDRAIL_COLUMNS = ("requests", "errors", "cost_sum", "cost_n", "guard_sum", "guard_n", "cost_sq")
 
 
 def _num(value) -> float | None:
@@ -146,11 +153,17 @@ class GuardrailArm:
 
 @dataclass(frozen=True)
 class GuardrailCheck:
+    """One variant against the control on one guardrail: `state` a GuardrailState; `degradation` the point estimate,
+    B - A (absolute) or (B - A) / A (relative); `violated` is state == violated; `p_value` the one-sided test's of a
+    degradation beyond the allowed margin, named in `test`."""
+
     variant: str
     state: str
     degradation: float | None
     violated: bool
     message: str
+    p_value: float | None = None
+    test: str = ""
 
 
 @dataclass(frozen=True)
@@ -346,13 +359,13 @@ def _event_join(experiment: Experiment) -> tuple[str, list]:
 
 def _event_sums(experiment: Experiment) -> list[tuple]:
     """(variant_id, day, then count/sum/sum² of the per-unit judge score, thumbs-up share, latency, cost, then
-    requests, errors, cost sum, priced requests, guardrail triggers, guardrail-checked requests)."""
+    requests, errors, cost sum, priced requests, guardrail triggers, guardrail-checked requests, cost sum of squares)."""
     joins, params = _event_join(experiment)
     day = sql.utc_day("u.exposed_at")
     per_metric = ", ".join(f"COUNT(u.{m}), SUM(u.{m}), SUM(u.{m} * u.{m})" for m in ("judge", "thumbs", "latency", "cost"))
     query = f"""
         SELECT u.variant_id, {day}, {per_metric},
-               SUM(u.requests), SUM(u.errors), SUM(u.cost_sum), SUM(u.cost_n), SUM(u.guard_sum), SUM(u.guard_n)
+               SUM(u.requests), SUM(u.errors), SUM(u.cost_sum), SUM(u.cost_n), SUM(u.guard_sum), SUM(u.guard_n), SUM(u.cost_sq)
         FROM (
             SELECT x.variant_id AS variant_id, MIN(x.exposed_at) AS exposed_at,
                    AVG(e.judge_score) AS judge,
@@ -360,7 +373,8 @@ def _event_sums(experiment: Experiment) -> list[tuple]:
                    AVG(e.latency_ms) AS latency, AVG(e.cost_usd) AS cost,
                    COUNT(*) AS requests, SUM(CASE WHEN e.error THEN 1 ELSE 0 END) AS errors,
                    SUM(e.cost_usd) AS cost_sum, COUNT(e.cost_usd) AS cost_n,
-                   SUM(CASE WHEN e.guardrail_triggered THEN 1 ELSE 0 END) AS guard_sum, COUNT(e.guardrail_triggered) AS guard_n
+                   SUM(CASE WHEN e.guardrail_triggered THEN 1 ELSE 0 END) AS guard_sum, COUNT(e.guardrail_triggered) AS guard_n,
+                   SUM(e.cost_usd * e.cost_usd) AS cost_sq
             {joins}
             GROUP BY x.variant_id, e.unit_id
         ) u
@@ -510,48 +524,96 @@ def _metric(spec: dict, names: list[str], sums: dict[str, np.ndarray], source: s
 # --- guardrails, the recommendation, the series ------------------------------------------------------------------------
 
 
-def _guardrail_values(totals: dict[str, np.ndarray], latencies: dict[int, np.ndarray], variant_ids: list[int]) -> dict[str, list]:
-    """Per guardrail metric, each arm's (requests with the figure, value): errors / requests, cost / priced requests,
-    triggers / requests the guardrail checked, and the P95 of the latencies (numpy's default linear method)."""
+@dataclass(frozen=True)
+class _GuardArm:
+    """One arm's figure of a guardrail and what its test reads: the count (rates), the sums (cost) or the latencies."""
 
-    def share(numerator: str, denominator: str) -> list[tuple[int, float | None]]:
-        return [(int(d), _num(x / d) if d else None) for x, d in zip(totals[numerator], totals[denominator], strict=True)]
+    requests: int  # behind the figure: requests, priced requests, guardrail-checked requests
+    value: float | None
+    count: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+    values: np.ndarray | None = None
 
-    out = {
-        GuardrailMetric.ERROR_RATE: share("errors", "requests"),
-        GuardrailMetric.COST_PER_REQUEST: share("cost_sum", "cost_n"),
-        GuardrailMetric.GUARDRAIL_RATE: share("guard_sum", "guard_n"),
-    }
-    requests = totals["requests"]
+
+_GUARDRAIL_TESTS = {
+    GuardrailMetric.ERROR_RATE: "one-sided z test of the rates (unpooled)",
+    GuardrailMetric.GUARDRAIL_RATE: "one-sided z test of the rates (unpooled)",
+    GuardrailMetric.COST_PER_REQUEST: "one-sided Welch t test of the means",
+    GuardrailMetric.LATENCY_P95: "one-sided z test of the P95s (Maritz-Jarrett standard errors)",
+}
+
+
+def _guardrail_arms(totals: dict[str, np.ndarray], latencies: dict[int, np.ndarray], variant_ids: list[int]) -> dict[str, list[_GuardArm]]:
+    """Per guardrail metric, each arm's figure: errors / requests, cost / priced requests, triggers / requests the
+    guardrail checked, and the P95 of the latencies (numpy's default linear method)."""
+
+    def share(numerator: str, denominator: str) -> list[_GuardArm]:
+        return [_GuardArm(requests=int(d), value=_num(x / d) if d else None, count=int(x))
+                for x, d in zip(totals[numerator], totals[denominator], strict=True)]
+
+    cost = [_GuardArm(requests=int(n), value=_num(total / n) if n else None, total=float(total), total_sq=float(sq))
+            for total, n, sq in zip(totals["cost_sum"], totals["cost_n"], totals["cost_sq"], strict=True)]
     p95 = []
     for i, variant_id in enumerate(variant_ids):
         values = latencies.get(variant_id)
-        p95.append((int(requests[i]), _num(np.percentile(values, 95)) if values is not None and values.size else None))
-    out[GuardrailMetric.LATENCY_P95] = p95
-    return out
+        has = values is not None and values.size > 0
+        p95.append(_GuardArm(requests=int(totals["requests"][i]), value=_num(np.percentile(values, 95)) if has else None,
+                             values=values if has else None))
+    return {
+        GuardrailMetric.ERROR_RATE: share("errors", "requests"),
+        GuardrailMetric.GUARDRAIL_RATE: share("guard_sum", "guard_n"),
+        GuardrailMetric.COST_PER_REQUEST: cost,
+        GuardrailMetric.LATENCY_P95: p95,
+    }
 
 
-def _guardrail(spec: dict, names: list[str], values: list[tuple[int, float | None]]) -> GuardrailResults:
-    arms = [GuardrailArm(variant=name, requests=requests, value=value) for name, (requests, value) in zip(names, values, strict=True)]
+def _degradation_test(metric: str, a: _GuardArm, b: _GuardArm, margin: float, relative: bool, alpha: float) -> stats.DegradationTest:
+    if metric in (GuardrailMetric.ERROR_RATE, GuardrailMetric.GUARDRAIL_RATE):
+        return stats.rate_degradation_test(a.count, a.requests, b.count, b.requests, margin, relative=relative, alpha=alpha)
+    if metric == GuardrailMetric.COST_PER_REQUEST:
+        sa, sb = (stats.ArmSummary.from_sums(arm.requests, arm.total, arm.total_sq) for arm in (a, b))
+        return stats.mean_degradation_test(sa.mean, sa.variance, sa.n, sb.mean, sb.variance, sb.n, margin, relative=relative, alpha=alpha)
+    return stats.quantile_degradation_test(a.values, b.values, margin, relative=relative, q=0.95, alpha=alpha)
+
+
+def _guardrail(spec: dict, names: list[str], figures: list[_GuardArm], alpha: float) -> GuardrailResults:
+    """Each variant against the control: violated only when the degradation beyond the allowed margin is significant
+    (one-sided at alpha); beyond it by the point estimates alone, a warning that changes no recommendation."""
+    metric, allowed, relative = spec["metric"], spec["max_degradation"], spec["relative"]
+    arms = [GuardrailArm(variant=name, requests=f.requests, value=f.value) for name, f in zip(names, figures, strict=True)]
     checks = []
-    base_requests, base = values[0]
-    allowed = spec["max_degradation"]
-    for name, (requests, value) in zip(names[1:], values[1:], strict=True):
-        if min(base_requests, requests) < MIN_GUARDRAIL_REQUESTS or base is None or value is None:
-            checks.append(GuardrailCheck(variant=name, state=NOT_ENOUGH_DATA, degradation=None, violated=False,
-                                         message=f"fewer than {MIN_GUARDRAIL_REQUESTS} requests with this figure in an arm"))
+    base = figures[0]
+    limit = f"{allowed:.1%}" if relative else f"{allowed:g}"
+    for name, figure in zip(names[1:], figures[1:], strict=True):
+
+        def not_enough(message: str, name=name) -> GuardrailCheck:
+            return GuardrailCheck(variant=name, state=GuardrailState.NOT_ENOUGH_DATA, degradation=None, violated=False, message=message)
+
+        if min(base.requests, figure.requests) < MIN_GUARDRAIL_REQUESTS or base.value is None or figure.value is None:
+            checks.append(not_enough(f"fewer than {MIN_GUARDRAIL_REQUESTS} requests with this figure in an arm"))
             continue
-        if spec["relative"] and base == 0:
-            checks.append(GuardrailCheck(variant=name, state=NOT_ENOUGH_DATA, degradation=None, violated=False,
-                                         message="the control's value is 0: a relative change is undefined"))
+        if relative and base.value == 0:
+            checks.append(not_enough("the control's value is 0: a relative change is undefined"))
             continue
-        degradation = (value - base) / base if spec["relative"] else value - base
-        violated = degradation > allowed
-        shown = f"{degradation:+.1%}" if spec["relative"] else f"{degradation:+.4g}"
-        limit = f"{allowed:.1%}" if spec["relative"] else f"{allowed:g}"
-        checks.append(GuardrailCheck(variant=name, state=OK, degradation=_num(degradation), violated=violated,
-                                     message=f"{spec['metric']} {shown} vs {names[0]} ({'over' if violated else 'within'} the {limit} allowed)"))
-    return GuardrailResults(metric=spec["metric"], max_degradation=allowed, relative=spec["relative"], arms=arms, checks=checks)
+        try:
+            test = _degradation_test(metric, base, figure, allowed, relative, alpha)
+        except stats.StatsError as exc:
+            checks.append(not_enough(str(exc)))
+            continue
+        degradation = (figure.value - base.value) / base.value if relative else figure.value - base.value
+        shown = f"{degradation:+.1%}" if relative else f"{degradation:+.4g}"
+        p = f"one-sided p = {test.p_value:.2g}"
+        if test.excess <= 0:
+            state, reading = GuardrailState.OK, f"within the {limit} allowed"
+        elif test.significant:
+            state, reading = GuardrailState.VIOLATED, f"significantly beyond the {limit} allowed: {p} < {alpha:g}"
+        else:
+            state, reading = GuardrailState.WARNING, f"beyond the {limit} allowed, not significantly: {p}"
+        checks.append(GuardrailCheck(variant=name, state=state, degradation=_num(degradation), violated=state == GuardrailState.VIOLATED,
+                                     message=f"{metric} {shown} vs {names[0]} ({reading})", p_value=_num(test.p_value),
+                                     test=_GUARDRAIL_TESTS[metric]))
+    return GuardrailResults(metric=metric, max_degradation=allowed, relative=relative, arms=arms, checks=checks)
 
 
 def _effect_text(comparison: Comparison, kind: str) -> str:
@@ -579,27 +641,33 @@ def _verdict(primary: MetricResults, guardrails: list[GuardrailResults], srm: Sr
         return Verdict(action=Recommendation.INVESTIGATE, variant=None, test=test, units_needed_per_arm=needed,
                        text=f"Sample ratio mismatch (p = {srm.p_value:.2g} < {srm.threshold:g}): investigate the randomisation; do not trust the results.")
     violated: dict[str, list[str]] = {}
+    warnings: dict[str, list[str]] = {}
     for g in guardrails:
         for check in g.checks:
-            if check.violated:
+            if check.state == GuardrailState.VIOLATED:
                 violated.setdefault(check.variant, []).append(check.message)
-    test_name = "always-valid interval (the test is still running)" if test == ALWAYS_VALID else "fixed-horizon test (the planned sample size is reached)"
+            elif check.state == GuardrailState.WARNING:
+                warnings.setdefault(check.variant, []).append(g.metric)
+    decided_by = _DECIDED_BY[test]
     better = [c for c in primary.comparisons if c.state == OK and c.decisive and c.better and c.variant not in violated]
     if better:
         sign = 1 if primary.direction == Direction.INCREASE else -1
         best = max(better, key=lambda c: sign * ((c.cuped or c).diff or 0.0))
+        warned = warnings.get(best.variant)
+        guarded = "no guardrail violated" + (f", {' and '.join(warned)} beyond the allowed degradation but not significantly" if warned else "")
         return Verdict(action=Recommendation.PROMOTE, variant=best.variant, test=test, units_needed_per_arm=needed,
                        text=f"Promote {best.variant}: {metric} {_effect_text(best, primary.kind)} against {best.control}, "
-                            f"significantly better by the {test_name}; no guardrail violated, no sample ratio mismatch.")
-    reasons = {}
+                            f"significantly better by {decided_by}; {guarded}; no sample ratio mismatch.")
+    reasons, worse = {}, False
     for c in primary.comparisons:
         if c.variant in violated:
             reasons[c.variant] = f"{c.variant} violates a guardrail: " + "; ".join(violated[c.variant])
         elif c.state == OK and c.decisive and c.better is False:
             reasons[c.variant] = f"{c.variant} is significantly worse on {metric}: {_effect_text(c, primary.kind)}"
+            worse = True
     if primary.comparisons and len(reasons) == len(primary.comparisons):
         return Verdict(action=Recommendation.DISCARD, variant=None, test=test, units_needed_per_arm=needed,
-                       text="Discard: " + "; ".join(reasons.values()) + f" (by the {test_name}).")
+                       text="Discard: " + "; ".join(reasons.values()) + "." + (f" Decided by {decided_by}." if worse else ""))
     if needed > 0:
         return Verdict(action=Recommendation.KEEP_RUNNING, variant=None, test=test, units_needed_per_arm=needed,
                        text=f"Keep running: no variant is significantly better on {metric} by the always-valid interval yet; "
@@ -713,8 +781,8 @@ def experiment_results_compute(experiment: Experiment) -> Snapshot:
     if any(g["metric"] == GuardrailMetric.LATENCY_P95 for g in experiment.guardrails):
         rows = np.array(_latencies(experiment), dtype=float).reshape(-1, 2)
         latencies = {int(v): rows[rows[:, 0] == v, 1] for v in np.unique(rows[:, 0])}
-    values = _guardrail_values(totals, latencies, [v.pk for v in variants])
-    guardrails = [_guardrail(g, names, values[g["metric"]]) for g in experiment.guardrails]
+    figures = _guardrail_arms(totals, latencies, [v.pk for v in variants])
+    guardrails = [_guardrail(g, names, figures[g["metric"]], experiment.alpha) for g in experiment.guardrails]
 
     primary = metrics[0]
     verdict = _verdict(primary, guardrails, srm, test, needed, planned)

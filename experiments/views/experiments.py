@@ -19,7 +19,7 @@ from registry import selectors as registry_selectors
 from registry.templatetags.registry_extras import prompt_version_url, target_url, version_url
 
 from .. import charts, selectors, services
-from ..models import Decision, Direction, ExperimentStatus, GuardrailMetric, MetricKind, Recommendation
+from ..models import Decision, Direction, ExperimentStatus, GuardrailMetric, GuardrailState, MetricKind, Recommendation
 
 RECOMMENDATION_TEXT = {
     Recommendation.PROMOTE: "promote",
@@ -150,6 +150,17 @@ def _guardrail_value(metric: str, value) -> str:
     return "—" if _finite(value) is None else f"${_text(value)}"
 
 
+GUARDRAIL_STATUS = {GuardrailState.OK: "within", GuardrailState.WARNING: "warning", GuardrailState.VIOLATED: "violated",
+                    GuardrailState.NOT_ENOUGH_DATA: "not enough data"}
+
+
+def _guardrail_status(check: dict) -> str:
+    # Snapshots from before the significance test have state "ok" with violated true.
+    if check.get("violated"):
+        return GUARDRAIL_STATUS[GuardrailState.VIOLATED]
+    return GUARDRAIL_STATUS.get(check.get("state"), GUARDRAIL_STATUS[GuardrailState.NOT_ENOUGH_DATA])
+
+
 def _guardrail_view(g: dict) -> dict:
     allowed = _finite(g.get("max_degradation")) or 0.0
     if g.get("relative"):
@@ -161,8 +172,7 @@ def _guardrail_view(g: dict) -> dict:
     return {
         "metric": g["metric"], "limit": limit,
         "arms": [{"variant": a["variant"], "requests": a["requests"], "value": _guardrail_value(g["metric"], a.get("value"))} for a in g.get("arms", [])],
-        "checks": [{**c, "status": "not enough data" if c.get("state") != "ok" else ("violated" if c.get("violated") else "within")}
-                   for c in g.get("checks", [])],
+        "checks": [{**c, "status": _guardrail_status(c)} for c in g.get("checks", [])],
     }
 
 

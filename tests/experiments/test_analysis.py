@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from scipy import stats as scipy_stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+from statsmodels.stats.proportion import test_proportions_2indep as proportions_2indep_test
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from experiments import services
@@ -294,10 +295,42 @@ def test_event_metrics_and_guardrails_come_from_each_variants_own_events(editor,
         assert guard["guardrail_rate"]["arms"][arm_index]["value"] == pytest.approx(np.mean([e.guardrail_triggered for e in mine]), rel=1e-12)
     errors_a, errors_b = (guard["error_rate"]["arms"][i]["value"] for i in (0, 1))
     check = guard["error_rate"]["checks"][0]
-    assert check["degradation"] == pytest.approx(errors_b - errors_a, rel=1e-12) and check["violated"] is (errors_b - errors_a > 0.005)
+    counts = [sum(e.error for e in kept if exposed[e.unit_id] == arm) for arm in "AB"]
+    oracle = proportions_2indep_test(counts[1], 180, counts[0], 180, value=0.005, method="wald", compare="diff", alternative="larger")
+    assert oracle.pvalue < experiment.alpha  # B's 8 % errors against A's 1 %: significantly beyond the 0.5 points allowed
+    assert check["degradation"] == pytest.approx(errors_b - errors_a, rel=1e-12) and check["p_value"] == pytest.approx(oracle.pvalue, rel=1e-9)
+    assert (check["state"], check["violated"]) == ("violated", True)
     cost = guard["cost_per_request"]["checks"][0]
     assert cost["degradation"] == pytest.approx(0.05, rel=1e-9) and cost["violated"] is False
     assert results["recommendation"]["action"] == "discard" and "violates a guardrail" in results["recommendation"]["text"]
+
+
+def test_a_guardrail_beyond_its_margin_by_chance_warns_and_does_not_veto(editor, prompt_versions):
+    # B's error rate is above A's by more than the 0.5 points allowed, but 120 requests an arm cannot tell it from noise
+    experiment = services.experiment_create(
+        key="noisy-guard", hypothesis="h", prompt="summarize", actor=editor, mde=0.05, baseline_std=0.2,
+        variants=[{"name": "A", "version": 2, "weight": 50}, {"name": "B", "version": 3, "weight": 50}],
+        primary_metric={"name": "judge_score", "kind": "mean"},
+    )
+    experiment = services.experiment_start(experiment=experiment, reason="go", actor=editor)
+    start = timezone.now() + timedelta(minutes=1)
+    exposures, events = [], []
+    for arm, version, errors in (("A", prompt_versions[2], 2), ("B", prompt_versions[3], 4)):
+        for i in range(120):
+            unit = f"{arm}{i}"
+            exposures.append((unit, arm, start))
+            events.append(event(version, unit, start + timedelta(seconds=1), error=i < errors, judge_score=0.7 + (0.2 if arm == "B" else 0) + (i % 10) / 100))
+    load_exposures(experiment, exposures)
+    Event.objects.bulk_create(events)
+
+    results = analyse(experiment)
+
+    check = next(g for g in results["guardrails"] if g["metric"] == "error_rate")["checks"][0]
+    oracle = proportions_2indep_test(4, 120, 2, 120, value=0.005, method="wald", compare="diff", alternative="larger")
+    assert check["degradation"] == pytest.approx(4 / 120 - 2 / 120, rel=1e-12) and check["degradation"] > 0.005
+    assert check["p_value"] == pytest.approx(oracle.pvalue, rel=1e-9) and oracle.pvalue > experiment.alpha
+    assert (check["state"], check["violated"]) == ("warning", False) and "not significantly" in check["message"]
+    assert results["recommendation"]["action"] == "promote" and "error_rate beyond the allowed degradation but not significantly" in results["recommendation"]["text"]
 
 
 def test_guardrails_need_enough_requests_before_they_judge(editor, prompt_versions):
