@@ -12,6 +12,7 @@ urlpatterns = [
     path("monitoring/alerts/", alerts.alert_list, name="alerts"),
     path("monitoring/alerts/<int:rule_id>/acknowledge/", alerts.alert_acknowledge, name="alert-acknowledge"),
     path("monitoring/alerts/<int:rule_id>/silence/", alerts.alert_silence, name="alert-silence"),
+    path("monitoring/alerts/<int:rule_id>/action/", alerts.alert_action, name="alert-action"),
     path("monitoring/prices/", costs.price_list, name="prices"),
     path("monitoring/operations/<str:kind>/<str:name>/", operations.operations, name="operations"),
     path("monitoring/costs/", costs.costs, name="costs"),

@@ -1,4 +1,4 @@
-"""REST API of alerts: the rules with their current state; acknowledge one, silence one."""
+"""REST API of alerts: the rules with their current state; acknowledge one, silence one, set its action."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mlops_site.roles import IsEditor, IsViewer
+from mlops_site.roles import IsApprover, IsEditor, IsViewer
 from mlops_site.serializers import validated
 
 from .. import selectors, services
 from ..models import AlertState
-from .serializers import AlertRuleOut, AlertSilenceIn
+from .serializers import AlertActionIn, AlertRuleOut, AlertSilenceIn
 
 
 class AlertListApi(generics.GenericAPIView):
@@ -49,3 +49,15 @@ class AlertSilenceApi(APIView):
     def post(self, request, rule_id):
         hours = validated(AlertSilenceIn, request.data)["hours"]
         return Response(AlertRuleOut(services.alert_silence(rule_id=rule_id, hours=hours, actor=request.user)).data)
+
+
+class AlertActionApi(APIView):
+    """`{"action": "rollback_production"}` makes the rule roll its model's production (its prompt's prod) back, as the
+    system, each time it enters the alert state; `{"action": "none"}` only notifies (the default). Approvers."""
+
+    permission_classes = [IsApprover]
+
+    @extend_schema(request=AlertActionIn, responses=AlertRuleOut)
+    def post(self, request, rule_id):
+        action = validated(AlertActionIn, request.data)["action"]
+        return Response(AlertRuleOut(services.alert_action_set(rule_id=rule_id, action=action, actor=request.user)).data)

@@ -14,7 +14,7 @@ from rest_framework import serializers
 from mlops_site.serializers import JSONInteger, JSONNumber, StrictSerializer
 
 from ..drift import Severity
-from ..models import AlertRule, BudgetPeriod, BudgetScope, DriftReport, Price, Reference
+from ..models import AlertAction, AlertRule, BudgetPeriod, BudgetScope, DriftReport, Price, Reference
 
 # --- ingestion ---------------------------------------------------------------------------------------------------------
 
@@ -155,11 +155,18 @@ class AlertRuleOut(serializers.ModelSerializer):
     model = serializers.CharField(source="model.name", default=None)
     prompt = serializers.CharField(source="prompt.name", default=None)
     acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None)
+    action_set_by = serializers.CharField(source="action_set_by.username", default=None)
 
     class Meta:
         model = AlertRule
         fields = ["id", "name", "model", "prompt", "window_minutes", "metric", "comparison", "threshold", "warning_threshold", "enabled",
-                  "state", "state_since", "last_value", "silenced_until", "acknowledged_by", "acknowledged_at"]
+                  "state", "state_since", "last_value", "silenced_until", "acknowledged_by", "acknowledged_at", "action", "action_set_by",
+                  "action_set_at"]
+
+
+class AlertActionIn(StrictSerializer):
+    action = serializers.ChoiceField(choices=AlertAction.choices, help_text="what the rule does when it enters the alert state: none, or "
+                                     "rollback_production (its model's production, its prompt's prod, rolled back by the system)")
 
 
 class AlertSilenceIn(serializers.Serializer):

@@ -18,6 +18,7 @@ urlpatterns = [
     re_path(r"^alerts/?$", alerts.AlertListApi.as_view(), name="alert-list"),
     re_path(r"^alerts/(?P<rule_id>[0-9]+)/acknowledge/?$", alerts.AlertAcknowledgeApi.as_view(), name="alert-acknowledge"),
     re_path(r"^alerts/(?P<rule_id>[0-9]+)/silence/?$", alerts.AlertSilenceApi.as_view(), name="alert-silence"),
+    re_path(r"^alerts/(?P<rule_id>[0-9]+)/action/?$", alerts.AlertActionApi.as_view(), name="alert-action"),
     re_path(r"^budgets/?$", costs.BudgetListApi.as_view(), name="budget-list"),
     re_path(r"^budgets/(?P<name>[^/]+)/?$", costs.BudgetDetailApi.as_view(), name="budget-detail"),
     re_path(r"^prices/?$", costs.PriceListApi.as_view(), name="price-list"),

@@ -184,11 +184,28 @@ class Comparison(models.TextChoices):
     LE = "<=", "at or below"
 
 
+class AlertAction(models.TextChoices):
+    """What a rule does by itself when it enters the alert state, besides notifying."""
+
+    NONE = "none", "notify only"
+    ROLLBACK_PRODUCTION = "rollback_production", "roll production back"
+
+
+class ActionStatus(models.TextChoices):
+    """What became of a rule's action at one change of state (blank: no action was due)."""
+
+    NONE = "", "no action"
+    DONE = "done", "done"
+    REFUSED = "refused", "refused"
+
+
 class AlertRule(models.Model):
     """A metric of a model's drift reports against a threshold (and an optional warning threshold).
 
     The state moves between ok, warning and alert; each move is an AlertEvent and
-    one notification (webhook and e-mail), never one per evaluation.
+    one notification (webhook and e-mail), never one per evaluation. `action`
+    (approvers; off by default) may roll the model's production (a prompt's prod)
+    back when the rule enters the alert state (services/alerts.py).
     """
 
     name = models.CharField(max_length=200)
@@ -201,6 +218,9 @@ class AlertRule(models.Model):
     threshold = models.FloatField()
     warning_threshold = models.FloatField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
+    action = models.CharField(max_length=32, choices=AlertAction.choices, default=AlertAction.NONE)
+    action_set_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action_set_at = models.DateTimeField(null=True, blank=True)
     webhook_url = models.URLField(blank=True)
     webhook_secret = models.CharField(max_length=200, blank=True)
     emails = models.CharField(max_length=1000, blank=True, help_text="comma-separated")
@@ -237,6 +257,9 @@ class AlertEvent(models.Model):
     silenced = models.BooleanField(default=False)
     notified_at = models.DateTimeField(null=True, blank=True)
     notification_error = models.TextField(blank=True)
+    # The rule's action at this change (entering the alert state): done or refused, and what happened in words.
+    action_status = models.CharField(max_length=16, choices=ActionStatus.choices, default=ActionStatus.NONE, blank=True)
+    action_detail = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]
@@ -249,7 +272,7 @@ from .costs import Budget, BudgetAlert, BudgetPeriod, BudgetScope, Price  # noqa
 from .operations import Granularity, PerformanceWindow, Rollup, RollupCursor  # noqa: E402
 
 __all__ = [
-    "AlertEvent", "AlertMetric", "AlertRule", "AlertState", "Budget", "BudgetAlert", "BudgetPeriod", "BudgetScope", "Comparison",
+    "ActionStatus", "AlertAction", "AlertEvent", "AlertMetric", "AlertRule", "AlertState", "Budget", "BudgetAlert", "BudgetPeriod", "BudgetScope", "Comparison",
     "DriftReport", "Event", "FeatureBatch", "Granularity", "PerformanceWindow", "Price", "Reference", "ReferenceSource",
     "ReportStatus", "Rollup", "RollupCursor",
 ]

@@ -10,7 +10,7 @@ from ..models import AlertEvent, AlertRule
 def alert_rule_list(*, state: str = "", model: str = "", prompt: str = "") -> QuerySet[AlertRule]:
     """Alert rules by model, prompt and name, with what their rows show (subject, who acknowledged); each filter
     given narrows the list: a state (ok, warning, alert), a model's or a prompt's name. One query."""
-    rules = AlertRule.objects.select_related("model", "prompt", "acknowledged_by").order_by("model__name", "prompt__name", "name", "pk")
+    rules = AlertRule.objects.select_related("model", "prompt", "acknowledged_by", "action_set_by").order_by("model__name", "prompt__name", "name", "pk")
     if state:
         rules = rules.filter(state=state)
     if model:

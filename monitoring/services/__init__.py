@@ -7,7 +7,7 @@ Celery work only after its transaction commits (mlops_site.queue, by task name).
 page, the API and a task share are in monitoring/selectors/.
 """
 
-from .alerts import alert_acknowledge, alert_notify, alert_silence, alerts_evaluate, default_rules_ensure, rule_update
+from .alerts import alert_acknowledge, alert_action_set, alert_notify, alert_silence, alerts_evaluate, default_rules_ensure, rule_update
 from .budgets import budget_alert_notify, budget_set, budgets_evaluate
 from .drift_reports import drift_report_request, drift_report_run, drift_reports_schedule
 from .ingestion import events_ingest
@@ -21,6 +21,7 @@ from .sweeps import stuck_work_sweep
 
 __all__ = [
     "alert_acknowledge",
+    "alert_action_set",
     "alert_notify",
     "alert_silence",
     "alerts_evaluate",

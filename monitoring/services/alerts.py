@@ -1,8 +1,12 @@
-"""Alert rules: evaluate after each drift report, change state, notify once per change.
+"""Alert rules: evaluate after each drift report, change state, notify once per change; a rule's action.
 
 Defaults from the product brief, created for a model when its first reference
 is set: feature drift PSI > 0.25 (warning above 0.1), prediction drift PSI > 0.2,
 any schema violation, a share of nulls above the reference's.
+
+A rule whose `action` is rollback_production (approvers set it; off by default) rolls its model's production
+(its prompt's prod) back through the registry when it enters the alert state, as the system, once per change
+of state (rule_update, the one place states change).
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from mlops_site.exceptions import Conflict, NotFound, ValidationFailed
+from mlops_site.exceptions import Conflict, DomainError, NotFound, ValidationFailed
+from mlops_site.formatting import number_text
 from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import APPROVER, EDITOR, require_role
+from registry.models import Environment, Stage
+from registry.services import model_rollback, prompt_rollback
 
 from ..drift import Severity
-from ..models import AlertEvent, AlertMetric, AlertRule, AlertState, Comparison, DriftReport
+from ..models import ActionStatus, AlertAction, AlertEvent, AlertMetric, AlertRule, AlertState, Comparison, DriftReport
 from .notifications import deliver
 
 DEFAULT_RULES = [
@@ -110,9 +117,37 @@ def rule_update(rule: AlertRule, value: float | None, *, message, report: DriftR
     )
     rule.state, rule.state_since, rule.acknowledged_by, rule.acknowledged_at = new_state, now, None, None
     rule.save(update_fields=["state", "state_since", "last_value", "acknowledged_by", "acknowledged_at"])
+    if new_state == AlertState.ALERT and rule.action == AlertAction.ROLLBACK_PRODUCTION:
+        # In this transaction, not a task queued after the commit: the change of state and the rollback it causes
+        # commit together or not at all, so the action happens once per change of state by construction (a crash
+        # in between leaves neither, and the next evaluation enters the alert state again), and no broker outage can
+        # lose it. The rollback is one locked model (prompt) row and a few writes, small beside an evaluation.
+        # Silencing a rule stops its notifications, not its action.
+        _act(rule, event, value)
     if not silenced:
         enqueue_on_commit("monitoring.tasks.alert_notify", event.pk)
     return event
+
+
+def _act(rule: AlertRule, event: AlertEvent, value: float | None) -> None:
+    """Roll the rule's model's production (prompt's prod) back as the system, and record on the event what became of
+    it. A refusal (nothing earlier to roll back to, an empty stage, a canary rolling out into the stage) is undone by
+    the registry's own savepoint and recorded, never raised into the evaluation."""
+    kind, name, stage = ("model", rule.model.name, Stage.PRODUCTION) if rule.model_id else ("prompt", rule.prompt.name, Environment.PROD)
+    reason = (f"Alert rule {rule.name!r} (#{rule.pk}) entered the alert state: {AlertMetric(rule.metric).label} = {number_text(value)} "
+              f"{rule.comparison} {number_text(rule.threshold)}; its action rolls {kind} {name}'s {stage} back.")
+    extra = {"alert_rule_id": rule.pk, "alert_event_id": event.pk, "metric": rule.metric, "value": value, "threshold": rule.threshold}
+    try:
+        if kind == "model":
+            target = model_rollback(model_name=name, stage=stage, reason=reason, actor=None, extra=extra)
+        else:
+            target = prompt_rollback(prompt_name=name, environment=stage, reason=reason, actor=None, extra=extra)
+    except DomainError as exc:
+        event.action_status, event.action_detail = ActionStatus.REFUSED, f"Rollback of {stage} refused ({exc.code}): {exc.message}"
+    else:
+        event.action_status, event.action_detail = ActionStatus.DONE, f"{stage} of {kind} {name} rolled back to v{target.version}."
+    event.message = f"{event.message} Action: {event.action_detail}"
+    event.save(update_fields=["action_status", "action_detail", "message"])
 
 
 def _message(rule: AlertRule, state: str, value, report: DriftReport) -> str:
@@ -165,6 +200,20 @@ def alert_silence(*, rule_id: int, hours: int, actor) -> AlertRule:
         rule = _lock(rule_id)
         rule.silenced_until = timezone.now() + timedelta(hours=hours) if hours else None
         rule.save(update_fields=["silenced_until"])
+    return rule
+
+
+def alert_action_set(*, rule_id: int, action: str, actor) -> AlertRule:
+    """Set what a rule does when it enters the alert state (approvers): `none`, or `rollback_production` (its
+    model's production, its prompt's prod, rolled back by the system). Takes effect at the next change of state: a
+    rule already in alert does not act now."""
+    require_role(actor, APPROVER, "Setting an alert rule's action")
+    if action not in AlertAction.values:
+        raise ValidationFailed(f"action: one of {', '.join(AlertAction.values)}.", fields={"action": [f"Not one of them: {action!r}."]})
+    with transaction.atomic():
+        rule = _lock(rule_id)
+        rule.action, rule.action_set_by, rule.action_set_at = action, actor, timezone.now()
+        rule.save(update_fields=["action", "action_set_by", "action_set_at"])
     return rule
 
 

@@ -406,12 +406,17 @@ def _rollback_target(subject, stage: str, current):
     return None
 
 
-def _rollback(subject_class, *, name: str, stage: str, field: str, reason: str, actor):
-    require_role(actor, APPROVER, "Rolling back")
+def _rollback(subject_class, *, name: str, stage: str, field: str, reason: str, actor, extra: dict | None):
+    if actor is not None:
+        require_role(actor, APPROVER, "Rolling back")
     _require_stage(stage, field, subject_class)
     reason = _require_reason(reason)
     with transaction.atomic():
         subject = subject_class.lock(name)
+        if actor is None:
+            # The system (an alert rule's action) never rolls back a stage a canary rolls out into: the candidate's
+            # own traffic may be what fired the rule, and the rollout's triggers roll the candidate back. A person may.
+            _rollout_in_progress(subject, stage)
         current = subject.holder(stage)
         if current is None:
             raise Conflict(f"No version of {subject.name} is in {stage}.", code="stage_empty")
@@ -428,19 +433,24 @@ def _rollback(subject_class, *, name: str, stage: str, field: str, reason: str, 
             from_stage=from_stage,
             to_stage=stage,
             reason=reason,
-            extra={"replaced_version": current.version},
+            extra={"replaced_version": current.version, **(extra or {})},
         )
     return target
 
 
-def model_rollback(*, model_name: str, stage: str, reason: str, actor):
-    """Return a model's `stage` to the version that held it before the current one; the current one is archived."""
-    return _rollback(ModelSubject, name=model_name, stage=stage, field="stage", reason=reason, actor=actor)
+def model_rollback(*, model_name: str, stage: str, reason: str, actor, extra: dict | None = None):
+    """Return a model's `stage` to the version that held it before the current one; the current one is archived.
+
+    `actor` None is the system (an alert rule's action; audited as "system"), else an approver. 409 `stage_empty`,
+    `no_previous_version`, and for the system only `rollout_in_progress` while a canary rolls out into the stage.
+    `extra` goes into the audit event (what asked for the rollback)."""
+    return _rollback(ModelSubject, name=model_name, stage=stage, field="stage", reason=reason, actor=actor, extra=extra)
 
 
-def prompt_rollback(*, prompt_name: str, environment: str, reason: str, actor):
-    """Return a prompt environment to the version it ran before the current one."""
-    return _rollback(PromptSubject, name=prompt_name, stage=environment, field="environment", reason=reason, actor=actor)
+def prompt_rollback(*, prompt_name: str, environment: str, reason: str, actor, extra: dict | None = None):
+    """Return a prompt environment to the version it ran before the current one (`actor` None: the system, as for
+    model_rollback)."""
+    return _rollback(PromptSubject, name=prompt_name, stage=environment, field="environment", reason=reason, actor=actor, extra=extra)
 
 
 def promotions_expire_stale(*, max_age_days: int | None = None, now=None) -> int:
