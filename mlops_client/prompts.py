@@ -33,7 +33,7 @@ def folder_archive(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def _json_body(files: dict[str, bytes]) -> dict | None:
+def json_body(files: dict[str, bytes]) -> dict | None:
     """`{"files": {path: text}}` if every file is UTF-8 text and the body stays under 8 MB, else None."""
     if sum(len(data) for data in files.values()) >= JSON_IMPORT_MAX_BYTES:
         return None
@@ -63,7 +63,7 @@ def cmd_import(api: ApiClient, args: argparse.Namespace) -> int:
     if all(path.startswith("prompts/") for path in files):
         # PATH holds only a prompts/ folder: import that, whether sent as JSON or as an archive (where the server drops it).
         files = {path[len("prompts/") :]: data for path, data in files.items()}
-    body = None if args.archive else _json_body(files)
+    body = None if args.archive else json_body(files)
     try:
         if body is not None:
             answer = api.post("prompts/import", body)

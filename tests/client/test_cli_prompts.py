@@ -4,7 +4,7 @@ import json
 
 import requests
 
-from mlops_client.prompts import JSON_IMPORT_MAX_BYTES, _json_body, folder_archive
+from mlops_client.prompts import JSON_IMPORT_MAX_BYTES, json_body, folder_archive
 from mlops_site.roles import user_token_refresh
 from registry.models import Prompt, PromptDeployment, PromptVersion
 from registry.services.prompts import archive_files
@@ -193,7 +193,7 @@ def test_large_folder_goes_as_a_tar_gz_the_server_unpacks_to_the_same_files():
     small = {path: text.encode() for path, text in brief_folder().items()}
     large = {**small, "assets/big.txt": b"x" * JSON_IMPORT_MAX_BYTES}
 
-    assert _json_body(small) == {"files": brief_folder()}
-    assert _json_body(large) is None
-    assert _json_body({**small, "logo.png": b"\x89PNG\xff"}) is None  # not UTF-8: only an archive can carry it
+    assert json_body(small) == {"files": brief_folder()}
+    assert json_body(large) is None
+    assert json_body({**small, "logo.png": b"\x89PNG\xff"}) is None  # not UTF-8: only an archive can carry it
     assert archive_files(folder_archive(large)) == large
