@@ -383,6 +383,6 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p = command("policy", cmd_policy, "Show the gate policy of a model or prompt, or set it (approvers).")
     model_or_prompt(p)
     checks = p.add_mutually_exclusive_group()
-    checks.add_argument("--default", action="store_true", help="the default checks (the brief's thresholds)")
+    checks.add_argument("--default", action="store_true", help="the default checks (see docs/gates.md)")
     checks.add_argument("--file", metavar="JSON", help='{"checks": [{"check", "op", "threshold"}, ...]}: file path, - for stdin, or inline')
     p.add_argument("--not-enforced", action="store_true", help="record the checks without holding promotions back")

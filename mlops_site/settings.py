@@ -1,7 +1,7 @@
 """Settings for the MLOps control plane.
 
 Everything that differs between a laptop and production comes from environment
-variables with safe defaults; see the README's Configuration table.
+variables with safe defaults; docs/configuration.md lists them all.
 """
 
 import os

@@ -103,7 +103,7 @@ def kl_divergence(p, q) -> float:
 def psi(reference, current, bins: int = 10) -> float:
     """PSI of a numeric column with the reference's decile bins (`bins` must be 10: the bins are pinned)."""
     if bins != 10:
-        raise DriftError("PSI uses the reference's deciles (10 bins), as METRICS.md pins it")
+        raise DriftError("PSI uses the reference's deciles (10 bins); see docs/metrics.md")
     r, c = _finite_sorted(reference), _finite_sorted(current)
     if c.size == 0:
         raise DriftError("the current sample has no finite values")
@@ -385,7 +385,7 @@ def drift_report(
 
     A column present in one side only is reported as `no_data` with the reason,
     not dropped. `thresholds` overrides the PSI threshold per column (the
-    brief alerts on prediction drift above 0.2). Columns run on `workers` threads (default: the CPU count, at
+    default prediction drift rule alerts above 0.2). Columns run on `workers` threads (default: the CPU count, at
     most 4): numpy's sorts and merges release the GIL.
     """
     names = sorted(set(reference) | set(current))

@@ -1,6 +1,6 @@
 """LLM token prices: reading LiteLLM's price table, finding the price in force, the cost of a request. No Django.
 
-Cost per request (METRICS.md, "GenAI monitoring"), with cached tokens counted
+Cost per request (docs/metrics.md, "Cost"), with cached tokens counted
 inside the input tokens and reasoning tokens inside the output tokens, as
 OpenAI's and Anthropic's usage report them:
 

@@ -13,8 +13,8 @@ product does not import them):
   hold a single class.
 - Per sensitive group: selection rate = mean(y_pred == positive), TPR, FPR,
   accuracy. Demographic parity difference = max - min selection rate;
-  equalized odds difference = max(TPR spread, FPR spread) (METRICS.md,
-  fairlearn's definitions).
+  equalized odds difference = max(TPR spread, FPR spread) (fairlearn's
+  definitions; docs/metrics.md).
 """
 
 from __future__ import annotations

@@ -181,7 +181,7 @@ def _item(name: str, state: str, reason: str) -> dict:
 
 
 def checklist(experiment, results: dict | None, smallest_arm: int) -> list[dict]:
-    """The product brief's A/B checklist, each step `done`, `active` (under way), `todo` or `failed`, with why."""
+    """The A/B checklist (hypothesis, metrics, sample size, randomisation, duration, significance, decision), each step `done`, `active` (under way), `todo` or `failed`, with why."""
     planned = experiment.sample_size_per_arm
     started = experiment.status != ExperimentStatus.DRAFT
     secondary, guardrails = len(experiment.secondary_metrics), len(experiment.guardrails)

@@ -1,6 +1,6 @@
 """Alert rules: evaluate after each drift report, change state, notify once per change; a rule's action.
 
-Defaults from the product brief, created for a model when its first reference
+The default rules, created for a model when its first reference
 is set: feature drift PSI > 0.25 (warning above 0.1), prediction drift PSI > 0.2,
 any schema violation, a share of nulls above the reference's.
 
@@ -42,7 +42,7 @@ COMPARE = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float
 
 
 def default_rules_ensure(*, model) -> list[AlertRule]:
-    """The brief's default rules for `model`, created once (existing rules are left as they are)."""
+    """The default drift rules for `model`, created once (existing rules are left as they are)."""
     rules = []
     for name, metric, comparison, threshold, warning in DEFAULT_RULES:
         rule, _ = AlertRule.objects.get_or_create(

@@ -29,7 +29,7 @@ from ..selectors.drift import reference_columns, window_columns
 from .alerts import alerts_evaluate
 
 STALE_RUN = timedelta(minutes=10)
-PREDICTION_PSI_THRESHOLD = 0.2  # the brief: prediction drift is PSI > 0.2 (features: 0.25)
+PREDICTION_PSI_THRESHOLD = 0.2  # the default: prediction drift is PSI > 0.2 (features: 0.25)
 OUTPUT_COLUMNS = {columnar.PREDICTION: "prediction", columnar.LABEL: "label"}
 
 

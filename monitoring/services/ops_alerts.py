@@ -1,11 +1,11 @@
-"""Operations alert rules: the brief's defaults, evaluated every minute on the roll-ups (never raw events).
+"""Operations alert rules: the default rules, evaluated every minute on the roll-ups (never raw events).
 
 Each rule's value is computed over its own window (`window_minutes`, default 60)
 ending now, over all versions of its model or prompt; performance drops come
 from the latest labelled window (services/performance.py). States, history and
 notifications are the same as for drift rules (alerts.rule_update).
 
-Defaults (the product brief): models: latency P95 over the SLA
+Defaults: models: latency P95 over the SLA
 (MLOPS_LATENCY_SLA_MS), throughput above 80 % of capacity (MLOPS_CAPACITY_RPS),
 error rate > 1 %, accuracy / F1 / AUC more than 5 % below the baseline.
 Prompts: response P95 > 10 s, time to first token P95 > 2 s, error rate > 1 %,

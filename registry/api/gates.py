@@ -143,7 +143,7 @@ def _policy(subject: dict) -> GatePolicy:
 
 class _PolicyApi(APIView):
     """GET: the gate policy. PUT `{"checks": [{"check", "op", "threshold"}], "enforced": true}` (approvers) replaces it;
-    `{"checks": "default"}` sets the brief's defaults."""
+    `{"checks": "default"}` sets the default checks."""
 
     def get_permissions(self):
         return [IsApprover()] if self.request.method == "PUT" else [IsViewer()]

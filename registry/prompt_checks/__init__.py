@@ -45,7 +45,7 @@ Checks against a reference text (equals, contains without `values`,
 levenshtein, rouge_n, similarity) take the criterion's `value`, else the row's
 `expected`; a row without either is an error for that check.
 
-`threshold` on a pass/fail check (the brief's `exact_match: threshold 0.9`) is
+`threshold` on a pass/fail check (such as `exact_match: threshold 0.9`) is
 a gate level for the caller; the row check ignores it. Every row also gets the
 built-in `safety` check (PII detectors only) when no criterion has type safety.
 

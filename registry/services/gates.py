@@ -27,7 +27,7 @@ from ..models import AuditAction, Evaluation, EvaluationStatus, GatePolicy, Mode
 from .audit import audit_record
 
 OPS = {">=": float.__ge__, ">": float.__gt__, "<=": float.__le__, "<": float.__lt__}
-# The product brief's CI pipeline: evaluate.py --min-accuracy 0.92, a bias check, data validation;
+# The defaults follow a typical release pipeline: evaluate.py --min-accuracy 0.92, a bias check, data validation;
 # eval_prompts.py --threshold 0.85 with format, relevance and safety criteria.
 DEFAULT_MODEL_CHECKS = [
     {"check": "accuracy", "op": ">=", "threshold": 0.92},

@@ -250,7 +250,7 @@ def _policy_page(request: HttpRequest, *, subject: dict, kind: str, name: str, b
             except DomainError as exc:
                 error, status = exc.message, exc.status
             else:
-                what = "the brief's defaults" if action == "defaults" else f"{len(checks)} check(s)"
+                what = "the default checks" if action == "defaults" else f"{len(checks)} check(s)"
                 messages.success(request, f"Gate policy of {name} saved: {what}, {'enforced' if enforced else 'not enforced'}.")
                 return redirect(request.path)
     if not rows or rows[-1]["check"]:

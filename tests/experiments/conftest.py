@@ -1,5 +1,5 @@
 """Fixtures of the experiments tests: an in-process cache (unit tests need no Redis), a model with three versions,
-the brief's prompts folder, and experiments built through the services; for canary rollouts a model with a version in
+the sample prompts folder, and experiments built through the services; for canary rollouts a model with a version in
 production, a short policy, canaries approved and started through the services, and served traffic."""
 
 import itertools

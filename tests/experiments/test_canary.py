@@ -28,7 +28,7 @@ DEFAULT_JSON = {
 }
 
 
-def test_the_default_policy_is_the_brief_written_out():
+def test_the_default_policy_is_the_documented_one():
     assert canary.policy_from_json(**DEFAULT_JSON) == canary.DEFAULT_POLICY
     assert canary.policy_from_json(stages=canary.DEFAULT_POLICY.stages_json(), triggers=canary.DEFAULT_POLICY.triggers_json()) == canary.DEFAULT_POLICY
     assert [s.name for s in canary.DEFAULT_POLICY.stages] == ["shadow", "5%", "25%", "50%", "100%"]

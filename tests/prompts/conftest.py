@@ -1,4 +1,4 @@
-"""A prompts folder like the one in the product brief, written by the tests themselves."""
+"""A prompts folder like the ones teams keep in git (summarize, classify, config.yaml), written by the tests themselves."""
 
 from pathlib import Path
 

@@ -146,7 +146,7 @@ def test_approve_and_reject_buttons_work_for_prompt_requests(imported, approver)
 
 @pytest.fixture
 def in_prod(imported, approver):
-    """The brief's prompts with their pending moves approved: summarize v2 in prod, v3 in staging."""
+    """The sample prompts with their pending moves approved: summarize v2 in prod, v3 in staging."""
     for promotion in PromotionRequest.objects.filter(status="pending"):
         services.promotion_approve(promotion_id=promotion.pk, actor=approver)
 

@@ -122,8 +122,8 @@ def test_a_check_at_exactly_its_threshold_passes_only_an_inclusive_comparison(ed
     assert (check.value, check.threshold, check.status) == (value, threshold, status)
 
 
-def test_a_version_exactly_at_the_brief_thresholds_is_promoted(api_as, editor, approver, gated):
-    # The brief's pipeline: --min-accuracy 0.92 means 0.92 itself is enough.
+def test_a_version_exactly_at_the_default_thresholds_is_promoted(api_as, editor, approver, gated):
+    # A pipeline's --min-accuracy 0.92 means 0.92 itself is enough.
     evaluated(gated, "model", accuracy=0.92, f1=0.9, demographic_parity_difference=0.1)
     evaluated(gated, "data", schema_violations=0)
 

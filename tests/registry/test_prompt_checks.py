@@ -136,7 +136,7 @@ def test_find_pii_leaves_dates_years_amounts_and_ip_addresses_alone():
 # --- each check -------------------------------------------------------------------------------------------
 
 
-def test_format_check_counts_bullets_as_in_the_brief():
+def test_format_check_counts_bullets_of_a_summary():
     three = "- Revenue grew 4%\n- Costs fell 2%\n* Margin up\n\nNotes: none"
 
     assert check({"name": "bullet_count", "type": "format_check", "expected": 3}, three).status == PASSED

@@ -58,7 +58,7 @@ def fraud(editor):
 
 @pytest.fixture
 def gated(fraud, approver):
-    """fraud v1 with a pending staging request made before the policy existed, then the brief's default policy."""
+    """fraud v1 with a pending staging request made before the policy existed, then the default policy."""
     promotion = services.promotion_request_create(version=fraud, to_stage="staging", reason="ship it", actor=fraud.created_by)
     gate_policy_set(model=fraud.model, checks=DEFAULT_MODEL_CHECKS, actor=approver)
     return promotion
