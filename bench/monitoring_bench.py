@@ -12,7 +12,7 @@ Subcommands (each one step of run.sh, results as JSON files in a work folder):
   drift-run     services.drift_report_run on that report, alone in this fresh process (wall time,
                 peak RSS), then a breakdown of its parts
   drift-inmem   drift.drift_report on in-memory arrays with prepared references; scipy's ks_2samp
-                loop; checks of the stored statistics against scipy and the brief's PSI formula
+                loop; checks of the stored statistics against scipy and the numpy PSI formula
   evidently     Evidently's DataDriftPreset on the same arrays (runs in bench/.venv-evidently)
   ingest-setup  editor, API token and model version for the ingestion server
   ingest-http   POST batches of events to a running gunicorn; events/s per batch size
@@ -162,7 +162,7 @@ def cmd_report(args) -> None:
     print(f"Evidently / ours (stored path): {_f(ratio, '{:.1f}x')}; Evidently / ours (in memory): {_f(ratio_inmem, '{:.1f}x')}; "
           f"scipy loop / ours (stored): {_f(inmem['scipy_ks_loop_s'] / ours_s if ours_s and inmem.get('scipy_ks_loop_s') else None, '{:.1f}x')}")
     print(f"KS statistics identical (==) to scipy.stats.ks_2samp: {inmem.get('ks_identical')}/{inmem.get('n_columns')} columns (stored and in memory); "
-          f"PSI vs the brief's numpy formula: max relative difference {_f(inmem.get('psi_max_rel_diff'), '{:.1e}')} "
+          f"PSI vs the numpy formula: max relative difference {_f(inmem.get('psi_max_rel_diff'), '{:.1e}')} "
           f"({'within' if inmem.get('psi_within_1e9') else 'NOT within'} 1e-9)")
     if ev:
         methods = sorted({str(c.get("method")) for c in ev.get("per_column", {}).values()})

@@ -210,7 +210,7 @@ def cmd_drift_run(args) -> None:
 
 
 def brief_psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
-    """The brief's calculate_psi, verbatim: deciles of `expected` (np.quantile, linear), np.histogram, clip at 0.001."""
+    """The common calculate_psi recipe in numpy: deciles of `expected` (np.quantile, linear), np.histogram, clip at 0.001."""
     breakpoints = np.quantile(expected, np.linspace(0, 1, bins + 1))
     breakpoints[0] = -np.inf
     breakpoints[-1] = np.inf
@@ -268,7 +268,7 @@ def cmd_drift_inmem(args) -> None:
     write_json(args.out, out)
     print(f"  in memory: prepare_reference x {len(names)} {prepare_s:.2f} s; drift.drift_report {', '.join(f'{r:.2f}' for r in runs)} s; "
           f"scipy ks_2samp loop {scipy_s:.2f} s; KS identical to scipy (==) in {out['ks_identical']}/{len(columns)} columns; "
-          f"PSI vs the brief's formula: max rel diff {out['psi_max_rel_diff']:.1e}")
+          f"PSI vs the numpy formula: max rel diff {out['psi_max_rel_diff']:.1e}")
 
 
 # --- evidently -----------------------------------------------------------------------------------

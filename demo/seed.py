@@ -93,7 +93,7 @@ eval_criteria:
 
 
 def demo_prompts_folder() -> dict[str, str]:
-    """A prompts folder like the product brief's: versions, eval sets and config.yaml."""
+    """A prompts folder like the ones teams keep in git: versions, eval sets and config.yaml."""
     summarize = [
         dict(model="claude-sonnet-4", temperature=0.3, max_tokens=500, bullets=5, words=25, audience="", description="First cut."),
         dict(model="claude-sonnet-4", temperature=0.3, max_tokens=500, bullets=3, words=20, audience="", description="Three bullets read better."),
@@ -233,7 +233,7 @@ def _seed_model(name, description, count, base, users, clock, rng, real_now):
 
 
 def _seed_gates(users, clock, real_now):
-    """loan-approval under the brief's gate policy: v1's bias check fails (its gate card is red and a request
+    """loan-approval under the default gate policy: v1's bias check fails (its gate card is red and a request
     is refused); v2, retrained with a fairness constraint, passes every gate and waits for approval."""
     alice, bob = users["alice"], users["bob"]
     rng = np.random.default_rng(11)
