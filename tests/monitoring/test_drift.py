@@ -530,3 +530,44 @@ def test_a_rare_category_the_subsample_leaves_out_leaves_the_chi_square_table():
     expected = stats.chi2_contingency(np.vstack(scaled)[:, :2], correction=False).pvalue
     assert report.chi2_pvalue == pytest.approx(expected, rel=1e-9, abs=0)
     assert report.bins == ["a", "b", "z"]
+
+
+def test_a_whole_number_beyond_int64_in_a_window_list_is_a_number():
+    # given a window sent as a list of Python ints, one of them too large for int64 (JSON allows it)
+    reference, current = [1.0, 2.0, 3.0, 4.0], [1, 2, 10**20]
+
+    report = drift.column_drift("x", drift.prepare_reference(reference), current)
+
+    as_floats = [1.0, 2.0, 1e20]
+    assert (report.n_current, report.invalid_current, report.missing_current) == (3, 0, 0.0)
+    assert report.ks_statistic == pytest.approx(stats.ks_2samp(reference, as_floats).statistic, rel=1e-12)
+    assert report.wasserstein == pytest.approx(stats.wasserstein_distance(reference, as_floats), rel=1e-12)
+
+
+def test_moderate_starts_at_the_moderate_psi_itself(monkeypatch):
+    # given a column's PSI, and the moderate band set to start exactly there (the rule: moderate from 0.1)
+    rng = np.random.default_rng(9)
+    prepared, current = drift.prepare_reference(rng.normal(size=5000)), rng.normal(0.4, 1, size=5000)
+    psi_value = drift.column_drift("x", prepared, current).psi
+    monkeypatch.setattr(drift, "PSI_MODERATE", psi_value)
+
+    report = drift.column_drift("x", prepared, current, psi_threshold=1.0)
+
+    assert report.js < drift.JS_INVESTIGATE
+    assert (report.severity, report.drifted) == ("moderate", False)
+
+
+def test_js_equal_to_the_investigate_level_is_not_significant(monkeypatch):
+    # given a column's JS distance, and the investigate level set exactly there (the rule: JS above 0.3)
+    rng = np.random.default_rng(9)
+    prepared, current = drift.prepare_reference(rng.normal(size=5000)), rng.normal(0.4, 1, size=5000)
+    js_value = drift.column_drift("x", prepared, current).js
+    monkeypatch.setattr(drift, "JS_INVESTIGATE", js_value)
+
+    at_level = drift.column_drift("x", prepared, current, psi_threshold=1.0)
+    monkeypatch.setattr(drift, "JS_INVESTIGATE", js_value * 0.999)
+    below_level = drift.column_drift("x", prepared, current, psi_threshold=1.0)
+
+    assert (at_level.severity, at_level.drifted) == ("moderate", False)
+    assert (below_level.severity, below_level.drifted) == ("significant", True)
+    assert below_level.reason.startswith("JS ")
