@@ -571,3 +571,13 @@ def test_js_equal_to_the_investigate_level_is_not_significant(monkeypatch):
     assert (at_level.severity, at_level.drifted) == ("moderate", False)
     assert (below_level.severity, below_level.drifted) == ("significant", True)
     assert below_level.reason.startswith("JS ")
+
+
+def test_a_window_of_numpy_integers_is_numbers():
+    # given a window of counts as an int64 array (not floats)
+    reference, current = [1.0, 2.0, 3.0, 4.0], np.array([1, 2, 3, 5], dtype=np.int64)
+
+    report = drift.column_drift("x", drift.prepare_reference(reference), current)
+
+    assert (report.n_current, report.invalid_current, report.missing_current) == (4, 0, 0.0)
+    assert report.ks_statistic == pytest.approx(stats.ks_2samp(reference, [1.0, 2.0, 3.0, 5.0]).statistic, rel=1e-12)
