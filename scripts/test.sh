@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: its own set-up, then the whole suite on SQLite, then again on a throwaway
-# PostgreSQL cluster on 127.0.0.1 when PostgreSQL's binaries are present.
+# `make test`: its own set-up, then the whole suite on SQLite and, at the same time, again on a throwaway
+# PostgreSQL cluster on 127.0.0.1 when PostgreSQL's binaries are present (MLOPS_TEST_SERIAL=1: one after the other).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV_BIN=${VENV_BIN:-.venv/bin}
@@ -42,16 +42,16 @@ cleanup() {
 trap cleanup EXIT
 
 for s in "${skipped[@]:-}"; do [ -n "$s" ] && echo "SKIPPED: $s"; done
-SQLITE_TEST_PATH="$tmp/test.sqlite3" run_suite "SQLite"
-sqlite_rc=$?
 
-# --- PostgreSQL ---------------------------------------------------------------------------------
+# --- PostgreSQL: a throwaway cluster; its suite runs beside SQLite's (two cores, and much of each suite waits
+# on a worker, a browser or a server), its output kept and shown after SQLite's. MLOPS_TEST_SERIAL=1: one by one.
 PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 [ -n "$PGBIN" ] || PGBIN=$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")
 as_pg() {
   if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$1"; else sh -c "$1"; fi
 }
 pg_rc=0
+pg_url=""
 if [ -x "$PGBIN/initdb" ] && { [ "$(id -u)" != 0 ] || id postgres >/dev/null 2>&1; }; then
   mkdir -p "$tmp/pg"
   [ "$(id -u)" = 0 ] && chown postgres "$tmp/pg"
@@ -59,14 +59,31 @@ if [ -x "$PGBIN/initdb" ] && { [ "$(id -u)" != 0 ] || id postgres >/dev/null 2>&
   if as_pg "$PGBIN/initdb -D $tmp/pg -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8" >"$tmp/initdb.log" 2>&1 \
      && as_pg "$PGBIN/pg_ctl -D $tmp/pg -l $tmp/pg/server.log -w -o \"-p $port -c listen_addresses=127.0.0.1 -k $tmp/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200\" start" >/dev/null; then
     pg_started=1
-    DATABASE_URL="postgres://postgres@127.0.0.1:$port/mlops" run_suite "PostgreSQL ($("$PGBIN/postgres" --version | awk '{print $NF}'))"
-    pg_rc=$?
+    pg_url="postgres://postgres@127.0.0.1:$port/mlops"
+    pg_label="PostgreSQL ($("$PGBIN/postgres" --version | awk '{print $NF}'))"
   else
     echo "Could not start PostgreSQL:"; cat "$tmp/initdb.log"; pg_rc=1
   fi
 else
   [ -n "${CI:-}" ] && { echo "CI: PostgreSQL binaries are missing. Failing." >&2; exit 1; }
   echo "SKIPPED: PostgreSQL run: no initdb found (apt-get install postgresql); the concurrency tests ran on SQLite only"
+fi
+
+pg_pid=""
+if [ -n "$pg_url" ] && [ -z "${MLOPS_TEST_SERIAL:-}" ]; then
+  echo "(the PostgreSQL run goes on beside the SQLite one; its output follows SQLite's)"
+  ( DATABASE_URL="$pg_url" run_suite "$pg_label" >"$tmp/pg-suite.log" 2>&1; echo $? >"$tmp/pg-suite.rc" ) &
+  pg_pid=$!
+fi
+SQLITE_TEST_PATH="$tmp/test.sqlite3" run_suite "SQLite"
+sqlite_rc=$?
+if [ -n "$pg_pid" ]; then
+  wait "$pg_pid"
+  cat "$tmp/pg-suite.log"
+  pg_rc=$(cat "$tmp/pg-suite.rc" 2>/dev/null || echo 1)
+elif [ -n "$pg_url" ]; then
+  DATABASE_URL="$pg_url" run_suite "$pg_label"
+  pg_rc=$?
 fi
 
 if [ $sqlite_rc -ne 0 ] || [ $pg_rc -ne 0 ]; then

@@ -25,6 +25,9 @@ def _fast_and_isolated(settings, tmp_path):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = "memory://"
     settings.CELERY_RESULT_BACKEND = None
+    # A cache of its own per test (never a developer's Redis, nor the other database's suite running beside this
+    # one); tests of the shared Redis cache set CACHES to their private Redis themselves.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": str(tmp_path)}}
 
 
 @pytest.fixture
