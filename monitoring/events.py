@@ -223,6 +223,9 @@ FIELDS: tuple[Field, ...] = (
     Field("llm_model", str, Meta(max_length=200), "must be a string of at most 200 characters", default=""),
     Field("guardrail_triggered", bool, None, TRUE_OR_FALSE, default=None),
     Field("feedback", Literal[1, -1], None, "must be +1 or -1", default=None),
+    # A canary's shadow stage: the request was mirrored to this version, whose answer nobody was served.
+    # It counts for the rollout's checks, never as the version's served traffic (the roll-ups skip it).
+    Field("shadow", bool, None, TRUE_OR_FALSE, default=False),
 )
 FIELD_NAMES = frozenset(f.name for f in FIELDS)
 

@@ -25,7 +25,7 @@ from mlops_site.exceptions import Conflict, DomainError, NotFound, ValidationFai
 from mlops_site.formatting import number_text
 from mlops_site.roles import APPROVER, require_role
 from monitoring.models import Event, Granularity
-from monitoring.selectors.rollups import rollup_totals
+from monitoring.selectors.rollups import rollup_totals, shadow_totals
 from monitoring.services import rollups_catch_up
 from registry.models import CANARY_STAGES, AuditAction, ModelVersion, PromotionRequest, PromotionStatus, PromptDeployment
 from registry.services import audit_record, promotion_rollout_abort, promotion_rollout_complete
@@ -65,9 +65,10 @@ def _label(version) -> str:
 
 
 def _conversions(rollout: Rollout, version, metric: str, start: datetime, end: datetime) -> tuple[int, int]:
-    """(units, converted units) of `version` in [start, end): the distinct unit ids of its events, and those with an
-    outcome of `metric` above 0 at or after their first event in the window (and before `end`). One query."""
-    e_unit, e_ts = sql.column(Event, "unit_id"), sql.column(Event, "timestamp")
+    """(units, converted units) of `version` in [start, end): the distinct unit ids of its served events (not its
+    shadow events: their units were served by the baseline), and those with an outcome of `metric` above 0 at or after
+    their first event in the window (and before `end`). One query."""
+    e_unit, e_ts, e_shadow = sql.column(Event, "unit_id"), sql.column(Event, "timestamp"), sql.column(Event, "shadow")
     e_version = sql.column(Event, "model_version" if rollout.model_id else "prompt_version")
     o_metric, o_unit, o_ts, o_value = (sql.column(Outcome, f) for f in ("metric", "unit_id", "timestamp", "value"))
     prep = Event._meta.get_field("timestamp").get_db_prep_save
@@ -76,7 +77,7 @@ def _conversions(rollout: Rollout, version, metric: str, start: datetime, end: d
         f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM {sql.table(Outcome)} o WHERE o.{o_metric} = %s AND o.{o_unit} = u.unit_id "
         f"AND o.{o_ts} >= u.first_at AND o.{o_ts} < %s AND o.{o_value} > 0) THEN 1 ELSE 0 END), 0) "
         f"FROM (SELECT {e_unit} AS unit_id, MIN({e_ts}) AS first_at FROM {sql.table(Event)} WHERE {e_version} = %s AND {e_ts} >= %s "
-        f"AND {e_ts} < %s AND {e_unit} <> '' GROUP BY {e_unit}) u"
+        f"AND {e_ts} < %s AND {e_unit} <> '' AND NOT {e_shadow} GROUP BY {e_unit}) u"
     )
     with connection.cursor() as cursor:
         cursor.execute(query, [metric, end_db, version.pk, start_db, end_db])
@@ -84,12 +85,17 @@ def _conversions(rollout: Rollout, version, metric: str, start: datetime, end: d
     return int(units), int(converted)
 
 
-def _side(rollout: Rollout, version, start: datetime, end: datetime, business_metric: str | None) -> canary.Side:
-    """One version's figures over [start, end) from the minute roll-ups (and, for the business gate, the units)."""
+def _side(rollout: Rollout, version, start: datetime, end: datetime, business_metric: str | None, *, shadow: bool = False) -> canary.Side:
+    """One version's figures over [start, end) from the minute roll-ups (and, for the business gate, the units).
+    `shadow`: from its shadow events instead (the candidate in a shadow stage: mirrored requests, which the roll-ups
+    leave out because nobody was served by them)."""
     if end <= start:
         return canary.Side(version=version.version, units=0 if business_metric else None, conversions=0 if business_metric else None)
-    t = rollup_totals(kind=rollout.subject_kind, name=rollout.subject_name, versions=[version.version], start=start, end=end,
-                      granularity=Granularity.MINUTE)
+    if shadow:
+        t = shadow_totals(kind=rollout.subject_kind, name=rollout.subject_name, version=version.version, start=start, end=end)
+    else:
+        t = rollup_totals(kind=rollout.subject_kind, name=rollout.subject_name, versions=[version.version], start=start, end=end,
+                          granularity=Granularity.MINUTE)
     negative = canary.negative_feedback_rate(t.feedback_count, t.thumbs_up_share)
     units = conversions = None
     if business_metric:
@@ -117,7 +123,7 @@ def _read(rollout: Rollout, now: datetime) -> Reading:
     stage = rules.stages[rollout.stage_index]
     start = rollout.stage_started_at
     business = rules.business_metric if stage.gate and stage.gate.name == canary.GateName.BUSINESS_METRIC_NOT_WORSE else None
-    candidate = _side(rollout, rollout.candidate, start, now, business)
+    candidate = _side(rollout, rollout.candidate, start, now, business, shadow=stage.traffic_percent == 0)
     baseline = _side(rollout, rollout.baseline, start, now, business) if rollout.baseline is not None else None
     evaluation = canary.evaluate(rules, stage, candidate, baseline)
     elapsed = max(0.0, (now - start).total_seconds() / 60)

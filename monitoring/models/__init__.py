@@ -42,6 +42,9 @@ class Event(models.Model):
     feedback = models.SmallIntegerField(null=True, blank=True)
     judge_score = models.FloatField(null=True, blank=True)
     faithfulness = models.FloatField(null=True, blank=True)
+    # Mirrored to this version in a canary's shadow stage, its answer served to nobody: a rollout's checks read it,
+    # the roll-ups (and so the operations, cost and budget figures) do not.
+    shadow = models.BooleanField(default=False)
     batch = models.ForeignKey("FeatureBatch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:

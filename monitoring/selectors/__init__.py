@@ -41,6 +41,7 @@ from .rollups import (
     rollup_spend,
     rollup_totals,
     rollup_totals_empty,
+    shadow_totals,
     window_granularity,
 )
 
@@ -49,5 +50,5 @@ __all__ = [
     "budget_get", "budget_hourly_spend", "budget_list", "budget_members_filter", "budget_status", "budget_statuses", "budgets_over", "cost_per_request_series",
     "event_count", "firing_rules", "low_score_examples", "monitored_versions", "period_bounds", "point_seconds", "price_book", "price_list",
     "prompt_costs", "reference_columns", "reference_get", "report_get", "report_history", "report_list", "rollup_series", "rollup_spend", "rollup_totals",
-    "rollup_totals_empty", "subject_rules", "subject_versions", "subjects_with_traffic", "window_columns", "window_granularity",
+    "rollup_totals_empty", "shadow_totals", "subject_rules", "subject_versions", "subjects_with_traffic", "window_columns", "window_granularity",
 ]

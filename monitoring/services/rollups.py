@@ -4,6 +4,9 @@
 cursor into Rollup rows: counts and sums add up, latency and TTFT sketches merge
 (monitoring/sketch.py). Pages, alerts and /metrics read them through selectors/rollups.py.
 
+Shadow events (mirrored to a canary's candidate, served to nobody) are left out: the roll-ups count served
+traffic. A rollout's shadow stage reads them raw (selectors.rollups.shadow_totals).
+
 Events are read with raw SQL straight into numpy arrays (no ORM object, no datetime per event),
 grouped per (version, minute) with one np.unique, summed with np.bincount, and sketched per group
 in one pass (sketch.sketches_by_group); hours are summed from the minutes. Only the rows the
@@ -61,7 +64,7 @@ def _events_sql() -> str:
     numbers = ", ".join(q[name] if name == "latency_ms" else f"COALESCE({q[name]}, -1)" for name in _NUMBERS)
     return (
         f"SELECT COALESCE({q['model_version']}, -{q['prompt_version']}), {seconds}, {_FLAGS_SQL.format(**q)}, {numbers} "
-        f"FROM {connection.ops.quote_name(Event._meta.db_table)} WHERE {q['id']} > %s AND {q['id']} <= %s"
+        f"FROM {connection.ops.quote_name(Event._meta.db_table)} WHERE {q['id']} > %s AND {q['id']} <= %s AND NOT {q['shadow']}"
     )
 
 

@@ -27,7 +27,7 @@ def rollout_ready_to_advance(people, t0):
     promote(register("fraud", editor), "production", editor, approver)
     services.rollout_policy_create(name="quick", actor=approver, **QUICK)
     rollout = canary_of(register("fraud", editor), editor, approver, policy="quick", at=t0)
-    traffic(editor, version=2, at=t0 + timedelta(minutes=1), n=20)
+    traffic(editor, version=2, at=t0 + timedelta(minutes=1), n=20, shadow=True)
     rollups_catch_up()
     return rollout
 
@@ -61,7 +61,7 @@ def test_two_whole_ticks_at_once_complete_the_promotion_once(people, t0):
 def test_a_tick_and_a_person_rolling_back_at_once_roll_back_once(people, t0):
     rollout = rollout_ready_to_advance(people, t0)
     editor, approver = people
-    traffic(editor, version=2, at=t0 + timedelta(minutes=2), n=20, errors=20)
+    traffic(editor, version=2, at=t0 + timedelta(minutes=2), n=20, errors=20, shadow=True)
     rollups_catch_up()
     now = t0 + timedelta(minutes=6)
 

@@ -65,7 +65,7 @@ def at_five(fraud, editor, approver, quick, t0):
     1 error at 120 ms (one a second from t0 + 6.5 min), checked at t0 + 10 min (the gate fails; it holds)."""
     rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
     traffic(editor, version=1, at=minutes(t0, 1), n=200)
-    traffic(editor, version=2, at=minutes(t0, 1), n=40)
+    traffic(editor, version=2, at=minutes(t0, 1), n=40, shadow=True)
     assert tick(rollout, minutes(t0, 6)) == "advance"
     traffic(editor, version=1, at=minutes(t0, 6.5), n=200, errors=2, latency_ms=100.0)
     traffic(editor, version=2, at=minutes(t0, 6.5), n=40, errors=1, latency_ms=120.0)
@@ -147,7 +147,7 @@ def test_rollout_list_shows_subject_versions_stage_share_and_each_check_against_
 def test_rollout_list_health_reads_failing_when_a_rollback_trigger_fired(viewer, fraud, editor, approver, quick, t0):
     rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
     traffic(editor, version=1, at=minutes(t0, 1), n=100)
-    traffic(editor, version=2, at=minutes(t0, 1), n=40, errors=3)
+    traffic(editor, version=2, at=minutes(t0, 1), n=40, errors=3, shadow=True)
 
     assert tick(rollout, minutes(t0, 5)) == "rollback"
     html = row_of(logged_in(viewer).get("/rollouts/").content.decode(), rollout)

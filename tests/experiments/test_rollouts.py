@@ -194,7 +194,7 @@ def test_a_paused_rollout_still_rolls_back_on_errors_and_stores_no_holds(fraud, 
 
 def test_the_shadow_gate_holds_on_too_little_traffic_and_pauses_at_its_maximum(fraud, editor, approver, quick, t0):
     rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
-    traffic(editor, version=2, at=minutes(t0, 1), n=19)
+    traffic(editor, version=2, at=minutes(t0, 1), n=19, shadow=True)
 
     held = [tick(rollout, minutes(t0, m)) for m in (6, 10, 29)]
     timed_out = tick(rollout, minutes(t0, 30))
@@ -208,7 +208,7 @@ def test_the_shadow_gate_holds_on_too_little_traffic_and_pauses_at_its_maximum(f
 
 def test_a_gate_that_passes_waits_for_the_stage_minimum_then_advances(fraud, editor, approver, quick, t0):
     rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
-    traffic(editor, version=2, at=minutes(t0, 1), n=20)
+    traffic(editor, version=2, at=minutes(t0, 1), n=20, shadow=True)
 
     early = tick(rollout, minutes(t0, 4))
     advanced = tick(rollout, minutes(t0, 5))
@@ -224,7 +224,7 @@ def test_a_gate_that_passes_waits_for_the_stage_minimum_then_advances(fraud, edi
 
 def test_the_new_stage_reads_only_its_own_window(fraud, editor, approver, quick, t0):
     rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
-    traffic(editor, version=2, at=minutes(t0, 1), n=30)
+    traffic(editor, version=2, at=minutes(t0, 1), n=30, shadow=True)
     traffic(editor, version=1, at=minutes(t0, 1), n=300)
     tick(rollout, minutes(t0, 5))
 
@@ -281,7 +281,7 @@ def test_a_rollout_walks_every_stage_and_completes_through_the_registry(fraud, e
     rollout = canary_of(v2, editor, approver, policy="quick", at=t0)
     for start in (1, 12, 24, 36):
         traffic(editor, version=1, at=minutes(t0, start), n=50)
-        traffic(editor, version=2, at=minutes(t0, start), n=50)
+        traffic(editor, version=2, at=minutes(t0, start), n=50, shadow=start == 1)  # mirrored in the shadow stage
 
     actions = [tick(rollout, minutes(t0, m)) for m in (6, 17, 29, 35)]
 
@@ -480,7 +480,7 @@ def test_decreasing_shares_or_a_non_approver_are_refused(editor, approver):
 
 def test_a_retried_or_second_tick_in_the_same_minute_acts_once(fraud, editor, approver, quick, t0):
     rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
-    traffic(editor, version=2, at=minutes(t0, 1), n=20)
+    traffic(editor, version=2, at=minutes(t0, 1), n=20, shadow=True)
 
     first = tick(rollout, minutes(t0, 6))
     retried = tick(rollout, minutes(t0, 6))
@@ -513,7 +513,8 @@ def test_a_tick_that_dies_before_its_commit_leaves_nothing_and_the_next_one_appl
 
 def test_rollouts_tick_reports_what_it_did(fraud, editor, approver, quick, t0):
     rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
-    traffic(editor, version=2, at=minutes(t0, 1), n=20)
+    traffic(editor, version=1, at=minutes(t0, 1), n=20)
+    traffic(editor, version=2, at=minutes(t0, 1), n=20, shadow=True)  # read raw by the shadow stage: never rolled up
 
     report = services.rollouts_tick(now=minutes(t0, 6))
     again = services.rollouts_tick(now=minutes(t0, 6))
@@ -614,7 +615,8 @@ def test_the_tasks_call_the_services_and_beat_ticks_every_minute(fraud, editor, 
 def test_the_command_rolls_up_new_events_then_ticks_once(fraud, editor, approver, quick, t0, capsys):
     rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
     Rollout.objects.filter(pk=rollout.pk).update(stage_started_at=timezone.now() - timedelta(minutes=10))
-    traffic(editor, version=2, at=timezone.now() - timedelta(minutes=5), n=25)
+    traffic(editor, version=1, at=timezone.now() - timedelta(minutes=5), n=25)
+    traffic(editor, version=2, at=timezone.now() - timedelta(minutes=5), n=25, shadow=True)  # read raw: never rolled up
 
     call_command("rollouts_tick")
     call_command("rollouts_tick")
@@ -637,3 +639,35 @@ def test_the_database_holds_one_active_rollout_per_model(fraud, editor, approver
     Rollout.objects.create(**second)
 
     assert Rollout.objects.filter(model=rollout.model).count() == 2
+
+
+# --- the shadow stage reads the mirrored requests -------------------------------------------------------------------------
+
+
+def test_the_shadow_stage_reads_the_candidates_shadow_events_only(fraud, editor, approver, quick, t0):
+    rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
+    traffic(editor, version=1, at=minutes(t0, 1), n=50)
+    traffic(editor, version=2, at=minutes(t0, 1), n=30, errors=30, unit="served")  # not mirrored: not the shadow's
+    traffic(editor, version=2, at=minutes(t0, 2), n=25, errors=1, shadow=True, latency_ms=80.0)
+
+    action = tick(rollout, minutes(t0, 6))
+
+    candidate = rollout.last_numbers["candidate"]
+    assert (candidate["requests"], candidate["errors"]) == (25, 1)
+    assert candidate["latency_p95"] == pytest.approx(80.0, rel=0.01)
+    assert rollout.last_numbers["baseline"]["requests"] == 50
+    assert (action, rollout.last_numbers["gate"]["state"]) == ("hold", "fail")
+
+
+def test_the_business_gate_leaves_out_the_units_of_shadow_events(fraud, editor, approver, t0):
+    stages = [{"traffic_percent": 50, "min_minutes": 10, "max_minutes": 60, "gate": {"name": "business_metric_not_worse"}},
+              {"traffic_percent": 100, "min_minutes": 5}]
+    services.rollout_policy_create(name="business", actor=approver, stages=stages, triggers=[], gate_min_requests=10)
+    rollout = canary_of(fraud[1], editor, approver, policy="business", at=t0)
+    traffic(editor, version=1, at=minutes(t0, 1), n=20, unit="b")
+    traffic(editor, version=2, at=minutes(t0, 1), n=20, unit="c")
+    traffic(editor, version=2, at=minutes(t0, 1), n=15, unit="m", shadow=True)
+
+    tick(rollout, minutes(t0, 30))
+
+    assert (rollout.last_numbers["candidate"]["units"], rollout.last_numbers["baseline"]["units"]) == (20, 20)

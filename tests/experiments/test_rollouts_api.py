@@ -120,7 +120,7 @@ def test_the_list_filters_and_uses_a_constant_number_of_queries(fraud, api_as, v
     for name in ("churn", "spam", "eta"):
         promote(register(name, editor), "production", editor, approver)
         if name == "eta":
-            traffic(editor, version=2, at=t0 + timedelta(minutes=1), n=30, name="churn")
+            traffic(editor, version=2, at=t0 + timedelta(minutes=1), n=30, name="churn", shadow=True)
             rollups_catch_up()
             services.rollouts_tick(now=t0 + timedelta(minutes=3))
         canary_of(register(name, editor), editor, approver, policy="quick", at=t0)
@@ -145,7 +145,7 @@ def test_the_list_filters_and_uses_a_constant_number_of_queries(fraud, api_as, v
 
 def test_the_detail_has_the_policy_and_every_decision_with_its_numbers(fraud, api_as, viewer, editor, approver, quick, t0):
     rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
-    traffic(editor, version=2, at=t0 + timedelta(minutes=1), n=20)
+    traffic(editor, version=2, at=t0 + timedelta(minutes=1), n=20, shadow=True)
     rollups_catch_up()
     services.rollout_tick(rollout_id=rollout.pk, now=t0 + timedelta(minutes=6))
 

@@ -125,7 +125,7 @@ def test_the_cached_plan_is_forgotten_when_the_stage_changes(fraud, editor, appr
 
 def test_a_tick_that_advances_forgets_the_cached_plan(fraud, editor, approver, quick, t0, django_capture_on_commit_callbacks):
     rollout = canary_of(fraud[1], editor, approver, policy="quick", at=t0)
-    traffic(editor, version=2, at=t0 + timedelta(minutes=1), n=20)
+    traffic(editor, version=2, at=t0 + timedelta(minutes=1), n=20, shadow=True)
     before = served(UNITS[:2000])
 
     with django_capture_on_commit_callbacks(execute=True):

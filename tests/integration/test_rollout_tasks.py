@@ -24,10 +24,10 @@ def shared_cache(redis_url, settings):
     cache.delete(route_cache_key("model", "fraud"))  # an earlier test's plan (its database is gone)
 
 
-def events(model: str, version: int, n: int, errors: int = 0, prefix: str = "e") -> list[dict]:
+def events(model: str, version: int, n: int, errors: int = 0, prefix: str = "e", shadow: bool = False) -> list[dict]:
     at = timezone.now() - timedelta(seconds=1)
     return [{"event_id": f"{prefix}-{version}-{i}", "model": model, "version": version, "timestamp": at.isoformat(), "latency_ms": 40.0,
-             "error": i < errors, "unit_id": f"u{i}"} for i in range(n)]
+             "error": i < errors, "unit_id": f"u{i}", **({"shadow": True} if shadow else {})} for i in range(n)]
 
 
 def canary_approved(api_as, editor, approver) -> int:
@@ -45,7 +45,7 @@ def test_an_error_spike_rolls_the_canary_back_within_one_tick_of_the_beat(worker
     promotion_id = canary_approved(api_as, editor, approver)
     rollout = worker.wait_for(lambda: Rollout.objects.filter(promotion_id=promotion_id).first(), "the worker started the rollout")
     route = api_as(viewer).get("/api/v1/route", {"model": "fraud", "unit_id": "u1"}).json()
-    sent = api_as(editor).post("/api/v1/events", {"events": events("fraud", 1, 100) + events("fraud", 2, 40, errors=10)}, format="json")
+    sent = api_as(editor).post("/api/v1/events", {"events": events("fraud", 1, 100) + events("fraud", 2, 40, errors=10, shadow=True)}, format="json")
 
     worker.beat("monitoring-rollups").get(timeout=30)
     ticked = worker.beat("experiments-rollouts-tick").get(timeout=30)

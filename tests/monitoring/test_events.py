@@ -101,7 +101,7 @@ def test_the_strict_path_stops_after_a_hundred_problems():
 @pytest.mark.parametrize("how", ["absent", "null"])
 def test_a_field_not_given_takes_its_default_in_both_paths(how):
     optional = ["prompt", "error", "unit_id", "features", "prediction", "label", "input_tokens", "output_tokens", "cached_tokens",
-                "reasoning_tokens", "cost_usd", "ttft_ms", "judge_score", "faithfulness", "llm_model", "guardrail_triggered", "feedback"]
+                "reasoning_tokens", "cost_usd", "ttft_ms", "judge_score", "faithfulness", "llm_model", "guardrail_triggered", "feedback", "shadow"]
     sent = event(**{name: ABSENT if how == "absent" else None for name in optional})
 
     fast, strict = both_paths(sent)
@@ -109,7 +109,7 @@ def test_a_field_not_given_takes_its_default_in_both_paths(how):
     assert fast == strict
     expected = {"prompt": None, "error": False, "unit_id": "", "features": {}, "prediction": None, "label": None, "input_tokens": None,
                 "output_tokens": None, "cached_tokens": None, "reasoning_tokens": None, "cost_usd": None, "ttft_ms": None,
-                "judge_score": None, "faithfulness": None, "llm_model": "", "guardrail_triggered": None, "feedback": None}
+                "judge_score": None, "faithfulness": None, "llm_model": "", "guardrail_triggered": None, "feedback": None, "shadow": False}
     assert {name: getattr(strict[0], name) for name in optional} == expected
 
 

@@ -389,6 +389,16 @@ def test_a_model_event_is_stored_with_its_label_and_no_llm(api_as, editor, fraud
     assert (stored.label, stored.prediction, stored.llm_model) == (1, "spam", "")
 
 
+def test_a_shadow_event_is_stored_as_shadow_and_others_as_served(api_as, editor, fraud):
+    # given a mirrored request's event, one that says it is not, and one that does not say
+
+    # when
+    api_as(editor).post("/api/v1/events", {"events": [event(0, shadow=True), event(1, shadow=False), event(2)]}, format="json")
+
+    # then
+    assert dict(Event.objects.values_list("event_id", "shadow")) == {"e-0": True, "e-1": False, "e-2": False}
+
+
 def test_event_times_are_stored_in_utc_whatever_the_site_time_zone(api_as, editor, fraud, settings):
     # given a site configured for Tokyo (UTC+9), whose process clock follows TIME_ZONE
     settings.TIME_ZONE = "Asia/Tokyo"

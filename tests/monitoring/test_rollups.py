@@ -422,3 +422,47 @@ def test_selectors_refuse_a_bad_window_or_kind():
         selectors.rollup_totals(kind="dataset", name="x", start=T0, end=T0 + timedelta(hours=1))
     with pytest.raises(ValidationFailed):
         selectors.rollup_series(kind="model", name="x", start=T0, end=T0 + timedelta(hours=1), granularity="day")
+
+
+# --- shadow events: a canary's mirrored requests ------------------------------------------------------------
+
+
+def shadow_traffic(api_as, editor) -> tuple[list[dict], list[dict]]:
+    """(served, shadow) events of the three subjects over the same two hours, both stored and rolled up."""
+    served = random_events(21, 1500, start=T0, minutes=120, prefix="a")
+    mirrored = [e | {"shadow": True} for e in random_events(22, 1500, start=T0, minutes=120, prefix="s")]
+    stored = send(api_as, editor, served + mirrored)
+    return stored[: len(served)], stored[len(served) :]
+
+
+def test_shadow_events_stay_out_of_the_rollups_and_the_spend(api_as, editor, subjects):
+    served, mirrored = shadow_traffic(api_as, editor)
+
+    folded = rollups.rollups_update()
+
+    assert folded == len(served)
+    assert_rollups_match(served)  # every row, the cost sums included, is the served events' alone
+    spend = selectors.rollup_spend(start=T0 - timedelta(days=1), end=T0 + timedelta(days=1), group_by="prompt")
+    assert [row.cost_usd for row in spend] == [pytest.approx(values([e for e in served if "prompt" in e], "cost_usd").sum(), rel=1e-9)]
+    assert Event.objects.filter(shadow=True).count() == len(mirrored)
+
+
+@pytest.mark.parametrize(("kind", "name", "version"), SUBJECTS)
+def test_shadow_totals_match_the_shadow_events_of_the_version(api_as, editor, subjects, kind, name, version):
+    served, mirrored = shadow_traffic(api_as, editor)
+    rollups.rollups_update()
+    start, end = T0 + timedelta(minutes=20), T0 + timedelta(minutes=95)
+    chosen = [e for e in mirrored if subject_of(e) == (kind, name, version) and start <= datetime.fromisoformat(e["timestamp"]) < end]
+
+    totals = selectors.shadow_totals(kind=kind, name=name, version=version, start=start, end=end)
+
+    assert len(chosen) > 100
+    assert_point_matches(totals, merged_metrics(chosen, (end - start).total_seconds()))
+
+
+def test_shadow_totals_of_a_version_without_shadow_events_are_empty(api_as, editor, subjects):
+    send(api_as, editor, random_events(23, 200, start=T0, minutes=30, prefix="a"))
+
+    totals = selectors.shadow_totals(kind="model", name="fraud", version=1, start=T0, end=T0 + timedelta(hours=1))
+
+    assert (totals.requests, totals.error_rate, totals.latency_p95, totals.cost_per_request) == (0, None, None, None)
