@@ -7,7 +7,17 @@ from rest_framework import serializers
 from mlops_site.serializers import JSONInteger, StrictSerializer
 
 from ..canary import Action, CheckState, GateName, TriggerAction, TriggerMetric
-from ..models import AnalysisStatus, Decision, Direction, ExperimentStatus, GuardrailMetric, GuardrailState, MetricKind, Recommendation, RolloutStatus
+from ..models import (
+    AnalysisStatus,
+    Decision,
+    Direction,
+    ExperimentStatus,
+    GuardrailMetric,
+    GuardrailState,
+    MetricKind,
+    Recommendation,
+    RolloutStatus,
+)
 from ..selectors import Health, progress, rollout_health
 
 

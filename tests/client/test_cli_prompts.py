@@ -4,7 +4,7 @@ import json
 
 import requests
 
-from mlops_client.prompts import JSON_IMPORT_MAX_BYTES, json_body, folder_archive
+from mlops_client.prompts import JSON_IMPORT_MAX_BYTES, folder_archive, json_body
 from mlops_site.roles import user_token_refresh
 from registry.models import Prompt, PromptDeployment, PromptVersion
 from registry.services.prompts import archive_files

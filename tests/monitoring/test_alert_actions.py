@@ -58,8 +58,8 @@ def test_entering_alert_rolls_production_back_once_audited_by_the_system(fraud, 
     assert ModelVersion.objects.get(model__name="fraud", version=2).stage == "archived"
     rollback = AuditEvent.objects.get(action="rolled_back")
     assert (rollback.actor_name, rollback.actor_id, rollback.version, rollback.to_stage) == ("system", None, 1, "production")
-    assert rollback.reason == ("Alert rule 'Error rate' (#%d) entered the alert state: error rate = 0.1 > 0.01; "
-                               "its action rolls model fraud's production back." % fraud.pk)
+    assert rollback.reason == (f"Alert rule 'Error rate' (#{fraud.pk}) entered the alert state: error rate = 0.1 > 0.01; "
+                               "its action rolls model fraud's production back.")
     event = AlertEvent.objects.get(rule=fraud)
     assert [e.pk for e in first if e.rule_id == fraud.pk] == [event.pk] and second == []
     assert rollback.extra == {"replaced_version": 2, "alert_rule_id": fraud.pk, "alert_event_id": event.pk, "metric": "error_rate",
