@@ -142,3 +142,114 @@ def test_no_spread_makes_the_difference_exact():
 def test_bad_input_is_refused(call):
     with pytest.raises(StatsError):
         call()
+
+
+def refused(call) -> str:
+    with pytest.raises(StatsError) as caught:
+        call()
+    return str(caught.value)
+
+
+NAN = float("nan")
+A, B = [1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: rate_degradation_test(1, 10, 2, 10, 0.1, alpha=0), "alpha must be in (0, 1), got 0.0"),
+        (lambda: rate_degradation_test(1, 10, 2, 10, NAN), "margin must be finite, got nan"),
+        (lambda: rate_degradation_test(1, 10, 2, 10, -0.1), "margin must be >= 0, got -0.1"),
+        (lambda: rate_degradation_test(11, 10, 2, 10, 0.1), "successes_a (11) exceeds total_a (10)"),
+        (lambda: mean_degradation_test(1.0, 0.1, 1, 1.0, 0.1, 10, 0.1), "n_a must be >= 2, got 1"),
+        (lambda: mean_degradation_test(1.0, 0.1, 10, 1.0, 0.1, 1, 0.1), "n_b must be >= 2, got 1"),
+        (lambda: mean_degradation_test(NAN, 0.1, 10, 1.0, 0.1, 10, 0.1), "mean_a must be finite, got nan"),
+        (lambda: mean_degradation_test(1.0, 0.1, 10, NAN, 0.1, 10, 0.1), "mean_b must be finite, got nan"),
+        (lambda: mean_degradation_test(1.0, -1.0, 10, 1.0, 0.1, 10, 0.1), "var_a must be >= 0, got -1.0"),
+        (lambda: mean_degradation_test(1.0, 0.1, 10, 1.0, -1.0, 10, 0.1), "var_b must be >= 0, got -1.0"),
+        (lambda: mean_degradation_test(1.0, 0.1, 10, 1.0, 0.1, 10, 0.1, alpha=1.5), "alpha must be in (0, 1), got 1.5"),
+        (lambda: quantile_degradation_test([1.0], B, 0.1), "a needs at least 2 values, got 1"),
+        (lambda: quantile_degradation_test(A, [1.0], 0.1), "b needs at least 2 values, got 1"),
+        (lambda: quantile_degradation_test(A, B, 0.1, alpha=1.5), "alpha must be in (0, 1), got 1.5"),
+        (lambda: quantile_degradation_test(A, B, 0.1, q=1.0), "q must be in (0, 1), got 1.0"),
+        (lambda: quantile_standard_error([1.0, 2.0, 3.0], 0.95), "the 0.95 quantile of 3 values has no Maritz-Jarrett standard error: more values are needed"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_bad_input_is_refused_with_a_message_naming_the_argument_and_the_rule(call, message):
+    # given input outside a function's contract (in each case)
+
+    # when
+    got = refused(call)
+
+    # then
+    assert got == message
+
+
+def test_the_smallest_mean_arms_of_two_values_are_statsmodels_welch_test():
+    # given two values per arm: A = [0.5, 1.5] (mean 1, variance 0.5), B = [2, 3] (mean 2.5, variance 0.5)
+    statistic, p_value, df = weightstats.ttest_ind([2.0, 3.0], [0.5, 1.5], value=0.5, alternative="larger", usevar="unequal")
+
+    result = mean_degradation_test(1.0, 0.5, 2, 2.5, 0.5, 2, 0.5)
+
+    assert (result.statistic, result.p_value, result.df) == (pytest.approx(statistic, rel=1e-12), pytest.approx(p_value, rel=1e-12), pytest.approx(df, rel=1e-12))
+
+
+def test_the_result_states_the_margin_the_kind_of_margin_and_the_standard_error():
+    # given 20 errors in 1,000 requests against 40 in 1,000, margin 0.005 absolute, then 10 % relative
+    se = math.sqrt(0.02 * 0.98 / 1000 + 0.04 * 0.96 / 1000)
+    se_relative = math.sqrt(0.04 * 0.96 / 1000 + 1.1**2 * 0.02 * 0.98 / 1000)
+
+    absolute = rate_degradation_test(20, 1000, 40, 1000, 0.005)
+    relative = rate_degradation_test(20, 1000, 40, 1000, 0.1, relative=True)
+    means = mean_degradation_test(1.0, 0.5, 2, 2.5, 0.5, 2, 0.2, relative=True)
+    latency = quantile_degradation_test(np.arange(100.0), np.arange(100.0) + 5, 3.0)
+
+    assert (absolute.margin, absolute.relative, absolute.se) == (0.005, False, pytest.approx(se, rel=1e-12))
+    assert (relative.margin, relative.relative, relative.se) == (0.1, True, pytest.approx(se_relative, rel=1e-12))
+    assert (relative.excess, relative.degradation) == (pytest.approx(0.04 - 1.1 * 0.02, rel=1e-12), pytest.approx(1.0, rel=1e-12))
+    assert (means.margin, means.relative) == (0.2, True)
+    assert (latency.margin, latency.relative, latency.excess) == (3.0, False, pytest.approx(2.0, rel=1e-12))
+
+
+def test_a_margin_is_absolute_unless_said_relative():
+    # given latencies and costs with a margin of 0.1 and no word on its kind
+    rng = np.random.default_rng(31)
+    a, b = rng.gamma(2.0, 1.0, 400), rng.gamma(2.0, 1.1, 300)
+    statistic, _, _ = weightstats.ttest_ind(b, a, value=0.1, alternative="larger", usevar="unequal")
+
+    means = mean_degradation_test(a.mean(), a.var(ddof=1), a.size, b.mean(), b.var(ddof=1), b.size, 0.1)
+    latency = quantile_degradation_test(a, b, 0.1)
+
+    assert (means.relative, means.statistic) == (False, pytest.approx(statistic, rel=1e-9))
+    assert latency.relative is False
+    assert latency.excess == pytest.approx(np.percentile(b, 95) - np.percentile(a, 95) - 0.1, rel=1e-12)
+
+
+def test_relative_degradation_is_b_over_a_minus_one_and_none_when_a_is_zero():
+    # given A's mean exactly 1 (the degradation is B - 1), and an error rate of A at 0
+    mean_of_one = mean_degradation_test(1.0, 0.5, 2, 2.5, 0.5, 2, 0.1, relative=True)
+    rate_from_zero = rate_degradation_test(0, 100, 5, 100, 0.1, relative=True)
+
+    assert mean_of_one.degradation == 1.5
+    assert rate_from_zero.degradation is None
+    assert rate_from_zero.excess == 0.05
+
+
+def test_no_errors_in_either_arm_with_no_margin_is_no_degradation():
+    # given 0 % against 0 %: no spread, B - A - margin exactly 0
+
+    result = rate_degradation_test(0, 100, 0, 100, 0.0)
+
+    assert (result.excess, result.statistic, result.p_value, result.significant) == (0.0, None, 1.0, False)
+
+
+def test_significant_means_a_p_value_below_alpha_not_equal_to_it():
+    # given a test's p-value, then that p-value as alpha
+    p_value = rate_degradation_test(20, 1000, 40, 1000, 0.005).p_value
+
+    at_alpha = rate_degradation_test(20, 1000, 40, 1000, 0.005, alpha=p_value)
+    above = rate_degradation_test(20, 1000, 40, 1000, 0.005, alpha=p_value * 1.001)
+
+    assert at_alpha.significant is False
+    assert above.significant is True
