@@ -70,7 +70,24 @@ class EventMetric(models.TextChoices):
     COST_USD = "cost_usd"
 
 
-class Experiment(models.Model):
+class SubjectNames:
+    """Names of the model or prompt a row is about (it has a `model` and a `prompt` foreign key, one of them set)."""
+
+    @property
+    def subject_kind(self) -> str:
+        return "model" if self.model_id else "prompt"
+
+    @property
+    def subject_name(self) -> str:
+        return self.model.name if self.model_id else self.prompt.name
+
+    @property
+    def subject(self) -> str:
+        """As the audit log names it: `model:<name>` or `prompt:<name>`."""
+        return f"{self.subject_kind}:{self.subject_name}"
+
+
+class Experiment(SubjectNames, models.Model):
     """One A/B test of a model's or a prompt's versions: the design, its state and its decision."""
 
     key = models.CharField(max_length=100, unique=True, validators=[key_validator])
@@ -116,19 +133,6 @@ class Experiment(models.Model):
 
     def __str__(self) -> str:
         return self.key
-
-    @property
-    def subject_kind(self) -> str:
-        return "model" if self.model_id else "prompt"
-
-    @property
-    def subject_name(self) -> str:
-        return self.model.name if self.model_id else self.prompt.name
-
-    @property
-    def subject(self) -> str:
-        """As the audit log names it: `model:<name>` or `prompt:<name>`."""
-        return f"{self.subject_kind}:{self.subject_name}"
 
     def days_running(self, now=None) -> float | None:
         """Days from the start to the stop (or to now while running); None before the start."""
@@ -331,7 +335,7 @@ class RolloutPolicy(models.Model):
         return f"{self.name} v{self.version}"
 
 
-class Rollout(models.Model):
+class Rollout(SubjectNames, models.Model):
     """A canary of one version of a model (into production) or a prompt (into prod), started by its approved promotion.
 
     Units are routed by stats.bucket(salt, unit id): the candidate serves the lowest `traffic_percent` % of buckets,
@@ -379,19 +383,6 @@ class Rollout(models.Model):
 
     def __str__(self) -> str:
         return f"rollout {self.pk} of {self.subject} v{self.candidate.version}"
-
-    @property
-    def subject_kind(self) -> str:
-        return "model" if self.model_id else "prompt"
-
-    @property
-    def subject_name(self) -> str:
-        return self.model.name if self.model_id else self.prompt.name
-
-    @property
-    def subject(self) -> str:
-        """As the audit log names it: `model:<name>` or `prompt:<name>`."""
-        return f"{self.subject_kind}:{self.subject_name}"
 
     @property
     def candidate(self):
