@@ -4,7 +4,7 @@ stage move; completed (the stage moves) or aborted (`rolled_back`) by the rollou
 import pytest
 from django.db import IntegrityError, transaction
 
-from mlops_site.exceptions import Conflict, Forbidden, ValidationFailed
+from mlops_site.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
 from registry import services
 from registry.models import AuditEvent, ModelVersion, PromotionRequest, PromptDeployment, PromptVersion, StageChange
 from registry.services import promotions
@@ -280,3 +280,125 @@ def test_a_prompt_canary_rolls_out_into_prod_only_and_completes_there(editor, ap
     assert serving_during == 2
     assert PromptDeployment.objects.get(prompt__name="summarize", environment="prod").version_id == v3.pk
     assert AuditEvent.objects.get(action="promotion_completed").extra["replaced_version"] == 2
+
+
+# --- what a user reads and what the audit log keeps (each kills mutants of registry/services/promotions.py) ----
+
+
+def test_a_person_completing_or_aborting_is_told_which_role_it_needs(fraud, editor, approver, queued):
+    request = rolling_out(fraud, editor, approver, queued)
+
+    with pytest.raises(Forbidden) as completing:
+        services.promotion_rollout_complete(promotion_id=request.pk, actor=editor)
+    with pytest.raises(Forbidden) as aborting:
+        services.promotion_rollout_abort(promotion_id=request.pk, reason="no", actor=editor)
+
+    assert completing.value.message == "Completing a rollout needs the approver role."
+    assert aborting.value.message == "Rolling back a rollout needs the approver role."
+
+
+def test_an_approver_rolling_back_a_rollout_is_named_and_gets_the_rolled_back_request(fraud, editor, approver, queued):
+    request = rolling_out(fraud, editor, approver, queued)
+
+    result = services.promotion_rollout_abort(promotion_id=request.pk, reason="error spike", actor=approver)
+
+    assert result.status == "rolled_back"
+    event = AuditEvent.objects.get(action="rollout_rolled_back")
+    assert (event.actor_name, event.actor_id, event.reason) == ("bob", approver.pk, "error spike")
+
+
+def test_a_completion_returns_the_approved_request_and_audits_the_default_reason(fraud, editor, approver, queued):
+    request = rolling_out(fraud, editor, approver, queued)
+
+    result = services.promotion_rollout_complete(promotion_id=request.pk)
+
+    assert result.status == "approved"
+    completed = AuditEvent.objects.get(action="promotion_completed")
+    assert completed.reason == "The canary rollout completed."
+    assert completed.extra == {"promotion_id": request.pk, "strategy": "canary", "archived_version": 1}
+
+
+def test_completing_or_aborting_one_rollout_leaves_another_models_rollout_alone(fraud, editor, approver, queued):
+    churn_v1 = register("churn", editor)
+    promote(churn_v1, "production", editor, approver)
+    fraud_rollout = rolling_out(fraud, editor, approver, queued)
+    churn_rollout = canary(register("churn", editor), editor)
+    services.promotion_approve(promotion_id=churn_rollout.pk, actor=approver)
+
+    services.promotion_rollout_complete(promotion_id=fraud_rollout.pk)
+    assert PromotionRequest.objects.get(pk=churn_rollout.pk).status == "rolling_out"
+    fraud_next = canary(register("fraud", editor), editor)
+    services.promotion_approve(promotion_id=fraud_next.pk, actor=approver)
+    services.promotion_rollout_abort(promotion_id=fraud_next.pk, reason="errors")
+
+    assert PromotionRequest.objects.get(pk=churn_rollout.pk).status == "rolling_out"
+
+
+def test_a_canary_into_an_empty_production_completes_and_archives_nothing(editor, approver, queued):
+    version = register("fresh", editor)
+    request = canary(version, editor)
+    services.promotion_approve(promotion_id=request.pk, actor=approver)
+
+    services.promotion_rollout_complete(promotion_id=request.pk)
+
+    assert AuditEvent.objects.get(action="promotion_approved").extra["baseline_version"] is None
+    assert AuditEvent.objects.get(action="promotion_completed").extra["archived_version"] is None
+    assert ModelVersion.objects.get(pk=version.pk).stage == "production"
+
+
+def test_aborting_a_canary_into_an_empty_production_says_nothing_serves(editor, approver, queued):
+    version = register("fresh", editor)
+    request = canary(version, editor)
+    services.promotion_approve(promotion_id=request.pk, actor=approver)
+
+    services.promotion_rollout_abort(promotion_id=request.pk, reason="errors")
+
+    assert AuditEvent.objects.get(action="rollout_rolled_back").extra == {"promotion_id": request.pk, "serving_version": None}
+
+
+def test_completing_after_production_changed_says_what_changed_and_a_closed_request_says_its_status(fraud, editor, approver, queued):
+    _, v2 = fraud
+    promote(v2, "production", editor, approver)
+    request = canary(register("fraud", editor), editor)
+    services.promotion_approve(promotion_id=request.pk, actor=approver)
+    services.model_rollback(model_name="fraud", stage="production", reason="v2 misbehaves", actor=approver)
+
+    with pytest.raises(Conflict) as changed:
+        services.promotion_rollout_complete(promotion_id=request.pk)
+    services.promotion_rollout_abort(promotion_id=request.pk, reason="production changed")
+    with pytest.raises(Conflict) as closed:
+        services.promotion_rollout_complete(promotion_id=request.pk)
+    with pytest.raises(NotFound) as unknown:
+        services.promotion_rollout_complete(promotion_id=999)
+
+    assert changed.value.message == "production of fraud changed during the rollout (was v2, now v1)."
+    assert closed.value.message == f"Promotion #{request.pk} is rolled_back, not rolling out."
+    assert unknown.value.message == "No promotion request 999."
+
+
+def test_the_system_never_rolls_back_a_stage_a_canary_rolls_out_into_and_a_person_may(fraud, editor, approver, queued):
+    v1, v2 = fraud
+    promote(v2, "production", editor, approver)
+    request = canary(register("fraud", editor), editor)
+    services.promotion_approve(promotion_id=request.pk, actor=approver)
+
+    with pytest.raises(Conflict) as by_the_system:
+        services.model_rollback(model_name="fraud", stage="production", reason="alert fired", actor=None)
+    by_a_person = services.model_rollback(model_name="fraud", stage="production", reason="v2 misbehaves", actor=approver)
+
+    assert (by_the_system.value.code, by_the_system.value.extra) == ("rollout_in_progress", {"promotion_id": request.pk})
+    assert by_the_system.value.message == (
+        f"v3 of fraud is rolling out into production (promotion #{request.pk}); wait until it completes or roll it back.")
+    assert by_a_person.pk == v1.pk
+
+
+def test_the_system_rolls_back_a_stage_no_canary_rolls_out_into(fraud, editor, approver):
+    v1, v2 = fraud
+    promote(v2, "production", editor, approver)
+
+    back = services.model_rollback(model_name="fraud", stage="production", reason="alert fired", actor=None, extra={"alert_rule": 4})
+
+    assert back.pk == v1.pk
+    event = AuditEvent.objects.get(action="rolled_back")
+    assert (event.actor_name, event.actor_id, event.extra) == ("system", None, {"replaced_version": 2, "alert_rule": 4})
+    assert StageChange.objects.latest("id").actor_id is None

@@ -3,10 +3,11 @@
 import pytest
 from django.utils import timezone
 
-from mlops_site.exceptions import Forbidden, ValidationFailed
+from mlops_site.exceptions import Conflict, Forbidden, ValidationFailed
 from registry import services
 from registry.models import AuditEvent, Evaluation, RegisteredModel
 from registry.services.gates import DEFAULT_MODEL_CHECKS, gate_policy_set, gate_status
+from tests.conftest import make_user
 from tests.factories import register
 from tests.registry.test_api import assert_error_shape
 
@@ -322,3 +323,18 @@ def test_the_audit_of_a_policy_change_records_what_it_replaced(editor, approver)
     created, changed = AuditEvent.objects.filter(action="gate_policy_set").order_by("id")
     assert (created.extra["before"], created.extra["checks"]) == ([], first)
     assert (changed.extra["before"], changed.extra["checks"]) == (first, second)
+
+
+def test_an_approval_of_a_failing_version_needs_an_admins_override_at_approval_too(editor, approver, admin_user, gated):
+    promotion = services.promotion_request_create(version=gated, to_stage="staging", reason="try", actor=admin_user, override_reason="incident 42")
+
+    with pytest.raises(Conflict) as without_override:
+        services.promotion_approve(promotion_id=promotion.pk, actor=approver)
+    services.promotion_approve(promotion_id=promotion.pk, actor=make_user("ada", "admin"), override_reason="incident 42, approved")
+
+    assert without_override.value.code == "gates_failed"
+    assert without_override.value.message.startswith("Gates not passed for model:fraud v1: ")
+    gated.refresh_from_db()
+    assert gated.stage == "staging"
+    overrides = AuditEvent.objects.filter(action="gate_overridden").order_by("id").values_list("actor_name", "subject", "version", "to_stage", "reason")
+    assert list(overrides) == [("root", "model:fraud", 1, "staging", "incident 42"), ("ada", "model:fraud", 1, "staging", "incident 42, approved")]

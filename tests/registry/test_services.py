@@ -8,8 +8,11 @@ from django.utils import timezone
 
 from mlops_site.exceptions import Conflict, Forbidden, NotFound, TooLarge, ValidationFailed
 from registry import services
-from registry.models import AuditEvent, ModelVersion, PromotionRequest, RegisteredModel, StageChange
+from registry.models import AuditEvent, ModelVersion, PromotionRequest, PromptVersion, RegisteredModel, StageChange
+from registry.services import promotions
+from tests.conftest import make_user
 from tests.factories import promote, register
+from tests.prompts.conftest import brief_folder
 
 pytestmark = pytest.mark.django_db
 
@@ -484,3 +487,202 @@ def test_model_describe_writes_an_audit_event(editor, viewer):
     assert AuditEvent.objects.filter(action="model_updated", actor_name="alice").count() == 1
     with pytest.raises(Forbidden):
         services.model_describe(model_name="fraud", description="x", actor=viewer)
+
+
+# --- what a user reads and what the audit log keeps (each kills mutants of registry/services/promotions.py) ----
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda actor, pk: services.promotion_approve(promotion_id=pk, actor=actor), "Approving a promotion needs the approver role."),
+        (lambda actor, pk: services.promotion_reject(promotion_id=pk, actor=actor, comment="no"), "Rejecting a promotion needs the approver role."),
+        (lambda actor, pk: services.model_rollback(model_name="fraud", stage="production", reason="r", actor=actor), "Rolling back needs the approver role."),
+    ],
+    ids=["approve", "reject", "rollback"],
+)
+def test_an_editor_deciding_is_told_which_role_it_needs(editor, call, message):
+    promotion = services.promotion_request_create(version=register("fraud", editor), to_stage="staging", reason="r", actor=editor)
+
+    with pytest.raises(Forbidden) as caught:
+        call(make_user("eve", "editor"), promotion.pk)
+
+    assert (caught.value.message, caught.value.code) == (message, "role_required")
+
+
+@pytest.mark.parametrize(("decide", "verb"), [("promotion_approve", "approve"), ("promotion_reject", "reject")])
+def test_the_four_eyes_refusal_says_what_someone_else_must_do(approver, decide, verb):
+    promotion = services.promotion_request_create(version=register("fraud", approver), to_stage="staging", reason="r", actor=approver)
+
+    with pytest.raises(Forbidden) as caught:
+        getattr(services, decide)(promotion_id=promotion.pk, actor=approver, comment="mine")
+
+    assert caught.value.message == f"You requested this promotion; someone else must {verb} it."
+
+
+def test_an_unknown_promotion_is_named_in_the_404(approver):
+    with pytest.raises(NotFound) as caught:
+        services.promotion_approve(promotion_id=999, actor=approver)
+
+    assert caught.value.message == "No promotion request 999."
+
+
+def test_a_reject_without_a_comment_says_why_and_names_the_field(editor, approver):
+    promotion = services.promotion_request_create(version=register("fraud", editor), to_stage="staging", reason="r", actor=editor)
+
+    for comment in (None, "  "):
+        with pytest.raises(ValidationFailed) as caught:
+            services.promotion_reject(promotion_id=promotion.pk, actor=approver, comment=comment)
+
+        assert caught.value.message == "Say why you reject it."
+        assert caught.value.extra["fields"] == {"comment": ["This field may not be blank."]}
+    assert PromotionRequest.objects.get(pk=promotion.pk).status == "pending"
+
+
+def test_a_rejection_is_audited_with_the_approver_the_version_and_the_request(editor, approver):
+    promotion = services.promotion_request_create(version=register("fraud", editor), to_stage="staging", reason="better recall", actor=editor)
+
+    services.promotion_reject(promotion_id=promotion.pk, actor=approver, comment="AUC regressed")
+
+    event = AuditEvent.objects.get(action="promotion_rejected")
+    assert (event.actor_name, event.subject, event.version, event.from_stage, event.to_stage, event.reason) == (
+        "bob", "model:fraud", 1, "candidate", "staging", "AUC regressed")
+    assert event.extra == {"promotion_id": promotion.pk, "requested_by": "alice", "request_reason": "better recall"}
+
+
+def test_a_request_made_while_the_stage_was_empty_is_stale_once_it_is_filled(editor, approver):
+    v1, v2 = register("fraud", editor), register("fraud", editor)
+    stale = services.promotion_request_create(version=v2, to_stage="staging", reason="first into staging", actor=editor)
+    ModelVersion.objects.filter(pk=v1.pk).update(stage="staging")
+
+    with pytest.raises(Conflict) as caught:
+        services.promotion_approve(promotion_id=stale.pk, actor=approver)
+
+    assert caught.value.message == "staging of fraud changed since this request was made (was empty, now v1); request again."
+
+
+def test_a_unique_index_violation_at_approval_is_a_409_to_request_again(editor, approver, monkeypatch):
+    # The row lock normally prevents it; if another writer got past it, the unique index refuses the move.
+    promotion = services.promotion_request_create(version=register("fraud", editor), to_stage="staging", reason="r", actor=editor)
+
+    def collide(*args, **kwargs):
+        raise IntegrityError("UNIQUE constraint failed: one version per stage")
+
+    monkeypatch.setattr(promotions, "_move", collide)
+
+    with pytest.raises(Conflict) as caught:
+        services.promotion_approve(promotion_id=promotion.pk, actor=approver)
+
+    assert (caught.value.message, caught.value.code) == ("Another version entered that stage at the same moment; request again.", "stage_changed")
+    assert PromotionRequest.objects.get(pk=promotion.pk).status == "pending"
+
+
+@pytest.mark.parametrize(("rollback", "field"), [
+    (lambda actor: services.model_rollback(model_name="fraud", stage="live", reason="r", actor=actor), "stage"),
+    (lambda actor: services.prompt_rollback(prompt_name="summarize", environment="live", reason="r", actor=actor), "environment"),
+])
+def test_a_rollback_of_an_unknown_stage_names_the_field(approver, rollback, field):
+    with pytest.raises(ValidationFailed) as caught:
+        rollback(approver)
+
+    assert caught.value.message.startswith(f"'{field}' must be one of ")
+    assert caught.value.extra["fields"] == {field: ["Not one of them: 'live'."]}
+
+
+def test_a_rollback_is_recorded_as_the_approvers_change_with_what_asked_for_it(editor, approver):
+    v1, v2 = register("fraud", editor), register("fraud", editor)
+    promote(v1, "production", editor, approver)
+    promote(v2, "production", editor, approver)
+
+    services.model_rollback(model_name="fraud", stage="production", reason="latency", actor=approver, extra={"alert_rule": 7})
+
+    change = StageChange.objects.latest("id")
+    assert (change.kind, change.version_id, change.actor_id) == ("rollback", v1.pk, approver.pk)
+    assert AuditEvent.objects.get(action="rolled_back").extra == {"replaced_version": 2, "alert_rule": 7}
+
+
+def test_a_prompt_rollback_keeps_what_asked_for_it_in_the_audit(editor, approver):
+    services.prompts_import(files=brief_folder(), actor=editor)
+    v2_prod = PromotionRequest.objects.get(prompt__name="summarize", to_stage="prod", status="pending")
+    services.promotion_approve(promotion_id=v2_prod.pk, actor=approver)
+    promote(PromptVersion.objects.get(prompt__name="summarize", version=3), "prod", editor, approver)
+
+    services.prompt_rollback(prompt_name="summarize", environment="prod", reason="judge score fell", actor=approver, extra={"alert_rule": 3})
+
+    assert AuditEvent.objects.get(action="rolled_back").extra == {"replaced_version": 3, "alert_rule": 3}
+
+
+def test_rollback_returns_to_the_holder_before_the_current_one_after_a_rollback_skipped_a_busy_version(editor, approver):
+    # staging held v1, v2, v3 in turn; v2 went on to production, so rolling staging back skipped it to v1.
+    # v4 entered staging; later v2 left production (free again). Staging held v1 just before v4: back to v1.
+    v1, v2, v3, v4, v5 = (register("fraud", editor) for _ in range(5))
+    for version in (v1, v2, v3):
+        promote(version, "staging", editor, approver)
+    promote(v2, "production", editor, approver)
+    assert services.model_rollback(model_name="fraud", stage="staging", reason="v3 bad", actor=approver) == v1
+    promote(v4, "staging", editor, approver)
+    promote(v5, "production", editor, approver)
+
+    back = services.model_rollback(model_name="fraud", stage="staging", reason="v4 bad", actor=approver)
+
+    assert back == v1
+    assert dict(ModelVersion.objects.values_list("version", "stage")) == {1: "staging", 2: "archived", 3: "archived", 4: "archived", 5: "production"}
+
+
+def test_expiry_uses_the_age_it_is_given_and_records_when_and_why(editor, settings):
+    settings.MLOPS_PROMOTION_TTL_DAYS = 100
+    version = register("fraud", editor)
+    requests = [services.promotion_request_create(version=version, to_stage=stage, reason="r", actor=editor) for stage in ("staging", "production")]
+    PromotionRequest.objects.update(requested_at=timezone.now() - timedelta(days=20))
+    now = timezone.now()
+
+    expired = services.promotions_expire_stale(max_age_days=14, now=now)
+
+    assert expired == 2
+    for request in requests:
+        request.refresh_from_db()
+        assert (request.status, request.decided_at, request.comment) == ("expired", now, "Expired after 14 days without a decision.")
+    events = AuditEvent.objects.filter(action="promotion_expired")
+    assert sorted((e.actor_name, e.subject, e.version, e.from_stage, e.to_stage, e.reason, e.extra["promotion_id"]) for e in events) == sorted(
+        ("system", "model:fraud", 1, "candidate", request.to_stage, "No decision within 14 days.", request.pk) for request in requests
+    )
+    assert all(e.extra == {"promotion_id": e.extra["promotion_id"]} for e in events)
+
+
+def test_expiry_defaults_to_the_setting_and_expires_prompt_requests(editor, settings):
+    settings.MLOPS_PROMOTION_TTL_DAYS = 10
+    services.prompts_import(files=brief_folder(), actor=editor)
+    pending = list(PromotionRequest.objects.filter(status="pending").values_list("pk", flat=True))
+    PromotionRequest.objects.update(requested_at=timezone.now() - timedelta(days=11))
+
+    expired = services.promotions_expire_stale()
+
+    assert pending and expired == len(pending)
+    events = AuditEvent.objects.filter(action="promotion_expired")
+    assert {(e.subject.split(":")[0], e.from_stage, e.reason) for e in events} == {("prompt", "", "No decision within 10 days.")}
+
+
+def test_a_stage_change_keeps_its_reason_and_a_superseded_request_when_and_why(editor, approver):
+    v1, v2 = register("fraud", editor), register("fraud", editor)
+    loser = services.promotion_request_create(version=v1, to_stage="production", reason="r1", actor=editor)
+    winner = services.promotion_request_create(version=v2, to_stage="production", reason="better recall", actor=editor)
+
+    services.promotion_approve(promotion_id=winner.pk, actor=approver)
+
+    assert StageChange.objects.get().reason == "better recall"
+    loser.refresh_from_db()
+    assert loser.decided_at is not None and loser.comment == "Superseded: v2 entered production (promotion)."
+    assert AuditEvent.objects.get(action="promotion_superseded").reason == "v2 entered production (promotion)."
+
+
+def test_a_prompt_version_going_on_to_prod_still_runs_in_staging_so_requests_for_staging_stay(editor, approver):
+    services.prompts_import(files=brief_folder(), actor=editor)
+    for pending in PromotionRequest.objects.filter(status="pending"):
+        services.promotion_approve(promotion_id=pending.pk, actor=approver)
+    v1, v3 = (PromptVersion.objects.get(prompt__name="summarize", version=n) for n in (1, 3))
+    promote(v3, "staging", editor, approver)
+    for_staging = services.promotion_request_create(version=v1, to_stage="staging", reason="back to five bullets", actor=editor)
+
+    promote(v3, "prod", editor, approver)
+
+    assert PromotionRequest.objects.get(pk=for_staging.pk).status == "pending"
