@@ -35,6 +35,7 @@ mutants: $(STAMP) ## mutation testing of the core modules (mutmut; MUTANTS_ONLY=
 
 demo: $(STAMP) ## demo data into the current database
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py import_prices --defaults
 	$(BIN)/python manage.py seed_demo
 
 .PHONY: install run serve test lint bench demo mutants

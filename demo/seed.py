@@ -2,7 +2,8 @@
 
 The history is spread over the last 90 days by running the services on a
 simulated clock, so the pages look like a registry that has been in use; the
-A/B tests of demo/seed_experiments.py run on the same clock, last.
+A/B tests of demo/seed_experiments.py and the canary rollouts of
+demo/seed_rollouts.py run on the same clock, last.
 """
 
 import contextlib
@@ -14,8 +15,10 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from demo.seed_experiments import assignment_quiet, experiments_seed
-from experiments.models import Analysis, Experiment, Outcome
+from demo.seed_experiments import LocalSink, assignment_quiet, experiments_seed
+from demo.seed_rollouts import rollouts_seed
+from demo.traffic import DEFAULT_USER
+from experiments.models import Analysis, Experiment, Outcome, Rollout, RolloutDecision, RolloutPolicy
 from mlops_site.roles import user_set_role
 from monitoring.models import Event, FeatureBatch
 from registry import services
@@ -146,6 +149,9 @@ def simulated_time(clock: Clock):
         Outcome._meta.get_field("received_at"),
         Event._meta.get_field("received_at"),
         FeatureBatch._meta.get_field("received_at"),
+        RolloutPolicy._meta.get_field("created_at"),
+        Rollout._meta.get_field("started_at"),
+        RolloutDecision._meta.get_field("at"),
     ]
     saved = [(f, f.default) for f in fields]
     try:
@@ -176,6 +182,7 @@ def demo_seed() -> None:
         clock.now_value = real_now - timedelta(days=2)
         _seed_gates(users, clock, real_now)
         experiments_seed(users, clock, real_now)
+        rollouts_seed(users, clock, LocalSink(user_set_role(username=DEFAULT_USER, role="editor")), real_now)
 
 
 def _seed_prompts(users, clock, real_now):

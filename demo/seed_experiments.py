@@ -30,8 +30,9 @@ from demo.simulation_llm import SUMMARIZE
 from demo.streams import Experiments, LlmStream, ModelStream, NotRunning
 from demo.traffic import DEFAULT_USER, Backfill
 from experiments import selectors, services
-from experiments.api.serializers import ExperimentOut
+from experiments.api.serializers import ExperimentOut, RouteOut
 from experiments.models import Experiment
+from experiments.services.routing import route_in, route_plan_read
 from mlops_site.exceptions import Conflict, NotFound
 from mlops_site.roles import user_set_role
 from monitoring.services import events_ingest
@@ -63,6 +64,11 @@ class LocalSink:
         except (Conflict, NotFound) as exc:
             raise NotRunning(exc.message) from None
         return [{"unit_id": a.unit_id, "variant": a.variant, "version": a.version, "bucket": a.bucket} for a in found]
+
+    def route(self, kind: str, name: str, unit_ids: list[str]) -> list[dict]:
+        # From the database: the seed's one transaction defers the forgetting of a cached plan to its end.
+        plan = route_plan_read(kind, name)
+        return [RouteOut(route_in(plan, unit)).data for unit in unit_ids]
 
     def running_experiments(self, kind: str, name: str) -> list[dict]:
         subject = {"model": registry_selectors.model_get(name=name)} if kind == "model" else {"prompt": registry_selectors.prompt_get(name=name)}

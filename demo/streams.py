@@ -3,8 +3,12 @@
 No Django.
 
 Shared by `simulate_traffic` and `simulate_llm_traffic`, which post to the HTTP API, and by the demo seed,
-which calls the services in-process on a simulated clock: both hand the streams a sink with the same four
+which calls the services in-process on a simulated clock: both hand the streams a sink with the same five
 operations (`Sink`).
+
+Canary rollouts: a stream given `Routes` asks `GET /api/v1/route` which version serves each unit (the answers kept a
+few seconds), sends each event from that version, mirrors the shadow stage's requests to the candidate as shadow
+events, and may inject errors or cost into the candidate's events only (the traffic commands' --candidate-* switches).
 
 Experiments: for the model or prompt it simulates, a run serves the running experiments of that subject
 (`Experiments`). Each batch's units are assigned in one call per experiment (its exposures), before the
@@ -18,6 +22,7 @@ during a live run is served from then on, and one stopped (assignment answers 40
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
@@ -64,6 +69,11 @@ class Sink(Protocol):
 
     def running_experiments(self, kind: str, name: str) -> list[dict]:
         """The running experiments of model or prompt `name`, shaped as `GET /api/v1/experiments` lists them."""
+        ...
+
+    def route(self, kind: str, name: str, unit_ids: list[str]) -> list[dict]:
+        """Which version serves each unit now, in the order asked, each shaped as `GET /api/v1/route` answers:
+        {"version", "stage", "rollout", "shadow", "bucket"}."""
         ...
 
 
@@ -257,6 +267,95 @@ class Experiments:
         return "; ".join(parts)
 
 
+# --- canary rollouts ------------------------------------------------------------------------------------------------------
+
+CANARY = "canary"  # the route answer's stage when the rollout's candidate serves the unit
+# Fields a failed request does not report (streams.model_events / llm_events leave them out of an error's event).
+_FAILED_DROPS = ("prediction", "input_tokens", "cached_tokens", "output_tokens", "ttft_ms", "guardrail_triggered")
+_TOKEN_FIELDS = ("input_tokens", "cached_tokens", "output_tokens")
+
+
+@dataclass
+class RouteTally:
+    candidate: int = 0  # events the candidate served
+    shadow: int = 0  # requests mirrored to the candidate
+    injected_errors: int = 0
+    lookups: int = 0  # route answers asked for
+
+
+class Routes:
+    """Which version serves each request of one model or prompt, as serving code asks it: `GET /api/v1/route` per unit
+    (`Sink.route`, once per batch for the units without a fresh answer), each answer kept `ttl` seconds (the server's own
+    plan is cached 5 s; None: asked again every batch).
+
+    An event takes the version of its unit's answer. In a shadow stage the answer also names the candidate: the request
+    is mirrored to it, a second event of the candidate's version with `"shadow": true` (no feedback: nobody saw it).
+    Units an A/B test serves (an event whose version is not `version`, the run's) keep their variant.
+
+    Faults injected into the candidate's events only (its served and mirrored requests), never the baseline's:
+    `error_rate`, the share of them that fail (on top of the simulated errors); `cost_factor`, their tokens (input,
+    cached, output) times X, so the server prices them X times dearer.
+    """
+
+    def __init__(self, sink: Sink, *, kind: str, name: str, version: int, seed: int, ttl: float | None = 5.0, error_rate: float = 0.0,
+                 cost_factor: float = 1.0, monotonic: Callable[[], float] = time.monotonic):
+        self.sink, self.kind, self.name, self.version, self.seed, self.ttl = sink, kind, name, version, seed, ttl
+        self.error_rate, self.cost_factor, self.monotonic = error_rate, cost_factor, monotonic
+        self.answers: dict[str, tuple[float, dict]] = {}
+        self.tally = RouteTally()
+
+    def _answers(self, unit_ids: list[str]) -> dict[str, dict]:
+        """The answer of each unit: those kept less than `ttl` seconds, the others asked for (one call for the batch)."""
+        now = self.monotonic()
+        if self.ttl is None:
+            self.answers.clear()
+        elif len(self.answers) > 100_000:  # a live run meets many units over days: keep the memory bounded
+            self.answers = {u: kept for u, kept in self.answers.items() if now - kept[0] < self.ttl}
+        wanted = [u for u in dict.fromkeys(unit_ids) if u not in self.answers or (self.ttl is not None and now - self.answers[u][0] >= self.ttl)]
+        if wanted:
+            self.answers.update((u, (now, found)) for u, found in zip(wanted, self.sink.route(self.kind, self.name, wanted), strict=True))
+            self.tally.lookups += len(wanted)
+        return {u: self.answers[u][1] for u in unit_ids}
+
+    def apply(self, events: list[dict], start: int) -> list[dict]:
+        """The batch's events each from its unit's routed version, the mirrored ones added after them, faults injected.
+        `start`: the batch's first event index (its draws of the injected faults)."""
+        rng = np.random.default_rng([self.seed, 13, start])
+        draws = rng.random(2 * len(events))
+        answers = self._answers([e["unit_id"] for e in events if e["version"] == self.version])
+        out, mirrored = [], []
+        for j, event in enumerate(events):
+            if event["version"] != self.version:
+                out.append(event)
+                continue
+            found = answers[event["unit_id"]]
+            if found["version"] != event["version"]:
+                event["version"] = found["version"]
+                event.pop("llm_model", None)  # the run's version's LLM: the server prices another version's event with its own
+            if found["stage"] == CANARY:
+                self.tally.candidate += 1
+                self._inject(event, draws[2 * j])
+            out.append(event)
+            if found.get("shadow"):
+                mirror = {key: value for key, value in event.items() if key not in ("feedback", "llm_model")}
+                mirror.update(event_id=f"{event['event_id']}-shadow", version=found["shadow"]["version"], shadow=True)
+                self.tally.shadow += 1
+                self._inject(mirror, draws[2 * j + 1])
+                mirrored.append(mirror)
+        return out + mirrored
+
+    def _inject(self, event: dict, draw: float) -> None:
+        if not event["error"] and draw < self.error_rate:
+            event["error"] = True
+            for key in _FAILED_DROPS:
+                event.pop(key, None)
+            self.tally.injected_errors += 1
+        if self.cost_factor != 1 and not event["error"]:
+            for key in _TOKEN_FIELDS:
+                if key in event:
+                    event[key] = int(round(event[key] * self.cost_factor))
+
+
 # --- the streams ---------------------------------------------------------------------------------------------------------
 
 
@@ -266,8 +365,9 @@ class ModelStream:
 
     def __init__(self, *, profile: Profile, seed: int, run_id: str, schedule, model: str, version: int, experiments: Experiments | None = None,
                  drift_index: int | None = None, drift_ts: float | None = None, drift_size: float = 0.0, drift_features=frozenset(),
-                 latency_growth: float = 1.0, latency_start: float = 1.0):
+                 latency_growth: float = 1.0, latency_start: float = 1.0, routes: Routes | None = None):
         self.profile, self.schedule, self.model, self.version, self.experiments = profile, schedule, model, version, experiments
+        self.routes = routes
         self.draws = Draws(profile, seed, stream=0)
         self.prefix = f"sim-{seed}-{run_id}-"
         self.drift = (drift_index, drift_ts, drift_size, set(drift_features))
@@ -286,7 +386,21 @@ class ModelStream:
         versions = served.versions if served else np.full(len(ts), self.version)
         events = model_events(rows, ts, self.prefix, start, self.model, versions, self.profile)
         counts = {"labelled": int(rows["labelled"].sum()), "in_experiments": served.events if served else 0}
-        return Batch(events, float(ts[-1]), int(rows["error"].sum()), drifted, counts, served.outcomes if served else [])
+        errors = int(rows["error"].sum())
+        if self.routes is not None:
+            events, errors = routed(self.routes, events, start, counts, errors)
+        return Batch(events, float(ts[-1]), errors, drifted, counts, served.outcomes if served else [])
+
+
+def routed(routes: Routes, events: list[dict], start: int, counts: dict, errors: int) -> tuple[list[dict], int]:
+    """The batch's events through `routes`; the batch's counts take what routing did (served by the candidate,
+    mirrored, errors injected)."""
+    before = dataclasses.replace(routes.tally)
+    events = routes.apply(events, start)
+    after = routes.tally
+    counts.update(canary=after.candidate - before.candidate, shadow=after.shadow - before.shadow,
+                  injected_errors=after.injected_errors - before.injected_errors)
+    return events, errors + after.injected_errors - before.injected_errors
 
 
 def model_events(rows: dict, ts: np.ndarray, prefix: str, start: int, model: str, versions: np.ndarray, profile: Profile) -> list[dict]:
@@ -321,8 +435,10 @@ class LlmStream:
     point; each served by `version` or by its unit's experiment variant, whose quality follows the variant's share of the lift."""
 
     def __init__(self, *, profile: LlmProfile, seed: int, run_id: str, schedule, prompt: str, version: int, llm_model: str,
-                 experiments: Experiments | None = None, change_index: int | None = None, change_ts: float | None = None, output_growth: float = 1.0):
+                 experiments: Experiments | None = None, change_index: int | None = None, change_ts: float | None = None, output_growth: float = 1.0,
+                 routes: Routes | None = None):
         self.profile, self.schedule, self.prompt, self.version, self.llm_model = profile, schedule, prompt, version, llm_model
+        self.routes = routes
         self.experiments = experiments
         self.draws = LlmDraws(seed, stream=0)
         self.prefix = f"llm-{seed}-{run_id}-"
@@ -344,7 +460,10 @@ class LlmStream:
         counts = {"feedback": int((rows["feedback"] != 0).sum()), "judged": int((~np.isnan(rows["judge_score"])).sum()),
                   "guardrail": int(rows["guardrail"].sum()), "in_experiments": served.events if served else 0}
         events = llm_events(rows, ts, self.prefix, start, self.prompt, versions, self.version, self.llm_model, self.profile)
-        return Batch(events, float(ts[-1]), int(rows["error"].sum()), changed, counts, served.outcomes if served else [])
+        errors = int(rows["error"].sum())
+        if self.routes is not None:
+            events, errors = routed(self.routes, events, start, counts, errors)
+        return Batch(events, float(ts[-1]), errors, changed, counts, served.outcomes if served else [])
 
 
 def llm_events(rows: dict, ts: np.ndarray, prefix: str, start: int, prompt: str, versions: np.ndarray, version: int, llm_model: str,

@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
-from demo.streams import MAX_BATCH, Batch, Experiments, NotRunning
+from demo.streams import MAX_BATCH, Batch, Experiments, NotRunning, Routes
 from mlops_site.exceptions import DomainError
 from mlops_site.roles import user_set_role, user_token_refresh
 
@@ -130,6 +130,10 @@ class Api:
             if exc.status in (404, 409):
                 raise NotRunning(exc.message.rstrip(".")) from None
             raise
+
+    def route(self, kind: str, name: str, unit_ids: list[str]) -> list[dict]:
+        """`GET /api/v1/route` for each unit: which version serves it now (retried like a batch: a live run asks for days)."""
+        return [self.request("GET", f"/api/v1/route?{urlencode({kind: name, 'unit_id': unit})}", retry=True) for unit in unit_ids]
 
     def running_experiments(self, kind: str, name: str) -> list[dict]:
         """Every page of `GET /api/v1/experiments?status=running&<kind>=<name>`, retried like a batch (a live run reads it
@@ -310,6 +314,16 @@ class TrafficCommand(BaseCommand):
         ab.add_argument("--ab-refresh", type=float, default=30.0, metavar="S",
                         help="read the running experiments again every S seconds, so one started during the run is served (default 30)")
         ab.add_argument("--no-ab", action="store_true", help="serve every event from the chosen version, whatever experiments run")
+        canary = parser.add_argument_group(
+            "Canary rollouts", "A real-time run of the version in production asks GET /api/v1/route which version serves each unit "
+            "(each answer kept 5 s) and sends each event from it; in a shadow stage it also mirrors the request to the candidate, "
+            "logged with shadow: true. The switches below change the candidate's events only, never the baseline's.")
+        canary.add_argument("--candidate-error-rate", type=float, default=0.0, metavar="RATE",
+                            help="this share (0 to 1) of the candidate's requests fail, on top of the simulated errors (default 0)")
+        canary.add_argument("--candidate-cost-factor", type=float, default=1.0, metavar="X",
+                            help="the candidate's requests use X times the tokens, so the server prices them X times dearer "
+                                 "(prompts; default 1)")
+        canary.add_argument("--no-route", action="store_true", help="do not ask the route: every event from the chosen version")
 
     def traffic_options(self, o: dict) -> Run:
         """The common options checked, with the schedule of the events; nothing is sent yet."""
@@ -344,6 +358,14 @@ class TrafficCommand(BaseCommand):
             raise CommandError("--ab-lift must be a number.")
         if not o["ab_refresh"] > 0 or not math.isfinite(o["ab_refresh"]):
             raise CommandError("--ab-refresh must be a positive number of seconds.")
+        if not 0 <= o["candidate_error_rate"] <= 1:
+            raise CommandError("--candidate-error-rate must be a share from 0 to 1.")
+        if not o["candidate_cost_factor"] > 0 or not math.isfinite(o["candidate_cost_factor"]):
+            raise CommandError("--candidate-cost-factor must be a positive number (1 for none).")
+        injecting = o["candidate_error_rate"] > 0 or o["candidate_cost_factor"] != 1
+        if injecting and (o["no_route"] or not isinstance(schedule, RealTime)):
+            raise CommandError("--candidate-error-rate and --candidate-cost-factor act on the events the route sends to a canary's "
+                               "candidate: they need a real-time run (no --start, --backfill-hours or --no-route).")
         return Run(total=total, batch=batch, rate=o["rate"], seed=seed, run_id=run_id, schedule=schedule, url=url)
 
     def api_for(self, run: Run, o: dict):
@@ -383,6 +405,50 @@ class TrafficCommand(BaseCommand):
 
         return Experiments(api, kind=kind, name=name, version=version, unit_prefix=unit_prefix, seed=run.seed, lift=o["ab_lift"],
                            refresh_every=o["ab_refresh"], say=note)
+
+    def routes_for(self, api: Api, run: Run, o: dict, *, kind: str, name: str, version: int, say: Callable[[str], None]) -> Routes | None:
+        """The routing of a real-time run of the version in production (None: --no-route, a backfill, or another version,
+        each said when a rollout is running)."""
+        if o["no_route"]:
+            return None
+        try:
+            [probe] = api.route(kind, name, [f"probe-{run.run_id}"])
+        except Refused as exc:
+            if exc.status == 404:
+                say(f"Not routed: {exc.message.rstrip('.')}.")
+                return None
+            raise
+        rollout = probe.get("rollout")
+        production = rollout["baseline"] if rollout else probe["version"]
+        if rollout is None:
+            described = "no canary rolling out now"
+        else:
+            described = (f"canary of v{rollout['candidate']} against v{rollout['baseline']}, stage {rollout['stage']} "
+                         f"({rollout['traffic_percent']:g} %, {rollout['status']})")
+        if isinstance(run.schedule, Backfill):
+            if rollout is not None:
+                say(f"Not routed ({described}): a backfill's events happened before the rollout's current stage; a real-time run routes them.")
+            return None
+        if production != version:
+            say(f"Not routed: v{version} is not the version in production (v{production}); every event from v{version}.")
+            if o["candidate_error_rate"] > 0 or o["candidate_cost_factor"] != 1:
+                raise CommandError("--candidate-* switches need a run of the version in production (--stage production), which the route splits.")
+            return None
+        faults = [f"{o['candidate_error_rate']:.0%} of its requests fail" if o["candidate_error_rate"] > 0 else "",
+                  f"its tokens x{o['candidate_cost_factor']:g}" if o["candidate_cost_factor"] != 1 else ""]
+        faults = [f for f in faults if f]
+        say(f"Routing each unit through GET /api/v1/route ({described})" + (f"; the candidate's events only: {', '.join(faults)}." if faults else "."))
+        return Routes(api, kind=kind, name=name, version=version, seed=run.seed, error_rate=o["candidate_error_rate"],
+                      cost_factor=o["candidate_cost_factor"])
+
+    @staticmethod
+    def routes_text(routes: Routes | None) -> str:
+        """', N served by a canary's candidate (...)' for the summary line; '' when not routed."""
+        if routes is None:
+            return ""
+        t = routes.tally
+        return (f", {t.candidate:,} served by a canary's candidate, {t.shadow:,} mirrored to it as shadow events, "
+                f"{t.injected_errors:,} errors injected into them ({t.lookups:,} route answers)")
 
     @staticmethod
     def experiments_text(experiments: Experiments | None, totals: Totals) -> str:

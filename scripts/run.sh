@@ -70,7 +70,9 @@ if [ -n "$first_start" ] && [ "${MLOPS_DEMO_TRAFFIC:-1}" = 1 ]; then
   # version) whose answers get 2.2x longer at mid-run, so the cost per request doubles, with a daily budget sized
   # so that today's spend passes its 80 % alert but not 100 % (an LLM failure does not stop the rest); then a slow
   # live fraud stream (still drifted, still 3x slower) for the live charts, which serves any A/B test of fraud-detector
-  # started while it runs (it reads the running tests every 30 s: units assigned, outcomes sent, the newest version better).
+  # started while it runs (it reads the running tests every 30 s: units assigned, outcomes sent, the newest version better)
+  # and routes each unit through GET /api/v1/route: the seed's canary of fraud-detector v11 gets its share, and beat
+  # advances it from 5 % to 25 % within a few minutes (5 requests a second: 15 a minute at 5 %).
   (
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
     "$VENV_BIN/python" manage.py simulate_traffic --model fraud-detector --stage production --events 20000 \
@@ -80,7 +82,7 @@ if [ -n "$first_start" ] && [ "${MLOPS_DEMO_TRAFFIC:-1}" = 1 ]; then
         --backfill-hours 24 --change-at 50% --output-growth 2.2 --budget-usd auto --seed 7 --url "http://127.0.0.1:$PORT" -v 0 ||
       true; } &&
     exec "$VENV_BIN/python" manage.py simulate_traffic --model fraud-detector --stage production --events 10000000 \
-        --rate 2 --drift-at 0% --latency-start 3 --latency-growth 3 --url "http://127.0.0.1:$PORT" -v 0
+        --rate 5 --drift-at 0% --latency-start 3 --latency-growth 3 --url "http://127.0.0.1:$PORT" -v 0
   ) > "$RUN_DIR/traffic.log" 2>&1 &
   pids+=($!)
   echo "Demo traffic: backfilling a day of fraud-detector and summarize requests (log in .run/traffic.log)"

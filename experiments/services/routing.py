@@ -80,7 +80,9 @@ def route_cache_key(kind: str, name: str) -> str:
     return f"rollout-route:{kind}:{name}"
 
 
-def _plan_from_db(kind: str, name: str) -> RoutePlan:
+def route_plan_read(kind: str, name: str) -> RoutePlan:
+    """The subject's routing plan from the database, never the cache (route_plan_get caches it; a caller inside a
+    transaction that changes rollouts, such as the demo seed's, reads it here: the cache is forgotten only at the commit)."""
     stage = CANARY_STAGES[kind]
     if kind == "model":
         subject = RegisteredModel.objects.filter(name=name).only("pk").first()
@@ -114,10 +116,10 @@ def route_plan_get(kind: str, name: str) -> RoutePlan:
         cached = cache.get(key)
     except Exception as exc:  # noqa: BLE001 - redis-py raises several types for "unreachable"; the database answers instead
         logger.warning("routing cache unavailable (%s); reading the plan of %s:%s from the database", exc, kind, name)
-        return _plan_from_db(kind, name)
+        return route_plan_read(kind, name)
     if cached is not None:
         return RoutePlan.from_cached(cached)
-    plan = _plan_from_db(kind, name)
+    plan = route_plan_read(kind, name)
     try:
         cache.set(key, plan.as_cached(), ROUTE_TTL_S)
     except Exception as exc:  # noqa: BLE001 - as above
@@ -152,7 +154,12 @@ def route(*, unit_id, model: str | None = None, prompt: str | None = None) -> Ro
         raise ValidationFailed(f"unit_id: a string of 1 to {MAX_UNIT_LENGTH} characters.",
                                fields={"unit_id": [f"a string of 1 to {MAX_UNIT_LENGTH} characters"]})
     kind, name = ("model", model) if model is not None else ("prompt", prompt)
-    plan = route_plan_get(kind, name)
+    return route_in(route_plan_get(kind, name), unit_id)
+
+
+def route_in(plan: RoutePlan, unit_id: str) -> Route:
+    """The route of `unit_id` under a plan already read (`route` checks the unit id first)."""
+    name = plan.name
     rollout = plan.rollout
     if rollout is None:
         if plan.production is None:

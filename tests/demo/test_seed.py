@@ -5,7 +5,7 @@ reads it in its own savepoint. The A/B tests' figures are checked against scipy 
 from the raw exposures, outcomes and events."""
 
 import math
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import numpy as np
@@ -35,6 +35,7 @@ def seeded(django_db_setup, django_db_blocker):
     """seed_demo's output, its data kept for the module's tests and rolled back after them."""
     with django_db_blocker.unblock(), transaction.atomic():
         started = timezone.now()
+        run("import_prices", "--defaults")  # as `make run` does first: the seed's prompt traffic is priced
         lines = run("seed_demo")
         yield {"lines": lines, "started": started}
         transaction.set_rollback(True)
@@ -49,7 +50,7 @@ def test_seed_demo_builds_a_history_once(seeded):
     assert again == ["Demo data: models already exist, nothing added."]
     assert (RegisteredModel.objects.count(), ModelVersion.objects.count(), AuditEvent.objects.count(), Experiment.objects.count(),
             Exposure.objects.count(), Event.objects.count()) == counts
-    assert seeded["lines"][-1] == "Demo data: 7 models, 47 versions, 2 prompts, 4 A/B tests."
+    assert seeded["lines"][-1] == "Demo data: 7 models, 47 versions, 2 prompts, 4 A/B tests, 4 canary rollouts."
     assert counts[0] >= 5 and counts[1] >= 40
     assert PromotionRequest.objects.filter(status="pending").count() >= 3
     assert StageChange.objects.filter(kind="rollback").exists()
@@ -201,3 +202,109 @@ def test_seed_demo_serves_each_units_requests_from_its_variant_and_sends_outcome
         first_exposure[unit] = min(at, first_exposure.get(unit, at))
     outcomes = list(Outcome.objects.values_list("unit_id", "timestamp"))
     assert outcomes and all(unit in first_exposure and at >= first_exposure[unit] for unit, at in outcomes)
+
+
+# --- canary rollouts -----------------------------------------------------------------------------------------------------
+
+
+def rollout_of(subject: str):
+    from experiments.models import Rollout
+
+    return Rollout.objects.get(**({"model__name": subject} if subject != "classify-ticket" else {"prompt__name": subject}))
+
+
+def decisions_of(rollout) -> list[tuple]:
+    return [(d.action, d.from_stage, d.to_stage, getattr(d.actor, "username", None)) for d in rollout.decisions.order_by("seq")]
+
+
+def raw_side(rollout, version, numbers: dict) -> dict:
+    """A side's figures over the decision's window straight from the stored events: the window's start floored to its
+    minute, as the minute roll-ups count (the stages change on whole minutes here), served events only."""
+    start = datetime.fromisoformat(numbers["window"]["start"])
+    end = datetime.fromisoformat(numbers["window"]["end"])
+    field = "model_version" if rollout.model_id else "prompt_version"
+    rows = Event.objects.filter(**{field: version}, shadow=False, timestamp__gte=start.replace(second=0, microsecond=0), timestamp__lt=end)
+    errors, costs = zip(*rows.values_list("error", "cost_usd"), strict=True)
+    known = [c for c in costs if c is not None]
+    return {"requests": len(errors), "errors": sum(errors), "cost_per_request": sum(known) / len(known) if known else None}
+
+
+def test_seed_demo_rollouts_have_the_demo_fast_policy_and_one_of_each_outcome(seeded):
+    from experiments.models import RolloutPolicy
+
+    policy = RolloutPolicy.objects.get(name="demo-fast")
+    statuses = {s: (rollout_of(s).status, rollout_of(s).stage_index) for s in ("demand-forecast", "product-recommender", "classify-ticket", "fraud-detector")}
+
+    assert [stage["traffic_percent"] for stage in policy.stages] == [5, 25, 100]
+    assert [stage["manual"] for stage in policy.stages] == [False, True, False]
+    assert statuses == {"demand-forecast": ("completed", 2), "product-recommender": ("rolled_back", 1), "classify-ticket": ("paused", 0),
+                        "fraud-detector": ("running", 0)}
+
+
+def test_seed_demo_completed_rollout_was_signed_off_at_25_percent_and_took_production(seeded):
+    rollout = rollout_of("demand-forecast")
+
+    assert decisions_of(rollout) == [("start", 0, 0, None), ("hold", 0, 0, None), ("advance", 0, 1, None), ("hold", 1, 1, None),
+                                     ("advance", 1, 2, "bob"), ("hold", 2, 2, None), ("complete", 2, None, None)]
+    assert ModelVersion.objects.get(model__name="demand-forecast", stage="production").version == 4
+    assert PromotionRequest.objects.get(pk=rollout.promotion_id).status == "approved"
+    assert AuditEvent.objects.get(action="promotion_completed", subject="model:demand-forecast").actor_name == "system"
+
+
+def test_seed_demo_rolled_back_rollout_read_the_candidates_error_spike(seeded):
+    rollout = rollout_of("product-recommender")
+    rollback = rollout.decisions.get(action="rollback")
+    numbers = rollback.numbers
+
+    candidate = raw_side(rollout, rollout.candidate, numbers)
+    baseline = raw_side(rollout, rollout.baseline, numbers)
+
+    assert [a for a, *_ in decisions_of(rollout)] == ["start", "hold", "advance", "hold", "rollback"]
+    assert (numbers["candidate"]["requests"], numbers["candidate"]["errors"]) == (candidate["requests"], candidate["errors"])
+    assert (numbers["baseline"]["requests"], numbers["baseline"]["errors"]) == (baseline["requests"], baseline["errors"])
+    assert candidate["errors"] / candidate["requests"] > 0.05 > baseline["errors"] / baseline["requests"]
+    # within one tick: the minute before the rollback, the candidate was still under the trigger
+    before = rollout.decisions.get(action="hold", from_stage=1)
+    assert rollback.at - before.at <= timedelta(minutes=2)
+    event = AuditEvent.objects.get(action="rollout_rolled_back", subject="model:product-recommender")
+    assert event.actor_name == "system" and event.reason.startswith("Rolled back by error_rate ")
+    assert event.extra["triggers"][0]["metric"] == "error_rate"
+    assert ModelVersion.objects.get(model__name="product-recommender", stage="production").version == 3
+
+
+def test_seed_demo_paused_rollout_read_a_cost_per_request_over_twice_the_baselines(seeded):
+    rollout = rollout_of("classify-ticket")
+    pause = rollout.decisions.get(action="pause")
+
+    candidate = raw_side(rollout, rollout.candidate, pause.numbers)
+    baseline = raw_side(rollout, rollout.baseline, pause.numbers)
+
+    assert pause.numbers["candidate"]["cost_per_request"] == pytest.approx(candidate["cost_per_request"], rel=1e-9)
+    assert pause.numbers["baseline"]["cost_per_request"] == pytest.approx(baseline["cost_per_request"], rel=1e-9)
+    assert candidate["cost_per_request"] > 2 * baseline["cost_per_request"]
+    assert rollout.paused_reason.startswith("Paused by cost_per_request ") and rollout.traffic_percent == 5
+    assert [t["metric"] for t in pause.numbers["triggers"] if t["state"] == "fired"] == ["cost_per_request"]
+
+
+def test_seed_demo_serves_each_canary_unit_from_the_version_the_route_answered(seeded):
+    from experiments import stats
+
+    rollout = rollout_of("product-recommender")
+    advance = rollout.decisions.get(action="advance")
+    rows = Event.objects.filter(model_version__model__name="product-recommender", timestamp__gte=rollout.started_at,
+                                timestamp__lt=rollout.finished_at).values_list("unit_id", "model_version__version", "timestamp")
+
+    expected = [(5 if stats.in_share(stats.bucket(rollout.salt, unit), 25 if at >= advance.at else 5) else 3) for unit, _, at in rows]
+
+    assert [version for _, version, _ in rows] == expected and 5 in expected
+
+
+def test_seed_demo_leaves_a_canary_running_at_five_percent_for_the_live_traffic(seeded):
+    from experiments.services import route
+
+    rollout = rollout_of("fraud-detector")
+    answers = {route(model="fraud-detector", unit_id=f"card-{u:06d}").version for u in range(200)}
+
+    assert (rollout.candidate.version, rollout.baseline.version, float(rollout.traffic_percent)) == (11, 6, 5.0)
+    assert answers == {6, 11}
+    assert seeded["started"] - timedelta(minutes=5) <= rollout.stage_started_at <= timezone.now()

@@ -1,4 +1,4 @@
-"""`manage.py seed_demo`: the demo users, registry history and A/B tests (demo/seed.py), once.
+"""`manage.py seed_demo`: the demo users, registry history, A/B tests and canary rollouts (demo/seed.py), once.
 
 Idempotent: does nothing when any model exists (use --force to add anyway).
 """
@@ -6,12 +6,12 @@ Idempotent: does nothing when any model exists (use --force to add anyway).
 from django.core.management.base import BaseCommand
 
 from demo.seed import demo_seed
-from experiments.models import Experiment
+from experiments.models import Experiment, Rollout
 from registry.models import ModelVersion, Prompt, RegisteredModel
 
 
 class Command(BaseCommand):
-    help = "Create demo users, demo registry data and demo A/B tests (once)."
+    help = "Create demo users, demo registry data, demo A/B tests and canary rollouts (once)."
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="add demo data even if models exist")
@@ -22,4 +22,4 @@ class Command(BaseCommand):
             return
         demo_seed()
         self.stdout.write(f"Demo data: {RegisteredModel.objects.count()} models, {ModelVersion.objects.count()} versions, {Prompt.objects.count()} prompts, "
-                          f"{Experiment.objects.count()} A/B tests.")
+                          f"{Experiment.objects.count()} A/B tests, {Rollout.objects.count()} canary rollouts.")

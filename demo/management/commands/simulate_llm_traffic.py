@@ -158,12 +158,14 @@ class Command(TrafficCommand):
 
         with server_errors(run.url):
             experiments = self.experiments_for(api, run, o, kind="prompt", name=prompt, version=version, unit_prefix=profile.unit_prefix, say=say)
+            routes = self.routes_for(api, run, o, kind="prompt", name=prompt, version=version, say=say)
         stream = LlmStream(profile=profile, seed=run.seed, run_id=run.run_id, schedule=run.schedule, prompt=prompt, version=version,
-                           llm_model=llm_model, experiments=experiments, change_index=change_index, change_ts=change_ts, output_growth=growth)
+                           llm_model=llm_model, experiments=experiments, change_index=change_index, change_ts=change_ts, output_growth=growth,
+                           routes=routes)
         totals, started = self.send(api, run, stream.build, show_progress=o["verbosity"] > 0)
         c = totals.counts
         extra = (f"{totals.changed:,} after the change, {c['feedback']:,} with feedback, {c['judged']:,} judged, "
-                 f"{plural(c['guardrail'], 'guardrail trigger')}") + self.experiments_text(experiments, totals)
+                 f"{plural(c['guardrail'], 'guardrail trigger')}") + self.experiments_text(experiments, totals) + self.routes_text(routes)
         spend = f" Spend at the server's prices: {estimate['total_usd']:,.2f} USD." if estimate["total_usd"] is not None else ""
         if budget is not None:
             spend += f" Budget {budget_name!r}: {budget:,.2f} USD a day."

@@ -104,16 +104,20 @@ class Command(TrafficCommand):
         if o["set_reference"]:
             rows = self._set_reference(profile, run.seed, model, version, token, local_user)
             say(f"Reference of {model} v{version} set: {rows:,} rows of the pre-drift distribution.")
+        if o["candidate_cost_factor"] != 1:
+            raise CommandError("--candidate-cost-factor: a model's events carry no tokens to price; use it with simulate_llm_traffic.")
         with server_errors(run.url):
             experiments = self.experiments_for(api, run, o, kind="model", name=model, version=version, unit_prefix=profile.unit_prefix, say=say)
+            routes = self.routes_for(api, run, o, kind="model", name=model, version=version, say=say)
 
         stream = ModelStream(
             profile=profile, seed=run.seed, run_id=run.run_id, schedule=run.schedule, model=model, version=version, experiments=experiments,
             drift_index=drift_index, drift_ts=drift_ts, drift_size=o["drift_size"], drift_features=drift_features,
-            latency_growth=o["latency_growth"], latency_start=o["latency_start"],
+            latency_growth=o["latency_growth"], latency_start=o["latency_start"], routes=routes,
         )
         totals, started = self.send(api, run, stream.build, show_progress=o["verbosity"] > 0)
-        extra = f"{totals.counts['labelled']:,} labelled, {totals.changed:,} drifted" + self.experiments_text(experiments, totals)
+        extra = (f"{totals.counts['labelled']:,} labelled, {totals.changed:,} drifted" + self.experiments_text(experiments, totals)
+                 + self.routes_text(routes))
         self.stdout.write(
             self.done_line(api, totals, started, f"{model} v{version}", extra)
             + f" Monitoring: {run.url}/monitoring/models/{quote(model, safe='')}/versions/{version}/"
