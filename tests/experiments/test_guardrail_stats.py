@@ -253,3 +253,46 @@ def test_significant_means_a_p_value_below_alpha_not_equal_to_it():
 
     assert at_alpha.significant is False
     assert above.significant is True
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: quantile_standard_error([1.0], 0.5), "values needs at least 2 values, got 1"),
+        (lambda: quantile_standard_error([1.0, 2.0, 3.0, 4.0], 1.0), "q must be in (0, 1), got 1.0"),
+        (lambda: quantile_standard_error([1.0, 2.0, 3.0, 4.0], 0.3), "the 0.3 quantile of 4 values has no Maritz-Jarrett standard error: more values are needed"),
+        (lambda: quantile_standard_error([1.0, 2.0, 3.0, 4.0], 0.9), "the 0.9 quantile of 4 values has no Maritz-Jarrett standard error: more values are needed"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_quantile_standard_error_refuses_bad_input_with_a_message(call, message):
+    # given input outside the contract: m = int(q n + 0.5) must lie in [2, n - 1] (0.3 of 4: m = 1; 0.9 of 4: m = 4)
+
+    # when
+    got = refused(call)
+
+    # then
+    assert got == message
+
+
+@pytest.mark.parametrize("q", [0.5, 0.75])
+def test_quantile_standard_error_of_four_values_at_both_ends_of_its_range_is_scipys(q):
+    # given 4 values: q = 0.5 gives m = 2 (the lowest allowed), q = 0.75 gives m = 3 = n - 1 (the highest)
+    values = np.array([3.0, 1.0, 4.0, 1.5])
+
+    se = quantile_standard_error(values, q)
+
+    assert se == pytest.approx(float(mstats.mjci(values, prob=[q])[0]), rel=1e-12)
+
+
+def test_quantile_standard_error_keeps_its_digits_far_from_zero_and_below_one():
+    # given latencies of about 0.2 s stored as seconds since an epoch a billion seconds ago: the standard error
+    # does not depend on the offset, so scipy on the offset-free values (exact: Sterbenz) is the reference
+    noise = np.random.default_rng(41).gamma(4.0, 0.05, 3000)
+    values = 1e9 + noise
+
+    se = quantile_standard_error(values, 0.95)
+
+    expected = float(mstats.mjci(values - 1e9, prob=[0.95])[0])
+    assert expected < 0.01
+    assert se == pytest.approx(expected, rel=1e-6)
