@@ -248,7 +248,7 @@ def test_approver_pauses_and_resumes_a_running_rollout_beside_its_charts(live_se
     t0 = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=30)
     rollout = canary_of(register("fraud", editor), editor, carol, policy="quick", at=t0)
     traffic(editor, version=1, at=t0 + timedelta(minutes=1), n=300, latency_ms=100.0)
-    traffic(editor, version=2, at=t0 + timedelta(minutes=1), n=60, latency_ms=105.0)
+    traffic(editor, version=2, at=t0 + timedelta(minutes=1), n=60, latency_ms=105.0, shadow=True)  # mirrored: the shadow stage
     rollups_catch_up()
     assert experiment_services.rollout_tick(rollout_id=rollout.pk, now=t0 + timedelta(minutes=6)) == "advance"
     console_errors = []
