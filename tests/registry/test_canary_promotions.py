@@ -402,3 +402,54 @@ def test_the_system_rolls_back_a_stage_no_canary_rolls_out_into(fraud, editor, a
     event = AuditEvent.objects.get(action="rolled_back")
     assert (event.actor_name, event.actor_id, event.extra) == ("system", None, {"replaced_version": 2, "alert_rule": 4})
     assert StageChange.objects.latest("id").actor_id is None
+
+
+@pytest.mark.parametrize(("fields", "message", "field_message"), [
+    ({"strategy": "blue-green"}, "'strategy' must be one of direct, canary.", "Not one of them: 'blue-green'."),
+    ({"strategy": "direct", "policy": "careful"}, "A rollout policy goes with a canary only.", 'Only with "strategy": "canary".'),
+    ({"to_stage": "staging"}, "A canary of a model rolls out into production, not staging.", "A canary goes to production only."),
+    ({"policy": "no spaces"}, "'policy' must be a rollout policy's name.", "1 to 100 letters, digits, '.', '_' or '-'."),
+    ({"policy": 5}, "'policy' must be a rollout policy's name.", "1 to 100 letters, digits, '.', '_' or '-'."),
+])
+def test_a_bad_canary_request_says_what_is_wrong(fraud, editor, fields, message, field_message):
+    _, v2 = fraud
+
+    with pytest.raises(ValidationFailed) as caught:
+        canary(v2, editor, **fields)
+
+    field = next(iter(caught.value.extra["fields"]))
+    assert (caught.value.message, caught.value.extra["fields"][field]) == (message, [field_message])
+
+
+def test_a_policy_name_is_trimmed_and_may_have_100_characters_and_a_blank_one_goes_with_a_direct_request(fraud, editor):
+    _, v2 = fraud
+    v3 = register("fraud", editor)
+
+    trimmed = canary(v2, editor, policy="  careful ")
+    longest = canary(v3, editor, to_stage="production", policy="p" * 100, reason="other")
+    direct = services.promotion_request_create(version=register("fraud", editor), to_stage="production", reason="r", actor=editor, policy="  ")
+
+    assert (trimmed.policy, longest.policy, direct.policy, direct.strategy) == ("careful", "p" * 100, "", "direct")
+
+
+def test_a_canarys_approval_is_audited_with_the_request_and_the_default_policy(fraud, editor, approver, queued):
+    request = rolling_out(fraud, editor, approver, queued)
+
+    approved = AuditEvent.objects.get(action="promotion_approved", extra__promotion_id=request.pk)
+
+    assert approved.extra == {"promotion_id": request.pk, "requested_by": "alice", "request_reason": "v2 is faster", "strategy": "canary",
+                              "policy": "default", "baseline_version": 1}
+
+
+def test_a_prompt_canary_into_an_environment_without_approval_rolls_out_at_once_and_says_direct(editor, approver, queued, settings):
+    settings.MLOPS_PROMPT_DIRECT_ENVIRONMENTS = ["dev", "prod"]
+    services.prompts_import(files=brief_folder(), actor=editor)
+    v1 = PromptVersion.objects.get(prompt__name="summarize", version=1)
+
+    request = services.promotion_request_create(version=v1, to_stage="prod", reason="r", actor=editor, strategy="canary")
+
+    request.refresh_from_db()
+    assert (request.status, request.decided_by_id, request.comment) == ("rolling_out", editor.pk, "Direct move: this environment needs no approval.")
+    assert request.decided_at is not None
+    approved = AuditEvent.objects.get(action="promotion_approved", extra__promotion_id=request.pk)
+    assert approved.extra["direct"] is True and approved.extra["strategy"] == "canary"

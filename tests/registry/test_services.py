@@ -686,3 +686,29 @@ def test_a_prompt_version_going_on_to_prod_still_runs_in_staging_so_requests_for
     promote(v3, "prod", editor, approver)
 
     assert PromotionRequest.objects.get(pk=for_staging.pk).status == "pending"
+
+
+def test_an_approval_is_audited_with_the_request_and_what_it_archived(editor, approver):
+    v1, v2 = register("fraud", editor), register("fraud", editor)
+    promote(v1, "production", editor, approver)
+    promotion = services.promotion_request_create(version=v2, to_stage="production", reason="better recall", actor=editor)
+
+    services.promotion_approve(promotion_id=promotion.pk, actor=approver, comment="ship it")
+
+    approved = AuditEvent.objects.get(action="promotion_approved", extra__promotion_id=promotion.pk)
+    assert approved.extra == {"promotion_id": promotion.pk, "requested_by": "alice", "request_reason": "better recall", "archived_version": 1}
+    assert StageChange.objects.latest("id").promotion_id == promotion.pk
+
+
+def test_a_direct_prompt_move_is_decided_by_its_requester_and_audited_as_direct(editor):
+    services.prompts_import(files=brief_folder(), actor=editor)
+    v1 = PromptVersion.objects.get(prompt__name="summarize", version=1)
+
+    request = services.promotion_request_create(version=v1, to_stage="dev", reason="compare in dev", actor=editor)
+
+    request.refresh_from_db()
+    assert (request.status, request.decided_by_id, request.comment) == ("approved", editor.pk, "Direct move: this environment needs no approval.")
+    assert request.decided_at is not None
+    approved = AuditEvent.objects.get(action="promotion_approved", extra__promotion_id=request.pk)
+    assert approved.extra == {"promotion_id": request.pk, "requested_by": "alice", "request_reason": "compare in dev", "replaced_version": 3, "direct": True}
+    assert StageChange.objects.latest("id").promotion_id == request.pk
