@@ -712,3 +712,28 @@ def test_a_direct_prompt_move_is_decided_by_its_requester_and_audited_as_direct(
     approved = AuditEvent.objects.get(action="promotion_approved", extra__promotion_id=request.pk)
     assert approved.extra == {"promotion_id": request.pk, "requested_by": "alice", "request_reason": "compare in dev", "replaced_version": 3, "direct": True}
     assert StageChange.objects.latest("id").promotion_id == request.pk
+
+
+def test_expiry_leaves_a_request_decided_while_it_runs_and_goes_on_with_the_rest(editor, monkeypatch):
+    version = register("fraud", editor)
+    stale = [services.promotion_request_create(version=version, to_stage=stage, reason="r", actor=editor) for stage in ("staging", "production")]
+    stale.append(services.promotion_request_create(version=register("fraud", editor), to_stage="staging", reason="r", actor=editor))
+    PromotionRequest.objects.update(requested_at=timezone.now() - timedelta(days=30))
+    decided = []
+
+    def audit_then_an_approver_decides_another(**fields):
+        # what an approver's rejection, committed between the expiry's list and its next claim, looks like
+        promotions_audit(**fields)
+        if not decided:
+            other = PromotionRequest.objects.filter(status="pending").order_by("pk").first()
+            PromotionRequest.objects.filter(pk=other.pk).update(status="rejected")
+            decided.append(other.pk)
+
+    promotions_audit = promotions.audit_record
+    monkeypatch.setattr(promotions, "audit_record", audit_then_an_approver_decides_another)
+
+    expired = services.promotions_expire_stale(max_age_days=14)
+
+    assert expired == 2
+    assert PromotionRequest.objects.get(pk=decided[0]).status == "rejected"
+    assert sorted(PromotionRequest.objects.filter(status="expired").values_list("pk", flat=True)) == sorted(p.pk for p in stale if p.pk != decided[0])
