@@ -141,7 +141,9 @@ def test_the_metrics_read_from_events_are_the_experiments_apps():
 def test_a_real_time_run_assigns_serves_each_units_variant_and_sends_its_outcomes_once(live_server, alice, fraud):
     start(design(alice), alice)
 
-    out = simulate("simulate_traffic", "--model", "fraud-detector", "--version", "1", "--events", "4000", "--rate", "4000", "--batch", "2000",
+    # one batch a second: building the next one (its units' assignment) has a second to finish before its requests happen,
+    # even on a loaded machine
+    out = simulate("simulate_traffic", "--model", "fraud-detector", "--version", "1", "--events", "4000", "--rate", "1000", "--batch", "1000",
                    "--drift-at", "none", "--seed", "5", "--url", live_server.url)
 
     events, exposed = served(), exposures("fraud-ab")
