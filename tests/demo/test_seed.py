@@ -10,7 +10,7 @@ from io import StringIO
 
 import numpy as np
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.utils import timezone
 from scipy import stats as scipy_stats
@@ -60,6 +60,16 @@ def test_seed_demo_builds_a_history_once(seeded):
     assert not loan[1].passed and loan[2].passed
     assert StageChange.objects.filter(prompt__name="summarize", stage="prod", kind="rollback").exists()
     assert PromotionRequest.objects.filter(prompt__name="summarize", status="pending").exists()
+
+
+def test_seed_demo_force_refuses_to_add_the_demo_twice_and_names_its_models(seeded):
+    versions = ModelVersion.objects.count()
+
+    with pytest.raises(CommandError, match=r"^The demo is already here \(churn-predictor, credit-scoring, demand-forecast, fraud-detector, "
+                                           r"product-recommender, sentiment-classifier\): it is added once\."):
+        run("seed_demo", "--force")
+
+    assert ModelVersion.objects.count() == versions
 
 
 def test_seed_demo_history_lies_in_the_last_ninety_days_with_recent_pending_requests(seeded):
