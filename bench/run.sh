@@ -9,6 +9,8 @@
 # (11-14 min, needs ~2.2 GB under /tmp; BENCH_OPS_EVENTS scales it down).
 # BENCH_ONLY=experiments only the A/B step: one experiment with 10M exposures and 1M outcomes analysed on SQLite and on a
 # throwaway PostgreSQL (beside pandas + statsmodels), and assignment over HTTP (~15 min, ~4 GB under /tmp; BENCH_EXP_EXPOSURES scales it).
+# BENCH_ONLY=rollouts only the canary step: the route endpoint beside /healthz under 50 clients, a tick with 100 rollouts, an
+# error spike rolled back by the worker's beat (~3 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -27,8 +29,8 @@ MLFLOW_VENV="$ROOT/bench/.venv-mlflow"
 MLFLOW_RUNS=${BENCH_MLFLOW_RUNS:-0}                 # 1: also one run (params + metrics) per version; ~3x the seeding time
 SKIP_MLFLOW=${BENCH_SKIP_MLFLOW:-0}
 RESULTS="$ROOT/bench/results"
-ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts | monitoring | operations | evaluation | experiments
-case "$ONLY" in all|registry|prompts|monitoring|operations|evaluation|experiments) ;; *) echo "bench: BENCH_ONLY must be all, registry, prompts, monitoring, operations, evaluation or experiments (not '$ONLY')" >&2; exit 2 ;; esac
+ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts | monitoring | operations | evaluation | experiments | rollouts
+case "$ONLY" in all|registry|prompts|monitoring|operations|evaluation|experiments|rollouts) ;; *) echo "bench: BENCH_ONLY must be all, registry, prompts, monitoring, operations, evaluation, experiments or rollouts (not '$ONLY')" >&2; exit 2 ;; esac
 
 [ -x "$PY" ] || { echo "bench: $PY not found; run 'make install' first" >&2; exit 1; }
 mkdir -p "$RESULTS"
@@ -66,7 +68,7 @@ start_bg() {  # start_bg LOGFILE CMD...: in its own process group (job control o
 forget_pid() { local keep=() p; for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
 
 bench_start=$(now)
-[ "$ONLY" = prompts ] || [ "$ONLY" = monitoring ] || [ "$ONLY" = operations ] || [ "$ONLY" = evaluation ] || [ "$ONLY" = experiments ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
+[ "$ONLY" = prompts ] || [ "$ONLY" = monitoring ] || [ "$ONLY" = operations ] || [ "$ONLY" = evaluation ] || [ "$ONLY" = experiments ] || [ "$ONLY" = rollouts ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
 
 # Django settings for every step: throwaway SQLite databases, media and static folders, production mode.
 unset DATABASE_URL
@@ -348,6 +350,51 @@ if [ "$ONLY" = all ] || [ "$ONLY" = experiments ]; then
     "$PY" "$XBENCH" report --work "$XWORK" --results "$RESULTS/experiments.json"
     log "experiments: done in ${XT[experiments]} s"
     if [ "$ONLY" = experiments ]; then
+        exit 0
+    fi
+fi
+
+# --- rollouts: the route endpoint under 50 clients beside /healthz, a tick with 100 rollouts, spike -> rollback ------------
+# Its own database, Redis, gunicorn and a Celery worker with beat; writes bench/results/rollouts.json. Runs with
+# BENCH_ONLY=all and BENCH_ONLY=rollouts (then stops; about 3 min). See "Rollouts" in bench/README.md.
+if [ "$ONLY" = all ] || [ "$ONLY" = rollouts ]; then
+    RBENCH="$ROOT/bench/rollouts_bench.py"
+    RWORK="$WORK/rollouts"
+    R_WORKERS=${BENCH_ROLLOUT_WORKERS:-2}                   # gunicorn workers for the route
+    R_REQUESTS=${BENCH_ROLLOUT_REQUESTS:-3000}              # per target and round, over 50 clients
+    mkdir -p "$RWORK"
+    cp "$WORK/env.json" "$RWORK/env.json"
+    rollouts_start=$(now)
+    rport=$("$PY" "$BENCH" port)
+    start_bg "$RWORK/redis.log" redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$RWORK"
+    redis_pid=$BG_PID
+    export SQLITE_PATH="$RWORK/rollouts.sqlite3" REDIS_URL="redis://127.0.0.1:$rport/0"
+    "$PY" manage.py migrate --noinput -v0
+    log "rollouts: 101 canaries through the services, 10 minutes of served events each (setup)"
+    "$PY" "$RBENCH" data --out "$RWORK/data.json"
+    log "rollouts: rollouts_tick with 100 active rollouts"
+    "$PY" "$RBENCH" tick --out "$RWORK/tick.json"
+    port=$("$PY" "$BENCH" port)
+    log "rollouts: gunicorn mlops_site.wsgi -w $R_WORKERS on 127.0.0.1:$port; the route, /api/v1/me and /healthz under 50 clients"
+    start_bg "$RWORK/gunicorn.log" "$GUNICORN" mlops_site.wsgi -b "127.0.0.1:$port" -w "$R_WORKERS" --timeout 300
+    gpid=$BG_PID
+    "$PY" "$BENCH" wait --url "http://127.0.0.1:$port/healthz" --pid "$gpid" --timeout 60 || { tail -20 "$RWORK/gunicorn.log"; exit 1; }
+    "$PY" "$RBENCH" http --base-url "http://127.0.0.1:$port" --data "$RWORK/data.json" --requests "$R_REQUESTS" --workers "$R_WORKERS" \
+        --out "$RWORK/http.json" || { tail -30 "$RWORK/gunicorn.log"; exit 1; }
+    log "rollouts: an error spike posted, the worker's beat rolls the canary back (up to a minute)"
+    "$PY" "$RBENCH" spike-setup --out "$RWORK/spike-setup.json"
+    start_bg "$RWORK/worker.log" "$ROOT/$VENV_DIR/bin/celery" -A mlops_site worker -B --concurrency 1 -l info --without-mingle \
+        --without-gossip
+    wpid=$BG_PID
+    "$PY" "$RBENCH" spike --base-url "http://127.0.0.1:$port" --data "$RWORK/data.json" --setup "$RWORK/spike-setup.json" \
+        --out "$RWORK/spike.json" || { tail -30 "$RWORK/worker.log"; exit 1; }
+    stop_pid "$wpid"; forget_pid "$wpid"
+    stop_pid "$gpid"; forget_pid "$gpid"
+    stop_pid "$redis_pid"; forget_pid "$redis_pid"
+    unset SQLITE_PATH REDIS_URL
+    "$PY" "$RBENCH" report --work "$RWORK" --results "$RESULTS/rollouts.json"
+    log "rollouts: done in $(since "$rollouts_start") s"
+    if [ "$ONLY" = rollouts ]; then
         exit 0
     fi
 fi
