@@ -453,3 +453,12 @@ def test_a_prompt_canary_into_an_environment_without_approval_rolls_out_at_once_
     assert request.decided_at is not None
     approved = AuditEvent.objects.get(action="promotion_approved", extra__promotion_id=request.pk)
     assert approved.extra["direct"] is True and approved.extra["strategy"] == "canary"
+
+
+def test_a_canary_request_is_audited_with_its_strategy_and_policy(fraud, editor):
+    _, v2 = fraud
+
+    request = canary(v2, editor)
+
+    requested = AuditEvent.objects.get(action="promotion_requested", extra__promotion_id=request.pk)
+    assert requested.extra == {"promotion_id": request.pk, "replaces_version": 1, "strategy": "canary", "policy": "default"}

@@ -338,3 +338,11 @@ def test_an_approval_of_a_failing_version_needs_an_admins_override_at_approval_t
     assert gated.stage == "staging"
     overrides = AuditEvent.objects.filter(action="gate_overridden").order_by("id").values_list("actor_name", "subject", "version", "to_stage", "reason")
     assert list(overrides) == [("root", "model:fraud", 1, "staging", "incident 42"), ("ada", "model:fraud", 1, "staging", "incident 42, approved")]
+
+
+def test_a_request_of_a_failing_version_without_an_override_is_a_409_naming_the_checks(editor, gated):
+    with pytest.raises(Conflict) as caught:
+        services.promotion_request_create(version=gated, to_stage="staging", reason="try", actor=editor)
+
+    assert caught.value.code == "gates_failed"
+    assert caught.value.message.startswith("Gates not passed for model:fraud v1: accuracy never ran")

@@ -737,3 +737,28 @@ def test_expiry_leaves_a_request_decided_while_it_runs_and_goes_on_with_the_rest
     assert expired == 2
     assert PromotionRequest.objects.get(pk=decided[0]).status == "rejected"
     assert sorted(PromotionRequest.objects.filter(status="expired").values_list("pk", flat=True)) == sorted(p.pk for p in stale if p.pk != decided[0])
+
+
+def test_a_request_is_audited_with_what_it_would_replace(editor, approver):
+    v1, v2 = register("fraud", editor), register("fraud", editor)
+    promote(v1, "production", editor, approver)
+
+    direct = services.promotion_request_create(version=v2, to_stage="production", reason="better recall", actor=editor)
+    first_in_staging = services.promotion_request_create(version=v2, to_stage="staging", reason="try it", actor=editor)
+
+    requested = {e.extra["promotion_id"]: e.extra for e in AuditEvent.objects.filter(action="promotion_requested")}
+    assert requested[direct.pk] == {"promotion_id": direct.pk, "replaces_version": 1}
+    assert requested[first_in_staging.pk] == {"promotion_id": first_in_staging.pk, "replaces_version": None}
+
+
+def test_a_request_says_which_role_it_needs_and_names_a_bad_stage_field(editor, viewer):
+    version = register("fraud", editor)
+
+    with pytest.raises(Forbidden) as by_a_viewer:
+        services.promotion_request_create(version=version, to_stage="staging", reason="r", actor=viewer)
+    with pytest.raises(ValidationFailed) as bad_stage:
+        services.promotion_request_create(version=version, to_stage="live", reason="r", actor=editor)
+
+    assert by_a_viewer.value.message == "Requesting a promotion needs the editor role."
+    assert bad_stage.value.message.startswith("'to' must be one of ")
+    assert bad_stage.value.extra["fields"] == {"to": ["Not one of them: 'live'."]}
