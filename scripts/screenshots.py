@@ -29,7 +29,11 @@ PAGES = {
     "experiments.png": "/experiments/",
     "experiment.png": "/experiments/churn-v7-offers/",
     "experiment_prompt.png": "/experiments/summarize-v3-exec/",
+    "rollouts.png": "/rollouts/",
+    "rollout.png": "/rollouts/2/",  # product-recommender v5, rolled back by its error rate (demo/seed_rollouts.py)
 }
+
+FULL_PAGE = {"rollout.png"}  # its charts and decisions are below the fold
 
 
 def main(base: str, only: list[str]) -> None:
@@ -50,7 +54,7 @@ def main(base: str, only: list[str]) -> None:
             page.goto(base + path)
             page.wait_for_load_state("networkidle")
             page.wait_for_timeout(400)
-            page.screenshot(path=str(OUT / name), full_page=False)
+            page.screenshot(path=str(OUT / name), full_page=name in FULL_PAGE)
             print("wrote", OUT / name)
         # The newest drift report of the demo model: the first report link of its monitoring page.
         if only and "drift_report.png" not in only:
