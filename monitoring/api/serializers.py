@@ -25,7 +25,8 @@ class EventBatchIn(serializers.Serializer):
     events = serializers.ListField(
         child=serializers.DictField(), max_length=10_000,
         help_text="event_id, model + version (or prompt + version), timestamp, latency_ms, error; optional unit_id, features, "
-                  "prediction, label, tokens, cost_usd, ttft_ms, guardrail_triggered, feedback, judge_score",
+                  "prediction, label, tokens, cost_usd, ttft_ms, guardrail_triggered, feedback, judge_score, faithfulness, llm_model, "
+                  "shadow (true: a request mirrored to a canary's candidate, served to nobody)",
     )
 
 
