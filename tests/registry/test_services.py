@@ -760,5 +760,17 @@ def test_a_request_says_which_role_it_needs_and_names_a_bad_stage_field(editor, 
         services.promotion_request_create(version=version, to_stage="live", reason="r", actor=editor)
 
     assert by_a_viewer.value.message == "Requesting a promotion needs the editor role."
-    assert bad_stage.value.message.startswith("'to' must be one of ")
+    assert bad_stage.value.message == "'to' must be one of staging, production."
     assert bad_stage.value.extra["fields"] == {"to": ["Not one of them: 'live'."]}
+
+
+def test_a_request_without_a_reason_says_one_is_required(editor):
+    version = register("fraud", editor)
+
+    for reason in (None, " "):
+        with pytest.raises(ValidationFailed) as caught:
+            services.promotion_request_create(version=version, to_stage="staging", reason=reason, actor=editor)
+
+        assert caught.value.message == "A reason is required."
+        assert caught.value.extra["fields"] == {"reason": ["This field may not be blank."]}
+    assert not PromotionRequest.objects.exists()
