@@ -298,11 +298,12 @@ class Routes:
     """
 
     def __init__(self, sink: Sink, *, kind: str, name: str, version: int, seed: int, ttl: float | None = 5.0, error_rate: float = 0.0,
-                 cost_factor: float = 1.0, monotonic: Callable[[], float] = time.monotonic):
+                 cost_factor: float = 1.0, monotonic: Callable[[], float] = time.monotonic, say: Callable[[str], None] = lambda line: None):
         self.sink, self.kind, self.name, self.version, self.seed, self.ttl = sink, kind, name, version, seed, ttl
-        self.error_rate, self.cost_factor, self.monotonic = error_rate, cost_factor, monotonic
+        self.error_rate, self.cost_factor, self.monotonic, self.say = error_rate, cost_factor, monotonic, say
         self.answers: dict[str, tuple[float, dict]] = {}
         self.tally = RouteTally()
+        self.rollout: tuple | None = None  # the rollout the last answers named: (id, stage, share, status)
 
     def _answers(self, unit_ids: list[str]) -> dict[str, dict]:
         """The answer of each unit: those kept less than `ttl` seconds, the others asked for (one call for the batch)."""
@@ -313,9 +314,24 @@ class Routes:
             self.answers = {u: kept for u, kept in self.answers.items() if now - kept[0] < self.ttl}
         wanted = [u for u in dict.fromkeys(unit_ids) if u not in self.answers or (self.ttl is not None and now - self.answers[u][0] >= self.ttl)]
         if wanted:
-            self.answers.update((u, (now, found)) for u, found in zip(wanted, self.sink.route(self.kind, self.name, wanted), strict=True))
+            found = self.sink.route(self.kind, self.name, wanted)
+            self.answers.update((u, (now, answer)) for u, answer in zip(wanted, found, strict=True))
             self.tally.lookups += len(wanted)
+            self._follow(found[-1])
         return {u: self.answers[u][1] for u in unit_ids}
+
+    def _follow(self, answer: dict) -> None:
+        """Say when the route's rollout changes (a new stage, a pause, its end): a live run's log follows the canary."""
+        rollout = answer.get("rollout")
+        state = None if rollout is None else (rollout["id"], rollout["stage"], rollout["traffic_percent"], rollout["status"])
+        if state == self.rollout:
+            return
+        if state is None:
+            self.say(f"The route names no canary now: v{answer['version']} serves every unit of {self.name}.")
+        else:
+            self.say(f"Canary of {self.name} v{rollout['candidate']} against v{rollout['baseline']}: stage {rollout['stage']} "
+                     f"({rollout['traffic_percent']:g} %), {rollout['status']}.")
+        self.rollout = state
 
     def apply(self, events: list[dict], start: int) -> list[dict]:
         """The batch's events each from its unit's routed version, the mirrored ones added after them, faults injected.

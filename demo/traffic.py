@@ -438,8 +438,16 @@ class TrafficCommand(BaseCommand):
                   f"its tokens x{o['candidate_cost_factor']:g}" if o["candidate_cost_factor"] != 1 else ""]
         faults = [f for f in faults if f]
         say(f"Routing each unit through GET /api/v1/route ({described})" + (f"; the candidate's events only: {', '.join(faults)}." if faults else "."))
-        return Routes(api, kind=kind, name=name, version=version, seed=run.seed, error_rate=o["candidate_error_rate"],
-                      cost_factor=o["candidate_cost_factor"])
+
+        def note(line: str) -> None:
+            if self.progress is not None:  # below the progress bar, which redraws under it
+                self.progress.end()
+            say(line)
+
+        routes = Routes(api, kind=kind, name=name, version=version, seed=run.seed, error_rate=o["candidate_error_rate"],
+                        cost_factor=o["candidate_cost_factor"], say=note)
+        routes.rollout = None if rollout is None else (rollout["id"], rollout["stage"], rollout["traffic_percent"], rollout["status"])
+        return routes
 
     @staticmethod
     def routes_text(routes: Routes | None) -> str:

@@ -155,3 +155,30 @@ def test_the_candidate_switches_need_a_real_time_run_of_production(live_server, 
     with pytest.raises(CommandError, match="a model's events carry no tokens"):
         simulate("--model", "fraud-detector", "--events", "10", "--candidate-cost-factor", "3", "--url", live_server.url)
     assert not Event.objects.exists()
+
+
+def test_a_live_run_says_when_the_routes_canary_changes_stage_or_ends():
+    answers = iter([
+        {"version": 1, "stage": "production", "shadow": None, "rollout": {"id": 7, "stage": "5%", "traffic_percent": 5.0, "status": "running",
+                                                                          "candidate": 2, "baseline": 1}},
+        {"version": 1, "stage": "production", "shadow": None, "rollout": {"id": 7, "stage": "5%", "traffic_percent": 5.0, "status": "running",
+                                                                          "candidate": 2, "baseline": 1}},
+        {"version": 1, "stage": "production", "shadow": None, "rollout": {"id": 7, "stage": "25%", "traffic_percent": 25.0, "status": "running",
+                                                                          "candidate": 2, "baseline": 1}},
+        {"version": 1, "stage": "production", "shadow": None, "rollout": None},
+    ])
+
+    class Changing:
+        def route(self, kind, name, unit_ids):
+            answer = next(answers)
+            return [answer for _ in unit_ids]
+
+    said = []
+    routes = Routes(Changing(), kind="model", name="fraud-detector", version=1, seed=4, ttl=None, say=said.append)
+
+    for start in range(4):
+        routes.apply([{"event_id": f"e{start}", "version": 1, "unit_id": "card-000001", "error": False}], start)
+
+    assert said == ["Canary of fraud-detector v2 against v1: stage 5% (5 %), running.",
+                    "Canary of fraud-detector v2 against v1: stage 25% (25 %), running.",
+                    "The route names no canary now: v1 serves every unit of fraud-detector."]
