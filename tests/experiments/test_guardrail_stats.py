@@ -296,3 +296,11 @@ def test_quantile_standard_error_keeps_its_digits_far_from_zero_and_below_one():
     expected = float(mstats.mjci(values - 1e9, prob=[0.95])[0])
     assert expected < 0.01
     assert se == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_missing_value_among_the_latencies_is_refused_as_not_finite():
+    # given a None among the values (a missing latency), not NaN
+
+    got = refused(lambda: quantile_degradation_test([1.0, None, 3.0, 4.0], B, 0.1))
+
+    assert got == "a contains NaN or inf"

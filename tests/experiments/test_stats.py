@@ -435,6 +435,19 @@ def test_sample_size_per_arm_random_cases_match_statsmodels():
         assert n == statsmodels_sample_size(proportion_effectsize(baseline + mde, baseline), alpha, power)
 
 
+@pytest.mark.parametrize(("std", "mde"), [(1.0, 3.0), (1.0, 5.0), (2.0, -8.0)])
+def test_sample_size_per_arm_means_of_an_effect_of_several_stds_is_the_smallest_n_with_the_power(std, mde):
+    # given an effect of 3 to 5 standard deviations: statsmodels' solver gives up below n = 2, its power function does not
+
+    # when
+    n = sample_size_per_arm_means(std, mde)
+
+    # then n has power >= 0.8 and n - 1 (or half a unit, for n = 1) has less
+    power = NormalIndPower().power
+    assert power(effect_size=abs(mde) / std, nobs1=n, alpha=0.05, ratio=1) >= 0.8
+    assert power(effect_size=abs(mde) / std, nobs1=max(n - 1, 0.5), alpha=0.05, ratio=1) < 0.8
+
+
 def test_sample_size_per_arm_means_matches_statsmodels():
     # given std 10, mde 1 (d = 0.1) and random cases
     rng = np.random.default_rng(22)
