@@ -774,3 +774,17 @@ def test_a_request_without_a_reason_says_one_is_required(editor):
         assert caught.value.message == "A reason is required."
         assert caught.value.extra["fields"] == {"reason": ["This field may not be blank."]}
     assert not PromotionRequest.objects.exists()
+
+
+def test_a_decision_records_when_and_a_second_one_says_the_requests_status(editor, approver, approver2):
+    approved = services.promotion_request_create(version=register("fraud", editor), to_stage="staging", reason="r", actor=editor)
+    rejected = services.promotion_request_create(version=register("churn", editor), to_stage="staging", reason="r", actor=editor)
+
+    services.promotion_approve(promotion_id=approved.pk, actor=approver)
+    services.promotion_reject(promotion_id=rejected.pk, actor=approver, comment="no")
+    with pytest.raises(Conflict) as again:
+        services.promotion_approve(promotion_id=rejected.pk, actor=approver2)
+
+    assert PromotionRequest.objects.get(pk=approved.pk).decided_at is not None
+    assert PromotionRequest.objects.get(pk=rejected.pk).decided_at is not None
+    assert (again.value.message, again.value.code) == (f"Promotion #{rejected.pk} is rejected, not pending.", "not_pending")
