@@ -301,3 +301,79 @@ def test_the_strict_check_of_a_dict_names_the_first_bad_key():
 def test_a_type_or_bound_without_a_strict_check_cannot_be_declared(tp, constraint):
     with pytest.raises(TypeError):
         strict_check(tp, constraint)
+
+
+@pytest.mark.parametrize(
+    ("tp", "constraint"),
+    [(int, Meta(le=1)), (float, Meta(le=1.0)), (int | float | str | bool | None, None)],
+    ids=repr,
+)
+def test_the_strict_check_of_a_bound_on_one_side_or_of_every_scalar_takes_what_msgspec_takes(tp, constraint):
+    reference = tp if constraint is None else Annotated[tp, constraint]
+    check = strict_check(tp, constraint)
+
+    for value in VALUES:
+        try:
+            expected = msgspec.convert(value, reference)
+        except msgspec.ValidationError:
+            expected = "refused"
+        try:
+            got = check(value)
+        except Refused:
+            got = "refused"
+        assert (got, type(got)) == (expected, type(expected)), (tp, constraint, value)
+
+
+@pytest.mark.parametrize(
+    ("tp", "constraint", "named"),
+    [(int, Meta(gt=0), Meta(gt=0)), (list[int], None, list[int]), (dict[str, list[int]], None, list[int])],
+    ids=repr,
+)
+def test_a_declaration_without_a_strict_check_names_what_has_none(tp, constraint, named):
+    with pytest.raises(TypeError) as caught:
+        strict_check(tp, constraint)
+
+    assert str(caught.value) == f"no strict check for {named!r}"
+
+
+@pytest.mark.parametrize("field", [f for f in FIELDS if f.constraint is not None], ids=lambda f: f.name)
+def test_a_value_beyond_a_declared_bound_is_refused_by_both_paths(field):
+    bound = field.constraint
+    if bound.min_length:
+        value = ""
+    elif bound.max_length is not None:
+        value = "x" * (bound.max_length + 1)
+    elif bound.le is not None:
+        value = bound.le + 1
+    else:
+        value = bound.ge - 1
+
+    fast, strict = both_paths(event(**{field.name: value}))
+
+    assert fast is None
+    assert {"index": 0, "field": field.name, "message": field.message} in strict
+
+
+@pytest.mark.parametrize("field", [f.name for f in FIELDS if f.default is msgspec.NODEFAULT])
+def test_a_required_field_sent_as_null_is_refused_by_both_paths(field):
+    fast, strict = both_paths(event(**{field: None}))
+
+    assert fast is None
+    assert strict[0]["field"] == field
+
+
+def test_an_event_that_is_not_an_object_is_named_and_the_next_ones_still_checked():
+    fast, strict = both_paths(event(event_id="e-0"), 5, event(event_id="e-2", latency_ms=-1))
+
+    assert fast is None
+    assert strict == [
+        {"index": 1, "field": "", "message": "each event must be an object"},
+        {"index": 2, "field": "latency_ms", "message": "required: a finite number >= 0"},
+    ]
+
+
+def test_two_unknown_names_are_both_named():
+    fast, strict = both_paths(event(latency=3, zz=1))
+
+    assert fast is None
+    assert strict == [{"index": 0, "field": "latency", "message": "unknown field (and zz)"}]

@@ -420,11 +420,15 @@ def test_event_times_are_stored_in_utc_whatever_the_site_time_zone(api_as, edito
             "Batch refused, nothing stored: " + "; ".join(f"events[{i}].latency_ms: required: a finite number >= 0" for i in range(5)),
         ),
         (
+            [event(i, latency_ms=-1) for i in range(6)],
+            "Batch refused, nothing stored: " + "; ".join(f"events[{i}].latency_ms: required: a finite number >= 0" for i in range(5)) + " (and 1 more)",
+        ),
+        (
             [event(i, latency_ms=-1) for i in range(8)],
             "Batch refused, nothing stored: " + "; ".join(f"events[{i}].latency_ms: required: a finite number >= 0" for i in range(5)) + " (and 3 more)",
         ),
     ],
-    ids=["batch-level", "five", "eight"],
+    ids=["batch-level", "five", "six", "eight"],
 )
 def test_a_refused_batch_names_its_first_five_problems_and_counts_the_rest(api_as, editor, fraud, events, message):
     # given a batch with problems (in each case)
