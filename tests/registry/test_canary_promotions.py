@@ -433,10 +433,13 @@ def test_a_policy_name_is_trimmed_and_may_have_100_characters_and_a_blank_one_go
 
 
 def test_a_canarys_approval_is_audited_with_the_request_and_the_default_policy(fraud, editor, approver, queued):
-    request = rolling_out(fraud, editor, approver, queued)
+    _, v2 = fraud
+    request = canary(v2, editor)
+    services.promotion_approve(promotion_id=request.pk, actor=approver, comment="go canary")
 
     approved = AuditEvent.objects.get(action="promotion_approved", extra__promotion_id=request.pk)
 
+    assert (approved.from_stage, approved.to_stage, approved.reason) == ("candidate", "production", "go canary")
     assert approved.extra == {"promotion_id": request.pk, "requested_by": "alice", "request_reason": "v2 is faster", "strategy": "canary",
                               "policy": "default", "baseline_version": 1}
 
