@@ -598,7 +598,9 @@ def test_a_rollback_is_recorded_as_the_approvers_change_with_what_asked_for_it(e
 
     change = StageChange.objects.latest("id")
     assert (change.kind, change.version_id, change.actor_id) == ("rollback", v1.pk, approver.pk)
-    assert AuditEvent.objects.get(action="rolled_back").extra == {"replaced_version": 2, "alert_rule": 7}
+    rolled_back = AuditEvent.objects.get(action="rolled_back")
+    assert (rolled_back.version, rolled_back.from_stage, rolled_back.to_stage) == (1, "archived", "production")
+    assert rolled_back.extra == {"replaced_version": 2, "alert_rule": 7}
 
 
 def test_a_prompt_rollback_keeps_what_asked_for_it_in_the_audit(editor, approver):
@@ -750,6 +752,8 @@ def test_a_request_is_audited_with_what_it_would_replace(editor, approver):
     first_in_staging = services.promotion_request_create(version=v2, to_stage="staging", reason="try it", actor=editor)
 
     requested = {e.extra["promotion_id"]: e.extra for e in AuditEvent.objects.filter(action="promotion_requested")}
+    event = AuditEvent.objects.get(action="promotion_requested", extra__promotion_id=direct.pk)
+    assert (event.from_stage, event.to_stage, event.reason) == ("candidate", "production", "better recall")
     assert requested[direct.pk] == {"promotion_id": direct.pk, "replaces_version": 1}
     assert requested[first_in_staging.pk] == {"promotion_id": first_in_staging.pk, "replaces_version": None}
 
