@@ -262,6 +262,9 @@ CACHES = {
 MLOPS_ALERT_WEBHOOK_URL = os.environ.get("MLOPS_ALERT_WEBHOOK_URL", "")
 MLOPS_ALERT_WEBHOOK_SECRET = os.environ.get("MLOPS_ALERT_WEBHOOK_SECRET", "")
 MLOPS_ALERT_EMAILS = os.environ.get("MLOPS_ALERT_EMAILS", "")
+# Hosts (or host:port) a webhook may reach although they resolve to a loopback, private, link-local or reserved
+# address (a receiver inside the network); every other such target is refused when set and when sent.
+MLOPS_WEBHOOK_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("MLOPS_WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()]
 # Quality gates: whether a newly created model or prompt gets the default gate policy (accuracy >= 0.92,
 # F1 >= 0.9, demographic parity difference <= 0.1, no schema violation; prompts: format, relevance, safety).
 MLOPS_GATE_POLICY_FOR_NEW = os.environ.get("MLOPS_GATE_POLICY_FOR_NEW", "0") == "1"

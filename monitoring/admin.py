@@ -1,7 +1,9 @@
 """Django admin for the monitoring tables: the stream, batches, references and reports are read-only; alert rules are configuration."""
 
+from django import forms
 from django.contrib import admin
 
+from mlops_site.exceptions import ValidationFailed
 from registry.admin import ReadOnlyAdmin
 
 from .models import (
@@ -18,6 +20,7 @@ from .models import (
     Rollup,
     RollupCursor,
 )
+from .services.notifications import webhook_url_check
 
 
 @admin.register(Event)
@@ -49,8 +52,23 @@ class DriftReportAdmin(ReadOnlyAdmin):
     list_select_related = ["model_version__model"]
 
 
+class AlertRuleForm(forms.ModelForm):
+    """The rule's webhook URL is checked as the API checks a budget's (no loopback, private or metadata address)."""
+
+    webhook_url = forms.CharField(required=False)  # a scheme is never assumed: the check below names the one it refuses
+
+    def clean_webhook_url(self):
+        url = self.cleaned_data["webhook_url"]
+        try:
+            webhook_url_check(url)
+        except ValidationFailed as exc:
+            raise forms.ValidationError(exc.message) from None
+        return url
+
+
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
+    form = AlertRuleForm
     list_display = ["name", "model", "prompt", "metric", "comparison", "threshold", "warning_threshold", "window_minutes", "state", "enabled"]
     list_filter = ["state", "metric", "enabled"]
     readonly_fields = ["state", "state_since", "last_value", "acknowledged_by", "acknowledged_at"]

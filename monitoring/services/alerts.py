@@ -26,7 +26,7 @@ from registry.services import model_rollback, prompt_rollback
 
 from ..drift import Severity
 from ..models import ActionStatus, AlertAction, AlertEvent, AlertMetric, AlertRule, AlertState, Comparison, DriftReport
-from .notifications import deliver
+from .notifications import deliver, signing_secret
 
 DEFAULT_RULES = [
     ("Feature drift", AlertMetric.FEATURE_PSI, Comparison.GT, 0.25, 0.1),
@@ -171,7 +171,8 @@ def alert_notify(*, event_id: int) -> AlertEvent:
         return event  # a second delivery of the task sends nothing
     rule = event.rule
     errors = deliver(
-        webhook_url=rule.webhook_url, webhook_secret=rule.webhook_secret, emails=rule.emails, message=event.message,
+        webhook_url=rule.webhook_url, webhook_secret=signing_secret(webhook_url=rule.webhook_url, own_secret=rule.webhook_secret),
+        emails=rule.emails, message=event.message,
         payload={"rule": rule.name, **subject_of(rule), "state": event.to_state, "previous_state": event.from_state,
                  "value": event.value, "at": event.at.isoformat()},
     )

@@ -11,12 +11,12 @@ from django.utils import timezone
 
 from mlops_site.exceptions import Conflict, ValidationFailed
 from mlops_site.queue import enqueue_on_commit
-from mlops_site.roles import EDITOR, require_role
+from mlops_site.roles import APPROVER, EDITOR, require_role
 from registry.models import Prompt, RegisteredModel
 
 from ..models import Budget, BudgetAlert, BudgetPeriod, BudgetScope
 from ..selectors.budgets import budget_status
-from .notifications import deliver
+from .notifications import deliver, signing_secret, webhook_url_check
 
 DEFAULT_THRESHOLDS = [0.8, 1.0]
 
@@ -41,10 +41,14 @@ def _clean_members(scope: str, members: list) -> list[str]:
 
 def budget_set(
     *, name: str, amount_usd: float, period: str = BudgetPeriod.DAY, scope: str = BudgetScope.ALL, members: list | None = None,
-    thresholds: list | None = None, webhook_url: str = "", webhook_secret: str = "", emails: str = "", actor,
+    thresholds: list | None = None, webhook_url: str | None = None, webhook_secret: str | None = None, emails: str | None = None, actor,
 ) -> Budget:
-    """Create the budget `name`, or change it (amount, period, members, shares, where it notifies)."""
+    """Create the budget `name`, or change it (amount, period, members, shares, where it notifies).
+    A notification target left out (None) stays as it is; setting or changing one (webhook URL, its
+    secret, e-mails) needs the approver role, since it decides where this server sends requests and mail."""
     require_role(actor, EDITOR, "Setting a budget")
+    if webhook_url is not None:
+        webhook_url_check(webhook_url)
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise ValidationFailed("name: 1 to 200 characters.", fields={"name": ["required"]})
@@ -59,13 +63,17 @@ def budget_set(
         raise ValidationFailed("thresholds: shares of the budget above 0, e.g. [0.8, 1.0].", fields={"thresholds": ["shares above 0"]})
     fields = {
         "amount_usd": float(amount_usd), "period": period, "scope": scope, "members": _clean_members(scope, members or []),
-        "thresholds": sorted({float(t) for t in thresholds}), "webhook_url": webhook_url, "webhook_secret": webhook_secret, "emails": emails,
+        "thresholds": sorted({float(t) for t in thresholds}),
     }
+    targets = {key: value for key, value in (("webhook_url", webhook_url), ("webhook_secret", webhook_secret), ("emails", emails)) if value is not None}
     try:
         with transaction.atomic():
-            budget, created = Budget.objects.select_for_update().get_or_create(name=name, defaults={**fields, "created_by": actor})
+            budget = Budget.objects.select_for_update().filter(name=name).first()
+            if any(value != (getattr(budget, key) if budget else "") for key, value in targets.items()):
+                require_role(actor, APPROVER, "Setting where a budget notifies (webhook, secret, e-mails)")
+            budget, created = Budget.objects.get_or_create(name=name, defaults={**fields, **targets, "created_by": actor})
             if not created:
-                for key, value in fields.items():
+                for key, value in {**fields, **targets}.items():
                     setattr(budget, key, value)
                 budget.save()
     except IntegrityError:
@@ -110,7 +118,7 @@ def budget_alert_notify(*, alert_id: int) -> BudgetAlert:
     budget = alert.budget
     errors = deliver(
         webhook_url=budget.webhook_url or settings.MLOPS_ALERT_WEBHOOK_URL,
-        webhook_secret=budget.webhook_secret or settings.MLOPS_ALERT_WEBHOOK_SECRET,
+        webhook_secret=signing_secret(webhook_url=budget.webhook_url or settings.MLOPS_ALERT_WEBHOOK_URL, own_secret=budget.webhook_secret),
         emails=budget.emails or settings.MLOPS_ALERT_EMAILS, message=alert.message,
         payload={"budget": budget.name, "share": alert.threshold, "spent_usd": alert.spent_usd, "amount_usd": budget.amount_usd,
                  "forecast_usd": alert.forecast_usd, "period": budget.period, "period_start": alert.period_start.isoformat()},

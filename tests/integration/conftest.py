@@ -205,6 +205,8 @@ class Site:
         return {
             "MLOPS_ALERT_WEBHOOK_URL": self.inbox.url, "MLOPS_ALERT_WEBHOOK_SECRET": self.webhook_secret, "MLOPS_ALERT_EMAILS": self.alert_emails,
             "MLOPS_LLM_BASE_URL": self.llm.base_url, "MLOPS_LLM_API_KEY": self.llm_api_key,
+            # the receiver is on 127.0.0.1, which webhooks may reach only when an administrator allows it
+            "MLOPS_WEBHOOK_ALLOWED_HOSTS": self.inbox.url.split("/")[2],
         }
 
 

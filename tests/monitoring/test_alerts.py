@@ -20,8 +20,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def webhook():
-    """A real HTTP receiver on 127.0.0.1 that records what it is sent."""
+def webhook(settings):
+    """A real HTTP receiver on 127.0.0.1 that records what it is sent (allowed as a webhook target by the site's setting)."""
     received = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -37,6 +37,7 @@ def webhook():
     server = HTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{server.server_port}"]
     yield f"http://127.0.0.1:{server.server_port}/hook", received
     server.shutdown()
 

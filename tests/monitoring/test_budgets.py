@@ -70,7 +70,7 @@ def test_alerts_fire_once_per_share_and_period(editor, django_capture_on_commit_
     assert "8.50 of 10.00 USD" in first[0].message
 
 
-def test_budget_alert_goes_to_the_webhook_once(editor, settings):
+def test_budget_alert_goes_to_the_webhook_once(editor, approver, settings):
     import http.server
     import json
     import threading
@@ -89,7 +89,8 @@ def test_budget_alert_goes_to_the_webhook_once(editor, settings):
     server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     fraud = register("fraud", editor)
-    services.budget_set(name="all", amount_usd=1, thresholds=[0.8], webhook_url=f"http://127.0.0.1:{server.server_port}/hook", actor=editor)
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{server.server_port}"]
+    services.budget_set(name="all", amount_usd=1, thresholds=[0.8], webhook_url=f"http://127.0.0.1:{server.server_port}/hook", actor=approver)
     hour_spend(fraud, NOW, 0.9)
     try:
         (alert,) = services.budgets_evaluate(now=NOW)  # eager Celery in tests: notified on commit
@@ -101,11 +102,11 @@ def test_budget_alert_goes_to_the_webhook_once(editor, settings):
     assert "BUDGET 80%" in received[0]["text"]
 
 
-def test_a_budget_alert_is_e_mailed_to_the_sites_recipients_or_the_budgets_own(editor, settings, celery_eager, mailoutbox, django_capture_on_commit_callbacks):
+def test_a_budget_alert_is_e_mailed_to_the_sites_recipients_or_the_budgets_own(editor, approver, settings, celery_eager, mailoutbox, django_capture_on_commit_callbacks):
     settings.MLOPS_ALERT_EMAILS = "finance@example.com"
     fraud = register("fraud", editor)
     services.budget_set(name="all spend", amount_usd=10, thresholds=[0.8], actor=editor)
-    services.budget_set(name="fraud daily", amount_usd=5, thresholds=[1.0], scope="model", members=["model:fraud"], emails="risk@example.com, ops@example.com", actor=editor)
+    services.budget_set(name="fraud daily", amount_usd=5, thresholds=[1.0], scope="model", members=["model:fraud"], emails="risk@example.com, ops@example.com", actor=approver)
     hour_spend(fraud, NOW - timedelta(hours=2), 8.5)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -122,11 +123,11 @@ def test_a_budget_alert_is_e_mailed_to_the_sites_recipients_or_the_budgets_own(e
 
 
 def test_a_budget_share_is_alerted_and_sent_once_however_often_it_is_evaluated_and_delivered(
-    editor, celery_eager, webhook, mailoutbox, django_capture_on_commit_callbacks  # noqa: F811 - the fixture imported above
+    editor, approver, celery_eager, webhook, mailoutbox, django_capture_on_commit_callbacks  # noqa: F811 - the fixture imported above
 ):
     url, received = webhook
     fraud = register("fraud", editor)
-    services.budget_set(name="all spend", amount_usd=10, thresholds=[0.8], webhook_url=url, emails="finance@example.com", actor=editor)
+    services.budget_set(name="all spend", amount_usd=10, thresholds=[0.8], webhook_url=url, emails="finance@example.com", actor=approver)
     hour_spend(fraud, NOW - timedelta(hours=2), 8.5)
 
     with django_capture_on_commit_callbacks(execute=True) as first_enqueued:

@@ -1,0 +1,310 @@
+"""Webhook targets are requests this server makes for someone: refused when they point inside the network (when set
+and when sent), posted to the address that was checked, never redirected, and never signed with the site's secret
+for a URL a user set. Every connection these tests make goes to a receiver on 127.0.0.1."""
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import urllib3
+from django.forms import modelform_factory
+
+from mlops_site.exceptions import Forbidden, ValidationFailed
+from monitoring import services
+from monitoring.admin import AlertRuleForm
+from monitoring.models import AlertEvent, AlertRule, Budget, BudgetAlert
+from monitoring.services import alerts
+from tests.factories import register
+
+pytestmark = pytest.mark.django_db
+
+INTERNAL_URLS = [
+    "http://127.0.0.1/hook",
+    "http://127.0.0.1:8000/hook",
+    "http://localhost/hook",
+    "http://[::1]/hook",
+    "http://10.0.0.5/hook",
+    "http://192.168.1.1/hook",
+    "http://172.16.0.1/hook",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://0.0.0.0/hook",
+    "http://2130706433/hook",  # 127.0.0.1 written as one decimal number
+    "http://[::ffff:127.0.0.1]/hook",
+    "http://[fd00::1]/hook",
+    "http://[fe80::1]/hook",
+    "http://224.0.0.1/hook",
+    "http://240.0.0.1/hook",
+    "http://internal.example.test/hook",  # resolves to loopback (the resolver below)
+    "file:///etc/passwd",
+    "gopher://127.0.0.1:6379/_FLUSHALL",
+    "ftp://203.0.113.1/",
+    "127.0.0.1/hook",
+]
+REAL_GETADDRINFO = socket.getaddrinfo
+
+
+@pytest.fixture(autouse=True)
+def resolver(monkeypatch):
+    """`*.example.test` names resolve as each test says (never through the network); anything else as usual.
+    `resolver[name]` is the list of answers, one per lookup (the last one repeats); `resolver.calls` counts lookups."""
+
+    class Resolver(dict):
+        calls: list[str] = []
+
+    answers = Resolver({"internal.example.test": ["127.0.0.1"]})
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host.endswith(".example.test"):
+            answers.calls.append(host)
+            queue = answers[host]
+            address = queue.pop(0) if len(queue) > 1 else queue[0]
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return REAL_GETADDRINFO(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return answers
+
+
+@pytest.fixture
+def no_outside_connection(monkeypatch):
+    """Record every post `deliver` tries instead of making it: (address, port, path, Host header), answered 204."""
+    attempts = []
+
+    def urlopen(pool, method, url, body=None, headers=None, **kwargs):
+        attempts.append((pool.host, pool.port, url, headers["Host"]))
+        return urllib3.HTTPResponse(body=b"", status=204)
+
+    monkeypatch.setattr(urllib3.HTTPConnectionPool, "urlopen", urlopen)
+    return attempts
+
+
+class Receiver:
+    """An HTTP receiver on 127.0.0.1: records each POST (path, body, signature, Host) and answers `status` (with `location`)."""
+
+    def __init__(self, status: int = 204, location: str = ""):
+        self.posts = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.posts.append({"path": self.path, "body": body, "signature": self.headers.get("X-MLOps-Signature"),
+                                       "host": self.headers.get("Host")})
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    made = []
+
+    def make(**kwargs) -> Receiver:
+        made.append(Receiver(**kwargs))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()
+
+
+def _notify_rule(editor, url: str, secret: str = "") -> AlertEvent:
+    """A rule with this target written straight to the table (as an old row or a changed setting could hold it), notified once."""
+    version = register("fraud", editor)
+    rule = AlertRule.objects.create(model=version.model, name="r", metric="feature_psi", threshold=0.25, webhook_url=url, webhook_secret=secret)
+    event = AlertEvent.objects.create(rule=rule, from_state="ok", to_state="alert", value=0.4, message="drift")
+    return alerts.alert_notify(event_id=event.pk)
+
+
+def _notify_budget(editor, approver, **targets) -> BudgetAlert:
+    """A budget with these targets (set by an approver), over its share, notified once."""
+    budget = services.budget_set(name="all", amount_usd=1, thresholds=[0.8], actor=approver, **targets)
+    alert = BudgetAlert.objects.create(budget=budget, period_start="2026-11-25T00:00:00Z", threshold=0.8, spent_usd=0.9, message="spent",
+                                       at="2026-11-25T12:00:00Z")
+    return services.budget_alert_notify(alert_id=alert.pk)
+
+
+def _hmac(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize("url", INTERNAL_URLS)
+def test_budget_set_refuses_a_webhook_inside_the_network_naming_the_field(approver, url):
+    with pytest.raises(ValidationFailed) as refused:
+        services.budget_set(name="b", amount_usd=5, webhook_url=url, actor=approver)
+
+    assert list(refused.value.extra["fields"]) == ["webhook_url"] and refused.value.message.startswith("webhook_url: ")
+    assert not Budget.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://2130706433/hook", "gopher://127.0.0.1:6379/_"])
+def test_budget_api_refuses_a_webhook_inside_the_network_with_a_400(api_as, approver, url):
+    answer = api_as(approver).post("/api/v1/budgets", {"name": "b", "amount_usd": 5, "webhook_url": url}, format="json")
+
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "invalid" and list(answer.json()["extra"]["fields"]) == ["webhook_url"]
+
+
+def test_the_reason_names_the_address_and_the_setting_that_allows_it(approver):
+    with pytest.raises(ValidationFailed) as refused:
+        services.budget_set(name="b", amount_usd=5, webhook_url="http://internal.example.test/hook", actor=approver)
+
+    assert "resolves to 127.0.0.1, a loopback address" in refused.value.message
+    assert "MLOPS_WEBHOOK_ALLOWED_HOSTS" in refused.value.message
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.5/hook", "file:///etc/passwd"])
+def test_the_alert_rule_admin_form_refuses_a_webhook_inside_the_network(editor, url):
+    version = register("fraud", editor)
+
+    form = modelform_factory(AlertRule, form=AlertRuleForm, fields="__all__")(data={"model": version.model.pk, "name": "r", "metric": "feature_psi", "comparison": ">", "threshold": 0.25,
+                               "window_minutes": 60, "webhook_url": url, "state": "ok", "enabled": True, "action": "none"})
+
+    assert not form.is_valid() and "webhook_url" in form.errors
+
+
+@pytest.mark.parametrize("url", INTERNAL_URLS)
+def test_delivery_refuses_a_webhook_inside_the_network_without_connecting(editor, no_outside_connection, url):
+    event = _notify_rule(editor, url)
+
+    assert no_outside_connection == []
+    assert event.notified_at is not None and event.notification_error.startswith("webhook refused: ")
+
+
+def test_a_host_allowed_by_the_setting_is_reached(editor, settings, receiver):
+    hook = receiver()
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{hook.port}"]
+
+    event = _notify_rule(editor, hook.url)
+
+    assert event.notification_error == "" and [p["path"] for p in hook.posts] == ["/hook"]
+
+
+def test_the_setting_allows_only_the_port_it_names(editor, settings, no_outside_connection):
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1:8080"]
+
+    event = _notify_rule(editor, "http://127.0.0.1:6379/hook")
+
+    assert no_outside_connection == [] and "loopback" in event.notification_error
+
+
+def test_delivery_connects_to_the_address_it_checked_not_a_second_answer(editor, resolver, no_outside_connection):
+    resolver["rebind.example.test"] = ["93.184.216.34", "127.0.0.1"]  # public when checked, loopback if asked again
+
+    event = _notify_rule(editor, "http://rebind.example.test:8080/hook?x=1")
+
+    assert no_outside_connection == [("93.184.216.34", 8080, "/hook?x=1", "rebind.example.test:8080")]
+    assert resolver.calls == ["rebind.example.test"] and event.notification_error == ""
+
+
+def test_delivery_checks_again_a_name_that_now_resolves_inside(editor, approver, resolver, no_outside_connection):
+    resolver["hooks.example.test"] = ["93.184.216.34"]
+    services.budget_set(name="all", amount_usd=1, thresholds=[0.8], webhook_url="http://hooks.example.test/hook", actor=approver)
+    resolver["hooks.example.test"] = ["169.254.169.254"]
+
+    alert = _notify_budget(editor, approver)
+
+    assert no_outside_connection == [] and "169.254.169.254, a link-local address" in alert.notification_error
+
+
+def test_a_redirect_is_not_followed(editor, settings, receiver):
+    elsewhere = receiver()
+    hook = receiver(status=302, location=elsewhere.url)
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{hook.port}", f"127.0.0.1:{elsewhere.port}"]
+
+    event = _notify_rule(editor, hook.url)
+
+    assert len(hook.posts) == 1 and elsewhere.posts == []
+    assert event.notification_error == f"webhook answered 302, a redirect (to {elsewhere.url}), not followed"
+
+
+def test_the_site_secret_never_signs_a_budgets_own_url(editor, approver, settings, receiver):
+    hook = receiver()
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{hook.port}"]
+    settings.MLOPS_ALERT_WEBHOOK_URL, settings.MLOPS_ALERT_WEBHOOK_SECRET = "http://127.0.0.1:9/site", "site-secret"
+
+    alert = _notify_budget(editor, approver, webhook_url=hook.url)
+
+    assert alert.notification_error == "" and len(hook.posts) == 1 and hook.posts[0]["signature"] is None
+
+
+def test_a_budgets_own_url_is_signed_with_its_own_secret(editor, approver, settings, receiver):
+    hook = receiver()
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{hook.port}"]
+    settings.MLOPS_ALERT_WEBHOOK_SECRET = "site-secret"
+
+    _notify_budget(editor, approver, webhook_url=hook.url, webhook_secret="budget-secret")
+
+    assert hook.posts[0]["signature"] == _hmac("budget-secret", hook.posts[0]["body"])
+
+
+def test_the_site_url_is_signed_with_the_site_secret(editor, approver, settings, receiver):
+    hook = receiver()
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{hook.port}"]
+    settings.MLOPS_ALERT_WEBHOOK_URL, settings.MLOPS_ALERT_WEBHOOK_SECRET = hook.url, "site-secret"
+
+    _notify_budget(editor, approver)
+
+    assert hook.posts[0]["signature"] == _hmac("site-secret", hook.posts[0]["body"])
+    assert json.loads(hook.posts[0]["body"])["budget"] == "all"
+
+
+def test_a_rule_holding_a_copy_of_the_site_secret_does_not_sign_another_url(editor, settings, receiver):
+    hook = receiver()
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{hook.port}"]
+    settings.MLOPS_ALERT_WEBHOOK_URL, settings.MLOPS_ALERT_WEBHOOK_SECRET = "http://127.0.0.1:9/site", "site-secret"
+
+    event = _notify_rule(editor, hook.url, secret="site-secret")  # a default rule whose URL was changed
+
+    assert event.notification_error == "" and hook.posts[0]["signature"] is None
+
+
+@pytest.mark.parametrize("targets", [{"webhook_url": "https://hooks.example.test/x"}, {"webhook_secret": "s"}, {"emails": "me@example.com"}])
+def test_an_editor_cannot_set_where_a_budget_notifies(editor, resolver, targets):
+    resolver["hooks.example.test"] = ["93.184.216.34"]
+
+    with pytest.raises(Forbidden) as refused:
+        services.budget_set(name="b", amount_usd=5, **targets, actor=editor)
+
+    assert refused.value.code == "role_required" and "approver" in refused.value.message
+    assert not Budget.objects.exists()
+
+
+def test_an_editor_cannot_change_where_a_budget_notifies_over_http(api_as, editor, approver, resolver):
+    resolver["hooks.example.test"] = ["93.184.216.34"]
+    services.budget_set(name="b", amount_usd=5, webhook_url="https://hooks.example.test/x", actor=approver)
+
+    answer = api_as(editor).post("/api/v1/budgets", {"name": "b", "amount_usd": 5, "webhook_url": ""}, format="json")
+
+    assert answer.status_code == 403 and answer.json()["code"] == "role_required"
+    assert answer.json()["message"] == "Setting where a budget notifies (webhook, secret, e-mails) needs the approver role."
+    assert Budget.objects.get().webhook_url == "https://hooks.example.test/x"
+
+
+def test_an_editor_changing_a_budgets_amount_keeps_its_targets(editor, approver, resolver):
+    resolver["hooks.example.test"] = ["93.184.216.34"]
+    services.budget_set(name="b", amount_usd=5, webhook_url="https://hooks.example.test/x", webhook_secret="s", emails="a@example.com", actor=approver)
+
+    services.budget_set(name="b", amount_usd=9, actor=editor)
+    services.budget_set(name="b", amount_usd=10, webhook_url="https://hooks.example.test/x", actor=editor)  # the same target: no change
+
+    budget = Budget.objects.get()
+    assert (budget.amount_usd, budget.webhook_url, budget.webhook_secret, budget.emails) == (10, "https://hooks.example.test/x", "s", "a@example.com")
