@@ -11,6 +11,7 @@ serialise writers). The partial unique index on (model, stage) is the backstop.
 
 from .audit import audit_record
 from .promotions import (
+    four_eyes_refusal,
     model_rollback,
     promotion_approve,
     promotion_reject,
@@ -25,6 +26,7 @@ from .versions import model_describe, model_version_register
 
 __all__ = [
     "audit_record",
+    "four_eyes_refusal",
     "model_describe",
     "model_rollback",
     "model_version_register",

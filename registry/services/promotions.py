@@ -179,6 +179,17 @@ def _move(subject, *, version, stage: str, actor, kind: str, reason: str, promot
     return previous
 
 
+def four_eyes_refusal(promotion: PromotionRequest, user, *, verb: str = "approve") -> str:
+    """Why `user` may not decide `promotion` ("" when they may): neither its requester nor the author of its version
+    (whoever registered the model version or imported the prompt version) decides it. The services refuse with
+    this text (403 `four_eyes`); the promotion card shows it on a disabled Approve button."""
+    if promotion.requested_by_id == user.pk:
+        return f"You requested this promotion; someone else must {verb} it."
+    if user.pk is not None and promotion.target.created_by_id == user.pk:
+        return f"You created this version; someone else must {verb} its promotion."
+    return ""
+
+
 def _claim(promotion_id: int, actor, status: str, comment: str):
     """Lock the subject, check four eyes, and claim the pending request with a conditional UPDATE.
 
@@ -187,13 +198,13 @@ def _claim(promotion_id: int, actor, status: str, comment: str):
     changes the row; the others get 409.
     """
     try:
-        promotion = PromotionRequest.objects.select_related("model", "prompt").get(pk=promotion_id)
+        promotion = PromotionRequest.objects.select_related("model", "prompt", "version", "prompt_version").get(pk=promotion_id)
     except (PromotionRequest.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"No promotion request {promotion_id}.") from None
     subject = subject_for_request(promotion).lock(promotion.subject_name)
-    if promotion.requested_by_id == actor.pk:
-        verb = "approve" if status == PromotionStatus.APPROVED else "reject"
-        raise Forbidden(f"You requested this promotion; someone else must {verb} it.", code="four_eyes")
+    refusal = four_eyes_refusal(promotion, actor, verb="approve" if status == PromotionStatus.APPROVED else "reject")
+    if refusal:
+        raise Forbidden(refusal, code="four_eyes")
     claimed = PromotionRequest.objects.filter(pk=promotion.pk, status=PromotionStatus.PENDING).update(
         status=status, decided_by=actor, decided_at=timezone.now(), comment=comment
     )
@@ -258,7 +269,7 @@ def _approve(subject, promotion: PromotionRequest, actor, *, comment: str, direc
 def promotion_approve(*, promotion_id: int, actor, comment: str = "", override_reason: str = "") -> PromotionRequest:
     """Approve a pending request: the version enters the stage (a model's previous holder is archived).
 
-    Four eyes: the requester can never approve their own request. If the stage
+    Four eyes: neither the requester nor the version's author (`created_by`) can approve it. If the stage
     has changed since the request was made, the request is stale: 409. The gates are
     checked again (an evaluation may have failed since the request): 409 `gates_failed`
     naming the checks, unless an admin overrides with a reason. While a canary of the
@@ -280,7 +291,7 @@ def promotion_approve(*, promotion_id: int, actor, comment: str = "", override_r
 
 
 def promotion_reject(*, promotion_id: int, actor, comment: str) -> PromotionRequest:
-    """Reject a pending request, with a comment that says why."""
+    """Reject a pending request, with a comment that says why. Four eyes as for approval: 403 `four_eyes`."""
     require_role(actor, APPROVER, "Rejecting a promotion")
     comment = (comment or "").strip()
     if not comment:

@@ -67,3 +67,11 @@ def target_url(promotion) -> str:
     if promotion.kind == "model":
         return version_url(promotion.subject_name, promotion.target.version)
     return prompt_version_url(promotion.subject_name, promotion.target.version)
+
+
+@register.filter
+def four_eyes(promotion, user) -> str:
+    """Why `user` may not approve `promotion` ("" when they may): its requester or its version's author."""
+    from registry.services import four_eyes_refusal
+
+    return four_eyes_refusal(promotion, user)

@@ -210,3 +210,19 @@ def test_archive_with_a_link_or_too_much_data_is_refused(settings):
         services.archive_files(bomb.getvalue())
     with pytest.raises(ValidationFailed):
         services.archive_files(b"not an archive at all")
+
+
+def test_the_importer_of_a_prompt_version_can_never_approve_its_promotion(editor, approver, approver2):
+    services.prompts_import(files=brief_folder(), actor=approver)
+    v3 = PromptVersion.objects.get(prompt__name="summarize", version=3)
+    request = services.promotion_request_create(version=v3, to_stage="prod", reason="v3 is tighter", actor=editor)
+
+    with pytest.raises(Forbidden) as caught:
+        services.promotion_approve(promotion_id=request.pk, actor=approver, comment="mine")
+
+    assert caught.value.code == "four_eyes"
+    request.refresh_from_db()
+    assert request.status == "pending"
+    services.promotion_approve(promotion_id=request.pk, actor=approver2, comment="reviewed")
+    request.refresh_from_db()
+    assert (request.status, request.decided_by) == ("approved", approver2)

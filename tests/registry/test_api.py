@@ -212,6 +212,20 @@ def test_requester_cannot_reject_own_request_over_the_api(api_as, approver, appr
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
 
 
+def test_the_author_of_a_version_cannot_approve_or_reject_its_promotion_over_the_api(api_as, editor, approver, approver2):
+    register("fraud", approver)
+    promotion = api_as(editor).post("/api/v1/models/fraud/versions/1/promotions", {"to": "staging", "reason": "r"}, format="json").json()
+    as_bob = api_as(approver)
+
+    approving = as_bob.post(f"/api/v1/promotions/{promotion['id']}/approve", {}, format="json")
+    rejecting = as_bob.post(f"/api/v1/promotions/{promotion['id']}/reject", {"comment": "not mine to judge"}, format="json")
+
+    assert_error_shape(approving, 403, "four_eyes")
+    assert_error_shape(rejecting, 403, "four_eyes")
+    assert as_bob.get(f"/api/v1/promotions/{promotion['id']}").json()["status"] == "pending"
+    assert api_as(approver2).post(f"/api/v1/promotions/{promotion['id']}/approve", {}, format="json").status_code == 200
+
+
 def test_approving_after_the_stage_changed_is_a_409_over_the_api(api_as, editor, approver):
     v1, _ = register("fraud", editor), register("fraud", editor)
     promote(v1, "staging", editor, approver)

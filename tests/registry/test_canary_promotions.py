@@ -75,6 +75,21 @@ def test_a_canary_still_needs_a_second_person(fraud, approver):
     assert PromotionRequest.objects.get(pk=request.pk).status == "pending"
 
 
+def test_a_canary_cannot_be_approved_by_its_versions_author(editor, approver, approver2, queued):
+    promote(register("fraud", editor), "production", editor, approver)
+    v2 = register("fraud", approver)
+    request = canary(v2, editor)
+
+    with pytest.raises(Forbidden) as caught:
+        services.promotion_approve(promotion_id=request.pk, actor=approver)
+
+    assert caught.value.code == "four_eyes"
+    assert PromotionRequest.objects.get(pk=request.pk).status == "pending"
+    assert queued == []
+    services.promotion_approve(promotion_id=request.pk, actor=approver2)
+    assert PromotionRequest.objects.get(pk=request.pk).status == "rolling_out"
+
+
 @pytest.mark.parametrize(("fields", "field"), [
     ({"strategy": "blue-green"}, "strategy"),
     ({"to_stage": "staging"}, "strategy"),

@@ -795,3 +795,17 @@ def test_a_decision_records_when_and_a_second_one_says_the_requests_status(edito
     assert PromotionRequest.objects.get(pk=approved.pk).decided_at is not None
     assert PromotionRequest.objects.get(pk=rejected.pk).decided_at is not None
     assert (again.value.message, again.value.code) == (f"Promotion #{rejected.pk} is rejected, not pending.", "not_pending")
+
+
+@pytest.mark.parametrize(("decide", "verb"), [("promotion_approve", "approve"), ("promotion_reject", "reject")])
+def test_the_author_of_a_version_can_never_decide_its_promotion(editor, approver, approver2, decide, verb):
+    version = register("fraud", approver)
+    promotion = services.promotion_request_create(version=version, to_stage="staging", reason="r", actor=editor)
+
+    with pytest.raises(Forbidden) as caught:
+        getattr(services, decide)(promotion_id=promotion.pk, actor=approver, comment="mine")
+
+    assert (caught.value.message, caught.value.code) == (f"You created this version; someone else must {verb} its promotion.", "four_eyes")
+    promotion.refresh_from_db()
+    assert (promotion.status, promotion.decided_by) == ("pending", None)
+    getattr(services, decide)(promotion_id=promotion.pk, actor=approver2, comment="reviewed")

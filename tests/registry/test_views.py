@@ -101,6 +101,21 @@ def test_version_page_buttons_follow_roles_and_four_eyes(viewer, editor, approve
     assert "Request a promotion" not in as_viewer
 
 
+def test_version_page_disables_approve_for_the_versions_author_and_says_why(editor, approver, approver2):
+    register("fraud", approver)
+    promotion = services.promotion_request_create(version=ModelVersion.objects.get(), to_stage="staging", reason="r", actor=editor)
+    url = "/models/fraud/versions/1/"
+
+    as_author = logged_in(approver).get(url).content.decode()
+    as_other = logged_in(approver2).get(url).content.decode()
+
+    approve_button = f'data-testid="approve-{promotion.pk}"'
+    assert approve_button not in as_author
+    assert 'disabled title="Four eyes: You created this version; someone else must approve its promotion."' in as_author
+    assert f'data-testid="reject-{promotion.pk}"' not in as_author
+    assert approve_button in as_other
+
+
 def test_approve_button_promotes_and_writes_audit(editor, approver):
     version = register("fraud", editor)
     promotion = services.promotion_request_create(version=version, to_stage="staging", reason="r", actor=editor)
