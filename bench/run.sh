@@ -73,6 +73,9 @@ bench_start=$(now)
 # Django settings for every step: throwaway SQLite databases, media and static folders, production mode.
 unset DATABASE_URL
 export DJANGO_SETTINGS_MODULE=mlops_site.settings DJANGO_DEBUG=0 MLOPS_MANIFEST_STATIC=1 LOG_LEVEL=WARNING
+# Debug off needs a secret key of its own; the servers and clients here speak plain http on 127.0.0.1, so no
+# https redirect or secure-only cookies (they would send every request to https:// or drop the session).
+export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-bench-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}" MLOPS_INSECURE_HTTP=1
 export MEDIA_ROOT="$WORK/media" STATIC_ROOT="$WORK/static"
 export PYTHONWARNINGS="ignore:No directory at"
 mkdir -p "$MEDIA_ROOT" "$STATIC_ROOT"

@@ -9,30 +9,62 @@ import warnings
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
 def env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
-    if value is None or value == "":
+    if value is None or value.strip() == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {value!r}.")
 
 
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number; got {value!r}.")
 
 
-DEBUG = env_bool("DJANGO_DEBUG", False)
-# The fallback key is fine for a local `make run`; production must set its own.
-# The fallback is for `make run` and tests; `manage.py check --deploy` flags it and `make serve` refuses to start without one.
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-dev-key-change-me-in-production-0123456789")
+# The development key: for `make run` and the tests only. Without DJANGO_SECRET_KEY the site is in development
+# mode (debug on unless DJANGO_DEBUG=0, which is refused below); with a key of its own, debug is off unless asked.
+DEV_SECRET_KEY = "django-insecure-dev-key-change-me-in-production-0123456789"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "") or DEV_SECRET_KEY
+DEBUG = env_bool("DJANGO_DEBUG", SECRET_KEY == DEV_SECRET_KEY)
+if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "DJANGO_DEBUG is off but DJANGO_SECRET_KEY is not set (or is the development key): set DJANGO_SECRET_KEY to a "
+        "long random value of your own (python -c 'from django.core.management.utils import get_random_secret_key; "
+        "print(get_random_secret_key())'), or leave DJANGO_DEBUG unset for a development run."
+    )
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()]
-# Behind a TLS-terminating proxy that sets X-Forwarded-Proto, absolute links must say https.
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto, requests it forwarded count as https (absolute
+# links say https, secure cookies and the SSL redirect work); never set it without such a proxy in front.
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Production (debug off) is https only: secure session and CSRF cookies, http redirected to https, HSTS.
+# MLOPS_INSECURE_HTTP=1 turns all of that off for a local production-like try over http (`make serve` on 127.0.0.1).
+HTTPS_ONLY = not DEBUG and not env_bool("MLOPS_INSECURE_HTTP", False)
+SESSION_COOKIE_SECURE = HTTPS_ONLY
+CSRF_COOKIE_SECURE = HTTPS_ONLY
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", HTTPS_ONLY)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000 if HTTPS_ONLY else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS_ONLY)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
