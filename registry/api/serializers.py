@@ -299,6 +299,8 @@ class PromptEvaluationIn(serializers.Serializer):
 
     provider = serializers.ChoiceField(choices=["replay", "openai"], required=False)
     responses = serializers.DictField(required=False, help_text="replay: the recorded response of each eval set row")
+    timeout_s = serializers.FloatField(required=False, help_text="openai: the per-call timeout in seconds, above 0 and at most the "
+                                       "server's MLOPS_LLM_TIMEOUT_S (a larger value is refused with 400)")
 
 
 class RowCheckOut(serializers.Serializer):

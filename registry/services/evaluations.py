@@ -57,6 +57,11 @@ def _clean_options(kind: str, options) -> dict:
     for key in ("label_column", "prediction_column", "score_column", "group_column", "data_version"):
         if key in options and (not isinstance(options[key], str) or not options[key].strip()):
             raise ValidationFailed(f"{key}: a column name.", fields={key: ["a non-empty string"]})
+    if "timeout_s" in options:
+        timeout, ceiling = options["timeout_s"], settings.MLOPS_LLM_TIMEOUT_S
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= ceiling:
+            raise ValidationFailed(f"timeout_s: a number of seconds above 0 and at most {ceiling} (the server's MLOPS_LLM_TIMEOUT_S).",
+                                   fields={"timeout_s": [f"above 0, at most {ceiling}"]})
     if "provider" in options and options["provider"] not in ("replay", "openai"):
         raise ValidationFailed("provider: replay or openai.", fields={"provider": ["replay or openai"]})
     if options.get("provider") == "openai" and not settings.MLOPS_LLM_BASE_URL:

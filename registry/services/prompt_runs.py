@@ -63,7 +63,7 @@ def run_prompt_evaluation(evaluation: Evaluation) -> tuple[dict, dict, list[Eval
     criteria = prompt_checks.with_default_safety(version.eval_criteria)
     results = providers.run_eval(
         rows=rows, render=rendered, criteria=criteria, provider=_provider(evaluation, rows), judge=_judge(), model=version.llm_model,
-        temperature=version.temperature, max_tokens=version.max_tokens, timeout=float(evaluation.options.get("timeout_s", settings.MLOPS_LLM_TIMEOUT_S)),
+        temperature=version.temperature, max_tokens=version.max_tokens, timeout=min(float(evaluation.options.get("timeout_s", settings.MLOPS_LLM_TIMEOUT_S)), settings.MLOPS_LLM_TIMEOUT_S),
     )
     summaries = prompt_checks.summarize(results)
     figures = {name: value for name, value in prompt_checks.gate_figures(summaries).items() if value is not None}

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from registry.models import Evaluation, EvaluationRow, Prompt
+from registry.services import prompt_runs
 from registry.services import prompts as prompt_services
 from registry.services.gates import DEFAULT_PROMPT_CHECKS, gate_policy_set
 from tests.prompts.conftest import brief_folder
@@ -94,6 +95,43 @@ def test_requests_without_an_eval_set_or_a_provider_are_refused(api_as, editor, 
     assert_error_shape(api_as(editor).post("/api/v1/prompts/classify/versions/1/evaluations", {}, format="json"), 400)
     assert_error_shape(api_as(editor).post(f"{URL}/evaluations", {"provider": "openai"}, format="json"), 400)  # no MLOPS_LLM_BASE_URL
     assert_error_shape(api_as(editor).post(f"{URL}/evaluations", {"provider": "magic"}, format="json"), 400)
+
+
+@pytest.mark.parametrize("timeout", [61, 10**9, 0, -1, "60", True])
+def test_an_llm_timeout_above_the_servers_maximum_or_not_a_positive_number_is_refused_naming_the_field(api_as, editor, summarize, settings, timeout):
+    settings.MLOPS_LLM_TIMEOUT_S = 60
+
+    refused = api_as(editor).post(f"{URL}/evaluations", {"provider": "replay", "timeout_s": timeout}, format="json")
+
+    body = assert_error_shape(refused, 400)
+    assert "timeout_s" in body["message"] and "60" in body["message"]
+    assert not Evaluation.objects.exists()
+
+
+def test_an_llm_timeout_up_to_the_servers_maximum_is_kept(api_as, editor, summarize, settings):
+    settings.MLOPS_LLM_TIMEOUT_S = 60
+
+    queued = api_as(editor).post(f"{URL}/evaluations", {"provider": "replay", "timeout_s": 60}, format="json")
+
+    assert queued.status_code == 202, queued.content
+    assert Evaluation.objects.get().options["timeout_s"] == 60
+
+
+def test_a_stored_llm_timeout_above_the_servers_maximum_runs_at_the_maximum(editor, summarize, settings, monkeypatch):
+    settings.MLOPS_LLM_TIMEOUT_S = 60
+    version = Prompt.objects.get(name="summarize").versions.get(version=2)
+    stored = Evaluation.objects.create(kind="prompt", prompt_version=version, requested_by=editor, options={"timeout_s": 10**9})
+    seen = {}
+
+    def capture(**kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(prompt_runs.providers, "run_eval", capture)
+    with pytest.raises(RuntimeError):
+        prompt_runs.run_prompt_evaluation(stored)
+
+    assert seen["timeout"] == 60
 
 
 def test_evaluation_list_takes_a_fixed_number_of_queries(api_as, editor, viewer, summarize, django_assert_max_num_queries):
