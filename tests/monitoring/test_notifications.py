@@ -308,3 +308,15 @@ def test_an_editor_changing_a_budgets_amount_keeps_its_targets(editor, approver,
 
     budget = Budget.objects.get()
     assert (budget.amount_usd, budget.webhook_url, budget.webhook_secret, budget.emails) == (10, "https://hooks.example.test/x", "s", "a@example.com")
+
+
+@pytest.mark.parametrize("url", ["gopher://hooks.example.test:70/_", "ftp://hooks.example.test/", "file://hooks.example.test/etc/passwd"])
+def test_only_http_and_https_are_sent_to_even_on_a_public_host(editor, approver, resolver, no_outside_connection, url):
+    resolver["hooks.example.test"] = ["93.184.216.34"]
+
+    with pytest.raises(ValidationFailed) as refused:
+        services.budget_set(name="b", amount_usd=5, webhook_url=url, actor=approver)
+    event = _notify_rule(editor, url)
+
+    assert "only http and https" in refused.value.message and "only http and https" in event.notification_error
+    assert no_outside_connection == []
