@@ -224,6 +224,21 @@ def test_budget_list_answers_each_budgets_period_by_hand_in_a_fixed_number_of_qu
     assert client.get("/api/v1/budgets/team monthly").json() == monthly
 
 
+def test_re_saving_a_budget_from_the_cost_page_keeps_where_it_notifies(client, editor, approver, settings):
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1:9"]
+    services.budget_set(name="all spend", amount_usd=10, webhook_url="http://127.0.0.1:9/budget", webhook_secret="s3cret",
+                        emails="finance@example.com", actor=approver)
+    client.force_login(editor)
+
+    saved = client.post("/monitoring/costs/budgets/", {"name": "all spend", "amount_usd": "20", "period": "day", "scope": "all",
+                                                       "members": "", "thresholds": "80, 100"}, follow=True)
+
+    budget = Budget.objects.get()
+    assert "saved" in saved.content.decode()
+    assert budget.amount_usd == 20.0
+    assert (budget.webhook_url, budget.webhook_secret, budget.emails) == ("http://127.0.0.1:9/budget", "s3cret", "finance@example.com")
+
+
 def test_the_cost_page_form_sets_a_budget(client, editor, viewer):
     from registry.services import prompts as prompt_services
     from tests.prompts.conftest import brief_folder
