@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from mlops_site.exceptions import DomainError
 from mlops_site.pages import call_and_redirect, get_or_404, paginate, querystring, redirect_back
+from mlops_site.roles import EDITOR, require_role
 
 from .. import selectors, services
 from ..models import CANARY_STAGES, Environment, PromotionStatus, PromotionStrategy
@@ -125,12 +126,14 @@ def prompt_rollback(request: HttpRequest, name: str) -> HttpResponse:
 
 @require_POST
 def prompt_import(request: HttpRequest) -> HttpResponse:
-    """Upload a .tar.gz or .zip of a prompts folder (the same import as the API and the command)."""
+    """Upload a .tar.gz or .zip of a prompts folder (the same import as the API and the command).
+    The role is checked before the archive is read or unpacked: a viewer's upload is never opened."""
     upload = request.FILES.get("archive")
     if upload is None:
         messages.error(request, "Choose a .tar.gz or .zip of your prompts folder.")
         return redirect_back(request, reverse("registry:prompt-list"))
     try:
+        require_role(request.user, EDITOR, "Importing prompts")
         result = services.prompts_import(files=services.archive_files(upload.read(), filename=upload.name), actor=request.user)
     except DomainError as exc:
         for problem in exc.extra.get("problems", [])[:20]:

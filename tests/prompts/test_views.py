@@ -104,6 +104,26 @@ def test_import_upload_and_rollback_buttons(editor, approver):
     assert "Rolled back summarize prod" in back.content.decode()
 
 
+def test_a_viewers_upload_is_refused_before_the_archive_is_opened(viewer, monkeypatch):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in brief_folder().items():
+            archive.writestr(name, text)
+    buffer.name = "prompts.zip"
+    buffer.seek(0)
+    opened = []
+    monkeypatch.setattr(services, "archive_files", lambda data, **kwargs: opened.append(len(data)) or {})
+
+    html = logged_in(viewer).post("/prompts/import/", {"archive": buffer}, follow=True).content.decode()
+
+    assert "Importing prompts needs the editor role." in html
+    assert opened == []
+    assert not PromptVersion.objects.exists()
+
+
 def test_bad_upload_lists_file_and_line(editor):
     import io
     import zipfile
