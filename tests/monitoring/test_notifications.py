@@ -320,3 +320,19 @@ def test_only_http_and_https_are_sent_to_even_on_a_public_host(editor, approver,
 
     assert "only http and https" in refused.value.message and "only http and https" in event.notification_error
     assert no_outside_connection == []
+
+
+def test_an_https_webhook_connects_to_the_checked_address_and_verifies_the_hosts_certificate(editor, resolver, monkeypatch):
+    resolver["hooks.example.test"] = ["93.184.216.34"]
+    pools = []
+
+    def urlopen(pool, method, url, body=None, headers=None, **kwargs):
+        pools.append((pool.host, pool.port, pool.conn_kw.get("server_hostname"), pool.assert_hostname, pool.cert_reqs, headers["Host"]))
+        return urllib3.HTTPResponse(body=b"", status=204)
+
+    monkeypatch.setattr(urllib3.HTTPConnectionPool, "urlopen", urlopen)
+
+    event = _notify_rule(editor, "https://hooks.example.test/x")
+
+    assert pools == [("93.184.216.34", 443, "hooks.example.test", "hooks.example.test", "CERT_REQUIRED", "hooks.example.test")]
+    assert event.notification_error == ""
