@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from mlops_site.exceptions import ValidationFailed
 from mlops_site.pages import call_and_redirect, get_or_404
+from mlops_site.roles import EDITOR, require_role
 from registry import selectors as registry_selectors
 
 from .. import charts, selectors, services
@@ -60,6 +61,7 @@ def reference_upload(request: HttpRequest, name: str, version: int) -> HttpRespo
     upload = request.FILES.get("reference")
 
     def set_reference():
+        require_role(request.user, EDITOR, "Setting a reference")  # before the upload is read: a viewer's is never opened
         if upload is None:
             raise ValidationFailed("Choose a reference file: CSV with a header row, Parquet or JSON lines.")
         return services.reference_set_from_file(model_version=found, data=upload.read(), actor=request.user, filename=upload.name)

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from mlops_site.exceptions import DomainError, TooLarge, ValidationFailed
 from mlops_site.formatting import number_text
 from mlops_site.pages import call_and_redirect, get_or_404, paginate, querystring
-from mlops_site.roles import ADMIN, has_role
+from mlops_site.roles import ADMIN, EDITOR, has_role, require_role
 
 from .. import selectors
 from ..models import DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, EvaluationStatus, GatePolicy, ModelVersion, PromotionStatus
@@ -103,7 +103,9 @@ def version_evaluate(request: HttpRequest, name: str, version: int) -> HttpRespo
     upload = request.FILES.get("file")
 
     def request_evaluation():
-        # Refused before reading it into memory; the service checks the same limit on the bytes.
+        # A viewer's upload is never read; a too large one is refused before it is read into memory (the service
+        # checks the role and the same limit again on the bytes).
+        require_role(request.user, EDITOR, "Running an evaluation")
         if upload is not None and upload.size > evaluations.MAX_UPLOAD_MB * 1024 * 1024:
             raise TooLarge(f"The file is larger than {evaluations.MAX_UPLOAD_MB} MB.")
         return evaluations.evaluation_request(

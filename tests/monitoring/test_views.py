@@ -4,9 +4,11 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.test import Client
 
 from monitoring import services
+from monitoring.models import Reference
 from tests.factories import register
 from tests.monitoring.test_reports import T0, send
 
@@ -64,6 +66,18 @@ def test_report_button_and_reference_upload(editor):
     assert "Reference set: 3 rows, 1 columns." in upload.content.decode()
     queued = client.post("/monitoring/models/fraud/versions/1/reports/", {"hours": "24"}, follow=True)
     assert queued.status_code == 200 and "Drift report #" in queued.content.decode()
+
+
+def test_a_viewers_reference_upload_is_refused_before_the_file_is_read(viewer, editor, monkeypatch):
+    register("fraud", editor)
+    reads = []
+    monkeypatch.setattr(InMemoryUploadedFile, "read", property(lambda self: lambda *args: reads.append(self.name) or self.file.read(*args)))
+
+    response = logged_in(viewer).post("/monitoring/models/fraud/versions/1/reference/", {"reference": _file("amount\n1\n2\n3\n")}, follow=True)
+
+    assert "Setting a reference needs the editor role." in response.content.decode()
+    assert reads == []
+    assert not Reference.objects.exists()
 
 
 def _file(text: str):

@@ -1,10 +1,11 @@
 """Quality gates on the pages: the gate card and the approval it blocks, evaluations, gate policies, dataset schemas."""
 
+import io
 import json
 import re
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadedfile import InMemoryUploadedFile, SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
@@ -49,6 +50,20 @@ def evaluated(version, kind: str = "model", source: str = "holdout.csv", **metri
 
 def upload(client, name: str, version: int, body: bytes, filename: str = "preds.csv", **fields):
     return client.post(f"/models/{name}/versions/{version}/evaluations/", {"file": SimpleUploadedFile(filename, body), **fields}, follow=True)
+
+
+def test_a_viewers_evaluation_upload_is_refused_before_the_file_is_read(viewer, editor, monkeypatch):
+    register("fraud", editor)
+    reads = []
+    monkeypatch.setattr(InMemoryUploadedFile, "read", property(lambda self: lambda *args: reads.append(self.name) or self.file.read(*args)))
+    body = io.BytesIO(b"label,prediction\n1,1\n")
+    body.name = "preds.csv"
+
+    response = logged_in(viewer).post("/models/fraud/versions/1/evaluations/", {"file": body}, follow=True)
+
+    assert "Running an evaluation needs the editor role." in " ".join(messages_of(response))
+    assert reads == []
+    assert not Evaluation.objects.exists()
 
 
 @pytest.fixture
