@@ -324,6 +324,7 @@ def model_schema(request: HttpRequest, name: str) -> HttpResponse:
     if request.method == "POST":
         action = request.POST.get("action", "edit")
         try:
+            require_role(request.user, EDITOR, "Setting a dataset schema")  # before a viewer's upload or JSON is read
             if action == "infer":
                 upload = request.FILES.get("file")
                 if upload is None:

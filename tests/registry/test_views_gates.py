@@ -66,6 +66,20 @@ def test_a_viewers_evaluation_upload_is_refused_before_the_file_is_read(viewer, 
     assert not Evaluation.objects.exists()
 
 
+def test_a_viewers_schema_upload_is_refused_before_the_file_is_read(viewer, editor, monkeypatch):
+    register("fraud", editor)
+    reads = []
+    monkeypatch.setattr(InMemoryUploadedFile, "read", property(lambda self: lambda *args: reads.append(self.name) or self.file.read(*args)))
+    body = io.BytesIO(b"amount,country\n5,DE\n")
+    body.name = "ref.csv"
+
+    response = logged_in(viewer).post("/models/fraud/schema/", {"action": "infer", "file": body})
+
+    assert response.status_code == 403
+    assert reads == []
+    assert not DatasetSchema.objects.exists()
+
+
 @pytest.fixture
 def fraud(editor):
     return register("fraud", editor)
