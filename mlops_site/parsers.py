@@ -1,4 +1,4 @@
-"""Strict JSON: duplicate keys and NaN / Infinity are bad input, not silently accepted.
+"""Strict JSON: duplicate keys, NaN / Infinity and deep nesting are bad input, not silently accepted.
 
 Python's json module keeps the last of duplicate keys and accepts the
 non-standard constants NaN and Infinity; a metric of NaN would then reach the
@@ -11,9 +11,50 @@ from typing import Any
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+# Deeper than any real payload; refused before a recursive step (a serializer, json.dumps, a
+# recursive constructor) can hit the interpreter's recursion limit and end in a 500.
+MAX_DEPTH = 64
+
 
 class StrictJSONError(ValueError):
     pass
+
+
+def nesting_depth(value: Any, children=None) -> int:
+    """How deeply lists and dicts nest in `value` (a scalar is 0), walked without recursion and
+    stopping past MAX_DEPTH. `children(node)` gives a node's children (None for a leaf) for other
+    trees (YAML nodes); by default lists and dict values, and only containers are stacked."""
+    if children is None:
+        if not isinstance(value, dict | list):
+            return 0
+        deepest, stack = 1, [(value, 1)]
+        while stack:
+            node, depth = stack.pop()
+            inner = [child for child in (node.values() if isinstance(node, dict) else node) if isinstance(child, dict | list)]
+            if inner:
+                deepest = max(deepest, depth + 1)
+                if deepest > MAX_DEPTH:
+                    return deepest
+                stack.extend((child, depth + 1) for child in inner)
+        return deepest
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        inner = children(node)
+        if inner is None:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in inner)
+    return deepest
+
+
+def too_deep(value: Any, children=None) -> str | None:
+    """A message when `value` nests deeper than MAX_DEPTH, else None."""
+    if nesting_depth(value, children) > MAX_DEPTH:
+        return f"nested too deeply (the limit is {MAX_DEPTH} levels)"
+    return None
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
@@ -36,13 +77,16 @@ def _no_constants(name: str):
 def strict_loads(text: str | bytes) -> Any:
     """json.loads that refuses duplicate keys and NaN / Infinity. Raises StrictJSONError."""
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
     except StrictJSONError:
         raise
     except RecursionError:
-        raise StrictJSONError("nested too deeply") from None
+        raise StrictJSONError(f"nested too deeply (the limit is {MAX_DEPTH} levels)") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise StrictJSONError(str(exc)) from None
+    if problem := too_deep(value):
+        raise StrictJSONError(problem)
+    return value
 
 
 class StrictJSONParser(JSONParser):

@@ -25,6 +25,8 @@ from typing import Any
 import yaml
 from rest_framework import serializers
 
+from mlops_site.parsers import too_deep
+
 from .prompt_templates import TemplateInvalid, template_placeholders
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -119,6 +121,14 @@ def _construct(node, lines: dict[tuple, int], path: tuple, seen: set[int]):
         raise _YamlProblem(node.start_mark.line + 1, f"bad value: {exc}") from None
 
 
+def _yaml_children(node):
+    if isinstance(node, yaml.MappingNode):
+        return [value for _, value in node.value]
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    return None
+
+
 def load_yaml(text: str) -> tuple[Any, dict[tuple, int]]:
     """Parse one YAML document; returns (value, line of each key path). Raises _YamlProblem."""
     try:
@@ -130,6 +140,9 @@ def load_yaml(text: str) -> tuple[Any, dict[tuple, int]]:
         raise _YamlProblem(None, f"invalid YAML: {exc}") from None
     if node is None:
         return None, {}
+    # Composed nodes nest as deeply as the text; _construct recurses, so the depth is checked first.
+    if problem := too_deep(node, _yaml_children):
+        raise _YamlProblem(node.start_mark.line + 1, problem)
     lines: dict[tuple, int] = {}
     return _construct(node, lines, (), set()), lines
 
@@ -271,7 +284,10 @@ def _parse_eval_set(path: str, text: str, name: str, problems: list[Problem]) ->
         try:
             row = json.loads(line)
         except (ValueError, RecursionError) as exc:
-            problems.append(Problem(path, number, f"not valid JSON: {exc}"))
+            problems.append(Problem(path, number, f"not valid JSON: {'nested too deeply' if isinstance(exc, RecursionError) else exc}"))
+            continue
+        if problem := too_deep(row):
+            problems.append(Problem(path, number, problem))
             continue
         if not isinstance(row, dict):
             problems.append(Problem(path, number, "each line must be a JSON object"))

@@ -22,6 +22,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
+from mlops_site.parsers import too_deep
+
 PARQUET_MAGIC = b"PAR1"
 
 
@@ -66,8 +68,12 @@ def _json_array_as_lines(data: bytes) -> bytes:
     """A JSON array of objects, rewritten as JSON lines for pyarrow (which reads only lines)."""
     try:
         rows = json.loads(data)
+    except RecursionError:
+        raise TableError("Not valid JSON: nested too deeply") from None
     except ValueError as exc:
         raise TableError(f"Not valid JSON: {exc}") from None
+    if problem := too_deep(rows):
+        raise TableError(f"Not valid JSON: {problem}")
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise TableError("A JSON file must be an array of objects, or one object per line.")
     return "\n".join(json.dumps(row) for row in rows).encode()

@@ -1,7 +1,5 @@
 """REST API of quality gates (`/api/v1/`): evaluations, gate status, gate policies, dataset schemas."""
 
-import json
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -9,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlops_site.exceptions import NotFound, ValidationFailed
+from mlops_site.parsers import StrictJSONError, strict_loads
 from mlops_site.roles import IsApprover, IsEditor, IsViewer
 
 from .. import selectors
@@ -28,22 +27,24 @@ from .serializers import (
 )
 
 
+def _options(raw):
+    """The `options` field parsed as strict JSON; bad or too deeply nested JSON is a 400 naming the field."""
+    try:
+        return strict_loads(raw) if isinstance(raw, str | bytes) else raw
+    except StrictJSONError as exc:
+        raise ValidationFailed(f"options: a JSON object ({exc}).", fields={"options": [str(exc)]}) from None
+
+
 def _upload(request) -> tuple[bytes, str, dict]:
     """The file and the fields of a multipart form (`file`, `kind`, `options` as JSON), or a raw body (`?kind=`, `?filename=`)."""
     if request.content_type.startswith("multipart/"):
         upload = request.FILES.get("file")
         raw = request.data.get("options") or "{}"
-        try:
-            options = json.loads(raw) if isinstance(raw, str) else raw
-        except ValueError:
-            raise ValidationFailed("options: a JSON object.", fields={"options": ["not JSON"]}) from None
+        options = _options(raw)
         fields = {"kind": request.data.get("kind", EvaluationKind.MODEL), "options": options}
         return (upload.read() if upload else b""), (upload.name if upload else ""), fields
     query = request.query_params
-    try:
-        options = json.loads(query.get("options", "{}"))
-    except ValueError:
-        raise ValidationFailed("options: a JSON object.", fields={"options": ["not JSON"]}) from None
+    options = _options(query.get("options", "{}"))
     return request.body, query.get("filename", ""), {"kind": query.get("kind", EvaluationKind.MODEL), "options": options}
 
 

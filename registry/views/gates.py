@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from mlops_site.exceptions import DomainError, TooLarge, ValidationFailed
 from mlops_site.formatting import number_text
 from mlops_site.pages import call_and_redirect, get_or_404, paginate, querystring
+from mlops_site.parsers import StrictJSONError, strict_loads
 from mlops_site.roles import ADMIN, EDITOR, has_role, require_role
 
 from .. import selectors
@@ -333,8 +334,8 @@ def model_schema(request: HttpRequest, name: str) -> HttpResponse:
             else:
                 text = request.POST.get("schema", "")
                 try:
-                    parsed = json.loads(text)
-                except ValueError as exc:
+                    parsed = strict_loads(text)
+                except StrictJSONError as exc:
                     raise ValidationFailed(f"The schema is not valid JSON: {exc}.") from None
                 saved = schemas.dataset_schema_set(model=model, schema=parsed, actor=request.user)
         except DomainError as exc:
