@@ -174,6 +174,8 @@ MEDIA_URL = "/media/"
 # Uploads: artifacts above this size are refused with 413 before they are stored.
 MLOPS_MAX_ARTIFACT_BYTES = env_int("MLOPS_MAX_ARTIFACT_MB", 512) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MLOPS_MAX_JSON_MB", 32) * 1024 * 1024
+# Distinct feature names an event batch may name, and a model version may hold (each one is a column).
+MLOPS_MAX_FEATURES = env_int("MLOPS_MAX_FEATURES", 1000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 # Pending promotion requests older than this expire (a beat task).
 MLOPS_PROMOTION_TTL_DAYS = env_int("MLOPS_PROMOTION_TTL_DAYS", 14)

@@ -93,6 +93,17 @@ class FeatureBatch(models.Model):
         return f"batch {self.pk} of version {self.model_version_id} ({self.rows} rows)"
 
 
+class FeatureNames(models.Model):
+    """The distinct feature names ever stored for a model version (the union of its FeatureBatch columns),
+    kept so ingestion can hold a version to MLOPS_MAX_FEATURES without reading every batch."""
+
+    model_version = models.OneToOneField("registry.ModelVersion", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    names = models.JSONField(default=list)
+
+    def __str__(self) -> str:
+        return f"{len(self.names)} feature names of version {self.model_version_id}"
+
+
 class ReferenceSource(models.TextChoices):
     UPLOAD = "upload"
     WINDOW = "window"
@@ -276,6 +287,6 @@ from .operations import Granularity, PerformanceWindow, Rollup, RollupCursor  # 
 
 __all__ = [
     "ActionStatus", "AlertAction", "AlertEvent", "AlertMetric", "AlertRule", "AlertState", "Budget", "BudgetAlert", "BudgetPeriod", "BudgetScope", "Comparison",
-    "DriftReport", "Event", "FeatureBatch", "Granularity", "PerformanceWindow", "Price", "Reference", "ReferenceSource",
+    "DriftReport", "Event", "FeatureBatch", "FeatureNames", "Granularity", "PerformanceWindow", "Price", "Reference", "ReferenceSource",
     "ReportStatus", "Rollup", "RollupCursor",
 ]

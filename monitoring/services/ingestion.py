@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -21,7 +22,7 @@ from registry.models import ModelVersion, PromptVersion
 
 from .. import columnar
 from ..events import BatchInvalid, CleanEvent, validate_batch
-from ..models import Event, FeatureBatch
+from ..models import Event, FeatureBatch, FeatureNames
 from .prices import event_costs
 
 
@@ -73,6 +74,7 @@ def events_ingest(*, payload=None, events: list[CleanEvent] | None = None, actor
             events = validate_batch(payload)
         except BatchInvalid as exc:
             raise _invalid(exc.errors) from None
+    _check_feature_count(events)
     versions, prompt_llms, errors = _resolve_versions(events)
     if errors:
         raise _invalid(errors)
@@ -84,9 +86,11 @@ def events_ingest(*, payload=None, events: list[CleanEvent] | None = None, actor
             fresh.append(e)
     # Everything is prepared before the transaction: on SQLite a write transaction locks the whole
     # database, so the other web workers wait only for the INSERTs themselves.
+    new_names, known_names = _new_feature_names([e for e in fresh if e.kind == "model"], versions)
     feature_batches = _feature_batches([e for e in fresh if e.kind == "model"], versions)
     rows = _event_rows(fresh, versions, prompt_llms, event_costs(fresh, prompt_llms=prompt_llms))
     with transaction.atomic():
+        _record_feature_names(new_names, known_names, versions)
         batch_of = {version_id: FeatureBatch.objects.create(**fields).pk for version_id, fields in feature_batches.items()}
         stored = _insert_events(rows, batch_of)
         if stored < len(rows):
@@ -94,6 +98,69 @@ def events_ingest(*, payload=None, events: list[CleanEvent] | None = None, actor
             # write (ON CONFLICT kept its rows): their features are that request's, not ours.
             _keep_features_of_stored_events([e for e in fresh if e.kind == "model"], versions, batch_of)
     return IngestResult(accepted=stored, duplicates=len(events) - stored)
+
+
+def _check_feature_count(events) -> None:
+    """Refuse a batch naming more distinct feature names than MLOPS_MAX_FEATURES: each name becomes a
+    column of its FeatureBatch, so the cap bounds the memory a request's columns take."""
+    cap = settings.MLOPS_MAX_FEATURES
+    names: set[str] = set()
+    for e in events:
+        names.update(e.features)
+    if len(names) > cap:
+        raise _invalid([{"index": None, "field": "features", "message": f"{len(names)} distinct feature names in the batch, at most {cap} (MLOPS_MAX_FEATURES)"}])
+
+
+def _version_names(events, versions) -> dict[int, set[str]]:
+    """The feature names the events name, by model version id."""
+    named: dict[int, set[str]] = defaultdict(set)
+    for e in events:
+        if e.features:
+            named[versions[(e.kind, e.name, e.version)]].update(e.features)
+    return named
+
+
+def _over_the_cap(named: dict[int, set[str]], stored: dict[int, list[str]], versions) -> list[dict]:
+    """A problem for each version whose stored feature names and these together pass MLOPS_MAX_FEATURES."""
+    cap, label = settings.MLOPS_MAX_FEATURES, {pk: key for key, pk in versions.items() if key[0] == "model"}
+    problems = []
+    for version_id, names in named.items():
+        total = len(names.union(stored.get(version_id, ())))
+        if total > cap:
+            _, model, number = label[version_id]
+            problems.append({"index": None, "field": "features", "message": (
+                f"model {model!r} version {number} would hold {total} distinct feature names, at most {cap} (MLOPS_MAX_FEATURES)")})
+    return problems
+
+
+def _new_feature_names(events, versions) -> tuple[dict[int, set[str]], set[int]]:
+    """The feature names of each model version these events name; refused (400) when a version would
+    pass MLOPS_MAX_FEATURES with the names it already holds. Checked before any column is built.
+    Also the versions that have a stored set already."""
+    named = _version_names(events, versions)
+    stored = dict(FeatureNames.objects.filter(model_version_id__in=named).values_list("model_version_id", "names"))
+    problems = _over_the_cap(named, stored, versions)
+    if problems:
+        raise _invalid(problems)
+    return named, set(stored)
+
+
+def _record_feature_names(named: dict[int, set[str]], known, versions) -> None:
+    """Add the names to each version's stored set, inside the write transaction; checked again under the
+    row lock, so two concurrent batches cannot together pass the cap."""
+    if not named:
+        return
+    # A version's first names: its row is created (a concurrent request may create it first) before it is locked.
+    FeatureNames.objects.bulk_create([FeatureNames(model_version_id=pk, names=sorted(named[pk])) for pk in named if pk not in known], ignore_conflicts=True)
+    rows = {row.model_version_id: row for row in FeatureNames.objects.select_for_update().filter(model_version_id__in=named)}
+    problems = _over_the_cap(named, {pk: row.names for pk, row in rows.items()}, versions)
+    if problems:
+        raise _invalid(problems)
+    for version_id, names in named.items():
+        row = rows[version_id]
+        if not names <= set(row.names):
+            row.names = sorted(names.union(row.names))
+            row.save(update_fields=["names"])
 
 
 EVENT_COLUMNS = [

@@ -1,12 +1,16 @@
+import json
 import math
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import msgspec
 import numpy as np
 import pytest
 
+from mlops_site.exceptions import ValidationFailed
 from monitoring import columnar, selectors
-from monitoring.models import Event, FeatureBatch
+from monitoring.events import validate_body
+from monitoring.models import Event, FeatureBatch, FeatureNames
 from tests.factories import register
 from tests.registry.test_api import assert_error_shape
 
@@ -321,9 +325,9 @@ def test_a_new_batch_is_stored_with_one_insert_per_table_and_a_resent_one_writes
     with CaptureQueriesContext(connection) as again:
         result = events_ingest(payload=payload, actor=editor)
 
-    # then the first write is one feature batch and one INSERT of the events (nothing rewritten after);
-    # the second is answered by the duplicate check alone: no write at all
-    assert writes(first.captured_queries) == ["INSERT monitoring_featurebatch", "INSERT monitoring_event"]
+    # then the first write is the version's feature names, one feature batch and one INSERT of the events
+    # (nothing rewritten after); the second is answered by the duplicate check alone: no write at all
+    assert writes(first.captured_queries) == ["INSERT monitoring_featurenames", "INSERT monitoring_featurebatch", "INSERT monitoring_event"]
     assert writes(again.captured_queries) == []
     assert result.accepted == 0 and result.duplicates == 5
 
@@ -451,3 +455,118 @@ def test_a_token_count_beyond_its_column_is_a_400_naming_it_not_a_500(api_as, ed
     assert_error_shape(refused, 400)
     assert refused.json()["extra"]["errors"] == [{"index": 0, "field": field, "message": "must be a whole number from 0 to 2147483647"}]
     assert stored.status_code == 202, stored.content
+
+
+def wide_events(start: int, names: int, prefix: str = "f") -> list[dict]:
+    """Small events that together name `names` distinct features, 100 to an event."""
+    return [
+        event(start + i, features={f"{prefix}{n}": 1.0 for n in range(i * 100, min(names, (i + 1) * 100))})
+        for i in range(-(-names // 100))
+    ]
+
+
+def test_a_batch_naming_more_features_than_the_cap_is_refused_whole(api_as, editor, fraud):
+    events = wide_events(0, 1001)
+
+    body = assert_error_shape(api_as(editor).post("/api/v1/events", {"events": events}, format="json"), 400, "invalid")
+
+    assert body["extra"]["errors"] == [
+        {"index": None, "field": "features", "message": "1001 distinct feature names in the batch, at most 1000 (MLOPS_MAX_FEATURES)"}
+    ]
+    assert not Event.objects.exists() and not FeatureBatch.objects.exists() and not FeatureNames.objects.exists()
+
+
+def test_a_batch_naming_exactly_the_cap_is_stored(api_as, editor, fraud):
+    events = wide_events(0, 1000)
+
+    response = api_as(editor).post("/api/v1/events", {"events": events}, format="json")
+
+    assert response.status_code == 202, response.content
+    assert len(FeatureBatch.objects.get().columns) == 1000
+    assert len(FeatureNames.objects.get(model_version=fraud).names) == 1000
+
+
+def test_the_fast_and_the_strict_path_both_refuse_a_batch_over_the_cap(api_as, editor, fraud):
+    fast = json.dumps({"events": wide_events(0, 1001)}).encode()
+    strict = fast.replace(b'":', b'" :')  # whitespace before a colon: the fast path defers to the strict one
+    assert validate_body(fast) is not None and validate_body(strict) is None
+
+    refused = [api_as(editor).post("/api/v1/events", raw, content_type="application/json") for raw in (fast, strict)]
+
+    assert [assert_error_shape(r, 400, "invalid")["extra"]["errors"][0]["field"] for r in refused] == ["features", "features"]
+    assert not Event.objects.exists() and not FeatureBatch.objects.exists()
+
+
+def test_the_feature_cap_comes_from_the_settings(api_as, editor, fraud, settings):
+    settings.MLOPS_MAX_FEATURES = 150
+
+    refused = api_as(editor).post("/api/v1/events", {"events": wide_events(0, 151)}, format="json")
+    accepted = api_as(editor).post("/api/v1/events", {"events": wide_events(10, 150)}, format="json")
+    one_more = api_as(editor).post("/api/v1/events", {"events": [event(500, features={"new": 1.0})]}, format="json")
+
+    assert assert_error_shape(refused, 400, "invalid")["extra"]["errors"][0]["message"] == (
+        "151 distinct feature names in the batch, at most 150 (MLOPS_MAX_FEATURES)")
+    assert accepted.status_code == 202, accepted.content
+    assert assert_error_shape(one_more, 400, "invalid")["extra"]["errors"][0]["message"] == (
+        "model 'fraud' version 1 would hold 151 distinct feature names, at most 150 (MLOPS_MAX_FEATURES)")
+
+
+def test_a_version_cannot_gather_more_feature_names_than_the_cap_over_batches(api_as, editor, fraud):
+    client = api_as(editor)
+    first = client.post("/api/v1/events", {"events": wide_events(0, 600, prefix="a")}, format="json")
+
+    with mock.patch.object(columnar, "build_batch", side_effect=AssertionError("a column was built")):
+        second = client.post("/api/v1/events", {"events": wide_events(100, 600, prefix="b")}, format="json")
+
+    assert first.status_code == 202, first.content
+    body = assert_error_shape(second, 400, "invalid")
+    assert body["extra"]["errors"] == [
+        {"index": None, "field": "features", "message": "model 'fraud' version 1 would hold 1200 distinct feature names, at most 1000 (MLOPS_MAX_FEATURES)"}
+    ]
+    assert Event.objects.count() == 6 and FeatureBatch.objects.count() == 1
+    assert len(FeatureNames.objects.get(model_version=fraud).names) == 600
+
+
+def test_a_version_counts_the_names_of_every_batch_stored_for_it(api_as, editor, fraud):
+    client = api_as(editor)
+    client.post("/api/v1/events", {"events": wide_events(0, 400, prefix="a")}, format="json")
+    client.post("/api/v1/events", {"events": wide_events(100, 400, prefix="b")}, format="json")
+
+    third = client.post("/api/v1/events", {"events": wide_events(200, 300, prefix="c")}, format="json")
+
+    assert "version 1 would hold 1100" in assert_error_shape(third, 400, "invalid")["message"]
+    assert len(FeatureNames.objects.get(model_version=fraud).names) == 800
+
+
+def test_a_version_may_be_sent_its_known_feature_names_again_at_the_cap(api_as, editor, fraud):
+    client = api_as(editor)
+    client.post("/api/v1/events", {"events": wide_events(0, 1000)}, format="json")
+
+    again = client.post("/api/v1/events", {"events": wide_events(100, 1000)}, format="json")
+    one_more = client.post("/api/v1/events", {"events": [event(500, features={"new": 1.0})]}, format="json")
+
+    assert again.status_code == 202, again.content
+    assert "version 1 would hold 1001" in assert_error_shape(one_more, 400, "invalid")["message"]
+
+
+def test_a_batch_racing_another_past_the_version_cap_is_refused_whole(editor, fraud):
+    from monitoring.services import events_ingest, ingestion
+
+    # given another request storing 600 names for the version after this one's first check
+    build = ingestion._feature_batches
+    raced = []
+
+    def other_request_first(events, versions):
+        if not raced:
+            raced.append(None)
+            raced[0] = events_ingest(payload={"events": wide_events(100, 600, prefix="b")}, actor=editor)
+        return build(events, versions)
+
+    # when this one, with 600 other names, is written
+    with mock.patch.object(ingestion, "_feature_batches", side_effect=other_request_first), pytest.raises(ValidationFailed) as refused:
+        events_ingest(payload={"events": wide_events(0, 600, prefix="a")}, actor=editor)
+
+    # then it is refused under the lock and only the other request's events and names are stored
+    assert "version 1 would hold 1200" in str(refused.value)
+    assert raced[0].accepted == 6 and Event.objects.count() == 6 and FeatureBatch.objects.count() == 1
+    assert FeatureNames.objects.get(model_version=fraud).names == sorted(f"b{n}" for n in range(600))
