@@ -570,3 +570,18 @@ def test_a_batch_racing_another_past_the_version_cap_is_refused_whole(editor, fr
     assert "version 1 would hold 1200" in str(refused.value)
     assert raced[0].accepted == 6 and Event.objects.count() == 6 and FeatureBatch.objects.count() == 1
     assert FeatureNames.objects.get(model_version=fraud).names == sorted(f"b{n}" for n in range(600))
+
+
+def test_the_migration_gives_each_version_the_names_of_its_stored_batches(api_as, editor, fraud):
+    import importlib
+
+    from django.apps import apps
+
+    client = api_as(editor)
+    client.post("/api/v1/events", {"events": [event(0, features={"a": 1.0, "b": "x"})]}, format="json")
+    client.post("/api/v1/events", {"events": [event(1, features={"b": "y", "c": 2.0})]}, format="json")
+    FeatureNames.objects.all().delete()
+
+    importlib.import_module("monitoring.migrations.0010_feature_names").backfill(apps, None)
+
+    assert FeatureNames.objects.get(model_version=fraud).names == ["a", "b", "c"]
