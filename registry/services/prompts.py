@@ -213,18 +213,26 @@ def archive_files(data: bytes, *, filename: str = "") -> dict[str, bytes]:
     """The files of a .tar.gz / .zip upload of a prompts folder.
 
     Only regular files are read; links and devices are refused; the total
-    uncompressed size is capped (a zip bomb stops at the cap, not in memory).
+    uncompressed size is capped (a zip bomb stops at the cap, not in memory), and
+    so is the number of members, directories included.
     """
     limit = settings.MLOPS_PROMPT_ARCHIVE_MAX_BYTES
     files: dict[str, bytes] = {}
-    total = 0
+    total = members = 0
 
     too_large = TooLarge(f"The archive unpacks to more than {limit} bytes or {MAX_ARCHIVE_MEMBERS} files.")
+
+    def count() -> None:
+        # Every member counts, directories too: an archive of empty directories is no cheaper to walk.
+        nonlocal members
+        members += 1
+        if members > MAX_ARCHIVE_MEMBERS:
+            raise too_large
 
     def take(name: str, declared: int, read) -> None:
         # The declared size first, then what was really read (a header can lie; read() stops at limit + 1).
         nonlocal total
-        if total + declared > limit or len(files) >= MAX_ARCHIVE_MEMBERS:
+        if total + declared > limit:
             raise too_large
         body = read()
         total += len(body)
@@ -236,6 +244,7 @@ def archive_files(data: bytes, *, filename: str = "") -> dict[str, bytes]:
         if zipfile.is_zipfile(io.BytesIO(data)):
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 for info in archive.infolist():
+                    count()
                     if info.is_dir():
                         continue
                     if (info.external_attr >> 16) & 0o170000 == 0o120000:
@@ -244,6 +253,7 @@ def archive_files(data: bytes, *, filename: str = "") -> dict[str, bytes]:
         else:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
                 for member in archive:
+                    count()
                     if member.isdir():
                         continue
                     if not member.isfile():
