@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 from mlops_site.parsers import too_deep
 
 PARQUET_MAGIC = b"PAR1"
+# The largest table file an upload page or endpoint reads (references, schema inference).
+MAX_TABLE_BYTES = 200 * 1024 * 1024
 
 
 class TableError(ValueError):

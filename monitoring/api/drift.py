@@ -12,7 +12,9 @@ from rest_framework.views import APIView
 
 from mlops_site.exceptions import ValidationFailed
 from mlops_site.roles import IsEditor, IsViewer
+from mlops_site.uploads import read_upload
 from registry import selectors as registry_selectors
+from registry import tables
 
 from .. import selectors, services
 from .serializers import DriftReportDetailOut, DriftReportOut, ReferenceOut, ReferenceUploadIn, ReferenceWindowIn, WindowIn
@@ -71,7 +73,7 @@ class ReferenceApi(APIView):
             upload = request.FILES.get("file")
             if upload is None:
                 raise ValidationFailed("Send the reference as the multipart field 'file'.", fields={"file": ["required"]})
-            reference = services.reference_set_from_file(model_version=found, data=upload.read(), actor=request.user, filename=upload.name)
+            reference = services.reference_set_from_file(model_version=found, data=read_upload(upload, limit=tables.MAX_TABLE_BYTES), actor=request.user, filename=upload.name)
         else:
             reference = services.reference_set_from_file(
                 model_version=found, data=request.body, actor=request.user, filename=request.query_params.get("filename", "")

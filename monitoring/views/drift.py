@@ -14,7 +14,9 @@ from django.views.decorators.http import require_POST
 from mlops_site.exceptions import ValidationFailed
 from mlops_site.pages import call_and_redirect, get_or_404
 from mlops_site.roles import EDITOR, require_role
+from mlops_site.uploads import read_upload
 from registry import selectors as registry_selectors
+from registry import tables
 
 from .. import charts, selectors, services
 from ..drift import Severity
@@ -64,7 +66,7 @@ def reference_upload(request: HttpRequest, name: str, version: int) -> HttpRespo
         require_role(request.user, EDITOR, "Setting a reference")  # before the upload is read: a viewer's is never opened
         if upload is None:
             raise ValidationFailed("Choose a reference file: CSV with a header row, Parquet or JSON lines.")
-        return services.reference_set_from_file(model_version=found, data=upload.read(), actor=request.user, filename=upload.name)
+        return services.reference_set_from_file(model_version=found, data=read_upload(upload, limit=tables.MAX_TABLE_BYTES), actor=request.user, filename=upload.name)
 
     return call_and_redirect(
         request, set_reference, success=lambda reference: f"Reference set: {reference.rows} rows, {len(reference.columns)} columns.",

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from mlops_site.exceptions import NotFound, ValidationFailed
 from mlops_site.parsers import StrictJSONError, strict_loads
 from mlops_site.roles import IsApprover, IsEditor, IsViewer
+from mlops_site.uploads import read_upload
 
 from .. import selectors
 from ..models import DatasetSchema, Evaluation, EvaluationKind, GatePolicy
@@ -42,7 +43,8 @@ def _upload(request) -> tuple[bytes, str, dict]:
         raw = request.data.get("options") or "{}"
         options = _options(raw)
         fields = {"kind": request.data.get("kind", EvaluationKind.MODEL), "options": options}
-        return (upload.read() if upload else b""), (upload.name if upload else ""), fields
+        data = read_upload(upload, limit=evaluations.MAX_UPLOAD_MB * 1024 * 1024) if upload else b""
+        return data, (upload.name if upload else ""), fields
     query = request.query_params
     options = _options(query.get("options", "{}"))
     return request.body, query.get("filename", ""), {"kind": query.get("kind", EvaluationKind.MODEL), "options": options}

@@ -19,6 +19,7 @@ from mlops_site.formatting import number_text
 from mlops_site.pages import call_and_redirect, get_or_404, paginate, querystring
 from mlops_site.parsers import StrictJSONError, strict_loads
 from mlops_site.roles import ADMIN, EDITOR, has_role, require_role
+from mlops_site.uploads import read_upload
 
 from .. import selectors
 from ..models import DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, EvaluationStatus, GatePolicy, ModelVersion, PromotionStatus
@@ -330,7 +331,7 @@ def model_schema(request: HttpRequest, name: str) -> HttpResponse:
                 upload = request.FILES.get("file")
                 if upload is None:
                     raise ValidationFailed("Choose a reference file (CSV, JSON lines or Parquet) to infer the schema from.")
-                saved = schemas.dataset_schema_infer(model=model, data=upload.read(), filename=upload.name, actor=request.user)
+                saved = schemas.dataset_schema_infer(model=model, data=read_upload(upload, limit=evaluations.MAX_UPLOAD_MB * 1024 * 1024), filename=upload.name, actor=request.user)
             else:
                 text = request.POST.get("schema", "")
                 try:

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from mlops_site.exceptions import DomainError
 from mlops_site.pages import call_and_redirect, get_or_404, paginate, querystring, redirect_back
 from mlops_site.roles import EDITOR, require_role
+from mlops_site.uploads import read_upload
 
 from .. import selectors, services
 from ..models import CANARY_STAGES, Environment, PromotionStatus, PromotionStrategy
@@ -134,7 +135,7 @@ def prompt_import(request: HttpRequest) -> HttpResponse:
         return redirect_back(request, reverse("registry:prompt-list"))
     try:
         require_role(request.user, EDITOR, "Importing prompts")
-        result = services.prompts_import(files=services.archive_files(upload.read(), filename=upload.name), actor=request.user)
+        result = services.prompts_import(files=services.archive_files(read_upload(upload, limit=settings.MLOPS_PROMPT_ARCHIVE_MAX_BYTES, what="The archive"), filename=upload.name), actor=request.user)
     except DomainError as exc:
         for problem in exc.extra.get("problems", [])[:20]:
             messages.error(request, f"{problem['file']}:{problem['line'] or ''} {problem['message']}")
