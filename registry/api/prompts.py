@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from mlops_site.exceptions import TooLarge, ValidationFailed
 from mlops_site.roles import IsApprover, IsEditor
 from mlops_site.serializers import validated
+from mlops_site.uploads import read_upload
 
 from .. import prompt_templates, selectors, services
 from ..models import Environment
@@ -68,7 +69,7 @@ class PromptImportApi(APIView):
             upload = request.FILES.get("archive")
             if upload is None:
                 raise ValidationFailed("Send the folder as a file field named archive (.tar.gz or .zip).", fields={"archive": ["Required."]})
-            files = services.archive_files(upload.read(settings.MLOPS_PROMPT_ARCHIVE_MAX_BYTES + 1), filename=upload.name)
+            files = services.archive_files(read_upload(upload, limit=settings.MLOPS_PROMPT_ARCHIVE_MAX_BYTES, what="The archive"), filename=upload.name)
         else:
             files = validated(PromptImportIn, request.data)["files"]
         result = services.prompts_import(files=files, actor=request.user)

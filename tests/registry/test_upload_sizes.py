@@ -82,3 +82,13 @@ def test_schema_inference_upload_over_the_limit_is_refused_without_reading_it(ed
 
     assert response.status_code == 413 and "the limit is 1048576 bytes" in response.content.decode()
     assert reads == []
+
+
+def test_prompt_import_api_archive_over_the_limit_is_a_413_without_reading_it(api_as, editor, settings, reads):
+    settings.MLOPS_PROMPT_ARCHIVE_MAX_BYTES = 1000
+
+    response = api_as(editor).post("/api/v1/prompts/import", {"archive": _named(1001, "prompts.zip")}, format="multipart")
+
+    assert "The archive is 1001 bytes; the limit is 1000 bytes" in assert_error_shape(response, 413, "too_large")["message"]
+    assert reads == []
+    assert not Prompt.objects.exists()
