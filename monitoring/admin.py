@@ -14,6 +14,7 @@ from .models import (
     DriftReport,
     Event,
     FeatureBatch,
+    FeatureNames,
     PerformanceWindow,
     Price,
     Reference,
@@ -35,6 +36,12 @@ class EventAdmin(ReadOnlyAdmin):
 class FeatureBatchAdmin(ReadOnlyAdmin):
     list_display = ["id", "model_version", "rows", "first_ts", "last_ts", "received_at"]
     exclude = ["data"]
+    list_select_related = ["model_version__model"]
+
+
+@admin.register(FeatureNames)
+class FeatureNamesAdmin(ReadOnlyAdmin):
+    list_display = ["model_version", "__str__"]
     list_select_related = ["model_version__model"]
 
 
