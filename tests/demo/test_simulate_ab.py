@@ -5,6 +5,7 @@ picked up. The true effect of the simulated units is checked on many units, with
 import http.server
 import io
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -322,7 +323,9 @@ def test_an_experiment_started_and_stopped_during_a_live_run_is_served_in_betwee
     assert all(u in exposed and v == exposed[u][1] for u, v, _ in during)  # every unit assigned, served by its variant
     assert {v for _, v, _ in after} == {1}
     assert "Serving experiment fraud-ab: A v1 (50 %), B v2 (50 %); outcomes conversion, revenue with the newest version better by +5 points and +10 %.\n" in out
-    assert "\nExperiment fraud-ab no longer runs: its units get v1 again.\n" in out  # on a line of its own, below the progress bar
+    # on a line of its own, below the progress bar; seen by the next read of the running tests, or by the assignment's 409 (with its reason)
+    # when a batch is built before that read
+    assert re.search(r"\nExperiment fraud-ab no longer runs( \([^\n]*\))?: its units get v1 again\.\n", out), out
 
 
 @pytest.fixture
