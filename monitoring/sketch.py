@@ -267,11 +267,11 @@ def merge_blobs_by_group(groups: np.ndarray, blobs: Sequence[bytes | memoryview 
             parts_counts.append(counts)
     size_array = np.asarray(sizes, dtype=np.int64)
     if parts_keys:
-        running = np.cumsum(np.concatenate(parts_keys))
-        ends = np.cumsum(size_array)
-        before = np.concatenate(([0], running[ends[:-1] - 1]))  # the running total before each blob (0 for empty ones too)
-        before[size_array == 0] = 0
-        keys = running - np.repeat(before, size_array)
+        running = np.cumsum(np.concatenate((np.zeros(1, dtype=np.int64), *parts_keys)))
+        starts = np.cumsum(size_array) - size_array
+        # running[start] is the total of every step before the blob's first one (its own first step
+        # is the blob's first key, absolute); empty blobs repeat it zero times, wherever they stand.
+        keys = running[1:] - np.repeat(running[starts], size_array)
         counts = np.concatenate([c.astype(np.float64) for c in parts_counts])
     else:
         keys, counts = _EMPTY, np.zeros(0)

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitoring.sketch import ALPHA, QuantileSketch, SketchError, merge_by_group, sketches_by_group
 
@@ -281,3 +283,50 @@ def test_group_ids_too_far_apart_to_pack_with_the_keys_still_get_their_own_sketc
 def test_refused_values_say_why():
     with pytest.raises(SketchError, match="^sketch values must be finite and >= 0$"):
         QuantileSketch.from_values(np.array([1.0, -2.0]))
+
+
+def test_a_window_whose_first_rollup_row_has_no_values_keeps_the_later_rows_quantiles():
+    from monitoring.sketch import merge_blobs_by_group
+
+    rng = np.random.default_rng(7)
+    ttft = rng.normal(700, 20, 500).clip(1)  # time to first token, ms: only the later rows have any
+    blobs = [b"", None, QuantileSketch.from_values(ttft[:200]).to_bytes(), QuantileSketch.from_values(ttft[200:]).to_bytes()]
+
+    merged = merge_blobs_by_group(np.array([1, 1, 1, 1]), blobs)
+
+    assert merged[1].count == 500
+    assert_within_alpha(merged[1], ttft, qs=np.array([0.5, 0.95]))
+
+
+_sketch_values = st.lists(
+    st.one_of(st.just(0.0), st.floats(min_value=1e-6, max_value=1e9, allow_nan=False, allow_infinity=False)),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    parts=st.lists(st.tuples(st.integers(min_value=0, max_value=3), _sketch_values), max_size=12),
+    stored_as=st.sampled_from(["bytes", "empty bytes for empty parts", "None for empty parts"]),
+)
+def test_merging_random_sketches_some_empty_in_any_order_matches_numpy(parts, stored_as):
+    from monitoring.sketch import merge_blobs_by_group
+
+    def blob(values):
+        if not values and stored_as != "bytes":
+            return b"" if stored_as.startswith("empty") else None
+        return QuantileSketch.from_values(np.array(values, dtype=float)).to_bytes()
+
+    groups = np.array([group for group, _ in parts], dtype=np.int64)
+
+    by_blobs = merge_blobs_by_group(groups, [blob(values) for _, values in parts])
+    by_sketches = merge_by_group(groups, [QuantileSketch.from_values(np.array(values, dtype=float)) for _, values in parts])
+
+    for group in set(groups.tolist()):
+        values = np.array([v for g, vs in parts if g == group for v in vs], dtype=float)
+        if values.size == 0:
+            assert group not in by_blobs or by_blobs[group].count == 0
+            continue
+        assert by_blobs[group].count == values.size
+        assert_within_alpha(by_blobs[group], values)
+        assert_within_alpha(by_sketches[group], values)
