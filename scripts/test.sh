@@ -43,6 +43,10 @@ trap cleanup EXIT
 
 for s in "${skipped[@]:-}"; do [ -n "$s" ] && echo "SKIPPED: $s"; done
 
+# --- known vulnerabilities in the runtime dependencies as installed (says so and goes on when offline) ------
+"$VENV_BIN/python" scripts/audit_deps.py
+audit_rc=$?
+
 # --- PostgreSQL: a throwaway cluster; its suite runs beside SQLite's (two cores, and much of each suite waits
 # on a worker, a browser or a server), its output kept and shown after SQLite's. MLOPS_TEST_SERIAL=1: one by one.
 PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
@@ -86,7 +90,7 @@ elif [ -n "$pg_url" ]; then
   pg_rc=$?
 fi
 
-if [ $sqlite_rc -ne 0 ] || [ $pg_rc -ne 0 ]; then
-  echo "FAILED: SQLite exit $sqlite_rc, PostgreSQL exit $pg_rc"
+if [ $sqlite_rc -ne 0 ] || [ $pg_rc -ne 0 ] || [ $audit_rc -ne 0 ]; then
+  echo "FAILED: SQLite exit $sqlite_rc, PostgreSQL exit $pg_rc, dependency audit exit $audit_rc"
   exit 1
 fi
