@@ -29,6 +29,7 @@ custom_label_check  `allowed: [...]`, `ignore_case` (false)   the stripped outpu
 max_length          `max_chars`                               len(output) <= max_chars                   the length
 levenshtein         `threshold`, `ignore_case` (false)        similarity >= threshold                    similarity
 rouge_n             `threshold`, `n` (1)                      ROUGE-N F1 >= threshold                    the F1
+rouge_l             `threshold`                               ROUGE-L F1 >= threshold                    the F1
 similarity          `threshold`, `method`: token_f1 (the      score >= threshold                         the score
                     default) or tfidf_cosine
 llm_judge           `threshold` (+ rubric keys for the judge) judge score >= threshold; no judge:        the score
@@ -42,7 +43,7 @@ safety              `deny: [regex, ...]`, `ignore_case`       no deny pattern ma
                     or a list of email, phone, card           was found, masked
 
 Checks against a reference text (equals, contains without `values`,
-levenshtein, rouge_n, similarity) take the criterion's `value`, else the row's
+levenshtein, rouge_n, rouge_l, similarity) take the criterion's `value`, else the row's
 `expected`; a row without either is an error for that check.
 
 `threshold` on a pass/fail check (such as `exact_match: threshold 0.9`) is
@@ -77,7 +78,9 @@ from .text import (
     RougeScore,
     levenshtein_distance,
     levenshtein_similarity,
+    rouge_l,
     rouge_n,
+    rouge_tokens,
     tfidf_corpus,
     tfidf_cosine,
     token_f1,
@@ -87,5 +90,5 @@ __all__ = [
     "CHECKS", "ERROR", "FAILED", "FORMAT_TYPES", "MAX_LEVENSHTEIN_CHARS", "NOT_RUN", "PASSED", "PII_KINDS", "SCORE_TYPES",
     "CheckError", "CheckResult", "Corpus", "CriterionSummary", "Judge", "JudgeVerdict", "PiiFinding", "RougeScore",
     "error_results", "find_pii", "gate_figure", "gate_figures", "levenshtein_distance", "levenshtein_similarity", "luhn_valid",
-    "rouge_n", "run_checks", "summarize", "tfidf_corpus", "tfidf_cosine", "token_f1", "with_default_safety",
+    "rouge_l", "rouge_n", "rouge_tokens", "run_checks", "summarize", "tfidf_corpus", "tfidf_cosine", "token_f1", "with_default_safety",
 ]

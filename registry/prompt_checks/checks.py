@@ -1,4 +1,4 @@
-"""The scored checks (levenshtein, rouge_n, similarity, llm_judge), the budgets (latency, cost) and safety;
+"""The scored checks (levenshtein, rouge_n, rouge_l, similarity, llm_judge), the budgets (latency, cost) and safety;
 the table of every criterion type, and `run_checks`, which runs a prompt version's criteria on one output."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .format_checks import (
 )
 from .pii import PII_KINDS, find_pii
 from .results import ERROR, FAILED, NOT_RUN, PASSED, CheckError, CheckResult, Judge
-from .text import Corpus, levenshtein_similarity, rouge_n, tfidf_cosine, token_f1
+from .text import Corpus, levenshtein_similarity, rouge_l, rouge_n, tfidf_cosine, token_f1
 
 
 def _check_levenshtein(c: Mapping, row: Row):
@@ -36,6 +36,13 @@ def _check_rouge(c: Mapping, row: Row):
     threshold, n = read_threshold(c), read_number(c, "n", integer=True, minimum=1) or 1
     score = rouge_n(row.output, reference_text(c, row), n)
     detail = f"ROUGE-{n} F1 {score.f1:.3f} (P {score.precision:.3f}, R {score.recall:.3f}; threshold {threshold:g})"
+    return score.f1 >= threshold, score.f1, detail
+
+
+def _check_rouge_l(c: Mapping, row: Row):
+    threshold = read_threshold(c)
+    score = rouge_l(row.output, reference_text(c, row))
+    detail = f"ROUGE-L F1 {score.f1:.3f} (P {score.precision:.3f}, R {score.recall:.3f}; threshold {threshold:g})"
     return score.f1 >= threshold, score.f1, detail
 
 
@@ -113,6 +120,7 @@ CHECKS = {
     "max_length": _check_max_length,
     "levenshtein": _check_levenshtein,
     "rouge_n": _check_rouge,
+    "rouge_l": _check_rouge_l,
     "similarity": _check_similarity,
     "llm_judge": _check_llm_judge,
     "latency": _check_budget("max_ms", "ms", "latency_ms", "no latency measured (a replayed output without a recorded one)"),

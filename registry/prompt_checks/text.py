@@ -1,17 +1,21 @@
 """Text measures of the checks, all on Python strings (so "characters" are code points). No Django.
 
-- levenshtein: d = edit distance (insert, delete, substitute, each 1), by the
-  Wagner-Fischer DP; similarity = 1 - d / max(len(a), len(b)), 1 when both are
-  empty. Both texts are stripped first.
-- rouge_n: tokens = text.lower().split(); C, R = multisets of the n-grams of the
-  output and the reference; overlap = sum over g of min(C[g], R[g]);
-  P = overlap / |C|, R = overlap / |R|, F1 = 2PR / (P + R), 0 when overlap = 0.
+- levenshtein: d = edit distance (insert, delete, substitute, each 1), computed
+  by rapidfuzz; similarity = 1 - d / max(len(a), len(b)), 1 when both are empty
+  (rapidfuzz's normalized similarity). Both texts are stripped first.
+- rouge_n, rouge_l: rouge-score's tokens (the reference implementation of
+  Google Research, without stemming, its default): lower-case, every run of
+  characters outside a-z and 0-9 becomes a space, split. ROUGE-N: C, R =
+  multisets of the n-grams of the output and the reference; overlap = sum over
+  g of min(C[g], R[g]); P = overlap / |C|, R = overlap / |R|. ROUGE-L: overlap
+  = the length of the longest common token subsequence; P = overlap / output
+  tokens, R = overlap / reference tokens. F1 = 2PR / (P + R), 0 when overlap = 0.
 - token_f1 (SQuAD v1.1): lowercase, drop ASCII punctuation, drop the articles
   a, an, the, split on whitespace; then F1 of the token multisets as above;
   1 when both are empty, 0 when one is. A lexical measure, not embeddings:
   results name it as such.
 - tfidf_cosine: the corpus is the eval set's expected answers (N documents),
-  tokens as for ROUGE; idf(t) = ln((1 + N) / (1 + df(t))) + 1 (scikit-learn's
+  lower-cased whitespace tokens; idf(t) = ln((1 + N) / (1 + df(t))) + 1 (scikit-learn's
   smooth idf; a term outside the corpus has df = 0), weight = count x idf;
   score = cosine of the two weight vectors, 0 when either is empty.
 """
@@ -25,11 +29,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import numpy as np
+from rapidfuzz.distance import LCSseq, Levenshtein
 
 from .results import CheckError
 
-MAX_LEVENSHTEIN_CHARS = 10_000  # the DP is len(a) x len(b); longer texts are refused, not left running
+# rapidfuzz's bit-parallel edit distance takes about len(a) x len(b) / 64 steps: 100,000 characters
+# against 100,000 is well under a second; longer texts are refused, not left running.
+MAX_LEVENSHTEIN_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -51,28 +57,11 @@ class RougeScore:
 
 
 def levenshtein_distance(a: str, b: str) -> int:
-    """Edit distance (insertions, deletions, substitutions cost 1): the Wagner-Fischer DP.
-
-    D[i][j] = min(D[i-1][j-1] + (a_i != b_j), D[i-1][j] + 1, D[i][j-1] + 1). Each
-    row is vectorised: the first two terms elementwise, then the insertion chain
-    D[i][j] = min over k <= j of (T[k] + j - k) = j + cummin(T[k] - k).
-    """
-    if len(a) < len(b):
-        a, b = b, a
-    if not b:
-        return len(a)
-    if len(a) > MAX_LEVENSHTEIN_CHARS:
-        raise CheckError(f"levenshtein compares texts of up to {MAX_LEVENSHTEIN_CHARS} characters; this one has {len(a)}")
-    codes_a = np.frombuffer(a.encode("utf-32-le"), dtype=np.uint32)
-    codes_b = np.frombuffer(b.encode("utf-32-le"), dtype=np.uint32)
-    offsets = np.arange(len(b) + 1)
-    row = offsets.copy()
-    for i, code in enumerate(codes_a, start=1):
-        step = np.empty_like(row)
-        step[0] = i
-        np.minimum(row[:-1] + (codes_b != code), row[1:] + 1, out=step[1:])
-        row = np.minimum.accumulate(step - offsets) + offsets
-    return int(row[-1])
+    """Edit distance (insertions, deletions, substitutions cost 1), by rapidfuzz."""
+    longest = max(len(a), len(b))
+    if longest > MAX_LEVENSHTEIN_CHARS:
+        raise CheckError(f"levenshtein compares texts of up to {MAX_LEVENSHTEIN_CHARS:,} characters; this one has {longest:,}")
+    return Levenshtein.distance(a, b)
 
 
 def levenshtein_similarity(a: str, b: str) -> float:
@@ -81,18 +70,35 @@ def levenshtein_similarity(a: str, b: str) -> float:
     return 1.0 if longest == 0 else 1.0 - levenshtein_distance(a, b) / longest
 
 
+_NOT_ALPHANUMERIC_RE = re.compile(r"[^a-z0-9]+")
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """rouge-score's tokens: lower-case, every run of characters outside a-z and 0-9 is a separator."""
+    return _NOT_ALPHANUMERIC_RE.sub(" ", text.lower()).split()
+
+
+def _f1(overlap: int, produced: int, expected: int) -> RougeScore:
+    if overlap == 0:
+        return RougeScore(0.0, 0.0, 0.0)
+    precision, recall = overlap / produced, overlap / expected
+    return RougeScore(precision, recall, 2 * precision * recall / (precision + recall))
+
+
 def _ngrams(tokens: list[str], n: int) -> Counter:
     return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
 def rouge_n(candidate: str, reference: str, n: int = 1) -> RougeScore:
-    """ROUGE-N on lowercase whitespace tokens: overlap = sum min(C[g], R[g]); P = overlap / |C|, R = overlap / |R|, F1 = 2PR / (P + R)."""
-    c, r = _ngrams(candidate.lower().split(), n), _ngrams(reference.lower().split(), n)
-    overlap = sum((c & r).values())
-    if overlap == 0:
-        return RougeScore(0.0, 0.0, 0.0)
-    precision, recall = overlap / sum(c.values()), overlap / sum(r.values())
-    return RougeScore(precision, recall, 2 * precision * recall / (precision + recall))
+    """ROUGE-N on rouge-score's tokens: overlap = sum min(C[g], R[g]); P = overlap / |C|, R = overlap / |R|, F1 = 2PR / (P + R)."""
+    c, r = _ngrams(rouge_tokens(candidate), n), _ngrams(rouge_tokens(reference), n)
+    return _f1(sum((c & r).values()), sum(c.values()), sum(r.values()))
+
+
+def rouge_l(candidate: str, reference: str) -> RougeScore:
+    """ROUGE-L on rouge-score's tokens: overlap = the longest common token subsequence (rapidfuzz's LCSseq)."""
+    c, r = rouge_tokens(candidate), rouge_tokens(reference)
+    return _f1(LCSseq.similarity(c, r) if c and r else 0, len(c), len(r))
 
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)

@@ -1,9 +1,10 @@
-"""registry/prompt_checks.py against hand-computed values, an independent DP and scikit-learn's TF-IDF."""
+"""registry/prompt_checks.py against hand-computed values, an independent DP, rouge-score and scikit-learn's TF-IDF."""
 
 import math
 import random
 
 import pytest
+from rouge_score.rouge_scorer import RougeScorer
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from registry.prompt_checks import (
@@ -18,6 +19,7 @@ from registry.prompt_checks import (
     levenshtein_distance,
     levenshtein_similarity,
     luhn_valid,
+    rouge_l,
     rouge_n,
     run_checks,
     summarize,
@@ -77,6 +79,45 @@ def test_rouge_1_and_rouge_2_hand_computed():
     uneven = rouge_n("a b", "a b c d", 1)  # P = 2/2, R = 2/4, F1 = 2 * 1 * 0.5 / 1.5
     assert uneven.f1 == pytest.approx(2 / 3)
     assert rouge_n("x y", "a b").f1 == 0.0 and rouge_n("", "a").f1 == 0.0
+
+
+def test_rouge_ignores_case_and_punctuation_as_rouge_score_does():
+    ours = rouge_n("The capital is Paris.", "the capital is paris", 1), rouge_n("The capital is Paris.", "the capital is paris", 2)
+
+    assert [(s.precision, s.recall, s.f1) for s in ours] == [(1.0, 1.0, 1.0), (1.0, 1.0, 1.0)]
+
+
+_WORDS = ["the", "The", "cat", "CAT", "sat", "on", "mat", "Paris", "paris,", "it's", "e-mail", "42", "4.2", "naïve", "café", "–", "!!", "x"]
+
+
+def _random_text(rng: random.Random) -> str:
+    return rng.choice(["", " ", "\n"]).join(rng.choice(_WORDS) for _ in range(rng.randint(0, 25))) + rng.choice(["", ".", "?", " \t"])
+
+
+def test_rouge_1_2_and_l_equal_rouge_score_on_random_texts():
+    scorer = RougeScorer(["rouge1", "rouge2", "rougeL"])
+    rng = random.Random(2026)
+
+    for _ in range(500):
+        output, reference = _random_text(rng), _random_text(rng)
+        expected = scorer.score(reference, output)  # rouge-score takes (target, prediction)
+
+        for ours, theirs in [(rouge_n(output, reference, 1), "rouge1"), (rouge_n(output, reference, 2), "rouge2"), (rouge_l(output, reference), "rougeL")]:
+            reference_score = expected[theirs]
+            assert (ours.precision, ours.recall, ours.f1) == pytest.approx(
+                (reference_score.precision, reference_score.recall, reference_score.fmeasure), abs=1e-12
+            ), (theirs, output, reference)
+
+
+def test_rouge_l_check_uses_the_threshold():
+    row = {"expected": "police killed the gunman"}
+
+    # LCS of "police ended the gunman" with the reference: police, the, gunman = 3 of 4 on each side
+    passed = check({"name": "r", "type": "rouge_l", "threshold": 0.75}, "Police ended the gunman.", row)
+    failed = check({"name": "r", "type": "rouge_l", "threshold": 0.76}, "Police ended the gunman.", row)
+
+    assert passed.status == PASSED and passed.value == pytest.approx(0.75)
+    assert failed.status == FAILED
 
 
 def test_token_f1_squad_normalisation_hand_computed():
