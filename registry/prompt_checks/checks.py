@@ -3,7 +3,6 @@ the table of every criterion type, and `run_checks`, which runs a prompt version
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from .format_checks import (
     _check_regex,
     _check_starts_with,
 )
+from .patterns import check_text_length, compile_pattern
 from .pii import PII_KINDS, find_pii
 from .results import ERROR, FAILED, NOT_RUN, PASSED, CheckError, CheckResult, Judge
 from .text import Corpus, levenshtein_similarity, rouge_l, rouge_n, tfidf_cosine, token_f1
@@ -92,14 +92,14 @@ def _check_safety(c: Mapping, row: Row):
     kinds = list(PII_KINDS) if pii is True else [] if pii is False else pii
     if not isinstance(kinds, list) or set(kinds) - set(PII_KINDS):
         raise CheckError(f"`pii` must be true, false or a list of {', '.join(PII_KINDS)}")
-    flags = re.IGNORECASE if read_flag(c, "ignore_case", True) else re.NOFLAG
+    flags = "i" if read_flag(c, "ignore_case", True) else ""
     hits = []
-    for pattern in deny:
-        try:
-            if re.search(pattern, row.output, flags):
-                hits.append(f"deny pattern /{shorten(pattern, 40)}/")
-        except re.error as exc:
-            raise CheckError(f"deny pattern {pattern!r} is not a valid regular expression: {exc}") from None
+    compiled = [compile_pattern(pattern, flags) for pattern in deny]
+    if deny and (too_long := check_text_length(row.output)):
+        return False, 0.0, f"{too_long} (the {len(deny)} deny patterns were not checked)"
+    for pattern, regex in zip(deny, compiled, strict=True):
+        if regex.search(row.output):
+            hits.append(f"deny pattern /{shorten(pattern, 40)}/")
     names = {"email": "e-mail address", "phone": "phone number", "card": "card number (Luhn-valid)"}
     hits += [f"{names[f.kind]} {f.masked}" for f in find_pii(row.output, kinds)]
     checked = ", ".join([*(["PII: " + "/".join(kinds)] if kinds else []), *([f"{len(deny)} deny patterns"] if deny else [])]) or "nothing"

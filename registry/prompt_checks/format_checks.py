@@ -14,7 +14,10 @@ from typing import Any
 import jsonschema  # installed with drf-spectacular, which depends on it
 from referencing.exceptions import Unresolvable
 
+from mlops_site.parsers import too_deep
+
 from .criteria import Row, read_flag, read_number, read_strings, reference_text, shorten
+from .patterns import check_text_length, compile_pattern
 from .results import CheckError
 
 _BULLET_RE = re.compile(r"^[ \t]*(?:[-*•+]|[0-9]{1,3}[.)])[ \t]+(\S.*)$", re.MULTILINE)
@@ -51,10 +54,15 @@ def _json_condition(output: str, schema: Any) -> tuple[bool, str]:
         return False, f"not JSON ({shorten(str(exc))})"
     if schema is None:
         return True, "valid JSON"
+    if problem := too_deep(document):
+        # Validation recurses along the document (a schema's `$ref: "#"`): a deep output would end the worker.
+        return False, f"the output's JSON is {problem}"
     try:
         error = jsonschema.exceptions.best_match(_schema_validator(json.dumps(schema, sort_keys=True)).iter_errors(document))
     except Unresolvable as exc:  # a $ref to another file or URL: never fetched
         raise CheckError(f"the JSON schema has a $ref that cannot be resolved here: {shorten(str(exc), 200)}") from None
+    except RecursionError:  # a schema that refers to itself without consuming the document (`$ref: "#"` at its root)
+        raise CheckError("the JSON schema refers to itself without end") from None
     if error is None:
         return True, "valid JSON, matches the schema"
     path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
@@ -138,14 +146,11 @@ def _check_regex(c: Mapping, row: Row):
     pattern, flags, how = c.get("pattern"), c.get("flags", ""), c.get("match", "search")
     if not isinstance(pattern, str):
         raise CheckError("needs `pattern` (a regular expression)")
-    if not isinstance(flags, str) or set(flags) - set("imsx"):
-        raise CheckError(f"`flags` must be letters of 'imsx', not {flags!r}")
     if how not in ("search", "full"):
         raise CheckError(f"`match` must be search or full, not {how!r}")
-    try:
-        compiled = re.compile(pattern, sum((getattr(re, f.upper()) for f in flags), re.NOFLAG))
-    except re.error as exc:
-        raise CheckError(f"`pattern` is not a valid regular expression: {exc}") from None
+    compiled = compile_pattern(pattern, flags)
+    if too_long := check_text_length(row.output):
+        return False, 0.0, too_long
     found = compiled.fullmatch(row.output) if how == "full" else compiled.search(row.output)
     return bool(found), float(bool(found)), (f"matched at {found.start()}" if found else f"no {how} match for /{shorten(pattern)}/")
 
