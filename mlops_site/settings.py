@@ -66,6 +66,15 @@ SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000 if HTTPS_ON
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS_ONLY)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+# The Content Security Policy (mlops_site.middleware): scripts, styles and requests from this site only, no inline
+# script, event handler or style attribute, no framing. MLOPS_CSP replaces it; MLOPS_CSP_EXTRA adds sources to it
+# (e.g. "img-src https://cdn.example.com; connect-src https://errors.example.com"); MLOPS_CSP="" sends none.
+CSP_DEFAULT = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+)
+MLOPS_CSP = os.environ.get("MLOPS_CSP", CSP_DEFAULT)
+MLOPS_CSP_EXTRA = os.environ.get("MLOPS_CSP_EXTRA", "")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -88,6 +97,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "mlops_site.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
