@@ -14,7 +14,9 @@ product does not import them):
 - Per sensitive group: selection rate = mean(y_pred == positive), TPR, FPR,
   accuracy. Demographic parity difference = max - min selection rate;
   equalized odds difference = max(TPR spread, FPR spread) (fairlearn's
-  definitions; docs/metrics.md).
+  definitions; docs/metrics.md). A group without positives has no TPR (and one
+  without negatives no FPR): it is reported undefined, and the spread counts it
+  as 0, as fairlearn does.
 """
 
 from __future__ import annotations
@@ -90,11 +92,28 @@ class FairnessMetrics(_Mapping):
 
     _keys = ("demographic_parity_difference", "equalized_odds_difference", "by_group")
 
+    @property
+    def undefined_rates(self) -> list[dict]:
+        """Each group whose TPR or FPR is undefined (no positives or no negatives), with its rows."""
+        return [
+            {"group": g.group, "rate": rate, "n": g.n}
+            for g in self.by_group
+            for rate, value in (("tpr", g.tpr), ("fpr", g.fpr))
+            if value is None
+        ]
+
+    @property
+    def smallest_group(self) -> dict | None:
+        smallest = min(self.by_group, key=lambda g: g.n, default=None)
+        return None if smallest is None else {"group": smallest.group, "n": smallest.n}
+
     def as_dict(self) -> dict:
         return {
             "demographic_parity_difference": self.demographic_parity_difference,
             "equalized_odds_difference": self.equalized_odds_difference,
             "by_group": [g.__dict__ for g in self.by_group],
+            "undefined_rates": self.undefined_rates,
+            "smallest_group": self.smallest_group,
             "positive_label": _plain(self.positive_label),
             "note": self.note,
         }
@@ -207,8 +226,9 @@ def _roc_auc(t: np.ndarray, scores, pos, k: int) -> tuple[float | None, str]:
 def fairness_metrics(y_true, y_pred, groups, *, positive=None) -> FairnessMetrics:
     """Selection rate, TPR, FPR and accuracy per group; demographic parity and equalized odds differences.
 
-    Binary tasks only. A group without positives (or negatives) has no TPR (FPR)
-    and is left out of that spread, which the note says.
+    Binary tasks only. A group without positives (or negatives) has no TPR (FPR):
+    it is reported as None and counted as 0 in that spread, as fairlearn counts it
+    (so the difference equals fairlearn's in every case); the note names those groups.
     """
     t, p = _pair(y_true, y_pred)
     g = _array(groups, "groups")
@@ -237,13 +257,16 @@ def fairness_metrics(y_true, y_pred, groups, *, positive=None) -> FairnessMetric
             accuracy=float(correct[j] / count[j]),
         ))
     rates = [r.selection_rate for r in rows]
-    tprs = [r.tpr for r in rows if r.tpr is not None]
-    fprs = [r.fpr for r in rows if r.fpr is not None]
-    spreads = [max(v) - min(v) for v in (tprs, fprs) if v]
-    left_out = [r.group for r in rows if r.tpr is None or r.fpr is None]
-    note = f"groups without positives or negatives left out of the equalized odds spread: {', '.join(left_out)}" if left_out else ""
+    tprs = [r.tpr or 0.0 for r in rows]
+    fprs = [r.fpr or 0.0 for r in rows]
+    undefined = [
+        f"{r.group} ({r.n} rows: no {'positives' if r.tpr is None else 'negatives'})" if (r.tpr is None) != (r.fpr is None)
+        else f"{r.group} ({r.n} rows)"
+        for r in rows if r.tpr is None or r.fpr is None
+    ]
+    note = f"rates undefined, counted as 0 in the equalized odds spread as fairlearn does: {', '.join(undefined)}" if undefined else ""
     return FairnessMetrics(
         demographic_parity_difference=float(max(rates) - min(rates)),
-        equalized_odds_difference=float(max(spreads)) if spreads else None,
+        equalized_odds_difference=float(max(max(tprs) - min(tprs), max(fprs) - min(fprs))),
         by_group=tuple(rows), positive_label=_plain(pos) if not isinstance(pos, str) else pos, note=note,
     )

@@ -160,8 +160,11 @@ def _criteria(details: dict, metrics: dict) -> list[dict]:
 
 
 def _group_rows(fairness: dict) -> list[dict]:
+    """Per group: rows and rates; an undefined TPR or FPR (no positives, no negatives) reads "undefined (0)"."""
     return [
-        {"group": g.get("group"), "n": g.get("n"), **{k: number_text(g.get(k)) for k in ("selection_rate", "tpr", "fpr", "accuracy")}}
+        {"group": g.get("group"), "n": g.get("n"),
+         **{k: number_text(g.get(k)) for k in ("selection_rate", "accuracy")},
+         **{k: "undefined (0)" if g.get(k) is None else number_text(g.get(k)) for k in ("tpr", "fpr")}}
         for g in fairness.get("by_group", [])
     ]
 

@@ -297,6 +297,23 @@ def test_evaluation_page_shows_the_confusion_matrix_and_the_fairness_table(celer
     assert "Fairness by gender" in html and 'href="/models/fraud/versions/1/"' in html
 
 
+def test_evaluation_page_names_groups_with_undefined_rates_and_the_smallest_group(celery_eager, editor, viewer, fraud, django_capture_on_commit_callbacks):
+    body = b"label,prediction,gender\n1,1,a\n0,1,a\n0,0,a\n1,0,a\n0,1,c\n0,0,c\n1,1,b\n1,1,b\n1,0,b\n"  # c: no positives, b: no negatives
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(logged_in(editor), "fraud", 1, body, group_column="gender")
+    evaluation = Evaluation.objects.get()
+
+    html = logged_in(viewer).get(f"/evaluations/{evaluation.pk}/").content.decode()
+
+    assert evaluation.status == "done", evaluation.error
+    undefined = re.search(r'id="fairness-undefined">(.*?)</p>', html, re.S).group(1)
+    assert undefined == "Undefined rates, counted as 0 as fairlearn counts them: b (FPR, 3 rows), c (TPR, 2 rows)."
+    assert "Smallest group: c with 2 rows." in html
+    groups = {cells[0]: cells[1:] for cells in (re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr><td>.*?</tr>",
+              re.search(r'id="fairness-groups".*?</table>', html, re.S).group(0)))}
+    assert groups["c"][2] == "undefined (0)" and groups["b"][3] == "undefined (0)"
+
+
 def test_evaluation_page_lists_data_validation_violations(celery_eager, editor, viewer, fraud, django_capture_on_commit_callbacks):
     schema = {"columns": [{"name": "amount", "type": "numeric", "min": 0}, {"name": "country", "type": "categorical", "categories": ["DE", "FR"]}]}
     dataset_schema_set(model=fraud.model, schema=schema, actor=editor)
