@@ -27,6 +27,8 @@ from rest_framework import serializers
 
 from mlops_site.parsers import too_deep
 
+from .prompt_checks import CheckError
+from .prompt_checks.patterns import compile_pattern
 from .prompt_templates import TemplateInvalid, template_placeholders
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -162,7 +164,32 @@ class EvalCriterionSchema(serializers.Serializer):
         validated = super().to_internal_value(data)
         if "threshold" in data and (isinstance(data["threshold"], bool) or not isinstance(data["threshold"], (int, float))):
             raise serializers.ValidationError({"threshold": ["must be a number"]})
+        if errors := _pattern_errors(data):
+            raise serializers.ValidationError(errors)
         return {**data, **validated}
+
+
+def _pattern_error(pattern: str, flags: str = "") -> list[str] | None:
+    try:
+        compile_pattern(pattern, flags)
+    except CheckError as exc:
+        return [str(exc)]
+    return None
+
+
+def _pattern_errors(criterion: dict) -> dict:
+    """The regexes a criterion brings, compiled now as the run will (RE2): one that cannot run is refused here, by key."""
+    errors: dict = {}
+    if criterion.get("type") == "regex" and isinstance(pattern := criterion.get("pattern"), str):
+        flags = criterion.get("flags", "")
+        if error := _pattern_error("", flags):
+            errors["flags"] = error
+        elif error := _pattern_error(pattern, flags):
+            errors["pattern"] = error
+    if criterion.get("type") == "safety" and isinstance(deny := criterion.get("deny"), list):
+        if bad := {i: error for i, pattern in enumerate(deny) if isinstance(pattern, str) and (error := _pattern_error(pattern))}:
+            errors["deny"] = bad
+    return errors
 
 
 class PromptVersionSchema(serializers.Serializer):
