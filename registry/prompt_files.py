@@ -27,7 +27,7 @@ from rest_framework import serializers
 
 from mlops_site.parsers import too_deep
 
-from .prompt_checks import CheckError
+from .prompt_checks import CheckError, gate_name_problem
 from .prompt_checks.patterns import compile_pattern
 from .prompt_templates import TemplateInvalid, template_placeholders
 
@@ -153,7 +153,8 @@ def load_yaml(text: str) -> tuple[Any, dict[tuple, int]]:
 
 
 class EvalCriterionSchema(serializers.Serializer):
-    """`{name, type, expected | threshold, ...}`. Unknown types and extra keys are kept, not dropped."""
+    """`{name, type, expected | threshold, ...}`. Unknown types and extra keys are kept, not dropped; a gate figure's
+    name (format_valid, relevance, safety) is only for a criterion of the family that produces that figure."""
 
     name = serializers.CharField(max_length=200)
     type = serializers.CharField(max_length=100)
@@ -166,6 +167,8 @@ class EvalCriterionSchema(serializers.Serializer):
             raise serializers.ValidationError({"threshold": ["must be a number"]})
         if errors := _pattern_errors(data):
             raise serializers.ValidationError(errors)
+        if problem := gate_name_problem(validated["name"], validated["type"]):
+            raise serializers.ValidationError({"name": [problem]})
         return {**data, **validated}
 
 

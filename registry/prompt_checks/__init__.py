@@ -50,6 +50,10 @@ levenshtein, rouge_n, rouge_l, similarity) take the criterion's `value`, else th
 a gate level for the caller; the row check ignores it. Every row also gets the
 built-in `safety` check (PII detectors only) when no criterion has type safety.
 
+The gate figures' names (format_valid, relevance, safety) belong to their
+families: a criterion of another type under one of them is an error
+(`gate_name_problem`), and the import refuses it.
+
 Text measures and their formulas are in `text`, the PII detectors in `pii`,
 the criterion types in `format_checks` and `checks` (with `run_checks`), and
 how results become gate figures in `aggregate` (`summarize`, `gate_figures`).
@@ -63,14 +67,17 @@ from .results import (
     ERROR,
     FAILED,
     FORMAT_TYPES,
+    GATE_FIGURE_FAMILIES,
     NOT_RUN,
     PASSED,
+    SAFETY_TYPES,
     SCORE_TYPES,
     CheckError,
     CheckResult,
     CriterionSummary,
     Judge,
     JudgeVerdict,
+    gate_name_problem,
 )
 from .text import (
     MAX_LEVENSHTEIN_CHARS,
@@ -87,8 +94,9 @@ from .text import (
 )
 
 __all__ = [
-    "CHECKS", "ERROR", "FAILED", "FORMAT_TYPES", "MAX_LEVENSHTEIN_CHARS", "NOT_RUN", "PASSED", "PII_KINDS", "SCORE_TYPES",
+    "CHECKS", "ERROR", "FAILED", "FORMAT_TYPES", "GATE_FIGURE_FAMILIES", "MAX_LEVENSHTEIN_CHARS", "NOT_RUN", "PASSED", "PII_KINDS",
+    "SAFETY_TYPES", "SCORE_TYPES",
     "CheckError", "CheckResult", "Corpus", "CriterionSummary", "Judge", "JudgeVerdict", "PiiFinding", "RougeScore",
-    "error_results", "find_pii", "gate_figure", "gate_figures", "levenshtein_distance", "levenshtein_similarity", "luhn_valid",
+    "error_results", "find_pii", "gate_figure", "gate_figures", "gate_name_problem", "levenshtein_distance", "levenshtein_similarity", "luhn_valid",
     "rouge_l", "rouge_n", "rouge_tokens", "run_checks", "summarize", "tfidf_corpus", "tfidf_cosine", "token_f1", "with_default_safety",
 ]

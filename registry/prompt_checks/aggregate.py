@@ -6,15 +6,18 @@ pass_rate = passed / ran; mean_value = the mean value over passed and failed
 rows. `summarize` adds two row-wise entries: `format_valid` (type
 all_format_checks) and `safety` (type all_safety_checks), where a row passes
 when every check of that family on the row passed (families: FORMAT_TYPES,
-and type safety); rows without such a check are left out. A criterion that is
-itself named format_valid or safety is that entry instead.
+and type safety); rows without such a check are left out. These entries always
+win over a criterion of the same name: a gate figure comes only from its
+built-in family (GATE_FIGURE_FAMILIES), never from a criterion that borrows
+its name.
 
 Gate figures, one per summary entry: its pass_rate, except llm_judge and
 similarity: sum of scores / ran (errors count as 0). Any figure is None when
 no row passed or failed: nothing was measured (no judge, only rows without
 output); the summary counts say which. Then `format_valid` and `safety` (None
 when no row had such a check), and `relevance`: the figure of the criterion
-named relevance, else the mean of the similarity figures, else None. A None
+named relevance when it is a scored one (llm_judge or similarity), else the
+mean of the similarity figures, else None. A None
 figure is a gate that was not run; failing it is the caller's decision.
 """
 
@@ -23,7 +26,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from .results import ERROR, FAILED, FORMAT_TYPES, NOT_RUN, PASSED, SCORE_TYPES, CheckResult, CriterionSummary
+from .results import (
+    ERROR,
+    FAILED,
+    FORMAT_TYPES,
+    GATE_FIGURE_FAMILIES,
+    NOT_RUN,
+    PASSED,
+    SAFETY_TYPES,
+    SCORE_TYPES,
+    CheckResult,
+    CriterionSummary,
+)
 
 
 def _summary(name: str, kind: str, statuses: list[str], values: list[float | None]) -> CriterionSummary:
@@ -57,10 +71,12 @@ def summarize(results: Iterable) -> dict[str, CriterionSummary]:
         for result in checks:
             by_name.setdefault(result.name, []).append(result)
     out = {name: _summary(name, rs[0].type, [r.status for r in rs], [r.value for r in rs]) for name, rs in by_name.items()}
-    for key, kind, family in (("format_valid", "all_format_checks", FORMAT_TYPES), ("safety", "all_safety_checks", frozenset({"safety"}))):
+    for key, kind, family in (("format_valid", "all_format_checks", FORMAT_TYPES), ("safety", "all_safety_checks", SAFETY_TYPES)):
         statuses = [s for s in (_joint(checks, family) for checks in rows) if s is not None]
-        if key not in out and statuses:
+        if statuses:  # the family's row-wise entry, whatever a criterion of the same name says
             out[key] = _summary(key, kind, statuses, [None] * len(statuses))
+        elif key in out and out[key].type not in family:
+            del out[key]  # a criterion of another type never stands in for the family
     return out
 
 
@@ -82,7 +98,8 @@ def gate_figures(summaries: Mapping[str, CriterionSummary]) -> dict[str, float |
     figures = {name: gate_figure(s) for name, s in summaries.items()}
     figures.setdefault("format_valid", None)
     figures.setdefault("safety", None)
-    if "relevance" not in figures:
+    relevance = summaries.get("relevance")
+    if relevance is None or relevance.type not in GATE_FIGURE_FAMILIES["relevance"]:
         similar = [figures[name] for name, s in summaries.items() if s.type == "similarity" and figures[name] is not None]
         figures["relevance"] = math.fsum(similar) / len(similar) if similar else None
     return figures

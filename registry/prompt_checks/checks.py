@@ -19,7 +19,7 @@ from .format_checks import (
 )
 from .patterns import check_text_length, compile_pattern
 from .pii import PII_KINDS, find_pii
-from .results import ERROR, FAILED, NOT_RUN, PASSED, CheckError, CheckResult, Judge
+from .results import ERROR, FAILED, NOT_RUN, PASSED, CheckError, CheckResult, Judge, gate_name_problem
 from .text import Corpus, levenshtein_similarity, rouge_l, rouge_n, tfidf_cosine, token_f1
 
 
@@ -169,6 +169,8 @@ def run_checks(
                 raise CheckError(f"another criterion is also named {name!r}")
             if kind not in CHECKS:
                 raise CheckError(f"unknown criterion type {kind!r}; known types: {', '.join(sorted(CHECKS))}")
+            if problem := gate_name_problem(name, kind):  # a version imported before the import refused it
+                raise CheckError(problem)
             passed, value, detail = CHECKS[kind](criterion, context)
             status = NOT_RUN if passed is None else PASSED if passed else FAILED
         except CheckError as exc:
