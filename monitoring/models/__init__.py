@@ -242,6 +242,9 @@ class AlertRule(models.Model):
     state_since = models.DateTimeField(default=timezone.now)
     last_value = models.FloatField(null=True, blank=True)
     silenced_until = models.DateTimeField(null=True, blank=True)
+    # When the running silence began: a silence renewed before it ends continues it, and the
+    # approver rule for long silences looks at the whole (services/alerts.py: alert_silence).
+    silenced_since = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
