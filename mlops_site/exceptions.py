@@ -7,7 +7,7 @@ and Django's own errors) to 400 / 401 / 403 / 404 / 409 / 413 with that shape.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
@@ -84,6 +84,10 @@ def api_exception_handler(exc, context):
         return Response(error_body(exc.message, exc.code, exc.extra), status=exc.status)
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body(str(exc) or "Request body too large.", "too_large"), status=413)
+    if isinstance(exc, SuspiciousOperation):
+        # Too many form fields or files (DATA_UPLOAD_MAX_NUMBER_FIELDS/FILES), met while DRF parses the body: left to
+        # Django, they became its HTML 400 page instead of the one shape.
+        return Response(error_body(str(exc) or "Bad request.", "bad_request"), status=400)
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else None
         return Response(error_body(" ".join(exc.messages), "invalid", {"fields": fields} if fields else {}), status=400)
