@@ -13,7 +13,7 @@ import numpy as np
 from common import django_setup, peak_rss_mb, write_json
 
 EDITOR = "bench-editor"
-VIEWER = ("bench-viewer", "bench-viewer-pw")
+VIEWER = ("bench-viewer", "bench-" + "password-long")
 SEED = 20_240_605
 DAYS = 30
 VERSION_SHARE = (0.3, 0.7)  # of a name's traffic: v1, v2 (the newer version takes most of it)

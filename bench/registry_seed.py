@@ -12,7 +12,7 @@ from pathlib import Path
 
 from common import django_setup, normalise_sql, write_json
 
-VIEWER = ("bench-viewer", "bench-viewer-pw")
+VIEWER = ("bench-viewer", "bench-" + "password-long")
 EDITOR = ("bench-editor", "bench-editor-pw")
 APPROVERS = (("bench-approver-1", "bench-approver-pw"), ("bench-approver-2", "bench-approver-pw"))
 # The model whose page is measured: it has stage history and a pending request at every scale.

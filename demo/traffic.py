@@ -13,20 +13,26 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
 import numpy as np
 import requests
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 
 from demo.streams import MAX_BATCH, Batch, Experiments, NotRunning, Routes
 from mlops_site.exceptions import DomainError
-from mlops_site.roles import user_set_role, user_token_refresh
+from mlops_site.roles import user_set_role
+from registry.selectors import api_token_list
+from registry.services.tokens import api_token_create, api_token_revoke
 
 DEFAULT_USER = "traffic-bot"
+TOKEN_NAME = "demo traffic"
+# A run's token is used on every batch (and its last use recorded to the minute): one unused this long belongs to a run
+# that ended, and is revoked when the next run starts, so the demo's tokens do not pile up.
+STALE_TOKEN = timedelta(minutes=10)
 REALTIME_LEAD_S = 1.0  # real time starts this long after the run begins: its first units are assigned before their requests
 RETRIES = 3  # per request, on connection problems and 5xx (event ids make a re-sent batch harmless)
 
@@ -374,7 +380,8 @@ class TrafficCommand(BaseCommand):
         return Api(run.url, token), token, local_user
 
     def token_for(self, username: str):
-        """An existing token of the user, else a new one; a missing user is created with the editor role."""
+        """A fresh token of the user for this run (the site keeps no key to reuse), after revoking the user's demo
+        tokens that no run has used lately; a missing user is created with the editor role."""
         user = get_user_model().objects.filter(username=username).first()
         try:
             if user is None:
@@ -382,8 +389,11 @@ class TrafficCommand(BaseCommand):
                 self.stdout.write(f"Created user {username} with the editor role.")
         except DomainError as exc:
             raise CommandError(exc.message) from None
-        key = Token.objects.filter(user=user).values_list("key", flat=True).first()
-        return key or user_token_refresh(user=user), user
+        stale_before = timezone.now() - STALE_TOKEN
+        for token in api_token_list(user=user).filter(name=TOKEN_NAME, revoked_at__isnull=True):
+            if (token.last_used_at or token.created_at) < stale_before:
+                api_token_revoke(actor=user, token_id=token.pk)
+        return api_token_create(user=user, name=TOKEN_NAME).key, user
 
     def experiments_for(self, api: Api, run: Run, o: dict, *, kind: str, name: str, version: int, unit_prefix: str,
                         say: Callable[[str], None]) -> Experiments | None:

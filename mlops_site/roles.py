@@ -11,9 +11,10 @@ Finer rules (an approver may not approve their own request) live in the services
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import BasePermission
 
 from .exceptions import Forbidden, ValidationFailed
@@ -88,13 +89,19 @@ class IsApprover(RolePermission):
 
 @transaction.atomic
 def user_set_role(*, username: str, role: str, password: str | None = None, email: str = ""):
-    """Create or update `username` so its one role is `role`; admins are staff superusers (Django admin)."""
+    """Create or update `username` so its one role is `role`; admins are staff superusers (Django admin).
+
+    A password must pass AUTH_PASSWORD_VALIDATORS (length, not common, not all digits, not like the user's name)."""
     if role not in ROLES:
         raise ValidationFailed(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.")
     user, created = get_user_model().objects.get_or_create(username=username, defaults={"email": email})
     user.groups.set([Group.objects.get_or_create(name=role)[0]])
     user.is_staff = user.is_superuser = role == ADMIN
     if password is not None:
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise ValidationFailed("Password refused: " + " ".join(exc.messages), fields={"password": exc.messages}) from None
         user.set_password(password)
     elif created:
         user.set_unusable_password()
@@ -102,8 +109,13 @@ def user_set_role(*, username: str, role: str, password: str | None = None, emai
     return user
 
 
-@transaction.atomic
-def user_token_refresh(*, user) -> str:
-    """Replace the user's API token with a fresh one and return its key."""
-    Token.objects.filter(user=user).delete()
-    return Token.objects.create(user=user).key
+TOOL_TOKEN_NAME = "create_api_user"
+
+
+def user_token_refresh(*, user, name: str = TOOL_TOKEN_NAME) -> str:
+    """Replace the user's token called `name` with a fresh one and return its key (the only time it is seen).
+    The user's other tokens (made on their tokens page or through the API) keep working."""
+    # registry's services import this module (require_role), so the token service is imported when first used.
+    from registry.services.tokens import api_token_replace
+
+    return api_token_replace(user=user, name=name).key

@@ -6,6 +6,7 @@ variables with safe defaults; docs/configuration.md lists them all.
 
 import os
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -85,10 +86,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",  # login lockout after repeated failures
     "registry",
     "monitoring",
     "experiments",
@@ -106,6 +107,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mlops_site.middleware.LoginRequiredMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mlops_site.urls"
@@ -144,9 +147,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SQLITE_TEST_PATH", "/tmp/mlops-test.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Django's four validators: at least 12 characters, not like the username or e-mail, not one of the 20,000 most
+# common passwords, not all digits. Every path that sets a password checks them (create_api_user, changepassword,
+# createsuperuser, the admin's forms).
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 4}},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Logins: after AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is locked out for
+# AXES_COOLOFF_MINUTES (even with the right password), answered 429; a successful login resets the count. The address
+# is REMOTE_ADDR (a client-set X-Forwarded-For would let a guesser pick a fresh address per try).
+# The axes backend comes first: it refuses a locked-out pair before the password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -200,9 +220,9 @@ MLOPS_PROMPT_ARCHIVE_MAX_BYTES = env_int("MLOPS_PROMPT_ARCHIVE_MAX_MB", 100) * 1
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
-    # Token first, so an anonymous request gets 401 with WWW-Authenticate, not 403.
+    # Token first, so an anonymous request gets 401 with WWW-Authenticate, not 403. `Token <key>` or `Bearer <key>`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "registry.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["mlops_site.roles.IsViewer"],

@@ -11,6 +11,7 @@ from django.contrib import admin
 from mlops_site.exceptions import DomainError
 
 from .models import (
+    ApiToken,
     AuditEvent,
     DatasetSchema,
     EvalSet,
@@ -26,6 +27,7 @@ from .models import (
     StageChange,
 )
 from .services.gates import clean_checks, gate_policy_set
+from .services.tokens import api_token_revoke
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -155,3 +157,25 @@ class EvaluationRowAdmin(ReadOnlyAdmin):
 class DatasetSchemaAdmin(ReadOnlyAdmin):
     list_display = ["model", "source", "updated_at", "updated_by"]
     list_select_related = ["model", "updated_by"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """Which tokens exist and whose: never a key (none is stored) nor its digest. An admin cannot make a token for
+    someone else here; revoking a leaked one is the one action (the same service as the owner's button)."""
+
+    list_display = ["prefix", "name", "user", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["user__username", "name", "prefix"]
+    list_select_related = ["user"]
+    fields = ["prefix", "name", "user", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        for token in queryset:
+            api_token_revoke(actor=request.user, token_id=token.pk)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).")
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser

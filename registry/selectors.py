@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 from mlops_site.exceptions import NotFound
 
 from .models import (
+    ApiToken,
     AuditEvent,
     Environment,
     EvalSet,
@@ -242,3 +243,8 @@ def audit_list(
     if search:
         qs = qs.filter(Q(subject__icontains=search) | Q(reason__icontains=search))
     return qs
+
+
+def api_token_list(*, user) -> QuerySet:
+    """The user's API tokens, newest first (revoked and expired ones too: the list says what happened to each)."""
+    return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")

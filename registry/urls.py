@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import gates, models, prompts
+from .views import gates, models, prompts, tokens
 
 app_name = "registry"
 
@@ -18,6 +18,8 @@ urlpatterns = [
     path("promotions/<int:promotion_id>/approve/", models.promotion_approve, name="promotion-approve"),
     path("promotions/<int:promotion_id>/reject/", models.promotion_reject, name="promotion-reject"),
     path("audit/", models.audit_list, name="audit-list"),
+    path("tokens/", tokens.token_list, name="token-list"),
+    path("tokens/<int:token_id>/revoke/", tokens.token_revoke, name="token-revoke"),
     path("prompts/", prompts.prompt_list, name="prompt-list"),
     path("prompts/import/", prompts.prompt_import, name="prompt-import"),
     path("prompts/<str:name>/", prompts.prompt_detail, name="prompt-detail"),

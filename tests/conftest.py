@@ -38,7 +38,11 @@ def celery_eager(settings):
     return settings
 
 
-def make_user(username: str, role: str | None, password: str = "pw-" + "secret"):
+# Long and uncommon enough for the password validators (AUTH_PASSWORD_VALIDATORS), like every password a user sets.
+PASSWORD = "pw-" + "long-enough-secret"
+
+
+def make_user(username: str, role: str | None, password: str = PASSWORD):
     if role is None:
         from django.contrib.auth import get_user_model
 

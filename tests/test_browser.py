@@ -4,13 +4,13 @@ import pytest
 
 from registry import services
 from registry.models import ModelVersion
-from tests.conftest import make_user
+from tests.conftest import PASSWORD, make_user
 from tests.factories import promote, register
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def log_in(page, live_server, username: str, password: str = "pw-secret"):
+def log_in(page, live_server, username: str, password: str = PASSWORD):
     page.goto(live_server.url + "/accounts/login/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)

@@ -4,7 +4,7 @@ Per model or prompt version, over the last 5 minutes of minute roll-ups:
 request rate, error rate, latency and time-to-first-token quantiles (from the
 merged sketches, within 1 %), cost rate and tokens per request; plus each alert
 rule's state and each budget's share spent. Four queries whatever the traffic and the number of budgets.
-Auth: `Authorization: Bearer <token>` (Prometheus' default) or `Token <token>`.
+Auth: the API's, so `Authorization: Bearer <token>` (Prometheus' default) or `Token <token>`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ from datetime import timedelta
 
 from django.http import HttpResponse
 from django.utils import timezone
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.views import APIView
 
 from mlops_site.roles import IsViewer
@@ -30,20 +27,6 @@ from ..sketch import QuantileSketch
 
 WINDOW = timedelta(minutes=5)
 STATE_VALUE = {"ok": 0, "warning": 1, "alert": 2}
-
-
-class BearerTokenAuthentication(TokenAuthentication):
-    keyword = "Bearer"
-
-
-class BearerTokenScheme(OpenApiAuthenticationExtension):
-    """The schema's name for it: the same API token, sent as `Authorization: Bearer <token>`."""
-
-    target_class = BearerTokenAuthentication
-    name = "bearerAuth"
-
-    def get_security_definition(self, auto_schema):
-        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")
 
 
 def _label(value) -> str:
@@ -114,7 +97,6 @@ def prometheus_text(*, now=None) -> str:
 class MetricsApi(APIView):
     """Prometheus scrape endpoint (text/plain; version=0.0.4)."""
 
-    authentication_classes = [BearerTokenAuthentication, TokenAuthentication, SessionAuthentication]
     permission_classes = [IsViewer]
 
     @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR}, description="Prometheus text exposition format 0.0.4.")

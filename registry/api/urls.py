@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from . import gates, models, prompts
+from . import gates, models, prompts, tokens
 
 app_name = "registry-api"
 
@@ -12,6 +12,8 @@ N = r"(?P<version>[0-9]+)"
 
 urlpatterns = [
     re_path(r"^me/?$", models.MeApi.as_view(), name="me"),
+    re_path(r"^tokens/?$", tokens.TokenListApi.as_view(), name="token-list"),
+    re_path(r"^tokens/(?P<token_id>[0-9]+)/revoke/?$", tokens.TokenRevokeApi.as_view(), name="token-revoke"),
     re_path(r"^models/?$", models.ModelListApi.as_view(), name="model-list"),
     re_path(rf"^models/{NAME}/?$", models.ModelDetailApi.as_view(), name="model-detail"),
     re_path(rf"^models/{NAME}/versions/?$", models.ModelVersionsApi.as_view(), name="version-list"),

@@ -423,9 +423,10 @@ from .gates import (  # noqa: E402
     EvaluationStatus,
     GatePolicy,
 )
+from .tokens import ApiToken  # noqa: E402
 
 __all__ = [
-    "AuditAction", "AuditEvent", "DatasetSchema", "Environment", "EvalSet", "Evaluation", "EvaluationKind", "EvaluationRow",
+    "ApiToken", "AuditAction", "AuditEvent", "DatasetSchema", "Environment", "EvalSet", "Evaluation", "EvaluationKind", "EvaluationRow",
     "EvaluationStatus", "GatePolicy", "ModelVersion", "Prompt", "PromptDeployment", "PromptVersion", "PromotionRequest",
     "PromotionStatus", "PromotionStrategy", "RegisteredModel", "Stage", "StageChange", "StageChangeKind",
 ]

@@ -61,7 +61,7 @@ def test_metrics_give_each_enabled_budgets_share_in_a_fixed_number_of_queries(cl
     monkeypatch.setattr("django.utils.timezone.now", lambda: now)
     token = user_token_refresh(user=viewer)
 
-    with django_assert_max_num_queries(6):  # token, roles, minute roll-ups, rules, budgets, one read of their spend
+    with django_assert_max_num_queries(7):  # token, its first use recorded, roles, minute roll-ups, rules, budgets, their spend
         response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
 
     shares = {dict(labels)["budget"]: value for (name, labels), value in parse(response.content.decode()).items()

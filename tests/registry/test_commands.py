@@ -2,6 +2,8 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from tests.conftest import PASSWORD
+
 pytestmark = pytest.mark.django_db
 
 
@@ -25,7 +27,7 @@ def test_create_api_user_prints_a_working_token_last():
 
 def test_create_api_user_updates_role_and_rotates_token():
     first = run("create_api_user", "ci-bot", "--role", "editor")[-1]
-    second = run("create_api_user", "ci-bot", "--role", "approver", "--password", "s3cret")[-1]
+    second = run("create_api_user", "ci-bot", "--role", "approver", "--password", PASSWORD)[-1]
     old, new = APIClient(), APIClient()
     old.credentials(HTTP_AUTHORIZATION=f"Token {first}")
     new.credentials(HTTP_AUTHORIZATION=f"Token {second}")
@@ -33,7 +35,7 @@ def test_create_api_user_updates_role_and_rotates_token():
     assert first != second
     assert old.get("/api/v1/me").status_code == 401
     assert new.get("/api/v1/me").json()["role"] == "approver"
-    assert APIClient().login(username="ci-bot", password="s3cret")
+    assert APIClient().post("/accounts/login/", {"username": "ci-bot", "password": PASSWORD}).status_code == 302
 
 
 def test_create_api_user_rejects_unknown_role():

@@ -6,7 +6,7 @@ from django.test import Client
 
 from registry import services
 from registry.models import AuditEvent, ModelVersion, PromotionRequest
-from tests.conftest import make_user
+from tests.conftest import PASSWORD, make_user
 from tests.factories import promote, register
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +44,7 @@ def test_pages_work_with_an_empty_database(viewer, url):
 def test_login_with_password_reaches_home(editor):
     client = Client()
 
-    response = client.post("/accounts/login/", {"username": "alice", "password": "pw-secret"}, follow=True)
+    response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD}, follow=True)
 
     assert response.status_code == 200
     assert response.request["PATH_INFO"] == "/"

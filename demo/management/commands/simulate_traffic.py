@@ -31,7 +31,6 @@ from urllib.parse import quote
 
 import numpy as np
 from django.core.management.base import CommandError
-from rest_framework.authtoken.models import Token
 
 from demo.simulation import PROFILES, Categorical, Draws, Profile, profile_for, simulate
 from demo.streams import ModelStream
@@ -40,6 +39,7 @@ from mlops_site.exceptions import DomainError
 from monitoring import columnar, services
 from monitoring.models import ReferenceSource
 from registry.models import ModelVersion
+from registry.services.tokens import TokenRefused, api_token_authenticate
 
 REFERENCE_ROWS = 20_000
 
@@ -150,8 +150,10 @@ class Command(TrafficCommand):
     def _set_reference(self, profile: Profile, seed: int, model: str, version: int, token: str, user) -> int:
         """The pre-drift distribution (an independent sample, same generator) as the version's reference, through the service."""
         if user is None:
-            found = Token.objects.select_related("user").filter(key=token).first()
-            user = found.user if found else None
+            try:
+                user = api_token_authenticate(token).user
+            except TokenRefused:
+                user = None
             if user is None:
                 raise CommandError("--set-reference writes to this site's database, and the token's user is not in it.")
         mv = ModelVersion.objects.filter(model__name=model, version=version).first()
