@@ -229,7 +229,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "mlops_site.parsers.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "mlops_site.parsers.BoundedFormParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "mlops_site.pagination.PageNumberPagination",
     "PAGE_SIZE": MLOPS_PAGE_SIZE,
@@ -285,6 +285,15 @@ CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # The queue every task is sent to (and a worker started without -Q consumes): two sites sharing one Redis keep apart.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Evaluations (a prompt over its eval set through an LLM, a large predictions file) have a queue of their own,
+# named after the default one (two sites on one Redis stay apart), so a long one never delays ingestion, reports
+# or the canary controller: run a worker per queue (docs/deployment.md).
+MLOPS_EVALUATIONS_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-evaluations"
+CELERY_TASK_ROUTES = {"registry.tasks.evaluation_compute": {"queue": MLOPS_EVALUATIONS_QUEUE}}
+# Every task stops: past the soft limit the task is interrupted (SoftTimeLimitExceeded; a run ends failed with
+# the reason), past the hard one its worker process is replaced. Tasks that legitimately run longer set their own.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"

@@ -1,6 +1,7 @@
 """Celery tasks of the registry: thin, idempotent, each calls one service."""
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError
 
 from . import services
@@ -18,10 +19,23 @@ def promotions_expire_stale(max_age_days: int | None = None) -> int:
     return services.promotions_expire_stale(max_age_days=max_age_days)
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    max_retries=5,
+    retry_backoff=True,
+    retry_jitter=True,
+    soft_time_limit=evaluations.SOFT_TIME_LIMIT.total_seconds(),
+    time_limit=evaluations.TIME_LIMIT.total_seconds(),
+)
 def evaluation_compute(evaluation_id: int) -> str:
-    """Run one evaluation. acks_late + the conditional claim: a redelivery after a dead worker finishes it once."""
-    evaluation = evaluations.evaluation_run(evaluation_id=evaluation_id)
+    """Run one evaluation (on the evaluations queue, CELERY_TASK_ROUTES). acks_late + the conditional claim: a
+    redelivery after a dead worker finishes it once. Past its soft time limit the run ends failed, saying so."""
+    try:
+        evaluation = evaluations.evaluation_run(evaluation_id=evaluation_id)
+    except SoftTimeLimitExceeded:
+        evaluations.evaluation_time_out(evaluation_id=evaluation_id)
+        return "timed out"
     return evaluation.status if evaluation else "already claimed"
 
 

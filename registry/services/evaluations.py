@@ -41,6 +41,12 @@ from .audit import audit_record
 from .prompt_runs import run_prompt_evaluation
 
 STALE_RUN = timedelta(minutes=30)
+# The task's time limits: soft (the run ends failed, saying so), then hard (the worker process is replaced), both
+# within STALE_RUN, so a run is never claimed again while its first worker still has it.
+SOFT_TIME_LIMIT = STALE_RUN - timedelta(minutes=5)
+TIME_LIMIT = STALE_RUN - timedelta(minutes=3)
+# A run that lost its worker this many times (killed, out of memory, past the hard limit) is failed, not re-claimed.
+MAX_ATTEMPTS = 3
 MAX_UPLOAD_MB = 200
 MODEL_OPTIONS = {"label_column", "prediction_column", "score_column", "group_column", "positive_label", "data_version"}
 PROMPT_OPTIONS = {"provider", "responses", "timeout_s"}
@@ -148,8 +154,20 @@ def evaluation_record_external(
     return evaluation
 
 
+def _give_up_stale(now, **match) -> int:
+    """Runs left `running` by a lost worker MAX_ATTEMPTS times: failed for good, with the reason, never claimed again."""
+    return Evaluation.objects.filter(
+        status=EvaluationStatus.RUNNING, started_at__lt=now - STALE_RUN, attempts__gte=MAX_ATTEMPTS, **match
+    ).update(
+        status=EvaluationStatus.FAILED, finished_at=now,
+        error=f"Gave up after {MAX_ATTEMPTS} attempts: each lost its worker (killed, or past the time limit of "
+        f"{TIME_LIMIT.total_seconds() / 60:g} minutes).",
+    )
+
+
 def _claim(evaluation_id: int) -> Evaluation | None:
     now = timezone.now()
+    _give_up_stale(now, pk=evaluation_id)
     claimed = Evaluation.objects.filter(
         Q(status=EvaluationStatus.PENDING) | Q(status=EvaluationStatus.RUNNING, started_at__lt=now - STALE_RUN), pk=evaluation_id
     ).update(status=EvaluationStatus.RUNNING, started_at=now, attempts=F("attempts") + 1)
@@ -180,8 +198,20 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
     return Evaluation.objects.defer("data").get(pk=evaluation.pk)  # not the uploaded file again
 
 
+def evaluation_time_out(*, evaluation_id: int) -> None:
+    """A run interrupted at its soft time limit (the task catches it): failed for good, as running it again would
+    take as long."""
+    Evaluation.objects.filter(pk=evaluation_id, status=EvaluationStatus.RUNNING).update(
+        status=EvaluationStatus.FAILED, finished_at=timezone.now(),
+        error=f"Stopped after {SOFT_TIME_LIMIT.total_seconds() / 60:g} minutes, the time limit of an evaluation "
+        "(a smaller eval set or file fits in it).",
+    )
+
+
 def evaluations_sweep() -> int:
-    """Beat: evaluations still pending after a broker outage (or left running by a dead worker) are queued again."""
+    """Beat: evaluations still pending after a broker outage (or left running by a dead worker) are queued again;
+    those that lost their worker MAX_ATTEMPTS times are failed instead."""
+    _give_up_stale(timezone.now())
     cutoff = timezone.now() - timedelta(minutes=10)
     ids = list(Evaluation.objects.filter(
         Q(status=EvaluationStatus.PENDING, requested_at__lt=cutoff) | Q(status=EvaluationStatus.RUNNING, started_at__lt=timezone.now() - STALE_RUN)
