@@ -27,6 +27,15 @@ from mlops_site.parsers import too_deep
 PARQUET_MAGIC = b"PAR1"
 # The largest table file an upload page or endpoint reads (references, schema inference).
 MAX_TABLE_BYTES = 200 * 1024 * 1024
+# What a file may decode to. A compressed Parquet file of a few MB can hold a billion rows, so its row and column
+# counts are read from its footer and checked before any data is decoded; CSV and JSON decode in proportion to their
+# bytes, so their counts are checked once parsed. Five times the million-row references the drift reports are built
+# for; columns as many as an event batch may name features; the numpy arrays handed back at most 1 GB.
+MAX_TABLE_ROWS = 5_000_000
+MAX_TABLE_COLUMNS = 1_000
+MAX_TABLE_ARRAY_BYTES = 1024 * 1024 * 1024
+# Parquet is decoded this many rows at a time, so a file whose cells decode to far more than its bytes stops early.
+PARQUET_BATCH_ROWS = 65_536
 
 
 class TableError(ValueError):
@@ -41,9 +50,42 @@ class Table:
     format: str  # "csv", "jsonl" or "parquet"
 
 
+def _is_numeric(kind) -> bool:
+    return pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+
+
+def _check_shape(rows: int, columns: int) -> None:
+    if rows > MAX_TABLE_ROWS:
+        raise TableError(f"The file has {rows:,} rows; the limit is {MAX_TABLE_ROWS:,} rows.")
+    if columns > MAX_TABLE_COLUMNS:
+        raise TableError(f"The file has {columns:,} columns; the limit is {MAX_TABLE_COLUMNS:,} columns.")
+
+
+def _array_bytes(column) -> int:
+    """The bytes of the numpy array `_to_numpy` makes of `column`: 8 a number, 4 a character times the longest string."""
+    if _is_numeric(column.type) or pa.types.is_null(column.type):
+        return 8 * len(column)
+    text = column if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) else column.cast(pa.string())
+    longest = pc.max(pc.utf8_length(text)).as_py() or 1
+    return 4 * longest * len(column)
+
+
+def _read_parquet(data: bytes) -> pa.Table:
+    """The footer's row and column counts checked before the data is decoded, then the data a batch at a time."""
+    source = pq.ParquetFile(io.BytesIO(data))
+    _check_shape(source.metadata.num_rows, source.metadata.num_columns)
+    batches, decoded = [], 0
+    for batch in source.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        decoded += batch.nbytes
+        if decoded > MAX_TABLE_ARRAY_BYTES:
+            raise TableError(f"The file decodes to more than {MAX_TABLE_ARRAY_BYTES // 2**20:,} MB; that is the limit.")
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=source.schema_arrow)
+
+
 def _to_numpy(column) -> tuple[np.ndarray, str]:
     kind = column.type
-    if pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+    if _is_numeric(kind):
         values = column.cast(pa.float64())
         return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64), "numeric"
     if pa.types.is_null(kind):
@@ -88,7 +130,7 @@ def read_table(data: bytes, *, filename: str = "") -> Table:
     fmt = _detect(data, filename)
     try:
         if fmt == "parquet":
-            table = pq.read_table(io.BytesIO(data))
+            table = _read_parquet(data)
         elif fmt == "jsonl":
             if data.lstrip()[:1] == b"[":
                 data = _json_array_as_lines(data)
@@ -108,14 +150,26 @@ def read_table(data: bytes, *, filename: str = "") -> Table:
         raise TableError(f"The file is not UTF-8 text: {exc}") from None
     except (pa.ArrowException, OSError) as exc:
         raise TableError(f"Not a readable {fmt.upper()} file: {exc}") from None
+    _check_shape(table.num_rows, table.num_columns)
     names = table.column_names
     if any(not str(name).strip() for name in names) or len(set(names)) != len(names):
         raise TableError("The header must name every column once.")
     if table.num_rows == 0:
         raise TableError("The file has no rows.")
-    columns, kinds = {}, {}
     for name, column in zip(names, table.columns, strict=True):
         if pa.types.is_struct(column.type) or pa.types.is_list(column.type) or pa.types.is_map(column.type):
             raise TableError(f"Column {name!r} holds nested values; give one number or string per cell.")
-        columns[name], kinds[name] = _to_numpy(column)
+    try:
+        # numpy keeps strings at the width of the longest one: one long cell times many rows could ask for terabytes.
+        size = sum(_array_bytes(column) for column in table.columns)
+        if size > MAX_TABLE_ARRAY_BYTES:
+            raise TableError(
+                f"The file's columns need {size // 2**20:,} MB as arrays; the limit is {MAX_TABLE_ARRAY_BYTES // 2**20:,} MB "
+                "(a string column takes its longest value's length in every row)."
+            )
+        columns, kinds = {}, {}
+        for name, column in zip(names, table.columns, strict=True):
+            columns[name], kinds[name] = _to_numpy(column)
+    except pa.ArrowException as exc:  # e.g. a binary column that is not UTF-8 text
+        raise TableError(f"Not a readable {fmt.upper()} file: {exc}") from None
     return Table(columns=columns, kinds=kinds, rows=table.num_rows, format=fmt)

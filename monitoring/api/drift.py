@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from mlops_site.exceptions import ValidationFailed
 from mlops_site.roles import IsEditor, IsViewer
-from mlops_site.uploads import read_upload
+from mlops_site.uploads import read_body, read_upload
 from registry import selectors as registry_selectors
 from registry import tables
 
@@ -76,7 +76,8 @@ class ReferenceApi(APIView):
             reference = services.reference_set_from_file(model_version=found, data=read_upload(upload, limit=tables.MAX_TABLE_BYTES), actor=request.user, filename=upload.name)
         else:
             reference = services.reference_set_from_file(
-                model_version=found, data=request.body, actor=request.user, filename=request.query_params.get("filename", "")
+                model_version=found, data=read_body(request, limit=tables.MAX_TABLE_BYTES, what="The reference file"), actor=request.user,
+                filename=request.query_params.get("filename", ""),
             )
         return Response(ReferenceOut(reference).data)
 

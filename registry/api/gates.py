@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from mlops_site.exceptions import NotFound, ValidationFailed
 from mlops_site.parsers import StrictJSONError, strict_loads
 from mlops_site.roles import IsApprover, IsEditor, IsViewer
-from mlops_site.uploads import read_upload
+from mlops_site.uploads import read_body, read_upload
 
 from .. import selectors
 from ..models import DatasetSchema, Evaluation, EvaluationKind, GatePolicy
@@ -47,7 +47,8 @@ def _upload(request) -> tuple[bytes, str, dict]:
         return data, (upload.name if upload else ""), fields
     query = request.query_params
     options = _options(query.get("options", "{}"))
-    return request.body, query.get("filename", ""), {"kind": query.get("kind", EvaluationKind.MODEL), "options": options}
+    data = read_body(request, limit=evaluations.MAX_UPLOAD_MB * 1024 * 1024, what="The file")
+    return data, query.get("filename", ""), {"kind": query.get("kind", EvaluationKind.MODEL), "options": options}
 
 
 class ModelEvaluationsApi(generics.GenericAPIView):
