@@ -26,7 +26,7 @@ from .models import (
     RegisteredModel,
     StageChange,
 )
-from .services.gates import clean_checks, gate_policy_set
+from .services.gates import clean_checks, gate_policy_delete, gate_policy_set
 from .services.tokens import api_token_revoke
 
 
@@ -127,7 +127,7 @@ class GatePolicyForm(forms.ModelForm):
 
 @admin.register(GatePolicy)
 class GatePolicyAdmin(admin.ModelAdmin):
-    """Saved through services.gates.gate_policy_set, so the change is audited like one from the page."""
+    """Saved and deleted through services.gates (gate_policy_set, gate_policy_delete), so the change is audited like one from the page."""
 
     form = GatePolicyForm
     list_display = ["__str__", "model", "prompt", "enforced", "updated_at", "updated_by"]
@@ -138,6 +138,13 @@ class GatePolicyAdmin(admin.ModelAdmin):
         saved = gate_policy_set(model=data.get("model"), prompt=data.get("prompt"), checks=data["checks"], enforced=data["enforced"],
                                 actor=request.user)
         obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        gate_policy_delete(policy_id=obj.pk, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for pk in queryset.values_list("pk", flat=True):
+            gate_policy_delete(policy_id=pk, actor=request.user)
 
 
 @admin.register(Evaluation)

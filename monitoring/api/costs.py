@@ -63,7 +63,5 @@ class PriceListApi(generics.GenericAPIView):
 
     @extend_schema(request=PriceIn, responses={201: PriceOut})
     def post(self, request):
-        data = dict(validated(PriceIn, request.data))
-        data["source"] = data.get("source") or request.user.username
-        price = services.price_set(**data, actor=request.user)
+        price = services.price_set(**validated(PriceIn, request.data), actor=request.user)
         return Response(PriceOut(price).data, status=status.HTTP_201_CREATED)

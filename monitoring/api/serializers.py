@@ -219,10 +219,12 @@ class PriceIn(StrictSerializer):
     cached_input_per_token = serializers.FloatField(required=False, allow_null=True, default=None, help_text="empty: the input price")
     reasoning_per_token = serializers.FloatField(required=False, allow_null=True, default=None, help_text="empty: the output price")
     effective_from = serializers.DateField(help_text="YYYY-MM-DD, the first day (UTC) this price is in force")
-    source = serializers.CharField(required=False, allow_blank=True, max_length=50, help_text="default: your user name")
+    # No `source` (nor actor): the server writes "manual by <user>"; a body that sends one is refused as an unknown field.
 
 
 class PriceOut(serializers.ModelSerializer):
+    source = serializers.CharField(read_only=True, help_text='set by the server: "manual by <user>", "default" or "import <file>"')
+
     class Meta:
         model = Price
         fields = ["id", "pattern", "input_per_token", "output_per_token", "cached_input_per_token", "reasoning_per_token",

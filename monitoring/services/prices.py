@@ -14,6 +14,8 @@ from django.db import IntegrityError, transaction
 
 from mlops_site.exceptions import Conflict, ValidationFailed
 from mlops_site.roles import EDITOR, require_role
+from registry.models import AuditAction
+from registry.services import audit_record
 
 from .. import pricing
 from ..events import CleanEvent
@@ -45,12 +47,14 @@ def _clean_pattern(pattern) -> str:
 
 
 def price_set(*, pattern: str, input_per_token: float, output_per_token: float, cached_input_per_token: float | None = None,
-              reasoning_per_token: float | None = None, effective_from: date, actor, source: str = "manual") -> Price:
+              reasoning_per_token: float | None = None, effective_from: date, actor) -> Price:
     """Add the price of an LLM model name (or a glob of names) in force from `effective_from` on.
 
     Prices are never edited in place: a change is a new entry with a later date,
     so events keep the cost of the price that was in force when they happened.
     The same pattern and date twice is a conflict (409), not a silent overwrite.
+    The entry's source is written here ("manual by <user>"), never taken from the caller;
+    the audit event has the price before (the entry in force the day before) and after.
     """
     require_role(actor, EDITOR, "Setting a price")
     pattern = _clean_pattern(pattern)
@@ -66,11 +70,24 @@ def price_set(*, pattern: str, input_per_token: float, output_per_token: float, 
     }
     if Price.objects.filter(pattern=pattern, effective_from=effective_from).exists():
         raise _duplicate(pattern, effective_from)
+    previous = Price.objects.filter(pattern=pattern, effective_from__lt=effective_from).order_by("-effective_from").first()
     try:
         with transaction.atomic():
-            return Price.objects.create(pattern=pattern, effective_from=effective_from, source=(source or "")[:50], **prices)
+            price = Price.objects.create(pattern=pattern, effective_from=effective_from, source=f"manual by {actor.username}"[:50], **prices)
+            audit_record(
+                actor=actor, action=AuditAction.PRICE_SET, subject=f"price:{pattern}",
+                reason=f"in force from {effective_from:%Y-%m-%d}",
+                extra={"before": _price_fields(previous), "after": _price_fields(price)},
+            )
+            return price
     except IntegrityError:  # the same entry added by someone else a moment ago
         raise _duplicate(pattern, effective_from)
+
+
+def _price_fields(price: Price | None) -> dict | None:
+    if price is None:
+        return None
+    return {"effective_from": price.effective_from.isoformat(), **{field: getattr(price, field) for field in PRICE_FIELDS}, "source": price.source}
 
 
 def _duplicate(pattern: str, effective_from: date) -> Conflict:
@@ -84,7 +101,8 @@ def _duplicate(pattern: str, effective_from: date) -> Conflict:
 def prices_import(*, entries: list[pricing.PriceEntry], effective_from: date, actor, source: str) -> PriceImport:
     """Add each entry as in force from `effective_from`, in one transaction. Idempotent: an entry already
     there with the same prices is `unchanged`; one there with other prices is a `conflict` and left as it is
-    (a price change needs a later date). `actor` None: an operator's management command."""
+    (a price change needs a later date). `actor` None: an operator's management command. `source` says where the
+    prices come from (set by the server: the command names the file); one audit event lists the created ones."""
     if actor is not None:
         require_role(actor, EDITOR, "Importing prices")
     existing = {
@@ -110,6 +128,11 @@ def prices_import(*, entries: list[pricing.PriceEntry], effective_from: date, ac
         Price.objects.bulk_create(new, batch_size=500)
     except IntegrityError:  # another import or a person added one of these a moment ago; nothing was written
         raise Conflict("Prices were added while importing; run the import again.", code="duplicate_price")
+    if created:
+        audit_record(
+            actor=actor, action=AuditAction.PRICES_IMPORTED, subject="prices", reason=f"{source}, in force from {effective_from:%Y-%m-%d}",
+            extra={"created": len(created), "unchanged": len(unchanged), "conflicts": len(conflicts), "patterns": created[:100]},
+        )
     return PriceImport(created=created, unchanged=unchanged, conflicts=conflicts)
 
 

@@ -125,7 +125,7 @@ def price_list(request: HttpRequest) -> HttpResponse:
                 pattern=form["pattern"], input_per_token=_per_token(form["input"], required=True),
                 output_per_token=_per_token(form["output"], required=True),
                 cached_input_per_token=_per_token(form["cached"]), reasoning_per_token=_per_token(form["reasoning"]),
-                effective_from=_day(form["effective_from"]), actor=request.user, source=request.user.username,
+                effective_from=_day(form["effective_from"]), actor=request.user,
             )
         except DomainError as exc:
             # Shown on the page itself (not after a redirect) so the form keeps what was typed.

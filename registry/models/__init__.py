@@ -382,10 +382,21 @@ class AuditAction(models.TextChoices):
     ROLLOUT_RESUMED = "rollout_resumed"
     ROLLOUT_ROLLED_BACK = "rollout_rolled_back"
     ROLLOUT_POLICY_SET = "rollout_policy_set"
+    GATE_POLICY_DELETED = "gate_policy_deleted"
+    PRICE_SET = "price_set"
+    PRICES_IMPORTED = "prices_imported"
+    BUDGET_SET = "budget_set"
+    ALERT_ACKNOWLEDGED = "alert_acknowledged"
+    ALERT_SILENCED = "alert_silenced"
+    ALERT_ACTION_SET = "alert_action_set"
+    ALERT_RULE_CHANGED = "alert_rule_changed"  # through the admin, the only place rules are edited
+    ALERT_RULE_DELETED = "alert_rule_deleted"
+    REFERENCE_SET = "reference_set"
+    LABELS_OVERWRITTEN = "labels_overwritten"
 
 
 class AuditEvent(models.Model):
-    """Append-only: one row per change, never updated (a database trigger refuses UPDATE)."""
+    """Append-only: one row per change, never updated nor deleted (database triggers refuse UPDATE and DELETE)."""
 
     at = models.DateTimeField(default=timezone.now)
     # No database constraint and no cascade: deleting a user must not touch the log

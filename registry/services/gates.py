@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from mlops_site.exceptions import Conflict, Forbidden, ValidationFailed
+from mlops_site.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
 from mlops_site.formatting import number_text
 from mlops_site.roles import ADMIN, APPROVER, has_role, require_role
 
@@ -111,6 +111,19 @@ def gate_policy_set(*, model: RegisteredModel | None = None, prompt: Prompt | No
         audit_record(actor=actor, action=AuditAction.GATE_POLICY_SET, subject=f"{'model' if model else 'prompt'}:{(model or prompt).name}",
                      reason="", extra={"checks": checks, "before": before, "enforced": policy.enforced})
     return policy
+
+
+def gate_policy_delete(*, policy_id: int, actor) -> None:
+    """Delete a gate policy (approvers), audited with the checks it held: without a policy a version has no gate."""
+    require_role(actor, APPROVER, "Deleting a gate policy")
+    with transaction.atomic():
+        policy = GatePolicy.objects.select_for_update().select_related("model", "prompt").filter(pk=policy_id).first()
+        if policy is None:
+            raise NotFound(f"No gate policy {policy_id}.")
+        subject = f"model:{policy.model.name}" if policy.model_id else f"prompt:{policy.prompt.name}"
+        before = {"checks": policy.checks, "enforced": policy.enforced}
+        policy.delete()
+        audit_record(actor=actor, action=AuditAction.GATE_POLICY_DELETED, subject=subject, extra={"before": before})
 
 
 def gate_policy_default_ensure(*, model: RegisteredModel | None = None, prompt: Prompt | None = None) -> GatePolicy | None:

@@ -75,3 +75,29 @@ def four_eyes(promotion, user) -> str:
     from registry.services import four_eyes_refusal
 
     return four_eyes_refusal(promotion, user)
+
+
+def _shown(value) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, float):
+        return number_text(value)
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value) or "—"
+    return str(value)
+
+
+@register.filter
+def audit_changes(extra) -> list[tuple[str, str, str]]:
+    """(field, before, after) of each field an audit event's `extra.before` / `extra.after` differ in, in words:
+    what a price, budget, silence, reference or rule change changed. A field only after (something created) has "—" before."""
+    if not isinstance(extra, dict):
+        return []
+    before, after = extra.get("before"), extra.get("after")
+    before = before if isinstance(before, dict) else {}
+    after = after if isinstance(after, dict) else {}
+    return [
+        (key, _shown(before.get(key)), _shown(after.get(key)))
+        for key in sorted(set(before) | set(after), key=lambda k: (k not in after, k))
+        if before.get(key) != after.get(key)
+    ]

@@ -50,7 +50,7 @@ def stored(event_id: str) -> Event:
 def test_price_set_stores_a_price(editor):
     price = services.price_set(pattern=" gpt-4o ", input_per_token=2.5e-06, output_per_token=1e-05, effective_from=date(2025, 1, 1), actor=editor)
 
-    assert (price.pattern, price.input_per_token, price.cached_input_per_token, price.source) == ("gpt-4o", 2.5e-06, None, "manual")
+    assert (price.pattern, price.input_per_token, price.cached_input_per_token, price.source) == ("gpt-4o", 2.5e-06, None, "manual by alice")
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,7 @@ def test_api_adds_a_price_and_a_duplicate_is_409_in_the_one_shape(api_as, editor
     assert created.status_code == 201, created.content
     assert created.json() | {"id": 0, "created_at": None} == {
         "id": 0, "pattern": "gpt-4o-mini*", "input_per_token": 1.5e-07, "output_per_token": 6e-07, "cached_input_per_token": 7.5e-08,
-        "reasoning_per_token": None, "effective_from": "2025-01-01", "source": "alice", "created_at": None,
+        "reasoning_per_token": None, "effective_from": "2025-01-01", "source": "manual by alice", "created_at": None,
     }
     error = assert_error_shape(again, 409, "duplicate_price")
     assert "gpt-4o-mini*" in error["message"] and "2025-01-01" in error["message"]
@@ -174,7 +174,7 @@ def test_import_prices_command_reads_a_litellm_file(tmp_path, capsys):
 
     assert "1 created, 0 unchanged, 0 conflicts" in capsys.readouterr().out
     price = Price.objects.get()
-    assert (price.pattern, price.effective_from, price.source) == ("my-llm", date(2025, 3, 1), "litellm")
+    assert (price.pattern, price.effective_from, price.source) == ("my-llm", date(2025, 3, 1), "import model_prices_and_context_window.json")
 
 
 @pytest.mark.parametrize("args", [[], ["--defaults", "x.json"], ["/nonexistent.json"], ["--defaults", "--effective-from", "2025-13-01"]])

@@ -46,7 +46,7 @@ class Command(BaseCommand):
         except ValueError as exc:  # invalid JSON, or pricing.PricingError
             raise CommandError(f"{source_path}: {exc}")
         try:
-            result = services.prices_import(entries=entries, effective_from=day, actor=actor, source="default" if defaults else "litellm")
+            result = services.prices_import(entries=entries, effective_from=day, actor=actor, source="default" if defaults else f"import {source_path.name}")
         except DomainError as exc:
             raise CommandError(exc.message)
         if options["verbosity"] > 1:
