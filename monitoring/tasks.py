@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from . import services
+from .services.notifications import notification_retry_in
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
@@ -15,9 +16,11 @@ def drift_report_compute(report_id: int) -> str:
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
 def alert_notify(event_id: int) -> str:
-    """Send one alert state change (webhook, e-mail). Idempotent: a notified event is not sent again."""
+    """Try to send one alert state change (webhook, e-mail); a failed try queues the next one after its backoff.
+    Idempotent: each try is claimed, a delivered event is not sent again."""
     event = services.alert_notify(event_id=event_id)
-    return event.notification_error or "sent"
+    _retry_later(alert_notify, event_id, event)
+    return event.notification_error or event.notification_status
 
 
 @shared_task(acks_late=True)
@@ -40,9 +43,18 @@ def budgets_evaluate() -> int:
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
 def budget_alert_notify(alert_id: int) -> str:
-    """Send one budget alert (webhook, e-mail). Idempotent: a notified alert is not sent again."""
+    """Try to send one budget alert (webhook, e-mail); a failed try queues the next one after its backoff.
+    Idempotent: each try is claimed, a delivered alert is not sent again."""
     alert = services.budget_alert_notify(alert_id=alert_id)
-    return alert.notification_error or "sent"
+    _retry_later(budget_alert_notify, alert_id, alert)
+    return alert.notification_error or alert.notification_status
+
+
+def _retry_later(task, record_id: int, record) -> None:
+    """Queue the next try when one is planned (lost with the broker? the sweeps queue it again when it is due)."""
+    wait = notification_retry_in(record)
+    if wait is not None:
+        task.apply_async((record_id,), countdown=wait, ignore_result=True)
 
 
 @shared_task(acks_late=True)

@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .notifications import NotificationAttempt, NotificationChannel, NotificationStatus
+
 
 class Event(models.Model):
     """One served request of a model version (or a prompt version)."""
@@ -272,8 +274,13 @@ class AlertEvent(models.Model):
     message = models.TextField()
     report = models.ForeignKey(DriftReport, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     silenced = models.BooleanField(default=False)
+    # Delivery (monitoring/services/notifications.py): notified_at is when it went through (never set on a failure);
+    # a failed try is retried with backoff up to MAX_ATTEMPTS times, each try recorded as a NotificationAttempt.
     notified_at = models.DateTimeField(null=True, blank=True)
     notification_error = models.TextField(blank=True)
+    notification_status = models.CharField(max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
+    notification_attempts = models.PositiveSmallIntegerField(default=0)
+    next_notification_at = models.DateTimeField(null=True, blank=True)
     # The rule's action at this change (entering the alert state): done or refused, and what happened in words.
     action_status = models.CharField(max_length=16, choices=ActionStatus.choices, default=ActionStatus.NONE, blank=True)
     action_detail = models.TextField(blank=True)
@@ -290,6 +297,7 @@ from .operations import Granularity, PerformanceWindow, Rollup, RollupCursor  # 
 
 __all__ = [
     "ActionStatus", "AlertAction", "AlertEvent", "AlertMetric", "AlertRule", "AlertState", "Budget", "BudgetAlert", "BudgetPeriod", "BudgetScope", "Comparison",
-    "DriftReport", "Event", "FeatureBatch", "FeatureNames", "Granularity", "PerformanceWindow", "Price", "Reference", "ReferenceSource",
+    "DriftReport", "Event", "FeatureBatch", "FeatureNames", "Granularity", "NotificationAttempt", "NotificationChannel", "NotificationStatus",
+    "PerformanceWindow", "Price", "Reference", "ReferenceSource",
     "ReportStatus", "Rollup", "RollupCursor",
 ]

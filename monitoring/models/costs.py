@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from .notifications import NotificationStatus
+
 
 class Price(models.Model):
     """USD per token for LLM model names matching `pattern` (an exact name, or a glob such as
@@ -77,8 +79,13 @@ class BudgetAlert(models.Model):
     forecast_usd = models.FloatField(null=True, blank=True)
     at = models.DateTimeField(default=timezone.now)
     message = models.TextField()
+    # Delivery (monitoring/services/notifications.py): notified_at is when it went through (never set on a failure);
+    # a failed try is retried with backoff up to MAX_ATTEMPTS times, each try recorded as a NotificationAttempt.
     notified_at = models.DateTimeField(null=True, blank=True)
     notification_error = models.TextField(blank=True)
+    notification_status = models.CharField(max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
+    notification_attempts = models.PositiveSmallIntegerField(default=0)
+    next_notification_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]

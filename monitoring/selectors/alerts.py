@@ -21,5 +21,6 @@ def alert_rule_list(*, state: str = "", model: str = "", prompt: str = "") -> Qu
 
 
 def alert_event_list(*, limit: int = 100) -> list[AlertEvent]:
-    """The latest `limit` state changes of any rule, newest first, with their rule's subject. One query."""
-    return list(AlertEvent.objects.select_related("rule__model", "rule__prompt").order_by("-at", "-id")[:limit])
+    """The latest `limit` state changes of any rule, newest first, with their rule's subject and every try to notify
+    them. Two queries."""
+    return list(AlertEvent.objects.select_related("rule__model", "rule__prompt").prefetch_related("attempts").order_by("-at", "-id")[:limit])

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from mlops_site.exceptions import NotFound
 
-from ..models import Budget, BudgetPeriod, BudgetScope, Granularity, Rollup
+from ..models import Budget, BudgetAlert, BudgetPeriod, BudgetScope, Granularity, Rollup
 
 RATE_WINDOW = timedelta(hours=24)
 
@@ -106,6 +106,11 @@ def budget_get(*, name: str) -> Budget:
         return Budget.objects.get(name=name)
     except Budget.DoesNotExist:
         raise NotFound(f"No budget {name!r}.") from None
+
+
+def budget_alert_list(*, limit: int = 50) -> list[BudgetAlert]:
+    """The latest `limit` budget alerts, newest first, with their budget and every try to notify them. Two queries."""
+    return list(BudgetAlert.objects.select_related("budget").prefetch_related("attempts").order_by("-at", "-id")[:limit])
 
 
 def budget_list(*, enabled: bool | None = None) -> QuerySet[Budget]:

@@ -26,7 +26,7 @@ from registry.services import model_rollback, prompt_rollback
 
 from ..drift import Severity
 from ..models import ActionStatus, AlertAction, AlertEvent, AlertMetric, AlertRule, AlertState, Comparison, DriftReport
-from .notifications import deliver, signing_secret
+from .notifications import notification_send, signing_secret
 
 DEFAULT_RULES = [
     ("Feature drift", AlertMetric.FEATURE_PSI, Comparison.GT, 0.25, 0.1),
@@ -165,20 +165,16 @@ def subject_of(rule: AlertRule) -> dict:
 
 
 def alert_notify(*, event_id: int) -> AlertEvent:
-    """Send one state change to the rule's webhook (Slack-compatible JSON, signed) and e-mail, once."""
+    """Try to send one state change to the rule's webhook (Slack-compatible JSON, signed) and e-mail: each
+    channel until it goes through, retried with backoff (services/notifications.py: notification_send)."""
     event = AlertEvent.objects.select_related("rule", "rule__model", "rule__prompt").get(pk=event_id)
-    if event.notified_at is not None:
-        return event  # a second delivery of the task sends nothing
     rule = event.rule
-    errors = deliver(
-        webhook_url=rule.webhook_url, webhook_secret=signing_secret(webhook_url=rule.webhook_url, own_secret=rule.webhook_secret),
+    return notification_send(
+        event, webhook_url=rule.webhook_url, webhook_secret=signing_secret(webhook_url=rule.webhook_url, own_secret=rule.webhook_secret),
         emails=rule.emails, message=event.message,
         payload={"rule": rule.name, **subject_of(rule), "state": event.to_state, "previous_state": event.from_state,
                  "value": event.value, "at": event.at.isoformat()},
     )
-    AlertEvent.objects.filter(pk=event.pk, notified_at__isnull=True).update(notified_at=timezone.now(), notification_error="; ".join(errors))
-    event.refresh_from_db()
-    return event
 
 
 def alert_acknowledge(*, rule_id: int, actor) -> AlertRule:

@@ -16,7 +16,7 @@ from registry.models import Prompt, RegisteredModel
 
 from ..models import Budget, BudgetAlert, BudgetPeriod, BudgetScope
 from ..selectors.budgets import budget_status
-from .notifications import deliver, signing_secret, webhook_url_check
+from .notifications import notification_due, notification_send, signing_secret, webhook_url_check
 
 DEFAULT_THRESHOLDS = [0.8, 1.0]
 
@@ -85,8 +85,8 @@ def budgets_evaluate(*, now: datetime | None = None) -> list[BudgetAlert]:
     """Beat, every few minutes: for each enabled budget, record (and notify) each share of it the period's
     spend has reached, once per period; the unique (budget, period, share) row makes a repeat a no-op."""
     now = now or timezone.now()
-    # Alerts a broker outage left unsent are queued again (the task sends each one once).
-    for alert_id in BudgetAlert.objects.filter(notified_at__isnull=True, at__lt=now - timedelta(minutes=10)).values_list("pk", flat=True)[:500]:
+    # Alerts a broker outage left unsent, and retries whose task was lost, are queued again (a try is claimed: sent once).
+    for alert_id in BudgetAlert.objects.filter(notification_due(now=now), at__lt=now - timedelta(minutes=10)).values_list("pk", flat=True)[:500]:
         enqueue_on_commit("monitoring.tasks.budget_alert_notify", alert_id)
     fired = []
     for budget in Budget.objects.filter(enabled=True):
@@ -111,18 +111,15 @@ def budgets_evaluate(*, now: datetime | None = None) -> list[BudgetAlert]:
 
 
 def budget_alert_notify(*, alert_id: int) -> BudgetAlert:
-    """Send one budget alert to the budget's webhook and e-mail (or the site's defaults), once."""
+    """Try to send one budget alert to the budget's webhook and e-mail (or the site's defaults), retried with
+    backoff until each channel goes through (services/notifications.py: notification_send)."""
     alert = BudgetAlert.objects.select_related("budget").get(pk=alert_id)
-    if alert.notified_at is not None:
-        return alert
     budget = alert.budget
-    errors = deliver(
+    return notification_send(
+        alert,
         webhook_url=budget.webhook_url or settings.MLOPS_ALERT_WEBHOOK_URL,
         webhook_secret=signing_secret(webhook_url=budget.webhook_url or settings.MLOPS_ALERT_WEBHOOK_URL, own_secret=budget.webhook_secret),
         emails=budget.emails or settings.MLOPS_ALERT_EMAILS, message=alert.message,
         payload={"budget": budget.name, "share": alert.threshold, "spent_usd": alert.spent_usd, "amount_usd": budget.amount_usd,
                  "forecast_usd": alert.forecast_usd, "period": budget.period, "period_start": alert.period_start.isoformat()},
     )
-    BudgetAlert.objects.filter(pk=alert.pk, notified_at__isnull=True).update(notified_at=timezone.now(), notification_error="; ".join(errors))
-    alert.refresh_from_db()
-    return alert

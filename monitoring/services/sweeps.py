@@ -18,6 +18,7 @@ from mlops_site.queue import enqueue_on_commit
 
 from ..models import AlertEvent, DriftReport, ReportStatus
 from .drift_reports import STALE_RUN
+from .notifications import notification_due
 
 BATCH = 500  # per kind and run: an outage's backlog drains over a few runs instead of flooding the queue at once
 
@@ -26,12 +27,13 @@ def stuck_work_sweep(*, now: datetime | None = None) -> int:
     """Queue again the drift reports still pending after STALE_RUN (their message was lost) or running for longer than
     STALE_RUN (their worker died: the claim takes them back then), and the alert notifications not sent after
     STALE_RUN. Returns how many tasks were queued."""
-    cutoff = (now or timezone.now()) - STALE_RUN
+    now = now or timezone.now()
+    cutoff = now - STALE_RUN
     stuck = Q(status=ReportStatus.PENDING, requested_at__lt=cutoff) | Q(status=ReportStatus.RUNNING, started_at__lt=cutoff)
     report_ids = list(DriftReport.objects.filter(stuck).values_list("pk", flat=True)[:BATCH])
     for report_id in report_ids:
         enqueue_on_commit("monitoring.tasks.drift_report_compute", report_id)
-    event_ids = list(AlertEvent.objects.filter(notified_at__isnull=True, silenced=False, at__lt=cutoff).values_list("pk", flat=True)[:BATCH])
+    event_ids = list(AlertEvent.objects.filter(notification_due(now=now), silenced=False, at__lt=cutoff).values_list("pk", flat=True)[:BATCH])
     for event_id in event_ids:
         enqueue_on_commit("monitoring.tasks.alert_notify", event_id)
     return len(report_ids) + len(event_ids)

@@ -20,6 +20,7 @@ from .operations import KINDS, chart_entry, range_picker, window_from
 
 TOP_PROMPTS = 5  # lines on the cost-per-request chart
 MAX_BUDGETS = 12  # burn-down charts on the cost page (each reads its status: two queries)
+RECENT_BUDGET_ALERTS = 20
 PRICES_PAGE_SIZE = 100
 PER_MILLION = 1_000_000
 FORM_FIELDS = ("pattern", "input", "output", "cached", "reasoning", "effective_from")
@@ -59,6 +60,7 @@ def costs(request: HttpRequest) -> HttpResponse:
         group_links.append({"by": key, "query": params.urlencode(), "active": key == by})
     context = {
         "by": by, "group_links": group_links, "charts": figures, "has_spend": has_spend, "table": table, "burndowns": burndowns, "more_budgets": len(budgets) > MAX_BUDGETS,
+        "budget_alerts": selectors.budget_alert_list(limit=RECENT_BUDGET_ALERTS),
         "missing_total": sum(row.pricing_missing for row in table),
         **range_picker(request, window, None, None, [("by", by)]),
     }

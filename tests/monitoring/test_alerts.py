@@ -169,7 +169,7 @@ def test_an_unreachable_webhook_is_recorded_not_raised(editor):
 
     notified = alerts.alert_notify(event_id=event.pk)
 
-    assert notified.notified_at is not None and "webhook" in notified.notification_error
+    assert (notified.notification_status, notified.notified_at) == ("failed", None) and "webhook" in notified.notification_error
 
 
 def test_alerts_page_acknowledge_and_silence(editor, viewer):

@@ -7,6 +7,7 @@ import hmac
 import json
 import socket
 import threading
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -16,8 +17,9 @@ from django.forms import modelform_factory
 from mlops_site.exceptions import Forbidden, ValidationFailed
 from monitoring import services
 from monitoring.admin import AlertRuleForm
-from monitoring.models import AlertEvent, AlertRule, Budget, BudgetAlert
-from monitoring.services import alerts
+from monitoring.models import AlertEvent, AlertRule, Budget, BudgetAlert, NotificationAttempt
+from monitoring.services import alerts, notifications
+from monitoring.services.notifications import MAX_ATTEMPTS, RETRY_AFTER, notification_send
 from tests.factories import register
 
 pytestmark = pytest.mark.django_db
@@ -83,18 +85,20 @@ def no_outside_connection(monkeypatch):
 
 
 class Receiver:
-    """An HTTP receiver on 127.0.0.1: records each POST (path, body, signature, Host) and answers `status` (with `location`)."""
+    """An HTTP receiver on 127.0.0.1: records each POST (path, body, signature, Host) and answers `status` (with `location`),
+    or the `statuses` in turn (the last one repeats)."""
 
-    def __init__(self, status: int = 204, location: str = ""):
+    def __init__(self, status: int = 204, location: str = "", statuses: tuple[int, ...] = ()):
         self.posts = []
         receiver = self
+        answers = list(statuses or (status,))
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.posts.append({"path": self.path, "body": body, "signature": self.headers.get("X-MLOps-Signature"),
                                        "host": self.headers.get("Host")})
-                self.send_response(status)
+                self.send_response(answers.pop(0) if len(answers) > 1 else answers[0])
                 if location:
                     self.send_header("Location", location)
                 self.send_header("Content-Length", "0")
@@ -186,7 +190,7 @@ def test_delivery_refuses_a_webhook_inside_the_network_without_connecting(editor
     event = _notify_rule(editor, url)
 
     assert no_outside_connection == []
-    assert event.notified_at is not None and event.notification_error.startswith("webhook refused: ")
+    assert (event.notification_status, event.notified_at) == ("failed", None) and event.notification_error.startswith("webhook refused: ")
 
 
 def test_a_host_allowed_by_the_setting_is_reached(editor, settings, receiver):
@@ -336,3 +340,155 @@ def test_an_https_webhook_connects_to_the_checked_address_and_verifies_the_hosts
 
     assert pools == [("93.184.216.34", 443, "hooks.example.test", "hooks.example.test", "CERT_REQUIRED", "hooks.example.test")]
     assert event.notification_error == ""
+
+
+# --- retries: each channel until it goes through, with backoff, every try recorded ---------------------------------
+
+
+def _attempts(record) -> list[tuple]:
+    owner = {"alert_event": record} if isinstance(record, AlertEvent) else {"budget_alert": record}
+    return list(NotificationAttempt.objects.filter(**owner).order_by("id").values_list("attempt", "channel", "ok", "error"))
+
+
+def _later(record, *, by=timedelta(seconds=1)):
+    """A moment just after the record's next try is due."""
+    return record.next_notification_at + by
+
+
+def _try_again(record, *, url="", emails="", now=None):
+    """The next try of a rule's notification, at `now` (by default just after it is due)."""
+    return notification_send(record, webhook_url=url, webhook_secret="", emails=emails, message="drift", payload={},
+                             now=now or record.next_notification_at + timedelta(seconds=1))
+
+
+def test_a_failed_webhook_is_tried_again_after_its_backoff_and_delivered_only_on_success(editor, settings, receiver):
+    hook = receiver(statuses=(503, 500, 204))
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{hook.port}"]
+
+    event = _notify_rule(editor, hook.url)
+    first = (event.notification_status, event.notified_at, event.notification_attempts, event.notification_error)
+    too_soon = alerts.alert_notify(event_id=event.pk)  # a sweep or a duplicate task before the backoff is over
+    second_at = event.next_notification_at + timedelta(seconds=1)
+    second = _try_again(event, url=hook.url, now=second_at)
+    second = (second.notification_status, second.next_notification_at)
+    third = _try_again(event, url=hook.url)
+
+    assert first[:3] == ("retrying", None, 1) and first[3].startswith("webhook answered 503 (try 1 of 5; next at ")
+    assert (too_soon.notification_attempts, too_soon.tried_now) == (1, False)
+    assert second == ("retrying", second_at + RETRY_AFTER[1])
+    assert (third.notification_status, third.notification_error, third.notification_attempts) == ("delivered", "", 3)
+    assert third.notified_at is not None and len(hook.posts) == 3
+    assert _attempts(third) == [(1, "webhook", False, "webhook answered 503"), (2, "webhook", False, "webhook answered 500"), (3, "webhook", True, "")]
+
+
+def test_a_channel_that_went_through_is_not_sent_again_when_the_other_is_retried(editor, settings, receiver, mailoutbox, monkeypatch):
+    hook = receiver()
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{hook.port}"]
+    failures = iter([OSError("connection refused by the mail server")])
+
+    def send_mail(*args, **kwargs):
+        for failure in failures:
+            raise failure
+        return real_send_mail(*args, **kwargs)
+
+    real_send_mail = notifications.send_mail
+    monkeypatch.setattr(notifications, "send_mail", send_mail)
+    version = register("fraud", editor)
+    rule = AlertRule.objects.create(model=version.model, name="r", metric="feature_psi", threshold=0.25, webhook_url=hook.url, emails="oncall@example.com")
+    event = alerts.alert_notify(event_id=AlertEvent.objects.create(rule=rule, from_state="ok", to_state="alert", value=0.4, message="drift").pk)
+    first = (event.notification_status, event.notification_error)
+
+    retried = _try_again(event, url=hook.url, emails="oncall@example.com")
+
+    assert first[0] == "retrying" and "e-mail: connection refused" in first[1]
+    assert retried.notification_status == "delivered" and len(hook.posts) == 1 and len(mailoutbox) == 1
+    assert [(a, c, ok) for a, c, ok, _ in _attempts(retried)] == [(1, "webhook", True), (1, "email", False), (2, "email", True)]
+
+
+def test_notifications_give_up_after_the_last_try(editor, settings, receiver):
+    hook = receiver(status=502)
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{hook.port}"]
+
+    event = _notify_rule(editor, hook.url)
+    for _ in range(MAX_ATTEMPTS - 1):
+        event = _try_again(event, url=hook.url)
+    after_the_end = _try_again(event, url=hook.url, now=event.at + timedelta(days=30))
+
+    assert (event.notification_status, event.notification_attempts, event.next_notification_at) == ("failed", MAX_ATTEMPTS, None)
+    assert event.notification_error == f"webhook answered 502 (gave up after {MAX_ATTEMPTS} tries)"
+    assert after_the_end.tried_now is False and len(hook.posts) == MAX_ATTEMPTS
+
+
+@pytest.mark.parametrize(("status", "retried"), [(404, False), (410, False), (408, True), (429, True), (500, True)])
+def test_only_answers_that_may_change_are_tried_again(editor, settings, receiver, status, retried):
+    hook = receiver(status=status)
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{hook.port}"]
+
+    event = _notify_rule(editor, hook.url)
+
+    assert event.notification_status == ("retrying" if retried else "failed")
+
+
+def test_the_sweeps_queue_a_retry_only_when_it_is_due(editor, settings, receiver):
+    hook = receiver(status=500)
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{hook.port}"]
+    event = _notify_rule(editor, hook.url)
+    AlertEvent.objects.filter(pk=event.pk).update(at=event.at - timedelta(hours=1))
+    queued = []
+    import monitoring.services.sweeps as sweeps
+
+    sweeps_enqueue = sweeps.enqueue_on_commit
+    sweeps.enqueue_on_commit = lambda name, *args: queued.append((name, *args))
+    try:
+        before_due = sweeps.stuck_work_sweep(now=event.next_notification_at - timedelta(seconds=1))
+        when_due = sweeps.stuck_work_sweep(now=event.next_notification_at + timedelta(seconds=1))
+    finally:
+        sweeps.enqueue_on_commit = sweeps_enqueue
+
+    assert (before_due, when_due) == (0, 1) and queued == [("monitoring.tasks.alert_notify", event.pk)]
+
+
+def test_a_failed_try_queues_the_next_one_with_its_backoff(editor, settings, receiver, monkeypatch):
+    from monitoring import tasks
+
+    hook = receiver(status=503)
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{hook.port}"]
+    version = register("fraud", editor)
+    rule = AlertRule.objects.create(model=version.model, name="r", metric="feature_psi", threshold=0.25, webhook_url=hook.url)
+    event = AlertEvent.objects.create(rule=rule, from_state="ok", to_state="alert", value=0.4, message="drift")
+    queued = []
+    monkeypatch.setattr(tasks.alert_notify, "apply_async", lambda args, countdown, **kwargs: queued.append((args, countdown)))
+
+    tasks.alert_notify(event.pk)
+    tasks.alert_notify(event.pk)  # a duplicate delivery before the backoff: tries nothing, queues nothing
+
+    assert len(queued) == 1 and queued[0][0] == (event.pk,)
+    assert RETRY_AFTER[0].total_seconds() - 5 < queued[0][1] <= RETRY_AFTER[0].total_seconds()
+
+
+def test_the_alerts_page_shows_each_notifications_delivery_and_every_try(editor, viewer, settings, receiver, client):
+    hook = receiver(statuses=(503, 204))
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{hook.port}"]
+    event = _notify_rule(editor, hook.url)
+    client.force_login(viewer)
+
+    retrying = client.get("/monitoring/alerts/").content.decode()
+    _try_again(event, url=hook.url)
+    delivered = client.get("/monitoring/alerts/").content.decode()
+
+    assert 'data-delivery="retrying"' in retrying and "next " in retrying
+    assert "try 1 · webhook: webhook answered 503" in retrying
+    assert 'data-delivery="delivered"' in delivered and "2 tries" in delivered
+    assert "try 2 · webhook: sent" in delivered
+
+
+def test_the_cost_page_lists_budget_alerts_with_their_delivery(editor, approver, viewer, client, mailoutbox):
+    alert = _notify_budget(editor, approver, emails="finance@example.com")
+    client.force_login(viewer)
+
+    html = client.get("/monitoring/costs/").content.decode()
+
+    assert alert.notification_status == "delivered" and len(mailoutbox) == 1
+    row = html[html.index(f'data-budget-alert="{alert.pk}"'):]
+    row = row[: row.index("</tr>")]
+    assert 'data-delivery="delivered"' in row and "try 1 · e-mail: sent" in row and "80 %" in row
