@@ -55,11 +55,14 @@ if [ -z "${DATABASE_URL:-}" ] || [ "${MLOPS_DEMO:-0}" = 1 ]; then
   case "$seed_out" in *"versions"*) first_start=1 ;; esac
 fi
 
-# One worker process with beat embedded (dev only: production runs exactly one separate beat).
-"$VENV_BIN/celery" -A mlops_site worker -B --concurrency 1 -l info --without-mingle --without-gossip \
+# One worker with beat embedded (dev only: production runs exactly one separate beat and a worker per queue), on
+# both queues: the default one and the evaluations one named after it (settings.MLOPS_EVALUATIONS_QUEUE). Two
+# processes, so a long evaluation does not hold up the minute-by-minute work behind it.
+QUEUE=${CELERY_TASK_DEFAULT_QUEUE:-celery}
+"$VENV_BIN/celery" -A mlops_site worker -B --concurrency 2 -Q "$QUEUE,$QUEUE-evaluations" -l info --without-mingle --without-gossip \
     > "$RUN_DIR/worker.log" 2>&1 &
 pids+=($!)
-echo "Celery: worker + beat (pid ${pids[-1]}), log in .run/worker.log"
+echo "Celery: worker + beat on queues $QUEUE and $QUEUE-evaluations (pid ${pids[-1]}), log in .run/worker.log"
 
 "$VENV_BIN/python" manage.py runserver "127.0.0.1:$PORT" --noreload &
 pids+=($!)

@@ -2,13 +2,15 @@
 
 - One private `redis-server` for the run (never a developer's: a killed worker leaves its message unacked
   in the broker).
-- One worker for the whole layer (a start costs about 3 s) on a queue of its own. The worker publishes
-  to that queue too (CELERY_TASK_DEFAULT_QUEUE in its environment), so a sweep's re-queued work comes
-  back to it. Tests that kill a worker start their own (`start_worker`).
+- One worker for the whole layer (a start costs about 3 s) on queues of its own: a default queue and the
+  evaluations queue the site names after it, as a site's workers consume them. The worker publishes to
+  them too (CELERY_TASK_DEFAULT_QUEUE in its environment), so a sweep's re-queued work comes back to it.
+  Tests that kill a worker, or that need one on a single queue, start their own (`start_worker`).
 - This process publishes through a Celery app of its own, made current for each test: its broker is that
-  Redis and its default queue and routes are the worker's queue, so the product's own enqueueing
-  (`enqueue_on_commit` -> `apply_async` on the shared task) reaches that worker and nothing else. The
-  project's app (in-memory broker for unit tests) is left untouched.
+  Redis and its default queue and routes are the worker's queues (the project's CELERY_TASK_ROUTES, renamed
+  after the worker's default queue), so the product's own enqueueing (`enqueue_on_commit` -> `apply_async`
+  on the shared task) reaches that worker and nothing else. The project's app (in-memory broker for unit
+  tests) is left untouched.
 - Both processes read the same site configuration: alert webhook and e-mails, the LLM provider's base URL.
   The webhook receiver, the fake LLM and the mailbox (file-based e-mail backend) live here, on 127.0.0.1.
 - The database is flushed between tests (transactional_db); each test's work is on its own rows and the
@@ -234,10 +236,10 @@ def _database_url() -> str:
 
 @dataclass
 class Worker:
-    """A `celery -A mlops_site worker` subprocess consuming its own queue, and the app this process publishes to it with."""
+    """A `celery -A mlops_site worker` subprocess consuming its own queues, and the app this process publishes to it with."""
 
     proc: subprocess.Popen
-    queue: str
+    queue: str  # its default queue; evaluations go to `<queue>-evaluations`, as the site names them
     log: Path
     app: Celery
 
@@ -295,9 +297,16 @@ class Worker:
         self.app.close()
 
 
-def start_worker(*, redis_url: str, site: Site) -> Worker:
-    """Start a worker on a fresh private queue, wait until it is ready, and build the app that routes to it."""
+def start_worker(*, redis_url: str, site: Site, consumes: tuple[str, ...] = ("default", "evaluations")) -> Worker:
+    """Start a worker on fresh private queues (`consumes` says which of the two it takes), wait until it is ready,
+    and build the app that routes to them."""
     queue = f"it-{uuid.uuid4().hex[:10]}"
+    # The site's routes, each queue renamed after this worker's default queue as the site names it after its own.
+    routes = {
+        name: {"queue": route["queue"].replace(django_settings.CELERY_TASK_DEFAULT_QUEUE, queue, 1)}
+        for name, route in django_settings.CELERY_TASK_ROUTES.items()
+    }
+    queues = {"default": queue, "evaluations": django_settings.MLOPS_EVALUATIONS_QUEUE.replace(django_settings.CELERY_TASK_DEFAULT_QUEUE, queue, 1)}
     log = site.logs / f"{queue}.log"
     env = dict(
         os.environ, **site.settings, DATABASE_URL=_database_url(), REDIS_URL=redis_url, CELERY_BROKER_URL=redis_url,
@@ -307,14 +316,14 @@ def start_worker(*, redis_url: str, site: Site) -> Worker:
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "mlops_site", "worker", "--pool", "solo", "--without-mingle", "--without-gossip",
-             "--without-heartbeat", "-Q", queue, "-n", f"{queue}@%h", "-l", "info"],
+             "--without-heartbeat", "-Q", ",".join(queues[name] for name in consumes), "-n", f"{queue}@%h", "-l", "info"],
             env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
         )
-    # Publishing side: the project's settings (serializer, publish retries), this Redis, this queue for every task.
+    # Publishing side: the project's settings (serializer, publish retries), this Redis, these queues.
     app = Celery(f"tests-{queue}", set_as_current=False)
     app.config_from_object("django.conf:settings", namespace="CELERY")
     app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False, task_default_queue=queue,
-                    task_routes={"*": {"queue": queue}})
+                    task_routes={**routes, "*": {"queue": queue}})
     worker = Worker(proc=proc, queue=queue, log=log, app=app)
     deadline = time.monotonic() + 60
     while " ready." not in log.read_text(errors="replace"):
@@ -349,11 +358,12 @@ def worker(_shared_worker, transactional_db, site, settings) -> Iterator[Worker]
 
 @pytest.fixture
 def spare_worker(worker, redis_url, site) -> Iterator[Callable[[], Worker]]:
-    """`spare_worker()` starts another worker on its own queue (for a test that kills one); all stopped at the end."""
+    """`spare_worker()` starts another worker on its own queues (for a test that kills one; `consumes=("evaluations",)`
+    for one on that queue alone); all stopped at the end."""
     started: list[Worker] = []
 
-    def start() -> Worker:
-        started.append(start_worker(redis_url=redis_url, site=site))
+    def start(consumes: tuple[str, ...] = ("default", "evaluations")) -> Worker:
+        started.append(start_worker(redis_url=redis_url, site=site, consumes=consumes))
         return started[-1]
 
     yield start
