@@ -21,8 +21,8 @@ exact_match         (false)                                   not text is compar
                                                               parsed as JSON
 contains,           `values: [...]` (else the reference),     all (`mode: all`, the default) or any      1 / 0
 icontains           `mode`                                    (`mode: any`) occur; icontains ignores case
-regex               `pattern`, `flags` (letters of imsx),     re.search finds it (`match: full`:         1 / 0
-                    `match`                                   re.fullmatch)
+regex               `pattern`, `flags` (letters of imsx),     RE2 finds it (`match: full`: matches the    1 / 0
+                    `match`                                   whole output); see `patterns`
 starts_with         `value`, `ignore_case` (false)            the output without leading whitespace      1 / 0
                                                               starts with `value`
 custom_label_check  `allowed: [...]`, `ignore_case` (false)   the stripped output is one of `allowed`    1 / 0
@@ -54,6 +54,7 @@ The gate figures' names (format_valid, relevance, safety) belong to their
 families: a criterion of another type under one of them is an error
 (`gate_name_problem`), and the import refuses it.
 
+User regexes (regex, deny) run on RE2 in linear time, on outputs of at most 100,000 characters (`patterns`).
 Text measures and their formulas are in `text`, the PII detectors in `pii`,
 the criterion types in `format_checks` and `checks` (with `run_checks`), and
 how results become gate figures in `aggregate` (`summarize`, `gate_figures`).
