@@ -70,9 +70,12 @@ CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_O
 # The Content Security Policy (mlops_site.middleware): scripts, styles and requests from this site only, no inline
 # script, event handler or style attribute, no framing. MLOPS_CSP replaces it; MLOPS_CSP_EXTRA adds sources to it
 # (e.g. "img-src https://cdn.example.com; connect-src https://errors.example.com"); MLOPS_CSP="" sends none.
+# plotly.js sets two fixed style attributes (a colour bar's empty style, a heatmap's image-rendering declarations):
+# style-src-attr allows exactly those two values by their hashes, and no other style attribute.
 CSP_DEFAULT = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
-    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "style-src-attr 'unsafe-hashes' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' 'sha256-AR/cKIZjWPcPmBUPDA6oti9XBiTbJvz0Cro2J1VzzS8='; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'"
 )
 MLOPS_CSP = os.environ.get("MLOPS_CSP", CSP_DEFAULT)
 MLOPS_CSP_EXTRA = os.environ.get("MLOPS_CSP_EXTRA", "")
