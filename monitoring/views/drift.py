@@ -83,6 +83,7 @@ def reference_from_window(request: HttpRequest, name: str, version: int) -> Http
     end = timezone.now()
 
     def set_reference():
+        require_role(request.user, EDITOR, "Setting a reference")  # before the window is judged: a viewer hears of the role
         if not 1 <= hours <= 24 * 90:
             raise ValidationFailed("Choose a window of 1 hour to 90 days.")
         return services.reference_set_from_window(model_version=found, start=end - timedelta(hours=hours), end=end, actor=request.user)
