@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from mlops_site.exceptions import DomainError
+from mlops_site.exceptions import DomainError, ValidationFailed
 from mlops_site.pages import call_and_redirect, get_or_404, paginate, querystring, redirect_back
 from mlops_site.roles import EDITOR, require_role
 from mlops_site.uploads import read_upload
@@ -130,11 +130,10 @@ def prompt_import(request: HttpRequest) -> HttpResponse:
     """Upload a .tar.gz or .zip of a prompts folder (the same import as the API and the command).
     The role is checked before the archive is read or unpacked: a viewer's upload is never opened."""
     upload = request.FILES.get("archive")
-    if upload is None:
-        messages.error(request, "Choose a .tar.gz or .zip of your prompts folder.")
-        return redirect_back(request, reverse("registry:prompt-list"))
     try:
         require_role(request.user, EDITOR, "Importing prompts")
+        if upload is None:
+            raise ValidationFailed("Choose a .tar.gz or .zip of your prompts folder.")
         result = services.prompts_import(files=services.archive_files(read_upload(upload, limit=settings.MLOPS_PROMPT_ARCHIVE_MAX_BYTES, what="The archive"), filename=upload.name), actor=request.user)
     except DomainError as exc:
         for problem in exc.extra.get("problems", [])[:20]:
