@@ -6,8 +6,10 @@ import importlib
 from datetime import timedelta
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -100,12 +102,14 @@ def test_api_token_last_use_is_written_at_most_once_a_minute(editor, monkeypatch
 
     client.get("/api/v1/me")
     monkeypatch.setattr("django.utils.timezone.now", lambda: start + timedelta(seconds=59))
-    client.get("/api/v1/me")
+    with CaptureQueriesContext(connection) as within_a_minute:
+        client.get("/api/v1/me")
     first = ApiToken.objects.get().last_used_at
     monkeypatch.setattr("django.utils.timezone.now", lambda: start + timedelta(seconds=61))
     client.get("/api/v1/me")
 
     assert first == start
+    assert [q["sql"] for q in within_a_minute.captured_queries if q["sql"].startswith("UPDATE")] == []
     assert ApiToken.objects.get().last_used_at == start + timedelta(seconds=61)
 
 
@@ -167,6 +171,8 @@ def test_token_page_shows_a_new_key_once_and_revokes(editor):
     revoked = client.post(reverse("registry:token-revoke", args=[token.pk]), follow=True)
 
     assert created.status_code == 201 and key in created.content.decode()
+    assert all(key not in repr(session.get_decoded()) for session in Session.objects.all())  # not kept in a session
+    assert key not in str(client.cookies)  # nor flashed into the messages cookie
     assert token.expires_at - token.created_at == timedelta(days=30)
     assert again.status_code == 200 and token.prefix in again.content.decode() and key not in again.content.decode()
     assert "revoked" in revoked.content.decode()
