@@ -1,5 +1,6 @@
 """REST API of quality gates (`/api/v1/`): evaluations, gate status, gate policies, dataset schemas."""
 
+from django.contrib.auth import get_user_model
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -120,24 +121,43 @@ class EvaluationDetailApi(APIView):
         return Response(EvaluationDetailOut(evaluations.evaluation_get(evaluation_id=evaluation_id)).data)
 
 
+REQUESTER_PARAMETER = OpenApiParameter(
+    "requester", str, description="judge the checks for a promotion requested by this user (default: you); matters when the "
+                                  "policy needs evidence from someone other than the requester")
+
+
+def _requester(request):
+    """The user whose promotion the gate card is judged for: `?requester=<username>`, else the caller."""
+    username = request.query_params.get("requester")
+    if username is None:
+        return request.user
+    found = get_user_model().objects.filter(username=username).first()
+    if found is None:
+        raise ValidationFailed(f"requester: no user {username!r}.", fields={"requester": ["no such user"]})
+    return found
+
+
 class ModelGatesApi(APIView):
-    """The gate card of a model version: each check, its value, threshold, pass / fail / not run, from which evaluation."""
+    """The gate card of a model version: each check, its value, threshold, pass / fail / not run, from which evaluation,
+    who produced it and how, judged for a promotion requested by the caller (or `?requester=`)."""
 
     permission_classes = [IsViewer]
 
-    @extend_schema(responses=GateStatusOut)
+    @extend_schema(parameters=[REQUESTER_PARAMETER], responses=GateStatusOut)
     def get(self, request, name, version):
-        return Response(GateStatusOut(gates.gate_status(version=selectors.version_get(model_name=name, version=version))).data)
+        found = selectors.version_get(model_name=name, version=version)
+        return Response(GateStatusOut(gates.gate_status(version=found, requester=_requester(request))).data)
 
 
 class PromptGatesApi(APIView):
-    """The gate card of a prompt version."""
+    """The gate card of a prompt version (as for a model version)."""
 
     permission_classes = [IsViewer]
 
-    @extend_schema(responses=GateStatusOut)
+    @extend_schema(parameters=[REQUESTER_PARAMETER], responses=GateStatusOut)
     def get(self, request, name, version):
-        return Response(GateStatusOut(gates.gate_status(version=selectors.prompt_version_get(prompt_name=name, version=version))).data)
+        found = selectors.prompt_version_get(prompt_name=name, version=version)
+        return Response(GateStatusOut(gates.gate_status(version=found, requester=_requester(request))).data)
 
 
 def _policy(subject: dict) -> GatePolicy:
@@ -147,7 +167,8 @@ def _policy(subject: dict) -> GatePolicy:
 
 class _PolicyApi(APIView):
     """GET: the gate policy. PUT `{"checks": [{"check", "op", "threshold"}], "enforced": true}` (approvers) replaces it;
-    `{"checks": "default"}` sets the default checks."""
+    `{"checks": "default"}` sets the default checks; `"evidence_from_other_identity": true` refuses evidence produced by
+    a promotion's own requester (left out: unchanged)."""
 
     def get_permissions(self):
         return [IsApprover()] if self.request.method == "PUT" else [IsViewer()]
@@ -166,7 +187,8 @@ class _PolicyApi(APIView):
         checks = data.get("checks")
         if checks == "default":
             checks = gates.DEFAULT_MODEL_CHECKS if "model" in subject else gates.DEFAULT_PROMPT_CHECKS
-        policy = gates.gate_policy_set(**subject, checks=checks, enforced=data.get("enforced", True) is not False, actor=request.user)
+        policy = gates.gate_policy_set(**subject, checks=checks, enforced=data.get("enforced", True) is not False,
+                                       evidence_from_other_identity=data.get("evidence_from_other_identity"), actor=request.user)
         return Response(GatePolicyOut(policy).data)
 
 

@@ -31,6 +31,8 @@ from ..models import (
     PromotionStrategy,
     PromptVersion,
 )
+from ..models.gates import EvidenceOrigin
+from ..services.gates import check_problem
 
 
 class MeOut(serializers.Serializer):
@@ -331,14 +333,15 @@ class EvaluationOut(serializers.ModelSerializer):
     model = serializers.CharField(source="model_version.model.name", default=None)
     prompt = serializers.CharField(source="prompt_version.prompt.name", default=None)
     version = serializers.SerializerMethodField()
-    requested_by = serializers.CharField(source="requested_by.username", default=None)
+    requested_by = serializers.CharField(source="requested_by.username", default=None,
+                                         help_text="who asked for it (the authenticated caller): the evidence's producer")
     options = serializers.SerializerMethodField()
     metrics = serializers.SerializerMethodField()
     details = serializers.SerializerMethodField()
 
     class Meta:
         model = Evaluation
-        fields = ["id", "kind", "status", "model", "prompt", "version", "source", "input_sha256", "options", "requested_by",
+        fields = ["id", "kind", "status", "model", "prompt", "version", "source", "input_sha256", "options", "requested_by", "origin",
                   "requested_at", "started_at", "finished_at", "attempts", "error", "metrics", "details"]
 
     def get_version(self, evaluation: Evaluation) -> int:
@@ -371,6 +374,16 @@ class EvaluationDetailOut(EvaluationOut):
         return EvaluationRowOut(evaluation.rows.all()[: self.ROW_LIMIT], many=True).data
 
 
+class PassedOverOut(serializers.Serializer):
+    """A newer evaluation that has the check's figure but does not count as evidence, and why."""
+
+    evaluation_id = serializers.IntegerField()
+    value = JSONNumber()
+    produced_by = serializers.CharField(source="producer", allow_blank=True)
+    origin = serializers.ChoiceField(choices=EvidenceOrigin.values)
+    reason = serializers.CharField()
+
+
 class GateCheckOut(serializers.Serializer):
     """One check of the gate card, with the evaluation its value came from."""
 
@@ -383,15 +396,29 @@ class GateCheckOut(serializers.Serializer):
     kind = serializers.CharField(allow_blank=True, help_text="the evaluation kind the value came from")
     ran_at = serializers.DateTimeField(allow_null=True)
     source = serializers.CharField(allow_blank=True, help_text="what that evaluation ran on")
+    produced_by = serializers.CharField(source="producer", allow_blank=True, help_text="who produced that evaluation (blank: unknown)")
+    origin = serializers.ChoiceField(choices=["", *EvidenceOrigin.values], allow_blank=True, help_text="how that evaluation was produced")
+    problem = serializers.SerializerMethodField()
+    passed_over = PassedOverOut(many=True)
+
+    def get_problem(self, outcome) -> str:
+        """Why the check did not pass, worded as on the gate card and in a 409 (blank when it passed)."""
+        return check_problem(outcome) if outcome.status != "passed" else ""
 
 
 class GateStatusOut(serializers.Serializer):
-    """A version's gate card (services.gates.GateStatus)."""
+    """A version's gate card (services.gates.GateStatus), judged for a promotion requested by `requester`."""
 
     policy = serializers.SerializerMethodField()
     enforced = serializers.BooleanField()
+    evidence_from_other_identity = serializers.SerializerMethodField()
+    requester = serializers.CharField(allow_blank=True, help_text="whose promotion the checks were judged for (the caller, or ?requester=)")
     passed = serializers.SerializerMethodField()
     checks = GateCheckOut(many=True)
+
+    def get_evidence_from_other_identity(self, state) -> bool:
+        """Whether the policy refuses evidence produced by the promotion's requester."""
+        return bool(state.policy and state.policy.evidence_from_other_identity)
 
     def get_policy(self, state) -> bool:
         """Whether the model or prompt has a gate policy."""
@@ -413,6 +440,9 @@ class GatePolicyIn(serializers.Serializer):
 
     checks = serializers.JSONField(help_text='a list of {"check", "op", "threshold"}, or "default" for the defaults')
     enforced = serializers.BooleanField(required=False, help_text="default true; false shows the gate card without refusing promotions")
+    evidence_from_other_identity = serializers.BooleanField(
+        required=False, help_text="true: evidence produced by a promotion's requester does not count for it (e.g. only a CI token's "
+                                  "runs); left out: unchanged (false for a new policy)")
 
 
 class GatePolicyOut(serializers.ModelSerializer):
@@ -425,7 +455,7 @@ class GatePolicyOut(serializers.ModelSerializer):
 
     class Meta:
         model = GatePolicy
-        fields = ["checks", "enforced", "exists", "updated_at", "updated_by"]
+        fields = ["checks", "enforced", "evidence_from_other_identity", "exists", "updated_at", "updated_by"]
 
     @extend_schema_field(GateCheckSpec(many=True))
     def get_checks(self, policy: GatePolicy) -> list[dict[str, Any]]:

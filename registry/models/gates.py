@@ -3,7 +3,9 @@
 An Evaluation is one run of one kind over one version: model metrics and fairness from uploaded
 predictions and labels, data validation of a file against the model's schema, a prompt
 version over its eval set, or an A/B test's result recorded from outside (done at once). Its `metrics` are the gate figures; a GatePolicy compares them with
-thresholds, and a promotion of a version whose gates failed or never ran is refused.
+thresholds, and a promotion of a version whose gates failed or never ran is refused. Each evaluation records who
+produced it (`requested_by`) and how (`origin`), so a gate can refuse evidence typed in by hand or supplied by the
+promotion's own requester.
 """
 
 from django.conf import settings
@@ -19,6 +21,9 @@ class GatePolicy(models.Model):
     prompt = models.OneToOneField("registry.Prompt", null=True, blank=True, on_delete=models.CASCADE, related_name="gate_policy")
     checks = models.JSONField(default=list)
     enforced = models.BooleanField(default=True, help_text="off: the gate card is shown but promotions are not refused")
+    evidence_from_other_identity = models.BooleanField(
+        default=False, help_text="on: evidence produced by the promotion's requester does not count (e.g. only a CI token's runs)"
+    )
     updated_at = models.DateTimeField(default=timezone.now)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
@@ -40,6 +45,18 @@ class EvaluationKind(models.TextChoices):
     EXPERIMENT = "experiment", "A/B test result"
 
 
+class EvidenceOrigin(models.TextChoices):
+    """How an evaluation's figures were produced. Set by the service from what was run, never taken from a request field."""
+
+    UPLOADED_FILE = "uploaded_file", "computed from an uploaded file"
+    PROVIDER_RUN = "provider_run", "prompt run against the LLM provider"
+    RECORDED_REPLAY = "recorded_replay", "replay of the outputs recorded in the eval set"
+    # The outputs were typed in with the request: shown, never evidence for a gate.
+    TYPED_REPLAY = "typed_replay", "replay of responses typed in with the request"
+    EXPERIMENT = "experiment", "A/B test on live traffic"
+    UNKNOWN = "unknown", "unknown"
+
+
 class EvaluationStatus(models.TextChoices):
     PENDING = "pending"
     RUNNING = "running"
@@ -54,7 +71,10 @@ class Evaluation(models.Model):
     prompt_version = models.ForeignKey("registry.PromptVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="evaluations")
     kind = models.CharField(max_length=16, choices=EvaluationKind.choices)
     status = models.CharField(max_length=8, choices=EvaluationStatus.choices, default=EvaluationStatus.PENDING)
+    # The authenticated user (or token owner) who asked for the run or recorded the result: the evidence's producer.
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    origin = models.CharField(max_length=16, choices=EvidenceOrigin.choices, default=EvidenceOrigin.UNKNOWN,
+                              help_text="how the figures were produced; a typed-in replay never counts for a gate")
     requested_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -11,7 +11,9 @@ claimed again after STALE_RUN):
 - prompt: the prompt version over its eval set through a provider (registry/providers/) with the
   version's criteria (registry/prompt_checks/) -> per-row results and the gate figures.
 
-Bad input never becomes a fake pass: the run is `failed` with the reason.
+Bad input never becomes a fake pass: the run is `failed` with the reason. Every row records its producer (the
+authenticated actor, `requested_by`) and its origin (EvidenceOrigin: an uploaded file, a provider run, a replay of the
+eval set's recorded outputs or of responses typed in with the request, an experiment), which the gates read.
 
 A fourth kind, experiment, is evidence computed elsewhere (an A/B test on live traffic): recorded done at
 once by `evaluation_record_external`, so its figures reach the gate card and the gates like any other.
@@ -36,9 +38,10 @@ from mlops_site.roles import EDITOR, require_role
 from .. import evaluation as numbers
 from .. import tables, validation
 from ..models import AuditAction, DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, EvaluationStatus, ModelVersion, PromptVersion
+from ..models.gates import EvidenceOrigin
 from ..providers import ProviderError
 from .audit import audit_record
-from .prompt_runs import run_prompt_evaluation
+from .prompt_runs import prompt_run_origin, run_prompt_evaluation
 
 STALE_RUN = timedelta(minutes=30)
 # The task's time limits: soft (the run ends failed, saying so), then hard (the worker process is replaced), both
@@ -107,9 +110,11 @@ def evaluation_request(
         evaluation = Evaluation.objects.create(
             kind=kind, model_version=model_version, prompt_version=prompt_version, requested_by=actor, source=source[:300],
             data=data, input_sha256=hashlib.sha256(data).hexdigest() if data else "", options=options,
+            origin=prompt_run_origin(options) if kind == EvaluationKind.PROMPT else EvidenceOrigin.UPLOADED_FILE,
         )
         audit_record(actor=actor, action=AuditAction.EVALUATION_REQUESTED, subject=subject,
-                     version=(model_version or prompt_version).version, reason=source[:300], extra={"evaluation_id": evaluation.pk, "kind": kind})
+                     version=(model_version or prompt_version).version, reason=source[:300],
+                     extra={"evaluation_id": evaluation.pk, "kind": kind, "origin": evaluation.origin})
         enqueue_on_commit("registry.tasks.evaluation_compute", evaluation.pk)
     return evaluation
 
@@ -147,7 +152,7 @@ def evaluation_record_external(
         evaluation = Evaluation.objects.create(
             kind=kind, model_version=model_version, prompt_version=prompt_version, status=EvaluationStatus.DONE, requested_by=actor,
             requested_at=now, started_at=now, finished_at=now, source=source, metrics={k: float(v) for k, v in metrics.items()},
-            details=details or {},
+            details=details or {}, origin=EvidenceOrigin.EXPERIMENT,
         )
         audit_record(actor=actor, action=AuditAction.EVALUATION_RECORDED, subject=subject, version=version.version, reason=source,
                      extra={"evaluation_id": evaluation.pk, "kind": kind})

@@ -116,7 +116,8 @@ def promotion_request_create(
             subject.check_move(version, to_stage)
             if strategy == PromotionStrategy.CANARY:
                 _rollout_in_progress(subject, to_stage)
-            gates_require(version=version, to_stage=to_stage, actor=actor, subject=subject.subject, override_reason=override_reason)
+            gates_require(version=version, to_stage=to_stage, actor=actor, requester=actor, subject=subject.subject,
+                          override_reason=override_reason)
             if subject.requests().filter(**{_version_field(subject): version}, to_stage=to_stage, status=PromotionStatus.PENDING).exists():
                 raise already
             holder = subject.holder(to_stage)
@@ -229,7 +230,8 @@ def _approve(subject, promotion: PromotionRequest, actor, *, comment: str, direc
     subject.check_move(version, stage)
     _rollout_in_progress(subject, stage, exclude=promotion.pk)
     if not direct:  # a direct move was gated when it was requested, a moment ago in the same transaction
-        gates_require(version=version, to_stage=stage, actor=actor, subject=subject.subject, override_reason=override_reason)
+        gates_require(version=version, to_stage=stage, actor=actor, requester=promotion.requested_by, subject=subject.subject,
+                      override_reason=override_reason)
     from_stage = subject.where(version)
     canary = promotion.strategy == PromotionStrategy.CANARY
     if direct or canary:

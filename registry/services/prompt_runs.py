@@ -1,7 +1,7 @@
 """A prompt evaluation run: the version over its eval set through a provider, checked row by row.
 
-The provider is `replay` (the responses recorded in the eval set, or given with the request) or
-`openai` (any OpenAI-compatible API, MLOPS_LLM_BASE_URL / MLOPS_LLM_API_KEY / MLOPS_LLM_MODEL).
+The provider is `replay` (the responses recorded in the eval set, or typed in with the request: such a
+run is shown but never counts for a gate) or `openai` (any OpenAI-compatible API, MLOPS_LLM_BASE_URL / MLOPS_LLM_API_KEY / MLOPS_LLM_MODEL).
 llm_judge criteria use a judge only when MLOPS_JUDGE_MODEL is set; otherwise they are "not run",
 and a gate on them fails as never run. The built-in safety check (PII) always runs.
 """
@@ -15,6 +15,7 @@ from django.conf import settings
 
 from .. import prompt_checks, providers, selectors
 from ..models import Evaluation, EvaluationRow
+from ..models.gates import EvidenceOrigin
 from ..prompt_templates import RenderError, render
 
 
@@ -29,15 +30,28 @@ def _rows(evaluation: Evaluation) -> list[dict]:
     return rows
 
 
+def _typed_responses(options: dict):
+    """The responses typed in with the request (a JSON-lines text, or outputs by row), or None: replay the eval set's."""
+    responses = options.get("responses")
+    return responses if isinstance(responses, str) or responses else None
+
+
+def prompt_run_origin(options: dict) -> str:
+    """How a prompt run with these options gets its outputs: the provider, the eval set's recorded outputs, or typed-in ones."""
+    if options.get("provider", "replay") != "replay":
+        return EvidenceOrigin.PROVIDER_RUN
+    return EvidenceOrigin.TYPED_REPLAY if _typed_responses(options) is not None else EvidenceOrigin.RECORDED_REPLAY
+
+
 def _provider(evaluation: Evaluation, rows: list[dict]) -> providers.Provider:
     options = evaluation.options
     if options.get("provider", "replay") == "replay":
-        responses = options.get("responses")
+        responses = _typed_responses(options)
         if isinstance(responses, str):
             return providers.ReplayProvider.from_jsonl(responses)
         if isinstance(responses, dict):  # JSON keys are strings: "3" means row index 3, anything else a row id
             responses = {int(k) if str(k).isdigit() else k: v for k, v in responses.items()}
-        return providers.ReplayProvider(responses) if responses else providers.ReplayProvider.from_rows(rows)
+        return providers.ReplayProvider(responses) if responses is not None else providers.ReplayProvider.from_rows(rows)
     return providers.OpenAICompatibleProvider(settings.MLOPS_LLM_BASE_URL, settings.MLOPS_LLM_API_KEY, model_override=settings.MLOPS_LLM_MODEL or None)
 
 

@@ -23,6 +23,7 @@ from mlops_site.uploads import read_upload
 
 from .. import selectors
 from ..models import DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, EvaluationStatus, GatePolicy, ModelVersion, PromotionStatus
+from ..models.gates import EvidenceOrigin
 from ..services import evaluations, gates, schemas
 
 EVALUATIONS_PER_PAGE = 20
@@ -38,26 +39,55 @@ SCHEMA_EXAMPLE = {"columns": [{"name": "amount", "type": "numeric", "min": 0, "n
 
 # --- the gate card and the evaluations on the version pages ---------------------------------------------------------------
 
+def _origin_label(origin: str) -> str:
+    return EvidenceOrigin(origin).label if origin in EvidenceOrigin.values else "unknown"
+
+
+def _failure_reason(state: gates.GateStatus) -> str:
+    return "Gates failed: " + "; ".join(gates.check_problem(c) for c in state.failed) if state.policy is not None and not state.passed else ""
+
+
 def gate_card(version, user, promotions) -> dict:
     """The gate card of a model or prompt version, and whether (and why) approving its pending requests is blocked.
 
-    Three queries (the policy, the finished evaluations, the newest A/B test result). Requests into an ungated
-    stage (a prompt's dev) are not blocked.
+    The checks are judged for the requester of the first pending gated request, else for the viewing user (which
+    matters only under a policy that needs evidence from someone other than the requester; then each other pending
+    request is judged for its own requester, one query more each). Three queries otherwise (the policy, the finished
+    evaluations, the newest A/B test result). Requests into an ungated stage (a prompt's dev) are not blocked.
     """
-    state = gates.gate_status(version=version)
-    failing = state.policy is not None and not state.passed
-    blocked = failing and state.enforced
+    pending = [p for p in promotions if p.status == PromotionStatus.PENDING and p.to_stage not in gates.UNGATED_STAGES]
+    you = user if user.is_authenticated else None
+    shown_for = pending[0].requested_by if pending else you
+    state = gates.gate_status(version=version, requester=shown_for)
+    by_identity = state.policy is not None and state.policy.evidence_from_other_identity
+
+    def judged_for(requester) -> gates.GateStatus:
+        if not by_identity or getattr(requester, "pk", None) == getattr(shown_for, "pk", None):
+            return state
+        return gates.gate_status(version=version, policy=state.policy, requester=requester)
+
+    blocked_ids = set()
+    if state.enforced:
+        for promotion in pending:
+            theirs = judged_for(promotion.requested_by)
+            if not theirs.passed:
+                blocked_ids.add(promotion.pk)
+                promotion.gate_reason = _failure_reason(theirs)  # the approve button's title says why for this request
+    yours = judged_for(you)
     return {
         "gates": state,
         "gate_rows": [
             {"check": c.check, "op": c.op, "threshold": f"{c.threshold:g}", "status": c.status, "value": number_text(c.value),
-             "evaluation_id": c.evaluation_id, "kind": c.kind, "ran_at": c.ran_at, "source": c.source}
+             "evaluation_id": c.evaluation_id, "kind": c.kind, "ran_at": c.ran_at, "source": c.source,
+             "producer": c.producer or "unknown", "origin": _origin_label(c.origin), "problem": gates.check_problem(c) if c.status != "passed" else "",
+             "passed_over": [{"evaluation_id": o.evaluation_id, "value": number_text(o.value), "producer": o.producer or "unknown",
+                              "origin": _origin_label(o.origin), "reason": o.reason} for o in c.passed_over]}
             for c in state.checks
         ],
-        "gate_reason": "Gates failed: " + "; ".join(gates.check_problem(c) for c in state.failed) if failing else "",
-        "gate_blocked": blocked,
-        "gate_blocked_ids": {p.pk for p in promotions if p.status == PromotionStatus.PENDING and p.to_stage not in gates.UNGATED_STAGES}
-        if blocked else set(),
+        "gate_requester": state.requester if by_identity else "",
+        "gate_reason": _failure_reason(state),
+        "gate_blocked": yours.enforced and not yours.passed,
+        "gate_blocked_ids": blocked_ids,
         "can_override": has_role(user, ADMIN),
         "ab_evidence": ab_evidence(version),
     }
@@ -244,16 +274,19 @@ def _policy_page(request: HttpRequest, *, subject: dict, kind: str, name: str, b
     current = [{"check": c["check"], "op": c["op"], "threshold": f"{c['threshold']:g}"} for c in policy.checks] if policy else []
     rows = [dict(r) for r in current]
     enforced = policy.enforced if policy else True
+    other_identity = policy.evidence_from_other_identity if policy else False
     error, status = "", 200
     if request.method == "POST":
         action = request.POST.get("action", "save")
         rows, enforced = _posted_rows(request.POST), request.POST.get("enforced") == "on"
+        other_identity = request.POST.get("evidence_from_other_identity") == "on"
         if action == "add":
             rows.append({"check": "", "op": ">=", "threshold": ""})
         else:
             checks = defaults if action == "defaults" else [{**r, "threshold": _number_or_text(r["threshold"])} for r in rows]
             try:
-                gates.gate_policy_set(**subject, checks=checks, enforced=enforced, actor=request.user)
+                gates.gate_policy_set(**subject, checks=checks, enforced=enforced, evidence_from_other_identity=other_identity,
+                                      actor=request.user)
             except DomainError as exc:
                 error, status = exc.message, exc.status
             else:
@@ -270,6 +303,7 @@ def _policy_page(request: HttpRequest, *, subject: dict, kind: str, name: str, b
         "current": current,
         "rows": rows,
         "enforced": enforced,
+        "evidence_from_other_identity": other_identity,
         "error": error,
         "ops": list(gates.OPS),
         "figures": figures,

@@ -189,7 +189,8 @@ def test_a_policy_change_is_audited_with_the_checks_before_and_after(approver, g
     first, second = AuditEvent.objects.filter(action="gate_policy_set").order_by("id")
     as_stored = [{**c, "threshold": float(c["threshold"])} for c in DEFAULT_MODEL_CHECKS]
     assert (second.subject, second.actor, second.reason) == ("model:fraud", approver, "")
-    assert second.extra == {"checks": [{"check": "accuracy", "op": ">", "threshold": 0.5}], "before": as_stored, "enforced": False}
+    assert second.extra == {"checks": [{"check": "accuracy", "op": ">", "threshold": 0.5}], "before": as_stored, "enforced": False,
+                            "evidence_from_other_identity": False, "evidence_from_other_identity_before": False}
     assert first.extra["checks"] == as_stored and first.extra["enforced"] is True
 
 
@@ -219,7 +220,7 @@ def test_the_refusal_lists_every_failed_check_and_needs_an_override_to_pass(edit
     evaluated(gated, "model", accuracy=0.5, f1=0.95, demographic_parity_difference=0.2)
 
     with pytest.raises(Conflict) as refused:
-        gates_require(version=gated, to_stage="production", actor=editor, subject="fraud")
+        gates_require(version=gated, to_stage="production", actor=editor, requester=editor, subject="fraud")
 
     assert refused.value.message == (
         "Gates not passed for fraud v1: accuracy 0.5 < 0.92; demographic_parity_difference 0.2 > 0.1; schema_violations never ran."
@@ -282,10 +283,11 @@ def test_the_refusal_carries_each_failed_check_as_data(editor, gated):
     evaluated(gated, "data", schema_violations=0)
 
     with pytest.raises(Conflict) as refused:
-        gates_require(version=gated, to_stage="production", actor=editor, subject="fraud", override_reason="")
+        gates_require(version=gated, to_stage="production", actor=editor, requester=editor, subject="fraud", override_reason="")
 
     assert refused.value.code == "gates_failed"
-    assert refused.value.extra["failed"] == [{"check": "accuracy", "status": "failed", "value": 0.5, "op": ">=", "threshold": 0.92}]
+    assert refused.value.extra["failed"] == [{"check": "accuracy", "status": "failed", "value": 0.5, "op": ">=", "threshold": 0.92,
+                                              "problem": "accuracy 0.5 < 0.92"}]
 
 
 def test_an_override_is_audited_with_the_version_and_stage_and_refused_to_non_admins(editor, admin_user, gated):

@@ -44,9 +44,12 @@ def test_replay_figures_rows_and_the_gate(celery_eager, api_as, editor, approver
     assert [r.output for r in rows] == [responses["0"], responses["1"]]
     safety = next(c for c in rows[1].checks if c["type"] == "safety")
     assert safety["status"] == "failed" and "e-mail" in safety["detail"] and "jane@example.com" not in safety["detail"]  # masked
-    gates = {c["check"]: c["status"] for c in api_as(viewer).get(f"{URL}/gates").json()["checks"]}
-    assert gates == {"format_valid": "passed", "relevance": "not_run", "safety": "failed"}
-    assert_error_shape(api_as(editor).post(f"{URL}/promotions", {"to": "prod", "reason": "ship"}, format="json"), 409, "gates_failed")
+    assert evaluation.origin == "typed_replay"
+    gates = {c["check"]: (c["status"], c["passed_over"][0]["evaluation_id"] if c["passed_over"] else None)
+             for c in api_as(viewer).get(f"{URL}/gates").json()["checks"]}
+    assert gates == {"format_valid": ("not_run", evaluation.pk), "relevance": ("not_run", None), "safety": ("not_run", evaluation.pk)}
+    refused = assert_error_shape(api_as(editor).post(f"{URL}/promotions", {"to": "prod", "reason": "ship"}, format="json"), 409, "gates_failed")
+    assert f"format_valid has no evidence that counts (#{evaluation.pk}: a replay of responses typed in with the request" in refused["message"]
 
 
 def test_an_openai_compatible_server_and_its_failures(celery_eager, api_as, editor, summarize, settings, django_capture_on_commit_callbacks):
