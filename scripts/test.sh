@@ -49,8 +49,8 @@ audit_rc=$?
 
 # --- PostgreSQL: a throwaway cluster; its suite runs beside SQLite's (two cores, and much of each suite waits
 # on a worker, a browser or a server), its output kept and shown after SQLite's. MLOPS_TEST_SERIAL=1: one by one.
-# The fuzzed API schema (tests/test_api_fuzz.py) runs in the SQLite suite only (MLOPS_TEST_FUZZ=0 here): the same
-# cases against the same code would add minutes and find nothing database-specific.
+# Tests that check the same thing whatever the database (the fuzzed API schema, the permission matrix) run in the
+# SQLite suite only (MLOPS_TEST_SECOND_DB=1 here): run again they would add minutes and find nothing new.
 PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
 [ -n "$PGBIN" ] || PGBIN=$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")
 as_pg() {
@@ -78,7 +78,7 @@ fi
 pg_pid=""
 if [ -n "$pg_url" ] && [ -z "${MLOPS_TEST_SERIAL:-}" ]; then
   echo "(the PostgreSQL run goes on beside the SQLite one; its output follows SQLite's)"
-  ( DATABASE_URL="$pg_url" MLOPS_TEST_FUZZ=0 run_suite "$pg_label" >"$tmp/pg-suite.log" 2>&1; echo $? >"$tmp/pg-suite.rc" ) &
+  ( DATABASE_URL="$pg_url" MLOPS_TEST_SECOND_DB=1 run_suite "$pg_label" >"$tmp/pg-suite.log" 2>&1; echo $? >"$tmp/pg-suite.rc" ) &
   pg_pid=$!
 fi
 SQLITE_TEST_PATH="$tmp/test.sqlite3" run_suite "SQLite"
@@ -88,7 +88,7 @@ if [ -n "$pg_pid" ]; then
   cat "$tmp/pg-suite.log"
   pg_rc=$(cat "$tmp/pg-suite.rc" 2>/dev/null || echo 1)
 elif [ -n "$pg_url" ]; then
-  DATABASE_URL="$pg_url" MLOPS_TEST_FUZZ=0 run_suite "$pg_label"
+  DATABASE_URL="$pg_url" MLOPS_TEST_SECOND_DB=1 run_suite "$pg_label"
   pg_rc=$?
 fi
 

@@ -8,7 +8,7 @@ sample prompts, an experiment, a pending promotion), so bodies and query strings
 
 Bounded and reproducible for CI: a few examples per operation, derandomized (the same cases every run, no example
 database), no deadline (a slow first request is not a failure). Runs in the SQLite suite only: scripts/test.sh
-sets MLOPS_TEST_FUZZ=0 for the PostgreSQL suite, since the same cases against the same code add minutes and
+sets MLOPS_TEST_SECOND_DB=1 for the PostgreSQL suite, since the same cases against the same code add minutes and
 nothing database-specific. Nothing is excluded: every operation of the schema is fuzzed.
 """
 
@@ -29,7 +29,7 @@ from tests.conftest import make_user
 from tests.factories import register
 from tests.prompts.conftest import brief_folder
 
-pytestmark = pytest.mark.skipif(os.environ.get("MLOPS_TEST_FUZZ") == "0", reason="fuzzed in the SQLite suite only")
+pytestmark = pytest.mark.skipif(os.environ.get("MLOPS_TEST_SECOND_DB") == "1", reason="fuzzed in the SQLite suite only")
 
 EXAMPLES_PER_OPERATION = 12
 PASSWORD = "fuzz-" + "editor-passphrase-7"
