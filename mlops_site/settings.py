@@ -277,6 +277,7 @@ SPECTACULAR_SETTINGS = {
         "RolloutGateEnum": "experiments.api.serializers.GATE_NAMES",
         "RolloutCheckStateEnum": "experiments.api.serializers.CHECK_STATES",
         "RolloutHealthEnum": "experiments.api.serializers.HEALTH_STATES",
+        "TokenStateEnum": "registry.api.tokens.TOKEN_STATES",
     },
     "SERVE_PERMISSIONS": ["mlops_site.roles.IsViewer"],
 }
