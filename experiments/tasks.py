@@ -1,6 +1,7 @@
 """Celery tasks of experiments: thin, idempotent, each calls one service."""
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError
 
 from . import services
@@ -9,7 +10,11 @@ from . import services
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
 def analysis_compute(analysis_id: int) -> str:
     """Run one analysis. acks_late + the conditional claim: a redelivery after a dead worker computes it once."""
-    analysis = services.analysis_run(analysis_id=analysis_id)
+    try:
+        analysis = services.analysis_run(analysis_id=analysis_id)
+    except SoftTimeLimitExceeded:
+        services.analysis_time_out(analysis_id=analysis_id)
+        return "timed out"
     return analysis.status if analysis else "already claimed"
 
 

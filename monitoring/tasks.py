@@ -1,6 +1,7 @@
 """Celery tasks of monitoring: thin, idempotent, each calls one service."""
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError
 
 from . import services
@@ -9,8 +10,13 @@ from .services.notifications import notification_retry_in
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
 def drift_report_compute(report_id: int) -> str:
-    """Run one drift report. acks_late + the conditional claim: a worker dying mid-report means a redelivery finishes it once."""
-    report = services.drift_report_run(report_id=report_id)
+    """Run one drift report. acks_late + the conditional claim: a worker dying mid-report means a redelivery finishes it
+    once. Past its soft time limit the report ends failed, saying so."""
+    try:
+        report = services.drift_report_run(report_id=report_id)
+    except SoftTimeLimitExceeded:
+        services.drift_report_time_out(report_id=report_id)
+        return "timed out"
     return report.status if report else "already claimed"
 
 

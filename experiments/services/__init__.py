@@ -6,7 +6,7 @@ Each service takes plain keyword arguments, checks the actor's role itself, runs
 and, for a change of an experiment's state, writes one audit event in the registry's log.
 """
 
-from .analysis import analyses_schedule, analysis_request, analysis_run
+from .analysis import analyses_schedule, analysis_request, analysis_run, analysis_time_out
 from .assignment import experiment_assign, exposure_counts_rebuild
 from .design import experiment_create, experiment_decide, experiment_start, experiment_stop
 from .outcomes import outcomes_ingest
@@ -18,6 +18,7 @@ __all__ = [
     "analyses_schedule",
     "analysis_request",
     "analysis_run",
+    "analysis_time_out",
     "experiment_assign",
     "experiment_create",
     "experiment_decide",

@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from mlops_site.exceptions import Conflict
 from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import EDITOR, require_role
+from mlops_site.runs import run_time_out, runs_give_up
 
 from .. import stats
 from ..models import Analysis, AnalysisStatus, Experiment, ExperimentStatus
@@ -56,8 +58,19 @@ def analysis_request(*, experiment: Experiment, actor=None, enqueue: bool = True
 
 def _claim(analysis_id: int) -> bool:
     now = timezone.now()
+    _give_up(Analysis.objects.filter(pk=analysis_id), now)
     claimable = Q(status=AnalysisStatus.PENDING) | Q(status=AnalysisStatus.RUNNING, started_at__lt=now - STALE_RUN)
     return bool(Analysis.objects.filter(claimable, pk=analysis_id).update(status=AnalysisStatus.RUNNING, started_at=now, attempts=F("attempts") + 1))
+
+
+def _give_up(analyses: QuerySet, now: datetime) -> int:
+    """Analyses that lost their worker MAX_ATTEMPTS times (mlops_site.runs): failed instead of claimed again."""
+    return runs_give_up(analyses, stale_after=STALE_RUN, time_limit_s=settings.CELERY_TASK_TIME_LIMIT, now=now)
+
+
+def analysis_time_out(*, analysis_id: int) -> None:
+    """An analysis interrupted at its soft time limit (the task catches it): failed for good, saying so."""
+    run_time_out(Analysis.objects.filter(pk=analysis_id), soft_limit_s=settings.CELERY_TASK_SOFT_TIME_LIMIT)
 
 
 def analysis_run(*, analysis_id: int) -> Analysis | None:
@@ -87,6 +100,7 @@ def analyses_schedule(*, now: datetime | None = None) -> int:
     queued again. Returns how many analyses were queued."""
     now = now or timezone.now()
     queued = 0
+    _give_up(Analysis.objects.all(), now)
     for experiment in Experiment.objects.filter(status=ExperimentStatus.RUNNING).only("pk", "key", "status"):
         waiting = Analysis.objects.filter(experiment=experiment, status=AnalysisStatus.PENDING).exists()
         if not waiting:

@@ -9,7 +9,7 @@ page, the API and a task share are in monitoring/selectors/.
 
 from .alerts import alert_acknowledge, alert_action_set, alert_notify, alert_silence, alerts_evaluate, default_rules_ensure, rule_update
 from .budgets import budget_alert_notify, budget_set, budgets_evaluate
-from .drift_reports import drift_report_request, drift_report_run, drift_reports_schedule
+from .drift_reports import drift_report_request, drift_report_run, drift_report_time_out, drift_reports_schedule
 from .ingestion import events_ingest
 from .labels import labels_attach
 from .ops_alerts import ops_alerts_evaluate, ops_rules_ensure
@@ -31,6 +31,7 @@ __all__ = [
     "default_rules_ensure",
     "drift_report_request",
     "drift_report_run",
+    "drift_report_time_out",
     "drift_reports_schedule",
     "event_costs",
     "events_ingest",

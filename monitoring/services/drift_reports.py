@@ -10,16 +10,18 @@ same transaction as its result.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from mlops_site.exceptions import DomainError, ValidationFailed
 from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import EDITOR, require_role
+from mlops_site.runs import run_time_out, runs_give_up
 from registry import validation
 from registry.models import DatasetSchema, ModelVersion
 
@@ -40,6 +42,7 @@ def drift_report_run(*, report_id: int) -> DriftReport | None:
     ago) may be claimed again: `stuck_work_sweep` (services/sweeps.py) queues it.
     """
     now = timezone.now()
+    drift_reports_give_up(DriftReport.objects.filter(pk=report_id), now=now)
     claimable = Q(status__in=[ReportStatus.PENDING, ReportStatus.FAILED]) | Q(status=ReportStatus.RUNNING, started_at__lt=now - STALE_RUN)
     claimed = DriftReport.objects.filter(claimable, pk=report_id).update(status=ReportStatus.RUNNING, started_at=now, attempts=F("attempts") + 1)
     if not claimed:
@@ -78,6 +81,16 @@ def drift_report_run(*, report_id: int) -> DriftReport | None:
         DriftReport.objects.filter(pk=report_id).update(status=ReportStatus.FAILED, finished_at=timezone.now(), error=str(exc)[:2000])
         raise
     return DriftReport.objects.select_related("model_version__model").get(pk=report_id)
+
+
+def drift_report_time_out(*, report_id: int) -> None:
+    """A report interrupted at its soft time limit (the task catches it): failed for good, saying so."""
+    run_time_out(DriftReport.objects.filter(pk=report_id), soft_limit_s=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+
+
+def drift_reports_give_up(reports: QuerySet, *, now: datetime | None = None) -> int:
+    """Reports that lost their worker MAX_ATTEMPTS times (mlops_site.runs): failed instead of claimed again."""
+    return runs_give_up(reports, stale_after=STALE_RUN, time_limit_s=settings.CELERY_TASK_TIME_LIMIT, now=now)
 
 
 def _schema_check(report: DriftReport, current: dict[str, np.ndarray]) -> dict:

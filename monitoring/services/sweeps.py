@@ -17,7 +17,7 @@ from django.utils import timezone
 from mlops_site.queue import enqueue_on_commit
 
 from ..models import AlertEvent, DriftReport, ReportStatus
-from .drift_reports import STALE_RUN
+from .drift_reports import STALE_RUN, drift_reports_give_up
 from .notifications import notification_due
 
 BATCH = 500  # per kind and run: an outage's backlog drains over a few runs instead of flooding the queue at once
@@ -25,9 +25,11 @@ BATCH = 500  # per kind and run: an outage's backlog drains over a few runs inst
 
 def stuck_work_sweep(*, now: datetime | None = None) -> int:
     """Queue again the drift reports still pending after STALE_RUN (their message was lost) or running for longer than
-    STALE_RUN (their worker died: the claim takes them back then), and the alert notifications not sent after
+    STALE_RUN (their worker died: the claim takes them back then; after MAX_ATTEMPTS they are failed instead,
+    mlops_site.runs), and the alert notifications not sent after
     STALE_RUN. Returns how many tasks were queued."""
     now = now or timezone.now()
+    drift_reports_give_up(DriftReport.objects.all(), now=now)
     cutoff = now - STALE_RUN
     stuck = Q(status=ReportStatus.PENDING, requested_at__lt=cutoff) | Q(status=ReportStatus.RUNNING, started_at__lt=cutoff)
     report_ids = list(DriftReport.objects.filter(stuck).values_list("pk", flat=True)[:BATCH])

@@ -34,6 +34,7 @@ from django.utils import timezone
 from mlops_site.exceptions import NotFound, TooLarge, ValidationFailed
 from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import EDITOR, require_role
+from mlops_site.runs import run_time_out, runs_give_up
 
 from .. import evaluation as numbers
 from .. import tables, validation
@@ -48,8 +49,6 @@ STALE_RUN = timedelta(minutes=30)
 # within STALE_RUN, so a run is never claimed again while its first worker still has it.
 SOFT_TIME_LIMIT = STALE_RUN - timedelta(minutes=5)
 TIME_LIMIT = STALE_RUN - timedelta(minutes=3)
-# A run that lost its worker this many times (killed, out of memory, past the hard limit) is failed, not re-claimed.
-MAX_ATTEMPTS = 3
 MAX_UPLOAD_MB = 200
 MODEL_OPTIONS = {"label_column", "prediction_column", "score_column", "group_column", "positive_label", "data_version"}
 PROMPT_OPTIONS = {"provider", "responses", "timeout_s"}
@@ -159,20 +158,13 @@ def evaluation_record_external(
     return evaluation
 
 
-def _give_up_stale(now, **match) -> int:
-    """Runs left `running` by a lost worker MAX_ATTEMPTS times: failed for good, with the reason, never claimed again."""
-    return Evaluation.objects.filter(
-        status=EvaluationStatus.RUNNING, started_at__lt=now - STALE_RUN, attempts__gte=MAX_ATTEMPTS, **match
-    ).update(
-        status=EvaluationStatus.FAILED, finished_at=now,
-        error=f"Gave up after {MAX_ATTEMPTS} attempts: each lost its worker (killed, or past the time limit of "
-        f"{TIME_LIMIT.total_seconds() / 60:g} minutes).",
-    )
+def _give_up_stale(runs, now) -> int:
+    return runs_give_up(runs, stale_after=STALE_RUN, time_limit_s=TIME_LIMIT.total_seconds(), now=now)
 
 
 def _claim(evaluation_id: int) -> Evaluation | None:
     now = timezone.now()
-    _give_up_stale(now, pk=evaluation_id)
+    _give_up_stale(Evaluation.objects.filter(pk=evaluation_id), now)
     claimed = Evaluation.objects.filter(
         Q(status=EvaluationStatus.PENDING) | Q(status=EvaluationStatus.RUNNING, started_at__lt=now - STALE_RUN), pk=evaluation_id
     ).update(status=EvaluationStatus.RUNNING, started_at=now, attempts=F("attempts") + 1)
@@ -204,19 +196,14 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
 
 
 def evaluation_time_out(*, evaluation_id: int) -> None:
-    """A run interrupted at its soft time limit (the task catches it): failed for good, as running it again would
-    take as long."""
-    Evaluation.objects.filter(pk=evaluation_id, status=EvaluationStatus.RUNNING).update(
-        status=EvaluationStatus.FAILED, finished_at=timezone.now(),
-        error=f"Stopped after {SOFT_TIME_LIMIT.total_seconds() / 60:g} minutes, the time limit of an evaluation "
-        "(a smaller eval set or file fits in it).",
-    )
+    """A run interrupted at its soft time limit (the task catches it): failed for good, saying so."""
+    run_time_out(Evaluation.objects.filter(pk=evaluation_id), soft_limit_s=SOFT_TIME_LIMIT.total_seconds())
 
 
 def evaluations_sweep() -> int:
     """Beat: evaluations still pending after a broker outage (or left running by a dead worker) are queued again;
-    those that lost their worker MAX_ATTEMPTS times are failed instead."""
-    _give_up_stale(timezone.now())
+    those that lost their worker MAX_ATTEMPTS times (mlops_site.runs) are failed instead."""
+    _give_up_stale(Evaluation.objects.all(), timezone.now())
     cutoff = timezone.now() - timedelta(minutes=10)
     ids = list(Evaluation.objects.filter(
         Q(status=EvaluationStatus.PENDING, requested_at__lt=cutoff) | Q(status=EvaluationStatus.RUNNING, started_at__lt=timezone.now() - STALE_RUN)

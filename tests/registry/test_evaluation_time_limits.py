@@ -8,9 +8,10 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
+from mlops_site.runs import MAX_ATTEMPTS
 from registry import tasks
 from registry.models import Evaluation, EvaluationStatus
-from registry.services.evaluations import MAX_ATTEMPTS, STALE_RUN, evaluation_request, evaluations_sweep
+from registry.services.evaluations import STALE_RUN, evaluation_request, evaluations_sweep
 from tests.factories import register
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +41,7 @@ def test_evaluation_past_its_soft_time_limit_ends_failed_saying_so_and_is_not_ru
 
     assert outcome == "timed out"
     assert evaluation.status == EvaluationStatus.FAILED
-    assert evaluation.error == "Stopped after 25 minutes, the time limit of an evaluation (a smaller eval set or file fits in it)."
+    assert evaluation.error == "Stopped after 25 minutes, its time limit (running it again would take as long)."
     assert (swept, queued) == (0, [])
     assert tasks.evaluation_compute(evaluation.pk) == "already claimed"
 
