@@ -11,6 +11,8 @@
 # throwaway PostgreSQL (beside pandas + statsmodels), and assignment over HTTP (~15 min, ~4 GB under /tmp; BENCH_EXP_EXPOSURES scales it).
 # BENCH_ONLY=rollouts only the canary step: the route endpoint beside /healthz under 50 clients, a tick with 100 rollouts, an
 # error spike rolled back by the worker's beat (~3 min).
+# BENCH_ONLY=numbers only the figures against their reference libraries: a month of roll-up percentiles against numpy's exact
+# quantiles, ROUGE against rouge-score and edit distance against rapidfuzz on 10,000 rows (~1 min idle, ~4 min on a loaded machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -29,8 +31,8 @@ MLFLOW_VENV="$ROOT/bench/.venv-mlflow"
 MLFLOW_RUNS=${BENCH_MLFLOW_RUNS:-0}                 # 1: also one run (params + metrics) per version; ~3x the seeding time
 SKIP_MLFLOW=${BENCH_SKIP_MLFLOW:-0}
 RESULTS="$ROOT/bench/results"
-ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts | monitoring | operations | evaluation | experiments | rollouts
-case "$ONLY" in all|registry|prompts|monitoring|operations|evaluation|experiments|rollouts) ;; *) echo "bench: BENCH_ONLY must be all, registry, prompts, monitoring, operations, evaluation, experiments or rollouts (not '$ONLY')" >&2; exit 2 ;; esac
+ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts | monitoring | operations | evaluation | experiments | rollouts | numbers
+case "$ONLY" in all|registry|prompts|monitoring|operations|evaluation|experiments|rollouts|numbers) ;; *) echo "bench: BENCH_ONLY must be all, registry, prompts, monitoring, operations, evaluation, experiments, rollouts or numbers (not '$ONLY')" >&2; exit 2 ;; esac
 
 [ -x "$PY" ] || { echo "bench: $PY not found; run 'make install' first" >&2; exit 1; }
 mkdir -p "$RESULTS"
@@ -68,7 +70,7 @@ start_bg() {  # start_bg LOGFILE CMD...: in its own process group (job control o
 forget_pid() { local keep=() p; for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
 
 bench_start=$(now)
-[ "$ONLY" = prompts ] || [ "$ONLY" = monitoring ] || [ "$ONLY" = operations ] || [ "$ONLY" = evaluation ] || [ "$ONLY" = experiments ] || [ "$ONLY" = rollouts ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
+[ "$ONLY" = prompts ] || [ "$ONLY" = monitoring ] || [ "$ONLY" = operations ] || [ "$ONLY" = evaluation ] || [ "$ONLY" = experiments ] || [ "$ONLY" = rollouts ] || [ "$ONLY" = numbers ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
 
 # Django settings for every step: throwaway SQLite databases, media and static folders, production mode.
 unset DATABASE_URL
@@ -410,6 +412,19 @@ if [ "$ONLY" = all ] || [ "$ONLY" = evaluation ]; then
     "$PY" "$ROOT/bench/evaluation_bench.py"
     log "evaluation: done in $(since "$t") s"
     if [ "$ONLY" = evaluation ]; then
+        exit 0
+    fi
+fi
+
+# --- numbers: roll-up percentiles vs numpy, ROUGE vs rouge-score, edit distance vs rapidfuzz ---------------
+# One process, no database; writes bench/results/numbers.json and exits 1 when a figure misses its reference.
+# BENCH_NUMBERS_VALUES (8,000,000) scales the month of raw values, BENCH_NUMBERS_ROWS (10,000) the text rows. See "Numbers" in bench/README.md.
+if [ "$ONLY" = all ] || [ "$ONLY" = numbers ]; then
+    t=$(now)
+    log "numbers: a month of roll-up percentiles vs numpy, ROUGE vs rouge-score, edit distance vs rapidfuzz (~1-4 min)"
+    "$PY" "$ROOT/bench/numbers_bench.py"
+    log "numbers: done in $(since "$t") s"
+    if [ "$ONLY" = numbers ]; then
         exit 0
     fi
 fi
