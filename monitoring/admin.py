@@ -1,4 +1,5 @@
-"""Django admin for the monitoring tables: the stream, batches, references and reports are read-only; alert rules are configuration."""
+"""Django admin for the monitoring tables: the stream, batches, references, reports, prices and budgets are read-only;
+alert rules are configuration, saved and deleted through the alert services so each change is audited."""
 
 from django import forms
 from django.contrib import admin
@@ -21,6 +22,7 @@ from .models import (
     Rollup,
     RollupCursor,
 )
+from .services.alerts import alert_rule_delete, alert_rule_fields, alert_rule_save
 from .services.notifications import webhook_url_check
 
 
@@ -75,11 +77,34 @@ class AlertRuleForm(forms.ModelForm):
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
+    """Saved and deleted through services.alerts (audited, as the admin who did it). Its action, silence and
+    acknowledgement are set on the alerts page or through the API, where their role rules apply."""
+
     form = AlertRuleForm
     list_display = ["name", "model", "prompt", "metric", "comparison", "threshold", "warning_threshold", "window_minutes", "state", "enabled"]
     list_filter = ["state", "metric", "enabled"]
-    readonly_fields = ["state", "state_since", "last_value", "acknowledged_by", "acknowledged_at"]
+    readonly_fields = [
+        "state", "state_since", "last_value", "acknowledged_by", "acknowledged_at", "action", "action_set_by", "action_set_at",
+        "silenced_until", "silenced_since",
+    ]
     list_select_related = ["model", "prompt"]
+
+    def save_model(self, request, obj, form, change):
+        stored = AlertRule.objects.get(pk=obj.pk) if change else None
+        alert_rule_save(rule=obj, before=alert_rule_fields(stored) if stored else None,
+                        secret_before=stored.webhook_secret if stored else "", actor=request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        # A rule with state changes keeps them (the service refuses too): disable it instead.
+        return super().has_delete_permission(request, obj) and (obj is None or not obj.events.exists())
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, through the service
+        return actions
+
+    def delete_model(self, request, obj):
+        alert_rule_delete(rule_id=obj.pk, actor=request.user)
 
 
 @admin.register(AlertEvent)
@@ -108,8 +133,9 @@ class PerformanceWindowAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Price)
-class PriceAdmin(admin.ModelAdmin):
-    """Prices are configuration: editable here and on /monitoring/prices/ (a new entry per change of price)."""
+class PriceAdmin(ReadOnlyAdmin):
+    """Prices are set on /monitoring/prices/, through the API or by import_prices (services.prices: a new entry per
+    change of price, its source written by the server, audited); here they are only browsed."""
 
     list_display = ["pattern", "effective_from", "input_per_token", "output_per_token", "cached_input_per_token", "reasoning_per_token", "source"]
     search_fields = ["pattern"]

@@ -20,9 +20,9 @@ from django.utils import timezone
 from mlops_site.exceptions import Conflict, DomainError, NotFound, ValidationFailed
 from mlops_site.formatting import number_text
 from mlops_site.queue import enqueue_on_commit
-from mlops_site.roles import APPROVER, EDITOR, require_role
-from registry.models import Environment, Stage
-from registry.services import model_rollback, prompt_rollback
+from mlops_site.roles import ADMIN, APPROVER, EDITOR, require_role
+from registry.models import AuditAction, Environment, Stage
+from registry.services import audit_record, model_rollback, prompt_rollback
 
 from ..drift import Severity
 from ..models import ActionStatus, AlertAction, AlertEvent, AlertMetric, AlertRule, AlertState, Comparison, DriftReport
@@ -33,12 +33,17 @@ DEFAULT_RULES = [
     ("Prediction drift", AlertMetric.PREDICTION_PSI, Comparison.GT, 0.2, None),
     ("Schema violation", AlertMetric.SCHEMA_VIOLATIONS, Comparison.GT, 0, None),
     ("More missing values", AlertMetric.NULL_SHARE_INCREASE, Comparison.GT, 0, None),
+    ("Label drift", AlertMetric.LABEL_PSI, Comparison.GT, 0.2, 0.1),
 ]
 DRIFT_METRICS = [
     AlertMetric.FEATURE_PSI, AlertMetric.PREDICTION_PSI, AlertMetric.SCHEMA_VIOLATIONS, AlertMetric.DRIFTED_FEATURES,
     AlertMetric.NULL_SHARE_INCREASE, AlertMetric.LABEL_PSI,
 ]
 COMPARE = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+# An editor may silence a rule for up to this long in all; longer needs an approver. "In all": a silence
+# renewed before it ends continues it, so seven-day silences one after another count as one long one.
+EDITOR_SILENCE = timedelta(days=7)
+MAX_SILENCE_HOURS = 24 * 90
 
 
 def default_rules_ensure(*, model) -> list[AlertRule]:
@@ -178,6 +183,7 @@ def alert_notify(*, event_id: int) -> AlertEvent:
 
 
 def alert_acknowledge(*, rule_id: int, actor) -> AlertRule:
+    """Say that someone is on it (editors); audited with the rule's state and value."""
     require_role(actor, EDITOR, "Acknowledging an alert")
     with transaction.atomic():
         rule = _lock(rule_id)
@@ -185,18 +191,34 @@ def alert_acknowledge(*, rule_id: int, actor) -> AlertRule:
             raise Conflict("Nothing to acknowledge: the rule is ok.", code="not_alerting")
         rule.acknowledged_by, rule.acknowledged_at = actor, timezone.now()
         rule.save(update_fields=["acknowledged_by", "acknowledged_at"])
+        _audit(rule, actor, AuditAction.ALERT_ACKNOWLEDGED, extra={"state": rule.state, "value": rule.last_value})
     return rule
 
 
 def alert_silence(*, rule_id: int, hours: int, actor) -> AlertRule:
-    """No notifications for `hours` (state changes are still recorded); 0 ends a silence."""
-    require_role(actor, APPROVER if hours > 24 * 7 else EDITOR, "Silencing an alert")
-    if not 0 <= hours <= 24 * 90:
-        raise ValidationFailed("Silence for 0 to 2160 hours.", fields={"hours": ["From 0 to 2160."]})
+    """No notifications for `hours` (state changes are still recorded); 0 ends a silence.
+
+    An editor may silence for at most EDITOR_SILENCE in all: a silence set while another runs continues
+    it (`silenced_since` stays), and the whole, from when it began to the new end, is what the rule
+    weighs, so renewing a seven-day silence every few days needs an approver as one long silence does."""
+    require_role(actor, EDITOR, "Silencing an alert")
+    if isinstance(hours, bool) or not isinstance(hours, int) or not 0 <= hours <= MAX_SILENCE_HOURS:
+        raise ValidationFailed(f"Silence for 0 to {MAX_SILENCE_HOURS} hours.", fields={"hours": [f"From 0 to {MAX_SILENCE_HOURS}."]})
     with transaction.atomic():
         rule = _lock(rule_id)
-        rule.silenced_until = timezone.now() + timedelta(hours=hours) if hours else None
-        rule.save(update_fields=["silenced_until"])
+        now = timezone.now()
+        running = rule.silenced_until is not None and rule.silenced_until > now
+        since = (rule.silenced_since or now) if running else now
+        until = now + timedelta(hours=hours) if hours else None
+        if until is not None and until - since > EDITOR_SILENCE:
+            require_role(actor, APPROVER, f"Silencing an alert for more than {EDITOR_SILENCE.days} days in all (with the silence running now)")
+        before = rule.silenced_until
+        rule.silenced_until, rule.silenced_since = until, (since if until else None)
+        rule.save(update_fields=["silenced_until", "silenced_since"])
+        _audit(rule, actor, AuditAction.ALERT_SILENCED, reason=f"{hours} h" if hours else "silence ended", extra={
+            "before": {"silenced_until": before.isoformat() if running else None},
+            "after": {"silenced_until": until.isoformat() if until else None, "silenced_since": since.isoformat() if until else None},
+        })
     return rule
 
 
@@ -209,13 +231,65 @@ def alert_action_set(*, rule_id: int, action: str, actor) -> AlertRule:
         raise ValidationFailed(f"action: one of {', '.join(AlertAction.values)}.", fields={"action": [f"Not one of them: {action!r}."]})
     with transaction.atomic():
         rule = _lock(rule_id)
+        before = rule.action
         rule.action, rule.action_set_by, rule.action_set_at = action, actor, timezone.now()
         rule.save(update_fields=["action", "action_set_by", "action_set_at"])
+        _audit(rule, actor, AuditAction.ALERT_ACTION_SET, extra={"before": {"action": before}, "after": {"action": action}})
     return rule
+
+
+# What the admin may change of a rule (the only place rules are edited): its state, silence,
+# acknowledgement and action go through the services above.
+RULE_FIELDS = [
+    "name", "model", "prompt", "metric", "window_minutes", "parameter", "comparison", "threshold", "warning_threshold", "enabled",
+    "webhook_url", "webhook_secret", "emails",
+]
+
+
+def alert_rule_fields(rule: AlertRule) -> dict:
+    """A rule's editable fields as the audit log keeps them (a secret only as "set" or "")."""
+    out = {}
+    for name in RULE_FIELDS:
+        value = getattr(rule, f"{name}_id" if name in ("model", "prompt") else name)
+        out[name] = ("set" if value else "") if name == "webhook_secret" else value
+    return out
+
+
+def alert_rule_save(*, rule: AlertRule, before: dict | None, secret_before: str = "", actor) -> AlertRule:
+    """Save a rule the admin created or changed (admins), audited with the fields before (alert_rule_fields of the
+    stored rule; None: a new rule) and after; `secret_before` the stored webhook secret, to say "changed"."""
+    require_role(actor, ADMIN, "Changing an alert rule")
+    with transaction.atomic():
+        rule.save()
+        after = alert_rule_fields(rule)
+        if secret_before and rule.webhook_secret and rule.webhook_secret != secret_before:
+            after["webhook_secret"] = "changed"
+        if before != after:
+            _audit(rule, actor, AuditAction.ALERT_RULE_CHANGED, reason="created" if before is None else "changed",
+                   extra={"before": before, "after": after})
+    return rule
+
+
+def alert_rule_delete(*, rule_id: int, actor) -> None:
+    """Delete a rule (admins), audited with what it was. A rule with state changes keeps them: it is refused (409)."""
+    require_role(actor, ADMIN, "Deleting an alert rule")
+    with transaction.atomic():
+        rule = _lock(rule_id)
+        if AlertEvent.objects.filter(rule=rule).exists():
+            raise Conflict(f"Rule {rule.name!r} has a history of state changes; disable it instead.", code="rule_has_history")
+        before = alert_rule_fields(rule)
+        _audit(rule, actor, AuditAction.ALERT_RULE_DELETED, extra={"before": before})
+        rule.delete()
+
+
+def _audit(rule: AlertRule, actor, action: str, *, reason: str = "", extra: dict) -> None:
+    subject = f"model:{rule.model.name}" if rule.model_id else f"prompt:{rule.prompt.name}"
+    audit_record(actor=actor, action=action, subject=subject, reason=reason or f"rule {rule.name!r}",
+                 extra={"rule_id": rule.pk, "rule": rule.name, **extra})
 
 
 def _lock(rule_id: int) -> AlertRule:
     try:
-        return AlertRule.objects.select_for_update().get(pk=rule_id)
+        return AlertRule.objects.select_for_update().select_related("model", "prompt").get(pk=rule_id)
     except AlertRule.DoesNotExist:
         raise NotFound(f"No alert rule {rule_id}.") from None

@@ -12,7 +12,8 @@ from django.utils import timezone
 from mlops_site.exceptions import Conflict, ValidationFailed
 from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import APPROVER, EDITOR, require_role
-from registry.models import Prompt, RegisteredModel
+from registry.models import AuditAction, Prompt, RegisteredModel
+from registry.services import audit_record
 
 from ..models import Budget, BudgetAlert, BudgetPeriod, BudgetScope
 from ..selectors.budgets import budget_status
@@ -45,7 +46,8 @@ def budget_set(
 ) -> Budget:
     """Create the budget `name`, or change it (amount, period, members, shares, where it notifies).
     A notification target left out (None) stays as it is; setting or changing one (webhook URL, its
-    secret, e-mails) needs the approver role, since it decides where this server sends requests and mail."""
+    secret, e-mails) needs the approver role, since it decides where this server sends requests and mail.
+    Audited with the fields before and after (a secret only as "set" or "changed", never its value)."""
     require_role(actor, EDITOR, "Setting a budget")
     if webhook_url is not None:
         webhook_url_check(webhook_url)
@@ -71,14 +73,30 @@ def budget_set(
             budget = Budget.objects.select_for_update().filter(name=name).first()
             if any(value != (getattr(budget, key) if budget else "") for key, value in targets.items()):
                 require_role(actor, APPROVER, "Setting where a budget notifies (webhook, secret, e-mails)")
+            before, secret_before = (_audited(budget), budget.webhook_secret) if budget else (None, None)
             budget, created = Budget.objects.get_or_create(name=name, defaults={**fields, **targets, "created_by": actor})
             if not created:
                 for key, value in {**fields, **targets}.items():
                     setattr(budget, key, value)
                 budget.save()
+            after = _audited(budget, secret_before=secret_before)
+            if before != after:
+                audit_record(actor=actor, action=AuditAction.BUDGET_SET, subject=f"budget:{name}", reason="created" if created else "changed",
+                             extra={"before": before, "after": after})
     except IntegrityError:
         raise Conflict(f"Budget {name!r} was just created by someone else; try again.") from None
     return budget
+
+
+def _audited(budget: Budget, *, secret_before: str | None = None) -> dict:
+    """What the audit log keeps of a budget: its fields, and of its secret only "set", "changed" (another
+    secret than `secret_before`) or "", so a change shows without the log holding the secret."""
+    secret = budget.webhook_secret
+    shown = "" if not secret else "changed" if secret_before and secret != secret_before else "set"
+    return {
+        "amount_usd": budget.amount_usd, "period": budget.period, "scope": budget.scope, "members": list(budget.members),
+        "thresholds": list(budget.thresholds), "webhook_url": budget.webhook_url, "emails": budget.emails, "webhook_secret": shown,
+    }
 
 
 def budgets_evaluate(*, now: datetime | None = None) -> list[BudgetAlert]:

@@ -13,7 +13,8 @@ from django.db import transaction
 from mlops_site.exceptions import ValidationFailed
 from mlops_site.roles import EDITOR, require_role
 from registry import tables
-from registry.models import ModelVersion
+from registry.models import AuditAction, ModelVersion
+from registry.services import audit_record
 
 from .. import columnar, drift
 from ..models import Reference, ReferenceSource
@@ -55,10 +56,19 @@ def reference_set_from_columns(*, model_version: ModelVersion, columns: dict[str
         raise ValidationFailed("The reference has no rows.")
     meta, profile = _profile(columns)
     with transaction.atomic():
+        replaced = Reference.objects.select_for_update().filter(model_version=model_version).first()
+        before = _audited(replaced) if replaced else None
         Reference.objects.filter(model_version=model_version).delete()
         reference = Reference.objects.create(model_version=model_version, source=source, description=description[:300], rows=rows, columns=meta, profile=profile)
         default_rules_ensure(model=model_version.model)
+        audit_record(actor=actor, action=AuditAction.REFERENCE_SET, subject=f"model:{model_version.model.name}", version=model_version.version,
+                     reason="replaced" if replaced else "set", extra={"before": before, "after": _audited(reference)})
     return reference
+
+
+def _audited(reference: Reference) -> dict:
+    return {"source": reference.source, "description": reference.description, "rows": reference.rows,
+            "columns": len(reference.columns), "created_at": reference.created_at.isoformat()}
 
 
 def reference_set_from_file(*, model_version: ModelVersion, data: bytes, actor, filename: str = "") -> Reference:
