@@ -8,12 +8,8 @@ database. Both are refused here with a 400.
 import json
 from typing import Any
 
-from django.conf import settings
-from django.http import QueryDict
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import FormParser, JSONParser
-
-from .uploads import read_at_most
+from rest_framework.parsers import JSONParser
 
 # Deeper than any real payload; refused before a recursive step (a serializer, json.dumps, a
 # recursive constructor) can hit the interpreter's recursion limit and end in a 500.
@@ -93,28 +89,12 @@ def strict_loads(text: str | bytes) -> Any:
     return value
 
 
-def _read(stream, parser_context) -> bytes:
-    """The body a parser reads, at most DATA_UPLOAD_MAX_MEMORY_SIZE (DRF's parsers read the request's stream, which
-    Django does not bound): over it, a 413 before reading when the length is declared."""
-    request = (parser_context or {}).get("request")
-    declared = request.META.get("CONTENT_LENGTH") if request is not None else None
-    return read_at_most(stream, declared=declared, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-
-
 class StrictJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        data = _read(stream, parser_context)
+        data = stream.read() if stream is not None else b""
         if not data:
             return {}
         try:
             return strict_loads(data)
         except StrictJSONError as exc:
             raise ParseError(f"Malformed JSON: {exc}") from None
-
-
-class BoundedFormParser(FormParser):
-    """DRF's form parser, reading at most DATA_UPLOAD_MAX_MEMORY_SIZE (DRF's own reads the whole body)."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
-        return QueryDict(_read(stream, parser_context), encoding=encoding)

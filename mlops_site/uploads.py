@@ -16,18 +16,15 @@ def read_upload(upload: UploadedFile, *, limit: int, what: str = "The file") -> 
     return upload.read()
 
 
-def read_at_most(stream, *, declared: str | None, limit: int, what: str = "The request body") -> bytes:
-    """Read `stream`, refused with TooLarge (413) by its declared length (Content-Length) before a byte is read, and
-    reading at most `limit` + 1 bytes, so a body that declares no length (chunked) is bounded too."""
-    if declared and declared.strip().isdigit() and int(declared) > limit:
+def read_body(request, *, limit: int, what: str = "The request body") -> bytes:
+    """The raw body of a request that sends a file as its body (Django's or DRF's request), refused with TooLarge
+    (413) by its Content-Length before a byte is read, and read at most `limit` + 1 bytes, so a body that declares
+    no length (chunked) is bounded too. Unlike `request.body`, the limit is the file's, not DATA_UPLOAD_MAX_MEMORY_SIZE
+    (which DRF applies to JSON and form bodies)."""
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared.strip().isdigit() and int(declared) > limit:
         raise TooLarge(f"{what} is {int(declared)} bytes; the limit is {limit} bytes.")
-    data = stream.read(limit + 1) if stream is not None else b""
+    data = request.read(limit + 1)
     if len(data) > limit:
         raise TooLarge(f"{what} is over the limit of {limit} bytes.")
     return data
-
-
-def read_body(request, *, limit: int, what: str = "The request body") -> bytes:
-    """The raw body of a request (Django's or DRF's) that sends a file as its body, bounded as `read_at_most` says.
-    Unlike `request.body`, the limit is the file's, not DATA_UPLOAD_MAX_MEMORY_SIZE."""
-    return read_at_most(request, declared=request.META.get("CONTENT_LENGTH"), limit=limit, what=what)
