@@ -232,7 +232,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "mlops_site.parsers.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
-        "mlops_site.parsers.BoundedFormParser",
+        "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "mlops_site.pagination.PageNumberPagination",
     "PAGE_SIZE": MLOPS_PAGE_SIZE,
