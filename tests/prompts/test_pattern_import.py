@@ -27,7 +27,12 @@ def import_with_criterion(client, lines: str):
             "eval_criteria.2.deny.1",
             "uses a lookahead or lookbehind",
         ),
-        ("- name: flagged\n  type: regex\n  pattern: x\n  flags: ig\n", CRITERION_LINE + 3, "eval_criteria.2.flags", "`flags` must be letters"),
+        (
+            "- name: flagged\n  type: regex\n  pattern: x\n  flags: ig\n",
+            CRITERION_LINE + 3,
+            "eval_criteria.2.flags",
+            "`flags` must be letters",
+        ),
     ],
     ids=["backreference", "lookbehind-deny", "flags"],
 )
