@@ -290,6 +290,6 @@ def _audit(rule: AlertRule, actor, action: str, *, reason: str = "", extra: dict
 
 def _lock(rule_id: int) -> AlertRule:
     try:
-        return AlertRule.objects.select_for_update().select_related("model", "prompt").get(pk=rule_id)
+        return AlertRule.objects.select_for_update(of=("self",)).select_related("model", "prompt").get(pk=rule_id)
     except AlertRule.DoesNotExist:
         raise NotFound(f"No alert rule {rule_id}.") from None

@@ -55,7 +55,7 @@ def labels_attach(*, payload, actor) -> dict:
 def _stored_labels(ids: list[str]):
     """(event_id, label, (subject, version)) of each stored event among `ids`, locked until the transaction ends."""
     events = (
-        Event.objects.select_for_update().filter(event_id__in=ids)
+        Event.objects.select_for_update(of=("self",)).filter(event_id__in=ids)
         .values_list("event_id", "label", "model_version__model__name", "model_version__version", "prompt_version__prompt__name",
                      "prompt_version__version")
     )

@@ -149,7 +149,7 @@ def gate_policy_delete(*, policy_id: int, actor) -> None:
     """Delete a gate policy (approvers), audited with the checks it held: without a policy a version has no gate."""
     require_role(actor, APPROVER, "Deleting a gate policy")
     with transaction.atomic():
-        policy = GatePolicy.objects.select_for_update().select_related("model", "prompt").filter(pk=policy_id).first()
+        policy = GatePolicy.objects.select_for_update(of=("self",)).select_related("model", "prompt").filter(pk=policy_id).first()
         if policy is None:
             raise NotFound(f"No gate policy {policy_id}.")
         subject = f"model:{policy.model.name}" if policy.model_id else f"prompt:{policy.prompt.name}"
