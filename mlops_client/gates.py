@@ -57,8 +57,8 @@ def figure(value: Any) -> str:
 
 
 def _describe(check: dict) -> str:
-    if check.get("status") == "not_run":
-        return f"{check['check']} never ran"
+    if check.get("status") == "not_run":  # the server says why: never ran, or only evidence that does not count
+        return check.get("problem") or f"{check['check']} never ran"
     return f"{check['check']} = {figure(check.get('value'))} (needs {check['op']} {figure(check['threshold'])})"
 
 
@@ -152,6 +152,8 @@ def print_evaluation(e: dict) -> None:
     size = f", {rows:,} rows" if isinstance(rows, int) and e.get("kind") != "prompt" else ""  # a prompt's source names its rows
     print(e["id"], e["status"])
     print(f"{e.get('kind')} evaluation of {subject} on {e.get('source') or '-'}{size}, finished {when(e.get('finished_at'))}")
+    if e.get("origin") == "typed_replay":
+        print("note: a replay of responses typed in with the request: its figures never count for a gate")
     metrics = e.get("metrics") or {}
     # A fixed order: PostgreSQL's jsonb does not keep the keys' order.
     ordered = sorted(metrics, key=lambda name: (FIGURE_ORDER.index(name) if name in FIGURE_ORDER else len(FIGURE_ORDER), name))
@@ -245,11 +247,15 @@ def _print_gates(state: dict, label: str, recent: list[dict], args: argparse.Nam
     rows = [
         [
             c["check"], figure(c.get("value")), f"{c['op']} {figure(c['threshold'])}", c.get("status"),
-            f"#{c['evaluation_id']} {c.get('kind')}: {c.get('source') or '-'}, {when(c.get('ran_at'))}" if c.get("evaluation_id") else "-",
+            f"#{c['evaluation_id']} {c.get('kind')}: {c.get('source') or '-'}, {when(c.get('ran_at'))}, by {c.get('produced_by') or 'unknown'}"
+            if c.get("evaluation_id") else "-",
         ]
         for c in checks
     ]
     table(["CHECK", "VALUE", "NEEDS", "STATUS", "SOURCE"], rows, "The policy has no checks.")
+    for c in checks:
+        for o in c.get("passed_over") or []:
+            print(f"note: {c['check']} of #{o['evaluation_id']} (by {o.get('produced_by') or 'unknown'}) does not count: {o.get('reason')}")
     for e in _failed_since_done(recent):
         print(f"note: the newest {e.get('kind')} evaluation, {e['id']} ({e.get('source') or '-'}), failed: {e.get('error') or '-'}")
 
@@ -366,7 +372,8 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", choices=("replay", "openai"), default="replay",
                    help="replay: the outputs recorded in the eval set (offline; default); openai: the server's LLM endpoint")
     p.add_argument("--responses", metavar="FILE",
-                   help="replay these outputs instead: JSON lines with `index` (0-based row) or `id`, and `output`")
+                   help="replay these outputs instead: JSON lines with `index` (0-based row) or `id`, and `output` "
+                        "(shown, but never counted for a gate)")
     waiting(p, optional=True)
 
     p = command("gate", cmd_gate, "Wait for a version's evaluations, print its gate checks; exit 6 if one failed or never ran.")

@@ -380,7 +380,7 @@ class PassedOverOut(serializers.Serializer):
     evaluation_id = serializers.IntegerField()
     value = JSONNumber()
     produced_by = serializers.CharField(source="producer", allow_blank=True)
-    origin = serializers.ChoiceField(choices=EvidenceOrigin.values)
+    origin = serializers.ChoiceField(choices=EvidenceOrigin.choices)
     reason = serializers.CharField()
 
 
@@ -397,7 +397,7 @@ class GateCheckOut(serializers.Serializer):
     ran_at = serializers.DateTimeField(allow_null=True)
     source = serializers.CharField(allow_blank=True, help_text="what that evaluation ran on")
     produced_by = serializers.CharField(source="producer", allow_blank=True, help_text="who produced that evaluation (blank: unknown)")
-    origin = serializers.ChoiceField(choices=["", *EvidenceOrigin.values], allow_blank=True, help_text="how that evaluation was produced")
+    origin = serializers.ChoiceField(choices=EvidenceOrigin.choices, allow_blank=True, help_text="how that evaluation was produced")
     problem = serializers.SerializerMethodField()
     passed_over = PassedOverOut(many=True)
 

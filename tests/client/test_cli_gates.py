@@ -233,15 +233,18 @@ def test_policy_is_shown_set_by_approvers_only_and_checked_locally(fraud, tmp_pa
 def test_evaluate_prompt_replays_responses_and_gate_reads_its_figures(celery_eager, live_server, tmp_path):
     as_alice = {"url": live_server.url, "token": token_for("alice", "editor")}
     as_bob = {"url": live_server.url, "token": token_for("bob", "approver")}
-    assert cli("prompts", "import", str(write_folder(tmp_path / "prompts", brief_folder())), **as_alice).returncode == 0
     three, two = "- moved\\n- to\\n- Tuesday", "- sales\\n- up 4%"
-    (tmp_path / "good.jsonl").write_text(f'{{"index": 0, "output": "{three}"}}\n{{"index": 1, "output": "{three}"}}\n')
+    folder = brief_folder()  # the eval set with the outputs recorded for it, which `replay` reads by default
+    folder["summarize/eval_set.jsonl"] = "".join(
+        f'{{"input": {{"text": "{text}"}}, "expected": "- x", "response": "{three}"}}\n' for text in ("The meeting moved.", "Sales grew.")
+    )
+    assert cli("prompts", "import", str(write_folder(tmp_path / "prompts", folder)), **as_alice).returncode == 0
     (tmp_path / "worse.jsonl").write_text(f'{{"index": 0, "output": "{three}"}}\n{{"index": 1, "output": "{two}"}}\n')
     checks = {"checks": [{"check": "format_valid", "op": ">", "threshold": 0.95}, {"check": "safety", "op": ">", "threshold": 0.99}]}
     assert cli("policy", "--prompt", "summarize", "--file", json.dumps(checks), **as_bob).returncode == 0
     evaluate = ("evaluate-prompt", "--prompt", "summarize", "--wait", "--interval", "0.2")
 
-    good = cli(*evaluate, "--version", "2", "--responses", str(tmp_path / "good.jsonl"), **as_alice)
+    good = cli(*evaluate, "--version", "2", **as_alice)
     passing = cli("gate", "--prompt", "summarize", "--version", "2", **as_alice)
     worse = cli(*evaluate, "--version", "latest", "--provider", "replay", "--responses", str(tmp_path / "worse.jsonl"), **as_alice)
     failing = cli("gate", "--prompt", "summarize", "--version", "3", **as_alice)
@@ -258,7 +261,11 @@ def test_evaluate_prompt_replays_responses_and_gate_reads_its_figures(celery_eag
     assert "not run (no figure): relevance" in good.stdout  # llm_judge without a judge model on the server
     assert passing.returncode == 0 and passing.stdout.startswith("summarize v2: 2 of 2 check(s) passed"), passing.stderr
     assert worse.returncode == 0, worse.stderr
-    assert_fails(failing, 6, "gates not passed for summarize v3: format_valid = 0.5 (needs > 0.95).")
+    worse_id = int(worse.stdout.split()[0])
+    assert "format_valid  0.5" in worse.stdout and "its figures never count for a gate" in worse.stdout  # shown, never counted
+    assert_fails(failing, 6, f"gates not passed for summarize v3: format_valid has no evidence that counts (#{worse_id}: a replay of "
+                             "responses typed in with the request never counts for a gate)")
+    assert f"note: format_valid of #{worse_id} (by alice) does not count" in failing.stdout
     assert_fails(no_judge, 6, "gates not passed for summarize v2: relevance never ran.")
     assert_fails(openai, 4, "400 bad request", "MLOPS_LLM_BASE_URL")
     assert_fails(mixed, 2, "--responses goes with --provider replay")
