@@ -17,7 +17,7 @@ from .format_checks import (
     _check_regex,
     _check_starts_with,
 )
-from .patterns import check_text_length, compile_pattern
+from .patterns import check_text_length, compile_pattern, matchable
 from .pii import PII_KINDS, find_pii
 from .results import ERROR, FAILED, NOT_RUN, PASSED, CheckError, CheckResult, Judge, gate_name_problem
 from .text import Corpus, levenshtein_similarity, rouge_l, rouge_n, tfidf_cosine, token_f1
@@ -97,8 +97,9 @@ def _check_safety(c: Mapping, row: Row):
     compiled = [compile_pattern(pattern, flags) for pattern in deny]
     if deny and (too_long := check_text_length(row.output)):
         return False, 0.0, f"{too_long} (the {len(deny)} deny patterns were not checked)"
+    text = matchable(row.output)
     for pattern, regex in zip(deny, compiled, strict=True):
-        if regex.search(row.output):
+        if regex.search(text):
             hits.append(f"deny pattern /{shorten(pattern, 40)}/")
     names = {"email": "e-mail address", "phone": "phone number", "card": "card number (Luhn-valid)"}
     hits += [f"{names[f.kind]} {f.masked}" for f in find_pii(row.output, kinds)]

@@ -17,7 +17,7 @@ from referencing.exceptions import Unresolvable
 from mlops_site.parsers import too_deep
 
 from .criteria import Row, read_flag, read_number, read_strings, reference_text, shorten
-from .patterns import check_text_length, compile_pattern
+from .patterns import check_text_length, compile_pattern, matchable
 from .results import CheckError
 
 _BULLET_RE = re.compile(r"^[ \t]*(?:[-*•+]|[0-9]{1,3}[.)])[ \t]+(\S.*)$", re.MULTILINE)
@@ -151,7 +151,8 @@ def _check_regex(c: Mapping, row: Row):
     compiled = compile_pattern(pattern, flags)
     if too_long := check_text_length(row.output):
         return False, 0.0, too_long
-    found = compiled.fullmatch(row.output) if how == "full" else compiled.search(row.output)
+    text = matchable(row.output)
+    found = compiled.fullmatch(text) if how == "full" else compiled.search(text)
     return bool(found), float(bool(found)), (f"matched at {found.start()}" if found else f"no {how} match for /{shorten(pattern)}/")
 
 

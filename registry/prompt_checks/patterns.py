@@ -74,6 +74,8 @@ def compile_pattern(pattern: str, flags: str = ""):
 @lru_cache(maxsize=256)
 def _compile(pattern: str, flags: str):
     source = _strip_verbose(pattern) if "x" in flags else pattern
+    if not _encodes(source):
+        raise CheckError(f"/{shorten(pattern)}/ is not a valid regular expression: it holds a lone surrogate (not text)")
     inline = "".join(sorted(set(flags) - {"x"}))
     try:
         return re2.compile(f"(?{inline}){source}" if inline else source, _OPTIONS)
@@ -88,6 +90,20 @@ def _compile(pattern: str, flags: str):
         raise CheckError(
             f"/{shorten(pattern)}/ uses {uses}, which RE2 lacks (patterns run on RE2 so that matching takes linear time)"
         ) from None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def matchable(text: str) -> str:
+    """`text` as RE2 can read it (UTF-8): a lone surrogate (JSON's "\\ud800" decodes to one) becomes "?", so every
+    other character keeps its offset."""
+    return text if text.isascii() or _encodes(text) else text.encode("utf-8", "replace").decode("utf-8")
 
 
 def check_text_length(text: str) -> str | None:

@@ -115,3 +115,15 @@ def test_json_schema_that_refers_to_itself_without_end_is_an_error():
     result = check({"name": "j", "type": "json", "schema": {"$ref": "#"}}, "1")
 
     assert result.status == ERROR and result.detail == "the JSON schema refers to itself without end"
+
+
+def test_regex_and_deny_patterns_read_an_output_with_a_lone_surrogate():
+    output = json.loads('"a\\ud800b secret"')  # JSON may decode to a lone surrogate, which UTF-8 (and RE2) cannot hold
+
+    regex = check({"name": "r", "type": "regex", "pattern": "b secret$"}, output)
+    deny = check({"name": "s", "type": "safety", "deny": ["secret"], "pii": False}, output)
+    bad_pattern = check({"name": "r", "type": "regex", "pattern": json.loads('"\\ud800"')}, "x")
+
+    assert (regex.status, regex.detail) == (PASSED, "matched at 2")
+    assert deny.status == FAILED and deny.detail == "found: deny pattern /secret/"
+    assert bad_pattern.status == ERROR and "lone surrogate" in bad_pattern.detail
