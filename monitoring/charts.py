@@ -3,7 +3,8 @@
 Drift (the report page): a PSI heatmap over report windows, reference vs current histograms, a
 column's drift history. Operations, cost and GenAI quality: time series with labelled reference
 lines (an SLA, an alert threshold, a budget: layout shapes, so they stay put when a series is empty),
-spend per day, cost per request, budget burn-downs. Times arrive as aware UTC datetimes and leave as
+spend per day, cost per request, budget burn-downs. Performance: a metric per labelled window beside
+its baseline and alert line. Times arrive as aware UTC datetimes and leave as
 "YYYY-MM-DD HH:MM" text (UTC; the axes say so), the form plotly.js parses the same in every browser
 time zone.
 """
@@ -120,6 +121,22 @@ def time_series(
             trace["line"] = {"dash": "dot"}
         data.append(trace)
     return {"data": data, "layout": _layout(title, y_title, lines, y_format=y_format)}
+
+
+def performance_metric(*, title: str, x: Sequence[datetime], values: Sequence[float | None], baseline: float | None, drop_limit: float) -> dict:
+    """A performance metric per window (x: the windows' ends) beside the version's baseline (a solid grey line)
+    and the alert line at baseline x (1 - drop_limit) (dashed red), both labelled. The y axis is not pinned
+    to 0, so a few points of drop stay visible."""
+    figure = time_series(title=title, x=x, series={title: values}, y_title="", y_format=".3f")
+    if baseline is not None:
+        drawn = [
+            reference_line(baseline, f"baseline {baseline:.3f}", color="#475569", dash="solid", left=True),
+            reference_line(baseline * (1 - drop_limit), f"alert below {baseline * (1 - drop_limit):.3f} ({drop_limit * 100:g} % drop)"),
+        ]
+        figure["layout"]["shapes"] = [shape for shape, _ in drawn]
+        figure["layout"]["annotations"] = [note for _, note in drawn]
+    figure["layout"]["yaxis"]["rangemode"] = "normal"
+    return figure
 
 
 def spend_per_day(rows: Sequence[tuple[date, str, float]], *, top: int = 8, by: str = "prompt") -> dict:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import alerts, costs, drift, operations
+from .views import alerts, costs, drift, operations, performance
 
 app_name = "monitoring"
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path("monitoring/costs/budgets/", costs.budget_save, name="budget-save"),
     path("monitoring/quality/<str:name>/", operations.quality, name="quality"),
     path("monitoring/models/<str:name>/versions/<int:version>/", drift.version_monitoring, name="version"),
+    path("monitoring/models/<str:name>/versions/<int:version>/performance/", performance.performance, name="performance"),
     path("monitoring/models/<str:name>/versions/<int:version>/reference/", drift.reference_upload, name="reference-upload"),
     path("monitoring/models/<str:name>/versions/<int:version>/reports/", drift.report_request, name="report-request"),
     path("monitoring/models/<str:name>/versions/<int:version>/reference/window/", drift.reference_from_window, name="reference-window"),

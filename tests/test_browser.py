@@ -280,3 +280,32 @@ def test_approver_pauses_and_resumes_a_running_rollout_beside_its_charts(live_se
     page.wait_for_function("document.querySelector('#rolling-out [data-rollout-stage]').textContent === ': stage 5%, 5 %'")
     assert page.get_attribute("#rollout-link", "href") == f"/rollouts/{rollout.pk}/"
     assert console_errors == []
+
+
+def test_version_performance_page_draws_its_charts_from_the_version_page(live_server, page):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from monitoring.services import labels_attach, performance_windows_schedule
+    from tests.conftest import api_client_for
+
+    editor = make_user("alice", "editor")
+    register("fraud", editor, metrics={"accuracy": 0.9, "f1": 0.8, "roc_auc": 0.95})
+    now = timezone.now()
+    events = [{"event_id": f"e-{i}", "model": "fraud", "version": 1, "timestamp": (now - timedelta(minutes=5 + i)).isoformat(),
+               "latency_ms": 5.0, "prediction": 0.8 if i % 3 else 0.2} for i in range(60)]
+    assert api_client_for(editor).post("/api/v1/events", {"events": events}, format="json").status_code == 202
+    labels_attach(payload={"labels": [{"event_id": f"e-{i}", "label": int(i % 4 != 0)} for i in range(40)]}, actor=editor)
+    performance_windows_schedule(now=now)
+    console_errors = []
+    page.on("console", lambda msg: msg.type == "error" and console_errors.append(msg.text))
+
+    log_in(page, live_server, "alice")
+    page.goto(live_server.url + "/models/fraud/versions/1/")
+    page.click("#performance-link")
+
+    page.wait_for_selector("#accuracy-chart.js-plotly-plot .main-svg")
+    assert page.locator("#f1-chart.js-plotly-plot").count() == 1 and page.locator("#label-delay-chart.js-plotly-plot").count() == 1
+    assert "alert below 0.855" in page.inner_text("#accuracy-chart")
+    assert console_errors == []

@@ -32,6 +32,7 @@ class Event(models.Model):
     unit_id = models.CharField(max_length=200, blank=True)
     prediction = models.JSONField(null=True, blank=True)
     label = models.JSONField(null=True, blank=True)
+    labelled_at = models.DateTimeField(null=True, blank=True)  # when the label was (last) stored: the label delay is from timestamp to this
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     cached_tokens = models.PositiveIntegerField(null=True, blank=True)  # of the input tokens, read from a cache

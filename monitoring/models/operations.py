@@ -91,7 +91,11 @@ class PerformanceWindow(models.Model):
     model_version = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="+")
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()
-    labelled = models.PositiveIntegerField(default=0)
+    events = models.PositiveIntegerField(default=0)  # all of the version's events in the window
+    labelled = models.PositiveIntegerField(default=0)  # of them, those with a label and a prediction
+    # Event time to label time, seconds (None: no label with a known time in the window).
+    label_delay_p50_s = models.FloatField(null=True, blank=True)
+    label_delay_p95_s = models.FloatField(null=True, blank=True)
     accuracy = models.FloatField(null=True, blank=True)
     f1 = models.FloatField(null=True, blank=True)
     roc_auc = models.FloatField(null=True, blank=True)
@@ -106,3 +110,7 @@ class PerformanceWindow(models.Model):
 
     def __str__(self) -> str:
         return f"performance of version {self.model_version_id} to {self.window_end:%Y-%m-%d %H:%M}"
+
+    @property
+    def labelled_share(self) -> float | None:
+        return self.labelled / self.events if self.events else None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from mlops_site.exceptions import ValidationFailed
 from mlops_site.roles import EDITOR, require_role
@@ -20,8 +22,9 @@ def _label_ok(value) -> bool:
     return isinstance(value, (str, bool)) or (isinstance(value, (int, float)) and math.isfinite(value))
 
 
-def labels_attach(*, payload, actor) -> dict:
-    """`{"labels": [{"event_id", "label"}, ...]}`: set the label of each stored event, all or nothing.
+def labels_attach(*, payload, actor, now: datetime | None = None) -> dict:
+    """`{"labels": [{"event_id", "label"}, ...]}`: set the label of each stored event, all or nothing, and the
+    time it was stored (`now`), from which the performance windows measure the label delay.
     Ids not (yet) stored are counted and listed, not an error: labels often outrun a slow pipeline.
     A label sent for an event that has another one already is an overwrite: one audit event per version
     whose labels changed, with the old and new label of each (the first 100) and how many."""
@@ -40,12 +43,13 @@ def labels_attach(*, payload, actor) -> dict:
         raise ValidationFailed(f"Labels refused, nothing stored: labels[{bad[0]['index']}] must be {bad[0]['message']}.", fields={"labels": bad[:100]})
     prep = Event._meta.get_field("label").get_db_prep_save
     quote = connection.ops.quote_name
-    sql = f"UPDATE {quote(Event._meta.db_table)} SET {quote('label')} = %s WHERE {quote('event_id')} = %s"
+    at = Event._meta.get_field("labelled_at").get_db_prep_save(now or timezone.now(), connection)
+    sql = f"UPDATE {quote(Event._meta.db_table)} SET {quote('label')} = %s, {quote('labelled_at')} = %s WHERE {quote('event_id')} = %s"
     ids = [row["event_id"] for row in rows]
     with transaction.atomic():
         stored = {event_id: (label, subject) for event_id, label, subject in _stored_labels(ids)}
         with connection.cursor() as cursor:
-            cursor.executemany(sql, [(prep(row["label"], connection), row["event_id"]) for row in rows])
+            cursor.executemany(sql, [(prep(row["label"], connection), at, row["event_id"]) for row in rows])
         _audit_overwrites(rows, stored, actor)
         known = set(stored)
     unknown = [i for i in ids if i not in known]

@@ -1,6 +1,9 @@
 """Model performance once labels arrive (services/labels.py joins them to events by event_id): accuracy / F1 / ROC AUC
 per window beside the version's evaluation baseline. A drop of more than 5 % is concept drift.
 
+Beside the metrics each window keeps how much of it is labelled (labelled events / events) and how
+long labels took (from an event's timestamp to the moment its label was stored: median and P95).
+
 Predictions that are probabilities (numbers in [0, 1]) against 0/1 labels are scored as a binary
 task: the class is prediction >= 0.5 and the probability is the ROC AUC score. Anything else
 (class names, numbers outside [0, 1]) is compared as labels, with macro averages for more than two.
@@ -12,6 +15,7 @@ import math
 from datetime import datetime, timedelta
 
 import numpy as np
+from django.db.models import Count
 from django.utils import timezone
 
 from registry.evaluation import EvaluationError, classification_metrics
@@ -45,20 +49,31 @@ def baseline_of(version: ModelVersion) -> dict[str, float]:
     return out
 
 
+def _label_delays(pairs: list[tuple[datetime, datetime | None]]) -> dict[str, float | None]:
+    """Median and P95 (numpy's default linear interpolation) of label time - event time, in seconds, over the
+    labels whose time is known (labels stored before that time was kept have none). A label can only follow
+    a stored event, so a negative delay is a client clock ahead of ours: counted as 0."""
+    delays = np.asarray([max((at - ts).total_seconds(), 0.0) for ts, at in pairs if at is not None], dtype=np.float64)
+    if not delays.size:
+        return {"label_delay_p50_s": None, "label_delay_p95_s": None}
+    p50, p95 = np.quantile(delays, [0.5, 0.95])
+    return {"label_delay_p50_s": float(p50), "label_delay_p95_s": float(p95)}
+
+
 def performance_compute(*, model_version: ModelVersion, start: datetime, end: datetime) -> PerformanceWindow:
     """Accuracy, F1 and ROC AUC of the version's labelled events in [start, end), and the relative
     drop from its baseline for each metric both have. Stored (replacing a row for the same window)."""
-    rows = list(
-        Event.objects.filter(model_version=model_version, timestamp__gte=start, timestamp__lt=end, label__isnull=False, prediction__isnull=False)
-        .values_list("prediction", "label")
-    )
-    fields = {"labelled": len(rows), "accuracy": None, "f1": None, "roc_auc": None, "drops": {}, "note": "", "computed_at": timezone.now()}
+    in_window = Event.objects.filter(model_version=model_version, timestamp__gte=start, timestamp__lt=end)
+    events = in_window.aggregate(n=Count("pk"))["n"]
+    rows = list(in_window.filter(label__isnull=False, prediction__isnull=False).values_list("prediction", "label", "timestamp", "labelled_at"))
+    fields = {"events": events, "labelled": len(rows), "accuracy": None, "f1": None, "roc_auc": None, "drops": {}, "note": "",
+              "computed_at": timezone.now(), **_label_delays([(ts, at) for _, _, ts, at in rows])}
     baseline = baseline_of(model_version)
     fields["baseline"] = baseline
     if not rows:
         fields["note"] = "no labelled events in the window"
     else:
-        y_true, y_pred, scores = _as_task([p for p, _ in rows], [label for _, label in rows])
+        y_true, y_pred, scores = _as_task([row[0] for row in rows], [row[1] for row in rows])
         try:
             result = classification_metrics(y_true, y_pred, scores)
         except EvaluationError as exc:

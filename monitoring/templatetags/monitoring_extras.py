@@ -45,6 +45,17 @@ def metric_value(value, metric: str) -> str:
 
 
 @register.filter
+def duration(seconds) -> str:
+    """Seconds as the unit that reads best: 42 s, 12 min, 5.3 h, 2.1 d; None -> "—"."""
+    if seconds is None:
+        return "—"
+    for size, unit, digits in ((86400, "d", 1), (3600, "h", 1), (60, "min", 0)):
+        if seconds >= size:
+            return f"{seconds / size:.{digits}f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+@register.filter
 def rule_url(rule) -> str:
     """The page that shows a rule's metric: GenAI quality, operations, or (drift rules) the alerts page."""
     if rule.prompt_id and rule.metric in QUALITY:
