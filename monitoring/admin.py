@@ -16,6 +16,7 @@ from .models import (
     Event,
     FeatureBatch,
     FeatureNames,
+    NotificationAttempt,
     PerformanceWindow,
     Price,
     Reference,
@@ -109,7 +110,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 @admin.register(AlertEvent)
 class AlertEventAdmin(ReadOnlyAdmin):
-    list_display = ["at", "rule", "from_state", "to_state", "value", "silenced", "notified_at"]
+    list_display = ["at", "rule", "from_state", "to_state", "value", "silenced", "notification_status", "notification_attempts", "notified_at"]
     list_select_related = ["rule__model"]
 
 
@@ -152,5 +153,12 @@ class BudgetAdmin(ReadOnlyAdmin):
 
 @admin.register(BudgetAlert)
 class BudgetAlertAdmin(ReadOnlyAdmin):
-    list_display = ["at", "budget", "threshold", "spent_usd", "forecast_usd", "notified_at"]
+    list_display = ["at", "budget", "threshold", "spent_usd", "forecast_usd", "notification_status", "notification_attempts", "notified_at"]
     list_select_related = ["budget"]
+
+
+@admin.register(NotificationAttempt)
+class NotificationAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["at", "alert_event", "budget_alert", "attempt", "channel", "ok", "error"]
+    list_filter = ["channel", "ok"]
+    list_select_related = ["alert_event__rule", "budget_alert__budget"]
