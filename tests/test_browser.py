@@ -1,6 +1,7 @@
 """Real Chromium (Debian's, driven by Playwright) against the live server."""
 
 import pytest
+from playwright.sync_api import expect
 
 from registry import services
 from registry.models import ModelVersion
@@ -8,6 +9,9 @@ from tests.conftest import PASSWORD, make_user
 from tests.factories import promote, register
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# Waits go through Playwright's expect, not wait_for_function: a string predicate is evaluated in the page, which
+# the Content Security Policy (no 'unsafe-eval') refuses. As long as wait_for_function's default.
+WAIT = {"timeout": 30_000}
 
 
 def log_in(page, live_server, username: str, password: str = PASSWORD):
@@ -188,23 +192,23 @@ def test_editor_designs_an_experiment_with_the_live_calculator_starts_it_and_see
     page.fill("textarea[name=hypothesis]", "v2 raises conversion by 2 points")
     page.select_option("#subject", "model:checkout")
 
-    page.wait_for_function("document.getElementById('calc-per-day').textContent === '100 units a day'")  # the subject's traffic
-    page.wait_for_function("document.getElementById('calculator').dataset.state === 'ready'")
+    expect(page.locator("#calc-per-day")).to_have_text("100 units a day", **WAIT)  # the subject's traffic
+    expect(page.locator("#calculator")).to_have_attribute("data-state", "ready", **WAIT)
     assert page.inner_text("#calc-per-arm") == "3,835" and per_arm(0.02) == 3835
     assert page.input_value("#variant-table tr:nth-child(1) input[name=variant_version]") == "1"
     assert page.input_value("#variant-table tr:nth-child(2) input[name=variant_version]") == "2"
     assert page.inner_text("#calc-total") == "7,670"
     assert page.inner_text("#calc-days") == "77 days (11.0 weeks)"
     page.focus("input[name=mde]")
-    page.wait_for_function("document.getElementById('calculator').dataset.state === 'ready'")
+    expect(page.locator("#calculator")).to_have_attribute("data-state", "ready", **WAIT)
     page.keyboard.press("Control+A")
     page.keyboard.type("0.03")  # keystrokes, no blur: the calculator follows the typing
-    page.wait_for_function(f"document.getElementById('calc-per-arm').textContent === '{per_arm(0.03):,}'")
+    expect(page.locator("#calc-per-arm")).to_have_text(f"{per_arm(0.03):,}", **WAIT)
     page.click("#variant-table ~ p [data-add-row]")
-    page.wait_for_function(f"document.getElementById('calc-total').textContent === '{per_arm(0.03) * 3:,}'")
+    expect(page.locator("#calc-total")).to_have_text(f"{per_arm(0.03) * 3:,}", **WAIT)
     page.click("#variant-table tbody tr:nth-child(3) [data-remove-row]")
     page.fill("input[name=mde]", "0.02")
-    page.wait_for_function("document.getElementById('calc-total').textContent === '7,670'")
+    expect(page.locator("#calc-total")).to_have_text("7,670", **WAIT)
     assert page.inner_text("#weight-sum") == "Weights sum to 100 ✓"
     page.click("#design-submit")
     page.wait_for_selector(".msg-success >> text=Experiment checkout-v2 designed: 3,835 units per arm")
@@ -277,7 +281,7 @@ def test_approver_pauses_and_resumes_a_running_rollout_beside_its_charts(live_se
     assert list(AuditEvent.objects.filter(action__in=["rollout_paused", "rollout_resumed"]).order_by("id").values_list("action", "actor_name", "reason")) == [
         ("rollout_paused", "bob", "a look at the latency first"), ("rollout_resumed", "bob", "latency is fine")]
     page.click("#rollout-candidate a")
-    page.wait_for_function("document.querySelector('#rolling-out [data-rollout-stage]').textContent === ': stage 5%, 5 %'")
+    expect(page.locator("#rolling-out [data-rollout-stage]")).to_have_text(": stage 5%, 5 %", **WAIT)
     assert page.get_attribute("#rollout-link", "href") == f"/rollouts/{rollout.pk}/"
     assert console_errors == []
 
