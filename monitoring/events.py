@@ -216,6 +216,8 @@ FIELDS: tuple[Field, ...] = (
     Field("output_tokens", int, TOKEN_COUNT, TOKENS, default=None),
     Field("cached_tokens", int, TOKEN_COUNT, TOKENS, default=None),
     Field("reasoning_tokens", int, TOKEN_COUNT, TOKENS, default=None),
+    # Of the input tokens, those written to a prompt cache (Anthropic's cache_creation_input_tokens, counted here inside input_tokens).
+    Field("cache_creation_tokens", int, TOKEN_COUNT, TOKENS, default=None),
     Field("cost_usd", float, NON_NEGATIVE, OPTIONAL_NUMBER, default=None),
     Field("ttft_ms", float, NON_NEGATIVE, OPTIONAL_NUMBER, default=None),
     Field("judge_score", float, NON_NEGATIVE, OPTIONAL_NUMBER, default=None),
@@ -300,6 +302,11 @@ def event_problems(event: CleanEvent, latest: datetime) -> list[tuple[str, str]]
             problems.append(("input_tokens", "required when cached_tokens is given (it counts them)"))
         elif event.cached_tokens > event.input_tokens:
             problems.append(("cached_tokens", "cannot exceed input_tokens (they are counted inside it)"))
+    if event.cache_creation_tokens:
+        if event.input_tokens is None:
+            problems.append(("input_tokens", "required when cache_creation_tokens is given (it counts them)"))
+        elif event.cache_creation_tokens + (event.cached_tokens or 0) > event.input_tokens:
+            problems.append(("cache_creation_tokens", "with cached_tokens, cannot exceed input_tokens (both are counted inside it)"))
     if event.reasoning_tokens:
         if event.output_tokens is None:
             problems.append(("output_tokens", "required when reasoning_tokens is given (it counts them)"))

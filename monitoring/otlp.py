@@ -18,6 +18,7 @@ INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "prom
 OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "completion_tokens")
 CACHED_TOKENS = ("gen_ai.usage.cache_read_input_tokens", "gen_ai.usage.cache_read.input_tokens")
 REASONING_TOKENS = ("gen_ai.usage.reasoning_tokens",)
+CACHE_CREATION_TOKENS = ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens")
 LLM_MODEL = ("gen_ai.response.model", "gen_ai.request.model")
 UNIT_ID = ("mlops.unit_id", "enduser.id", "session.id")
 PLAIN_TOKEN_KEYS = {"prompt_tokens", "completion_tokens"}
@@ -27,7 +28,7 @@ FIELD_SOURCE = {
     "model": "mlops.model or mlops.prompt", "prompt": "mlops.prompt", "version": "mlops.model.version or mlops.prompt.version",
     "event_id": "traceId and spanId", "timestamp": "startTimeUnixNano", "latency_ms": "endTimeUnixNano - startTimeUnixNano",
     "input_tokens": INPUT_TOKENS[0], "output_tokens": OUTPUT_TOKENS[0], "cached_tokens": CACHED_TOKENS[0],
-    "reasoning_tokens": REASONING_TOKENS[0], "llm_model": "gen_ai.response.model or gen_ai.request.model", "unit_id": UNIT_ID[0],
+    "reasoning_tokens": REASONING_TOKENS[0], "cache_creation_tokens": CACHE_CREATION_TOKENS[0], "llm_model": "gen_ai.response.model or gen_ai.request.model", "unit_id": UNIT_ID[0],
 }
 
 
@@ -108,7 +109,8 @@ def otlp_events(body) -> tuple[list[dict], list[str], int, list[dict]]:
     latency end - start, error when status.code is 2, llm_model from
     gen_ai.response.model else gen_ai.request.model, tokens from
     gen_ai.usage.input_tokens / output_tokens (or the older prompt_tokens /
-    completion_tokens), cached from gen_ai.usage.cache_read_input_tokens. Other
+    completion_tokens), cached from gen_ai.usage.cache_read_input_tokens, written to a
+    cache from gen_ai.usage.cache_creation.input_tokens (both counted inside the input). Other
     spans are skipped. A body that is not OTLP JSON raises OtlpError.
     """
     if not isinstance(body, dict):
@@ -160,7 +162,8 @@ def otlp_events(body) -> tuple[list[dict], list[str], int, list[dict]]:
                     "unit_id": _first(attributes, UNIT_ID) or _first(resource_attributes, UNIT_ID) or "",
                 }
                 for field, keys in (("input_tokens", INPUT_TOKENS), ("output_tokens", OUTPUT_TOKENS),
-                                    ("cached_tokens", CACHED_TOKENS), ("reasoning_tokens", REASONING_TOKENS)):
+                                    ("cached_tokens", CACHED_TOKENS), ("reasoning_tokens", REASONING_TOKENS),
+                                    ("cache_creation_tokens", CACHE_CREATION_TOKENS)):
                     value = _first(attributes, keys)
                     if value is not None:
                         event[field] = value

@@ -218,6 +218,14 @@ class PriceIn(StrictSerializer):
     output_per_token = serializers.FloatField(help_text="USD per output token")
     cached_input_per_token = serializers.FloatField(required=False, allow_null=True, default=None, help_text="empty: the input price")
     reasoning_per_token = serializers.FloatField(required=False, allow_null=True, default=None, help_text="empty: the output price")
+    cache_creation_per_token = serializers.FloatField(required=False, allow_null=True, default=None,
+                                                      help_text="USD per input token written to a cache; empty: the input price")
+    long_context_threshold = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                                      help_text="above this many input tokens in a request, the long_context_* prices apply")
+    long_context_input_per_token = serializers.FloatField(required=False, allow_null=True, default=None)
+    long_context_output_per_token = serializers.FloatField(required=False, allow_null=True, default=None)
+    long_context_cached_input_per_token = serializers.FloatField(required=False, allow_null=True, default=None)
+    long_context_cache_creation_per_token = serializers.FloatField(required=False, allow_null=True, default=None)
     effective_from = serializers.DateField(help_text="YYYY-MM-DD, the first day (UTC) this price is in force")
     # No `source` (nor actor): the server writes "manual by <user>"; a body that sends one is refused as an unknown field.
 
@@ -228,4 +236,23 @@ class PriceOut(serializers.ModelSerializer):
     class Meta:
         model = Price
         fields = ["id", "pattern", "input_per_token", "output_per_token", "cached_input_per_token", "reasoning_per_token",
-                  "effective_from", "source", "created_at"]
+                  "cache_creation_per_token", "long_context_threshold", "long_context_input_per_token", "long_context_output_per_token",
+                  "long_context_cached_input_per_token", "long_context_cache_creation_per_token", "effective_from", "source", "created_at"]
+
+
+class PricesImportIn(StrictSerializer):
+    """A LiteLLM price map to import, or `defaults`: the snapshot shipped with the server."""
+
+    defaults = serializers.BooleanField(required=False, default=False, help_text="import the shipped snapshot (in force from its date)")
+    prices = serializers.DictField(required=False, allow_null=True, default=None,
+                                   help_text="a LiteLLM model_prices_and_context_window.json object (or send it as the multipart file `file`)")
+    effective_from = serializers.DateField(required=False, allow_null=True, default=None,
+                                           help_text="YYYY-MM-DD the imported prices are in force from (default: today, UTC); not with defaults")
+
+
+class PricesImportOut(serializers.Serializer):
+    effective_from = serializers.DateField()
+    source = serializers.CharField()
+    created = serializers.ListField(child=serializers.CharField(), help_text="patterns given a new price (new, or changed)")
+    unchanged = serializers.IntegerField(help_text="how many had the same price in force already")
+    conflicts = serializers.ListField(child=serializers.CharField(), help_text="patterns with another price from that very day, left as they are")

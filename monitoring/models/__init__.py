@@ -37,6 +37,7 @@ class Event(models.Model):
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     cached_tokens = models.PositiveIntegerField(null=True, blank=True)  # of the input tokens, read from a cache
     reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)  # of the output tokens, spent reasoning
+    cache_creation_tokens = models.PositiveIntegerField(null=True, blank=True)  # of the input tokens, written to a cache
     llm_model = models.CharField(max_length=200, blank=True)  # the LLM that served it (prices are looked up by it)
     cost_usd = models.FloatField(null=True, blank=True)
     pricing_missing = models.BooleanField(default=False)  # tokens but no price in force: cost is NULL, never 0

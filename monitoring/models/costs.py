@@ -16,6 +16,13 @@ class Price(models.Model):
     output_per_token = models.FloatField()
     cached_input_per_token = models.FloatField(null=True, blank=True, help_text="empty: cached input tokens cost the input price")
     reasoning_per_token = models.FloatField(null=True, blank=True, help_text="empty: reasoning tokens cost the output price")
+    cache_creation_per_token = models.FloatField(null=True, blank=True, help_text="empty: tokens written to a cache cost the input price")
+    # Long context (LiteLLM's *_above_200k_tokens): above this many input tokens in one request, the long-context prices apply.
+    long_context_threshold = models.PositiveIntegerField(null=True, blank=True, help_text="empty: one price whatever the length")
+    long_context_input_per_token = models.FloatField(null=True, blank=True)
+    long_context_output_per_token = models.FloatField(null=True, blank=True)
+    long_context_cached_input_per_token = models.FloatField(null=True, blank=True)
+    long_context_cache_creation_per_token = models.FloatField(null=True, blank=True)
     effective_from = models.DateField()
     source = models.CharField(max_length=50, blank=True, help_text="default, litellm, or who entered it")
     created_at = models.DateTimeField(default=timezone.now)

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from .. import pricing
 from ..models import Price
 
-PRICE_FIELDS = ("input_per_token", "output_per_token", "cached_input_per_token", "reasoning_per_token")
+PRICE_FIELDS = pricing.PRICE_FIELDS
 
 
 def price_list(*, search: str = "") -> QuerySet[Price]:
@@ -18,5 +18,5 @@ def price_list(*, search: str = "") -> QuerySet[Price]:
 
 def price_book() -> pricing.PriceBook:
     """Every price, read in one query, ready to match."""
-    rows = Price.objects.values_list("pattern", *PRICE_FIELDS, "effective_from")
-    return pricing.PriceBook([pricing.PriceEntry(p, i, o, c, r, d) for p, i, o, c, r, d in rows])
+    rows = Price.objects.values_list("pattern", "effective_from", *PRICE_FIELDS)
+    return pricing.PriceBook([pricing.PriceEntry(pattern=p, effective_from=d, **dict(zip(PRICE_FIELDS, rest, strict=True))) for p, d, *rest in rows])

@@ -14,7 +14,7 @@ from .ingestion import events_ingest
 from .labels import labels_attach
 from .ops_alerts import ops_alerts_evaluate, ops_rules_ensure
 from .performance import performance_compute, performance_windows_schedule
-from .prices import event_costs, price_set, prices_import
+from .prices import bundled_prices, event_costs, price_set, prices_import, prices_import_defaults, prices_import_file
 from .references import reference_set_from_columns, reference_set_from_file, reference_set_from_window
 from .rollups import rollups_catch_up, rollups_update
 from .sweeps import stuck_work_sweep
@@ -28,6 +28,7 @@ __all__ = [
     "budget_alert_notify",
     "budget_set",
     "budgets_evaluate",
+    "bundled_prices",
     "default_rules_ensure",
     "drift_report_request",
     "drift_report_run",
@@ -42,6 +43,8 @@ __all__ = [
     "performance_windows_schedule",
     "price_set",
     "prices_import",
+    "prices_import_defaults",
+    "prices_import_file",
     "reference_set_from_columns",
     "reference_set_from_file",
     "reference_set_from_window",

@@ -166,7 +166,7 @@ def _record_feature_names(named: dict[int, set[str]], known, versions) -> None:
 EVENT_COLUMNS = [
     "event_id", "model_version", "prompt_version", "timestamp", "received_at", "latency_ms", "error", "unit_id", "prediction", "label",
     "input_tokens", "output_tokens", "cost_usd", "ttft_ms", "guardrail_triggered", "feedback", "judge_score",
-    "cached_tokens", "reasoning_tokens", "llm_model", "pricing_missing", "faithfulness", "shadow", "batch",
+    "cached_tokens", "reasoning_tokens", "llm_model", "pricing_missing", "faithfulness", "shadow", "cache_creation_tokens", "batch",
 ]
 CHUNK = 2000
 
@@ -212,7 +212,7 @@ def _event_rows(events, versions: dict, prompt_llms: dict, priced: list[tuple[fl
             e.event_id, version_id if is_model else None, None if is_model else version_id, prep_time(e.timestamp), received,
             e.latency_ms, e.error, e.unit_id, prep_json(e.prediction), prep_json(e.label),
             e.input_tokens, e.output_tokens, cost_usd, e.ttft_ms, e.guardrail_triggered, e.feedback, e.judge_score,
-            e.cached_tokens, e.reasoning_tokens, llm_model, pricing_missing, e.faithfulness, e.shadow,
+            e.cached_tokens, e.reasoning_tokens, llm_model, pricing_missing, e.faithfulness, e.shadow, e.cache_creation_tokens,
         ))
     return rows
 

@@ -2,6 +2,7 @@
 
 import math
 from datetime import date
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -20,6 +21,8 @@ from tests.registry.test_api import assert_error_shape
 pytestmark = pytest.mark.django_db
 
 M = 1_000_000
+# The shipped snapshot's date, from its file name (monitoring/data/litellm_prices_<date>.json).
+SNAPSHOT_DAY = max(p.stem.removeprefix("litellm_prices_") for p in (Path(__file__).resolve().parents[2] / "monitoring" / "data").glob("litellm_prices_*.json"))
 
 
 def event(i: int, **overrides) -> dict:
@@ -96,7 +99,9 @@ def test_api_adds_a_price_and_a_duplicate_is_409_in_the_one_shape(api_as, editor
     assert created.status_code == 201, created.content
     assert created.json() | {"id": 0, "created_at": None} == {
         "id": 0, "pattern": "gpt-4o-mini*", "input_per_token": 1.5e-07, "output_per_token": 6e-07, "cached_input_per_token": 7.5e-08,
-        "reasoning_per_token": None, "effective_from": "2025-01-01", "source": "manual by alice", "created_at": None,
+        "reasoning_per_token": None, "cache_creation_per_token": None, "long_context_threshold": None,
+        "long_context_input_per_token": None, "long_context_output_per_token": None, "long_context_cached_input_per_token": None,
+        "long_context_cache_creation_per_token": None, "effective_from": "2025-01-01", "source": "manual by alice", "created_at": None,
     }
     error = assert_error_shape(again, 409, "duplicate_price")
     assert "gpt-4o-mini*" in error["message"] and "2025-01-01" in error["message"]
@@ -161,9 +166,11 @@ def test_import_prices_command_defaults_twice_creates_nothing_new(capsys):
     call_command("import_prices", "--defaults")
 
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"Prices from 2025-01-01: {count} created, 0 unchanged, 0 conflicts."
-    assert out[1] == f"Prices from 2025-01-01: 0 created, {count} unchanged, 0 conflicts."
-    assert count >= 12 and set(Price.objects.values_list("source", flat=True)) == {"default"}
+    assert out[0] == f"Prices from {SNAPSHOT_DAY}: {count} created, 0 unchanged, 0 conflicts."
+    assert out[1] == f"Prices from {SNAPSHOT_DAY}: 0 created, {count} unchanged, 0 conflicts."
+    assert count > 3000 and set(Price.objects.values_list("source", flat=True)) == {f"default {SNAPSHOT_DAY}"}
+    # A model's first shipped price also prices the history already stored.
+    assert set(Price.objects.values_list("effective_from", flat=True)) == {date(2025, 1, 1)}
 
 
 def test_import_prices_command_reads_a_litellm_file(tmp_path, capsys):
