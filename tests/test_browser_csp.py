@@ -11,7 +11,7 @@ from django.utils import timezone
 from experiments import services as experiment_services
 from monitoring import services as monitoring_services
 from registry import services
-from tests.conftest import make_user
+from tests.conftest import api_client_for, make_user
 from tests.experiments.conftest import QUICK, canary_of, design, load_exposures, load_outcomes, traffic
 from tests.factories import promote, register
 from tests.monitoring.test_reports import T0, send
@@ -30,15 +30,6 @@ document.addEventListener("securitypolicyviolation", function (e) {
 """
 
 
-class _Api:
-    """What send() needs of the api_as fixture, for a test that has no request fixture of its own."""
-
-    def __call__(self, user):
-        from tests.conftest import api_client_for
-
-        return api_client_for(user)
-
-
 def charts_and_pages(editor, approver) -> dict[str, str]:
     """The pages that draw charts, with their data: path -> what the page is."""
     churn = [register("churn", editor, metrics={"auc": 0.80 + i / 100, "f1": 0.7}) for i in range(2)]
@@ -47,7 +38,7 @@ def charts_and_pages(editor, approver) -> dict[str, str]:
     rng = np.random.default_rng(0)
     reference = "amount,country\n" + "".join(f"{v},{'DE' if i % 2 else 'FR'}\n" for i, v in enumerate(rng.normal(100, 10, 500)))
     monitoring_services.reference_set_from_file(model_version=fraud, data=reference.encode(), actor=editor)
-    send(_Api(), editor, rng.normal(130, 10, 200))
+    send(api_client_for, editor, rng.normal(130, 10, 200))
     report = monitoring_services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
     monitoring_services.drift_report_run(report_id=report.pk)
 
