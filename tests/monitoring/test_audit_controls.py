@@ -165,6 +165,10 @@ def test_a_label_that_overwrites_another_is_audited_with_old_and_new(api_as, edi
     assert [(e.actor_name, e.subject, e.version, e.extra["count"]) for e in events] == [("bob", "model:fraud", 1, 1), ("alice", "model:fraud", 1, 1)]
     assert events[0].extra["labels"] == [{"event_id": "e-0", "before": 1, "after": 0}]
     assert events[1].extra["labels"] == [{"event_id": "e-2", "before": True, "after": 1}]
+    client = Client()
+    client.force_login(editor)
+    page = client.get(reverse("registry:audit-list"), {"action": "labels_overwritten"}).content.decode()
+    assert "<code>e-0</code>: 1 → 0" in page and "<code>e-2</code>: True → 1" in page
 
 
 def test_admin_changes_of_an_alert_rule_go_through_the_service_as_the_admin(admin_user, rule):
