@@ -7,6 +7,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from django.contrib import admin
+from django.core.management import call_command
 from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
@@ -202,3 +203,16 @@ def test_admin_deletes_a_rule_without_history_audited_and_cannot_delete_one_with
     assert not AlertRule.objects.filter(pk=rule.pk).exists() and AlertRule.objects.filter(pk=other.pk).exists()
     event = AuditEvent.objects.get(action="alert_rule_deleted")
     assert (event.actor_name, event.extra["rule"], event.extra["before"]["threshold"]) == ("root", rule.name, rule.threshold)
+
+
+def test_a_price_import_is_audited_once_with_its_file_and_a_repeat_adds_nothing(tmp_path, editor):
+    path = tmp_path / "prices.json"
+    path.write_text('{"my-llm": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06, "mode": "chat"}}')
+
+    call_command("import_prices", str(path), "--effective-from", "2025-03-01", "--user", "alice")
+    call_command("import_prices", str(path), "--effective-from", "2025-03-01", "--user", "alice")  # unchanged: nothing to audit
+
+    event = AuditEvent.objects.get(action="prices_imported")
+    assert (event.actor_name, event.subject, event.reason) == ("alice", "prices", "import prices.json, in force from 2025-03-01")
+    assert (event.extra["created"], event.extra["patterns"]) == (1, ["my-llm"])
+    assert Price.objects.get().source == "import prices.json"
