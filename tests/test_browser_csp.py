@@ -1,4 +1,4 @@
-"""Every page with charts, the API docs and the admin, drawn by a real Chromium under the site's Content Security
+"""Every page with charts, the API docs, the browsable API and the admin, drawn by a real Chromium under the site's Content Security
 Policy: no violation (a `securitypolicyviolation` event or Chrome's "Refused to ..." console error) and the Plotly
 charts present."""
 
@@ -99,7 +99,7 @@ def test_pages_with_charts_api_docs_and_admin_run_under_the_policy(live_server, 
     page.wait_for_selector(".swagger-ui .opblock-tag")
     drawn["api docs"] = page.locator(".swagger-ui .opblock").count()
     violations["api docs"] = page.evaluate("window.cspViolations")
-    for path in ("/admin/", "/admin/registry/modelversion/", f"/admin/auth/user/{admin.pk}/change/"):
+    for path in ("/api/v1/models", "/api/v1/models/churn", "/admin/", "/admin/registry/modelversion/", f"/admin/auth/user/{admin.pk}/change/"):
         page.goto(live_server.url + path)
         page.wait_for_selector("#content")
         violations[path] = page.evaluate("window.cspViolations")
