@@ -216,3 +216,12 @@ def test_a_price_import_is_audited_once_with_its_file_and_a_repeat_adds_nothing(
     assert (event.actor_name, event.subject, event.reason) == ("alice", "prices", "import prices.json, in force from 2025-03-01")
     assert (event.extra["created"], event.extra["patterns"]) == (1, ["my-llm"])
     assert Price.objects.get().source == "import prices.json"
+
+
+def test_setting_a_rules_action_is_audited_with_the_action_before_and_after(api_as, approver, rule):
+    response = api_as(approver).post(f"/api/v1/alerts/{rule.pk}/action", {"action": "rollback_production"}, format="json")
+
+    assert response.status_code == 200, response.content
+    event = AuditEvent.objects.get(action="alert_action_set")
+    assert (event.actor_name, event.subject, event.extra["rule_id"]) == ("bob", "model:fraud", rule.pk)
+    assert (event.extra["before"], event.extra["after"]) == ({"action": "none"}, {"action": "rollback_production"})
