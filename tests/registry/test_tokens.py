@@ -232,3 +232,11 @@ def test_migration_hashes_plain_drf_tokens_and_drops_their_table(editor):
     assert "authtoken_token" not in connection.introspection.table_names()
     assert plain not in every_stored_value()
     assert api_with(f"Token {plain}").get("/api/v1/me").json()["username"] == "alice"
+
+
+def test_api_token_of_an_inactive_user_is_refused_with_401(editor):
+    key = api_token_create(user=editor, name="ci").key
+    editor.is_active = False
+    editor.save(update_fields=["is_active"])
+
+    assert_401(api_with(f"Bearer {key}").get("/api/v1/me"), "user_inactive")
