@@ -25,7 +25,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class TokenRefused(Exception):
-    """A key that does not authenticate; `code` says why (invalid_token, token_revoked, token_expired)."""
+    """A key that does not authenticate; `code` says why (invalid_token, token_revoked, token_expired, user_inactive)."""
 
     def __init__(self, message: str, code: str):
         super().__init__(message)
@@ -34,7 +34,7 @@ class TokenRefused(Exception):
 
 @dataclass(frozen=True)
 class NewToken:
-    """A token just made and its key: the only moment the key exists outside the caller's hands."""
+    """A token just made, with its key: the one time the site holds the key (it stores only the digest)."""
 
     token: ApiToken
     key: str

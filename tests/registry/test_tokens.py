@@ -221,7 +221,9 @@ def test_migration_hashes_plain_drf_tokens_and_drops_their_table(editor):
     migration = importlib.import_module("registry.migrations.0008_api_tokens")
     plain = "0123456789abcdef0123456789abcdef01234567"  # a DRF key: 40 hex characters
     with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, created timestamp with time zone NOT NULL, user_id integer NOT NULL)")
+        cursor.execute(
+            "CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, created timestamp with time zone NOT NULL, user_id integer NOT NULL)"
+        )
         cursor.execute("INSERT INTO authtoken_token (key, created, user_id) VALUES (%s, %s, %s)", [plain, timezone.now(), editor.pk])
 
     from django.apps import apps
