@@ -2,7 +2,8 @@
 per window beside the version's evaluation baseline. A drop of more than 5 % is concept drift.
 
 Beside the metrics each window keeps how much of it is labelled (labelled events / events) and how
-long labels took (from an event's timestamp to the moment its label was stored: median and P95).
+long labels took (from an event's timestamp to the moment its label was stored, or the event received
+when the label came inside it: median and P95).
 
 Predictions that are probabilities (numbers in [0, 1]) against 0/1 labels are scored as a binary
 task: the class is prediction >= 0.5 and the probability is the ROC AUC score. Anything else
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from django.db.models import Count
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from registry.evaluation import EvaluationError, classification_metrics
@@ -51,8 +53,8 @@ def baseline_of(version: ModelVersion) -> dict[str, float]:
 
 def _label_delays(pairs: list[tuple[datetime, datetime | None]]) -> dict[str, float | None]:
     """Median and P95 (numpy's default linear interpolation) of label time - event time, in seconds, over the
-    labels whose time is known (labels stored before that time was kept have none). A label can only follow
-    a stored event, so a negative delay is a client clock ahead of ours: counted as 0."""
+    labels whose time is known. A label can only follow a stored event, so a negative delay is a client
+    clock ahead of ours: counted as 0."""
     delays = np.asarray([max((at - ts).total_seconds(), 0.0) for ts, at in pairs if at is not None], dtype=np.float64)
     if not delays.size:
         return {"label_delay_p50_s": None, "label_delay_p95_s": None}
@@ -65,7 +67,9 @@ def performance_compute(*, model_version: ModelVersion, start: datetime, end: da
     drop from its baseline for each metric both have. Stored (replacing a row for the same window)."""
     in_window = Event.objects.filter(model_version=model_version, timestamp__gte=start, timestamp__lt=end)
     events = in_window.aggregate(n=Count("pk"))["n"]
-    rows = list(in_window.filter(label__isnull=False, prediction__isnull=False).values_list("prediction", "label", "timestamp", "labelled_at"))
+    # A label sent inside its event was known when the event was received.
+    labelled = in_window.filter(label__isnull=False, prediction__isnull=False)
+    rows = list(labelled.values_list("prediction", "label", "timestamp", Coalesce("labelled_at", "received_at")))
     fields = {"events": events, "labelled": len(rows), "accuracy": None, "f1": None, "roc_auc": None, "drops": {}, "note": "",
               "computed_at": timezone.now(), **_label_delays([(ts, at) for _, _, ts, at in rows])}
     baseline = baseline_of(model_version)

@@ -75,3 +75,23 @@ def test_bad_labels_are_a_400(api_as, editor, payload):
     else:
         response = api_as(editor).post("/api/v1/labels", payload, format="json")
     assert_error_shape(response, 400)
+
+
+def test_window_counts_its_events_and_measures_the_label_delay(api_as, editor):
+    version = register("fraud", editor)
+    # Four events an hour apart from T0; one carries its label, two are labelled later, one never.
+    events = [{"event_id": f"d-{i}", "model": "fraud", "version": 1, "timestamp": (T0 + timedelta(hours=i)).isoformat(), "latency_ms": 1,
+               "prediction": 0.9} for i in range(4)]
+    events[0]["label"] = 1
+    api_as(editor).post("/api/v1/events", {"events": events}, format="json")
+    labelled_at = T0 + timedelta(hours=10)
+    services.labels_attach(payload={"labels": [{"event_id": "d-1", "label": 1}, {"event_id": "d-2", "label": 0}]}, actor=editor, now=labelled_at)
+
+    window = services.performance_compute(model_version=version, start=T0, end=T0 + timedelta(hours=24))
+
+    first = Event.objects.get(event_id="d-0")
+    delays = [(first.received_at - first.timestamp).total_seconds(), 9 * 3600, 8 * 3600]  # the inline label: when its event arrived
+    assert (window.events, window.labelled, window.labelled_share) == (4, 3, 0.75)
+    assert window.label_delay_p50_s == pytest.approx(np.percentile(delays, 50), rel=1e-12)
+    assert window.label_delay_p95_s == pytest.approx(np.percentile(delays, 95), rel=1e-12)
+    assert Event.objects.get(event_id="d-1").labelled_at == labelled_at and Event.objects.get(event_id="d-3").labelled_at is None
