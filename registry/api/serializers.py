@@ -25,13 +25,13 @@ from ..models import (
     Evaluation,
     EvaluationKind,
     EvaluationRow,
+    EvidenceOrigin,
     GatePolicy,
     ModelVersion,
     PromotionRequest,
     PromotionStrategy,
     PromptVersion,
 )
-from ..models.gates import EvidenceOrigin
 from ..services.gates import check_problem
 
 

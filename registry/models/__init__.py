@@ -432,12 +432,13 @@ from .gates import (  # noqa: E402
     EvaluationKind,
     EvaluationRow,
     EvaluationStatus,
+    EvidenceOrigin,
     GatePolicy,
 )
 from .tokens import ApiToken  # noqa: E402
 
 __all__ = [
     "ApiToken", "AuditAction", "AuditEvent", "DatasetSchema", "Environment", "EvalSet", "Evaluation", "EvaluationKind", "EvaluationRow",
-    "EvaluationStatus", "GatePolicy", "ModelVersion", "Prompt", "PromptDeployment", "PromptVersion", "PromotionRequest",
+    "EvaluationStatus", "EvidenceOrigin", "GatePolicy", "ModelVersion", "Prompt", "PromptDeployment", "PromptVersion", "PromotionRequest",
     "PromotionStatus", "PromotionStrategy", "RegisteredModel", "Stage", "StageChange", "StageChangeKind",
 ]

@@ -38,8 +38,17 @@ from mlops_site.runs import run_time_out, runs_give_up
 
 from .. import evaluation as numbers
 from .. import tables, validation
-from ..models import AuditAction, DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, EvaluationStatus, ModelVersion, PromptVersion
-from ..models.gates import EvidenceOrigin
+from ..models import (
+    AuditAction,
+    DatasetSchema,
+    Evaluation,
+    EvaluationKind,
+    EvaluationRow,
+    EvaluationStatus,
+    EvidenceOrigin,
+    ModelVersion,
+    PromptVersion,
+)
 from ..providers import ProviderError
 from .audit import audit_record
 from .prompt_runs import prompt_run_origin, run_prompt_evaluation

@@ -26,8 +26,17 @@ from mlops_site.exceptions import Conflict, Forbidden, NotFound, ValidationFaile
 from mlops_site.formatting import number_text
 from mlops_site.roles import ADMIN, APPROVER, has_role, require_role
 
-from ..models import AuditAction, Evaluation, EvaluationStatus, GatePolicy, ModelVersion, Prompt, PromptVersion, RegisteredModel
-from ..models.gates import EvidenceOrigin
+from ..models import (
+    AuditAction,
+    Evaluation,
+    EvaluationStatus,
+    EvidenceOrigin,
+    GatePolicy,
+    ModelVersion,
+    Prompt,
+    PromptVersion,
+    RegisteredModel,
+)
 from .audit import audit_record
 
 OPS = {">=": float.__ge__, ">": float.__gt__, "<=": float.__le__, "<": float.__lt__}

@@ -14,8 +14,7 @@ from dataclasses import asdict
 from django.conf import settings
 
 from .. import prompt_checks, providers, selectors
-from ..models import Evaluation, EvaluationRow
-from ..models.gates import EvidenceOrigin
+from ..models import Evaluation, EvaluationRow, EvidenceOrigin
 from ..prompt_templates import RenderError, render
 
 

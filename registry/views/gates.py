@@ -22,8 +22,17 @@ from mlops_site.roles import ADMIN, EDITOR, has_role, require_role
 from mlops_site.uploads import read_upload
 
 from .. import selectors
-from ..models import DatasetSchema, Evaluation, EvaluationKind, EvaluationRow, EvaluationStatus, GatePolicy, ModelVersion, PromotionStatus
-from ..models.gates import EvidenceOrigin
+from ..models import (
+    DatasetSchema,
+    Evaluation,
+    EvaluationKind,
+    EvaluationRow,
+    EvaluationStatus,
+    EvidenceOrigin,
+    GatePolicy,
+    ModelVersion,
+    PromotionStatus,
+)
 from ..services import evaluations, gates, schemas
 
 EVALUATIONS_PER_PAGE = 20
