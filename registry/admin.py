@@ -112,7 +112,7 @@ class GatePolicyForm(forms.ModelForm):
 
     class Meta:
         model = GatePolicy
-        fields = ["model", "prompt", "checks", "enforced"]
+        fields = ["model", "prompt", "checks", "enforced", "evidence_from_other_identity"]
 
     def clean(self):
         data = super().clean()
@@ -130,13 +130,13 @@ class GatePolicyAdmin(admin.ModelAdmin):
     """Saved and deleted through services.gates (gate_policy_set, gate_policy_delete), so the change is audited like one from the page."""
 
     form = GatePolicyForm
-    list_display = ["__str__", "model", "prompt", "enforced", "updated_at", "updated_by"]
+    list_display = ["__str__", "model", "prompt", "enforced", "evidence_from_other_identity", "updated_at", "updated_by"]
     list_select_related = ["model", "prompt", "updated_by"]
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         saved = gate_policy_set(model=data.get("model"), prompt=data.get("prompt"), checks=data["checks"], enforced=data["enforced"],
-                                actor=request.user)
+                                evidence_from_other_identity=data["evidence_from_other_identity"], actor=request.user)
         obj.pk = saved.pk
 
     def delete_model(self, request, obj):
@@ -149,10 +149,10 @@ class GatePolicyAdmin(admin.ModelAdmin):
 
 @admin.register(Evaluation)
 class EvaluationAdmin(ReadOnlyAdmin):
-    list_display = ["id", "kind", "model_version", "prompt_version", "status", "source", "requested_at", "finished_at"]
-    list_filter = ["kind", "status"]
+    list_display = ["id", "kind", "model_version", "prompt_version", "status", "source", "requested_by", "origin", "requested_at", "finished_at"]
+    list_filter = ["kind", "status", "origin"]
     exclude = ["data"]
-    list_select_related = ["model_version__model", "prompt_version__prompt"]
+    list_select_related = ["model_version__model", "prompt_version__prompt", "requested_by"]
 
 
 @admin.register(EvaluationRow)

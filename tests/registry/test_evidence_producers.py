@@ -270,3 +270,20 @@ def test_evaluation_page_names_its_producer_and_says_a_typed_replay_never_counts
 
     assert f'produced by <span id="evaluation-producer">{editor.username}</span> (replay of responses typed in with the request)' in html
     assert 'id="typed-replay"' in html
+
+
+def test_the_admin_sets_the_option_through_the_gate_service(admin_user, approver, fraud):
+    from django.urls import reverse
+
+    policy = gate_policy_set(model=RegisteredModel.objects.get(name="fraud"), checks=CHECKS, actor=approver)
+    form = {"model": policy.model_id, "prompt": "", "checks": '[{"check": "accuracy", "op": ">=", "threshold": 0.9}]', "enforced": "on",
+            "evidence_from_other_identity": "on"}
+
+    response = logged_in(admin_user).post(reverse("admin:registry_gatepolicy_change", args=[policy.pk]), form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    policy.refresh_from_db()
+    assert policy.evidence_from_other_identity is True
+    event = AuditEvent.objects.filter(action="gate_policy_set").latest("id")
+    assert (event.actor, event.extra["evidence_from_other_identity"], event.extra["evidence_from_other_identity_before"]) == (
+        admin_user, True, False)
