@@ -14,6 +14,7 @@ urlpatterns = [
     path("monitoring/alerts/<int:rule_id>/silence/", alerts.alert_silence, name="alert-silence"),
     path("monitoring/alerts/<int:rule_id>/action/", alerts.alert_action, name="alert-action"),
     path("monitoring/prices/", costs.price_list, name="prices"),
+    path("monitoring/prices/import/", costs.prices_import, name="prices-import"),
     path("monitoring/operations/<str:kind>/<str:name>/", operations.operations, name="operations"),
     path("monitoring/costs/", costs.costs, name="costs"),
     path("monitoring/costs/budgets/", costs.budget_save, name="budget-save"),

@@ -22,4 +22,5 @@ urlpatterns = [
     re_path(r"^budgets/?$", costs.BudgetListApi.as_view(), name="budget-list"),
     re_path(r"^budgets/(?P<name>[^/]+)/?$", costs.BudgetDetailApi.as_view(), name="budget-detail"),
     re_path(r"^prices/?$", costs.PriceListApi.as_view(), name="price-list"),
+    re_path(r"^prices/import/?$", costs.PricesImportApi.as_view(), name="prices-import"),
 ]

@@ -12,10 +12,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from mlops_site.exceptions import DomainError
+from mlops_site.exceptions import DomainError, ValidationFailed
 from mlops_site.pages import call_and_redirect, paginate
+from mlops_site.roles import EDITOR, require_role
+from mlops_site.uploads import read_upload
 
 from .. import charts, selectors, services
+from ..services.prices import MAX_PRICE_FILE_BYTES
 from .operations import KINDS, chart_entry, range_picker, window_from
 
 TOP_PROMPTS = 5  # lines on the cost-per-request chart
@@ -23,7 +26,7 @@ MAX_BUDGETS = 12  # burn-down charts on the cost page (each reads its status: tw
 RECENT_BUDGET_ALERTS = 20
 PRICES_PAGE_SIZE = 100
 PER_MILLION = 1_000_000
-FORM_FIELDS = ("pattern", "input", "output", "cached", "reasoning", "effective_from")
+FORM_FIELDS = ("pattern", "input", "output", "cached", "reasoning", "cache_creation", "effective_from")
 
 
 def costs(request: HttpRequest) -> HttpResponse:
@@ -127,7 +130,7 @@ def price_list(request: HttpRequest) -> HttpResponse:
                 pattern=form["pattern"], input_per_token=_per_token(form["input"], required=True),
                 output_per_token=_per_token(form["output"], required=True),
                 cached_input_per_token=_per_token(form["cached"]), reasoning_per_token=_per_token(form["reasoning"]),
-                effective_from=_day(form["effective_from"]), actor=request.user,
+                cache_creation_per_token=_per_token(form["cache_creation"]), effective_from=_day(form["effective_from"]), actor=request.user,
             )
         except DomainError as exc:
             # Shown on the page itself (not after a redirect) so the form keeps what was typed.
@@ -142,8 +145,39 @@ def price_list(request: HttpRequest) -> HttpResponse:
         {
             "price": p, "input": _per_million(p.input_per_token), "output": _per_million(p.output_per_token),
             "cached": _per_million(p.cached_input_per_token), "reasoning": _per_million(p.reasoning_per_token),
+            "cache_creation": _per_million(p.cache_creation_per_token),
+            "long_input": _per_million(p.long_context_input_per_token), "long_output": _per_million(p.long_context_output_per_token),
         }
         for p in page
     ]
     context = {"page": page, "rows": rows, "search": search, "qs": urlencode({"q": search}) if search else "", "form": form}
     return render(request, "monitoring/prices.html", context, status=status)
+
+
+@require_POST
+def prices_import(request: HttpRequest) -> HttpResponse:
+    """POST: import an uploaded LiteLLM price map (`file`, in force from `effective_from`, default today), or with
+    `defaults` the snapshot shipped with the server (in force from its date); only changed prices are added."""
+
+    def run():
+        require_role(request.user, EDITOR, "Importing prices")  # before the form is read: a viewer hears about the role, not the file
+        if request.POST.get("defaults"):
+            return services.prices_import_defaults(actor=request.user)
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ValidationFailed("Choose a LiteLLM price file (model_prices_and_context_window.json) to import.")
+        raw_day = request.POST.get("effective_from", "").strip()
+        day = _day(raw_day) if raw_day else None
+        if isinstance(day, str):
+            raise ValidationFailed(f"In force from {day[:20]!r}: a date as YYYY-MM-DD.")
+        return services.prices_import_file(data=read_upload(upload, limit=MAX_PRICE_FILE_BYTES, what="The price file"),
+                                           effective_from=day, actor=request.user, filename=upload.name)
+
+    return call_and_redirect(
+        request, run,
+        success=lambda done: (
+            f"Prices from {done.effective_from:%Y-%m-%d} ({done.source}): {len(done.result.created)} added (new or changed), "
+            f"{len(done.result.unchanged)} unchanged, {len(done.result.conflicts)} conflicts (another price from that day, left as it is)."
+        ),
+        fallback=reverse("monitoring:prices"),
+    )
