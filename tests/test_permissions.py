@@ -53,7 +53,7 @@ def readable(route: str) -> str:
 
 def view_methods(callback) -> set[str]:
     """The methods a view answers: a class view's handlers; a function view's `require_http_methods` list, else GET,
-    and POST too when its code reads a form (request.method, request.POST or request.FILES)."""
+    and POST too when its code (or a helper of its module it calls) reads a form (request.method, .POST or .FILES)."""
     view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
     if view_class is not None:
         return {m.upper() for m in view_class.http_method_names if hasattr(view_class, m) and m.upper() in METHODS}
@@ -64,8 +64,21 @@ def view_methods(callback) -> set[str]:
             if isinstance(contents, (list, tuple)) and contents and all(isinstance(m, str) and m.isupper() for m in contents):
                 return set(contents) & set(METHODS)
         function = getattr(function, "__wrapped__", None)
-    source = inspect.getsource(inspect.unwrap(callback))
-    return {"GET", "POST"} if any(s in source for s in ("request.method", "request.POST", "request.FILES")) else {"GET"}
+    return {"GET", "POST"} if reads_form(inspect.unwrap(callback), set()) else {"GET"}
+
+
+def reads_form(function, seen: set) -> bool:
+    """Whether `function`, or a function of its own module it calls (a shared page helper), reads a form."""
+    seen.add(function)
+    source = inspect.getsource(function)
+    if any(marker in source for marker in ("request.method", "request.POST", "request.FILES")):
+        return True
+    module = inspect.getmodule(function)
+    for name in set(re.findall(r"\b(\w+)\(", source)):
+        called = getattr(module, name, None)
+        if inspect.isfunction(called) and called.__module__ == module.__name__ and called not in seen and reads_form(called, seen):
+            return True
+    return False
 
 
 def url_conf_rows() -> set[tuple[str, str]]:
