@@ -351,6 +351,9 @@ MLOPS_LLM_API_KEY = os.environ.get("MLOPS_LLM_API_KEY", "")
 MLOPS_LLM_MODEL = os.environ.get("MLOPS_LLM_MODEL", "")
 MLOPS_JUDGE_MODEL = os.environ.get("MLOPS_JUDGE_MODEL", "")
 MLOPS_LLM_TIMEOUT_S = env_int("MLOPS_LLM_TIMEOUT_S", 60)
+# What an evaluation's LLM calls (the prompt's and the judge's) cost: a factory of (model, input, output tokens) -> USD over
+# the price table (monitoring's, which registry may not import: the wiring is here). Empty: calls have no cost.
+MLOPS_LLM_PRICING = "monitoring.selectors.prices.llm_call_pricing"
 
 # Operations alert defaults: the latency SLA of a model (P95, ms) and the capacity its throughput is compared with.
 MLOPS_LATENCY_SLA_MS = env_int("MLOPS_LATENCY_SLA_MS", 500)

@@ -69,6 +69,10 @@ class LLMJudge:
     def __init__(self, provider: Provider, model: str, *, temperature: float = 0.0, max_tokens: int | None = 300, timeout: float = 60.0):
         self.provider, self.model = provider, model
         self.temperature, self.max_tokens, self.timeout = temperature, max_tokens, timeout
+        # What the judge's calls used, for the evaluation's cost: a call the provider answered counts even when its
+        # answer holds no score (it was paid for). cost_usd None once a call had no cost (no price, no usage).
+        self.calls, self.input_tokens, self.output_tokens = 0, 0, 0
+        self.cost_usd: float | None = 0.0
 
     def prompt(self, *, criterion: Mapping[str, Any], input: Any, output: str, expected: Any) -> str:
         rubric = criterion.get("rubric") or criterion.get("description") or f"{criterion.get('name', 'quality')} of the output"
@@ -82,5 +86,9 @@ class LLMJudge:
             system=JUDGE_SYSTEM, prompt=self.prompt(criterion=criterion, input=input, output=output, expected=expected),
             model=self.model, temperature=self.temperature, max_tokens=self.max_tokens, timeout=self.timeout,
         )
+        self.calls += 1
+        self.input_tokens += completion.input_tokens or 0
+        self.output_tokens += completion.output_tokens or 0
+        self.cost_usd = None if self.cost_usd is None or completion.cost_usd is None else self.cost_usd + completion.cost_usd
         score, reason = parse_judge_score(completion.text)
         return JudgeVerdict(score=score, reason=reason)

@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from .. import prompt_checks, providers, selectors
 from ..models import Evaluation, EvaluationRow, EvidenceOrigin
@@ -51,13 +52,33 @@ def _provider(evaluation: Evaluation, rows: list[dict]) -> providers.Provider:
         if isinstance(responses, dict):  # JSON keys are strings: "3" means row index 3, anything else a row id
             responses = {int(k) if str(k).isdigit() else k: v for k, v in responses.items()}
         return providers.ReplayProvider(responses) if responses is not None else providers.ReplayProvider.from_rows(rows)
-    return providers.OpenAICompatibleProvider(settings.MLOPS_LLM_BASE_URL, settings.MLOPS_LLM_API_KEY, model_override=settings.MLOPS_LLM_MODEL or None)
+    return providers.OpenAICompatibleProvider(settings.MLOPS_LLM_BASE_URL, settings.MLOPS_LLM_API_KEY, model_override=settings.MLOPS_LLM_MODEL or None,
+                                              pricing=_pricing())
+
+
+def _pricing():
+    """The price of one LLM call, (model, input tokens, output tokens) -> USD or None, from the price table the
+    monitoring app keeps: settings.MLOPS_LLM_PRICING names a factory (registry imports no higher app; settings wire it)."""
+    return import_string(settings.MLOPS_LLM_PRICING)() if getattr(settings, "MLOPS_LLM_PRICING", "") else None
 
 
 def _judge() -> providers.LLMJudge | None:
     if not (settings.MLOPS_JUDGE_MODEL and settings.MLOPS_LLM_BASE_URL):
         return None
-    return providers.LLMJudge(providers.OpenAICompatibleProvider(settings.MLOPS_LLM_BASE_URL, settings.MLOPS_LLM_API_KEY), settings.MLOPS_JUDGE_MODEL)
+    return providers.LLMJudge(providers.OpenAICompatibleProvider(settings.MLOPS_LLM_BASE_URL, settings.MLOPS_LLM_API_KEY, pricing=_pricing()),
+                              settings.MLOPS_JUDGE_MODEL)
+
+
+def _cost(results, judge: providers.LLMJudge | None) -> dict:
+    """The evaluation's cost: its calls to the prompt's LLM (the rows' costs) and, apart, the judge's calls, both priced with
+    the same table. A part is None when some call in it has no cost; the total only when both parts are known."""
+    rows = None if any(r.cost_usd is None for r in results if r.output is not None) else sum(r.cost_usd or 0.0 for r in results)
+    judge_usd = 0.0 if judge is None or not judge.calls else judge.cost_usd
+    return {
+        "rows_usd": rows, "judge_usd": judge_usd, "total_usd": None if rows is None or judge_usd is None else rows + judge_usd,
+        "judge_model": judge.model if judge is not None else None, "judge_calls": judge.calls if judge is not None else 0,
+        "judge_input_tokens": judge.input_tokens if judge is not None else 0, "judge_output_tokens": judge.output_tokens if judge is not None else 0,
+    }
 
 
 def run_prompt_evaluation(evaluation: Evaluation) -> tuple[dict, dict, list[EvaluationRow]]:
@@ -74,8 +95,9 @@ def run_prompt_evaluation(evaluation: Evaluation) -> tuple[dict, dict, list[Eval
             raise ValueError(str(exc)) from None
 
     criteria = prompt_checks.with_default_safety(version.eval_criteria)
+    judge = _judge()
     results = providers.run_eval(
-        rows=rows, render=rendered, criteria=criteria, provider=_provider(evaluation, rows), judge=_judge(), model=version.llm_model,
+        rows=rows, render=rendered, criteria=criteria, provider=_provider(evaluation, rows), judge=judge, model=version.llm_model,
         temperature=version.temperature, max_tokens=version.max_tokens, timeout=min(float(evaluation.options.get("timeout_s", settings.MLOPS_LLM_TIMEOUT_S)), settings.MLOPS_LLM_TIMEOUT_S),
     )
     summaries = prompt_checks.summarize(results)
@@ -85,6 +107,7 @@ def run_prompt_evaluation(evaluation: Evaluation) -> tuple[dict, dict, list[Eval
         "criteria": [asdict(s) for s in summaries.values()],
         "not_run": sorted(name for name, value in prompt_checks.gate_figures(summaries).items() if value is None),
         "rows_with_errors": sum(1 for r in results if r.error),
+        "cost": _cost(results, judge),
     }
     stored = [
         EvaluationRow(
