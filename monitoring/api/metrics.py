@@ -1,104 +1,180 @@
-"""`/metrics`: the roll-ups as Prometheus gauges (text exposition format 0.0.4), so Grafana can read us.
+"""`/metrics`: the roll-ups in Prometheus' exposition format, rendered by `prometheus_client`, so Prometheus and Grafana read us.
 
-Per model or prompt version, over the last 5 minutes of minute roll-ups:
-request rate, error rate, latency and time-to-first-token quantiles (from the
-merged sketches, within 1 %), cost rate and tokens per request; plus each alert
-rule's state and each budget's share spent. Four queries whatever the traffic and the number of budgets.
+Counters and histograms are cumulative over a version's whole life: every scrape sums all of the
+version's hour roll-ups (which only ever grow; late events land in their old hours), so a counter
+never goes down between scrapes and PromQL's `rate()`, `increase()` and `histogram_quantile()`
+work over any window and across versions. Times are in seconds, as Prometheus expects.
+
+- counters: `mlops_requests_total`, `mlops_errors_total`, `mlops_tokens_total{kind}`, `mlops_cost_usd_total`;
+- histograms: `mlops_request_duration_seconds`, `mlops_time_to_first_token_seconds`. Their buckets are
+  read from the merged latency (TTFT) sketch at fixed bounds: `le=B` counts the values whose sketch
+  estimate is at most B, i.e. every value up to B/(1+α) and none above B/(1-α) (α = 0.01, so within
+  1 % of the bound; monitoring/sketch.py). `_sum` is the roll-ups' exact latency (TTFT) sum, `_count`
+  the number of values;
+- gauges, for states and shares only: `mlops_alert_state`, `mlops_budget_spent_share`, `mlops_drift_max_psi`.
+
+Served traffic only: shadow events never reach the roll-ups. A fixed number of queries however many
+versions, rules and budgets: one aggregate for the counters, one read of the hour sketches, then rules,
+budgets (and their spend) and the latest drift reports. The sketch read grows with hours of history
+times versions (a year of one version is 8,760 small blobs, merged in one numpy pass).
 Auth: the API's, so `Authorization: Bearer <token>` (Prometheus' default) or `Token <token>`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import timedelta
+from collections.abc import Iterator
 
+import numpy as np
+from django.db.models import OuterRef, Q, Subquery, Sum
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 from rest_framework.views import APIView
 
 from mlops_site.roles import IsViewer
 
 from .. import selectors
-from ..models import AlertRule, Granularity, Rollup
-from ..services.alerts import subject_of
-from ..sketch import QuantileSketch
+from ..models import AlertRule, DriftReport, Granularity, ReportStatus, Rollup
+from ..sketch import QuantileSketch, bucket_values, merge_blobs_by_group
 
-WINDOW = timedelta(minutes=5)
+# Upper bounds (seconds) of the latency and TTFT histogram buckets: 5 ms to a minute, +Inf added.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STATE_VALUE = {"ok": 0, "warning": 1, "alert": 2}
+VERSION_LABELS = ["subject", "name", "version"]
+TOKEN_KINDS = {"input": "input_tokens", "output": "output_tokens", "cached": "cached_tokens", "reasoning": "reasoning_tokens"}
+_SUMS = ("requests", "errors", "latency_sum", "ttft_sum", *TOKEN_KINDS.values(), "cost_usd")
 
 
-def _label(value) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def histogram_buckets(sketch: QuantileSketch, bounds_seconds=BUCKETS) -> list[tuple[str, float]]:
+    """Cumulative (le, count) pairs of a sketch of milliseconds at bounds in seconds, ending with +Inf = every value.
+
+    A value counts at `le=B` when its bucket's estimate 2γ^i/(γ+1) is at most B: the count is exact for a
+    cut somewhere in [B/(1+α), B/(1-α)], the same 1 % the sketch's quantiles carry.
+    """
+    estimates = bucket_values(sketch.keys) / 1000.0  # increasing with the keys
+    below = np.concatenate(([0], np.cumsum(sketch.counts)))[np.searchsorted(estimates, bounds_seconds, side="right")]
+    buckets = [(repr(float(bound)), float(sketch.zeros + n)) for bound, n in zip(bounds_seconds, below.tolist(), strict=True)]
+    return [*buckets, ("+Inf", float(sketch.count))]
 
 
-def _labels(**labels) -> str:
-    return "{" + ",".join(f'{key}="{_label(value)}"' for key, value in labels.items()) + "}"
+class RollupCollector(Collector):
+    """The metric families of one scrape, read from the database when `collect` runs."""
+
+    def __init__(self, *, now=None):
+        self.now = now or timezone.now()
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._traffic()
+        yield from self._states()
+
+    def _traffic(self) -> Iterator[Metric]:
+        hours = Rollup.objects.filter(granularity=Granularity.HOUR)
+        totals = (
+            hours.values(
+                "model_version_id",
+                "prompt_version_id",
+                "model_version__model__name",
+                "model_version__version",
+                "prompt_version__prompt__name",
+                "prompt_version__version",
+            )
+            .annotate(**{name: Sum(name) for name in _SUMS})
+            .order_by("model_version_id", "prompt_version_id")
+        )
+        blobs = list(hours.values_list("model_version_id", "prompt_version_id", "latency_sketch", "ttft_sketch"))
+        groups = np.array([mv or -pv for mv, pv, _, _ in blobs], dtype=np.int64)
+        latency = merge_blobs_by_group(groups, [row[2] for row in blobs])
+        ttft = merge_blobs_by_group(groups, [row[3] for row in blobs])
+
+        requests = CounterMetricFamily("mlops_requests", "Requests served (shadow traffic excluded).", labels=VERSION_LABELS)
+        errors = CounterMetricFamily("mlops_errors", "Requests that failed.", labels=VERSION_LABELS)
+        tokens = CounterMetricFamily(
+            "mlops_tokens",
+            "Tokens reported; cached are part of input and reasoning part of output, so never add the kinds up.",
+            labels=[*VERSION_LABELS, "kind"],
+        )
+        cost = CounterMetricFamily(
+            "mlops_cost_usd", "Known spend in US dollars (requests without a price add nothing).", labels=VERSION_LABELS
+        )
+        duration = HistogramMetricFamily(
+            "mlops_request_duration_seconds",
+            "Response latency in seconds (buckets from a sketch: within 1 % of each bound).",
+            labels=VERSION_LABELS,
+        )
+        first_token = HistogramMetricFamily(
+            "mlops_time_to_first_token_seconds",
+            "Time to first token in seconds, of the requests that reported it.",
+            labels=VERSION_LABELS,
+        )
+        for row in totals:
+            if row["model_version_id"]:
+                group, labels = row["model_version_id"], ["model", row["model_version__model__name"], str(row["model_version__version"])]
+            else:
+                group, labels = (
+                    -row["prompt_version_id"],
+                    ["prompt", row["prompt_version__prompt__name"], str(row["prompt_version__version"])],
+                )
+            requests.add_metric(labels, row["requests"])
+            errors.add_metric(labels, row["errors"])
+            for kind, field in TOKEN_KINDS.items():
+                tokens.add_metric([*labels, kind], row[field])
+            cost.add_metric(labels, row["cost_usd"])
+            if group in latency:
+                duration.add_metric(labels, histogram_buckets(latency[group]), row["latency_sum"] / 1000.0)
+            if group in ttft:
+                first_token.add_metric(labels, histogram_buckets(ttft[group]), row["ttft_sum"] / 1000.0)
+        yield from (requests, errors, tokens, cost, duration, first_token)
+
+    def _states(self) -> Iterator[Metric]:
+        alerts = GaugeMetricFamily(
+            "mlops_alert_state",
+            "State of each enabled alert rule: 0 ok, 1 warning, 2 alert.",
+            labels=["subject", "name", "rule", "metric"],
+        )
+        for rule in AlertRule.objects.filter(enabled=True).select_related("model", "prompt").order_by("pk"):
+            subject = ["model", rule.model.name] if rule.model_id else ["prompt", rule.prompt.name]
+            alerts.add_metric([*subject, rule.name, rule.metric], STATE_VALUE[rule.state])
+        budgets = GaugeMetricFamily(
+            "mlops_budget_spent_share",
+            "Share of each enabled budget spent in its current period (1 = all of it).",
+            labels=["budget", "period"],
+        )
+        enabled = list(selectors.budget_list(enabled=True))
+        statuses = selectors.budget_statuses(budgets=enabled, now=self.now)
+        for budget in enabled:
+            budgets.add_metric([budget.name, budget.period], statuses[budget.pk].share)
+        psi = GaugeMetricFamily(
+            "mlops_drift_max_psi", "Largest column PSI of each model version's latest finished drift report.", labels=["name", "version"]
+        )
+        latest = DriftReport.objects.filter(model_version=OuterRef("model_version"), status=ReportStatus.DONE).order_by(
+            "-window_end", "-id"
+        )
+        reports = (
+            DriftReport.objects.filter(Q(pk=Subquery(latest.values("pk")[:1])), max_psi__isnull=False)
+            .values_list("model_version__model__name", "model_version__version", "max_psi")
+            .order_by("model_version_id")
+        )
+        for name, version, value in reports:
+            psi.add_metric([name, str(version)], value)
+        yield from (alerts, budgets, psi)
 
 
-class _Family:
-    def __init__(self, name: str, help_text: str):
-        self.name, self.help, self.samples = name, help_text, []
-
-    def add(self, value: float | None, **labels) -> None:
-        if value is not None:
-            self.samples.append(f"{self.name}{_labels(**labels)} {float(value):.10g}")
-
-    def text(self) -> str:
-        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} gauge\n" + "".join(s + "\n" for s in self.samples)
-
-
-def prometheus_text(*, now=None) -> str:
-    now = now or timezone.now()
-    start = (now - WINDOW).replace(second=0, microsecond=0)
-    seconds = (now - start).total_seconds()
-    rows = Rollup.objects.filter(granularity=Granularity.MINUTE, bucket__gte=start, bucket__lte=now).values_list(
-        "model_version__model__name", "model_version__version", "prompt_version__prompt__name", "prompt_version__version",
-        "requests", "errors", "latency_sketch", "ttft_sketch", "cost_usd", "token_requests", "input_tokens", "output_tokens",
-    )
-    groups: dict[tuple, dict] = defaultdict(lambda: {"requests": 0, "errors": 0, "cost": 0.0, "token_requests": 0, "tokens": 0,
-                                                      "latency": [], "ttft": []})
-    for model, mv, prompt, pv, requests, errors, lat, ttft, cost, token_requests, tokens_in, tokens_out in rows:
-        g = groups[("model", model, mv) if model else ("prompt", prompt, pv)]
-        g["requests"] += requests
-        g["errors"] += errors
-        g["cost"] += cost
-        g["token_requests"] += token_requests
-        g["tokens"] += tokens_in + tokens_out
-        g["latency"].append(QuantileSketch.from_bytes(bytes(lat)))
-        g["ttft"].append(QuantileSketch.from_bytes(bytes(ttft)))
-    rate = _Family("mlops_requests_per_second", "Requests per second over the last 5 minutes.")
-    error_rate = _Family("mlops_error_rate", "Share of requests that failed, last 5 minutes.")
-    latency = _Family("mlops_latency_ms", "Response latency quantiles in ms, last 5 minutes (sketch, 1 % relative error).")
-    ttft = _Family("mlops_time_to_first_token_ms", "Time to first token quantiles in ms, last 5 minutes.")
-    cost = _Family("mlops_cost_usd_per_second", "Known spend in USD per second, last 5 minutes.")
-    tokens = _Family("mlops_tokens_per_request", "Input plus output tokens per request that reported tokens, last 5 minutes.")
-    for (kind, name, version), g in sorted(groups.items(), key=lambda item: (item[0][0], item[0][1], item[0][2])):
-        labels = {"kind": kind, "name": name, "version": version}
-        rate.add(g["requests"] / seconds, **labels)
-        error_rate.add(g["errors"] / g["requests"] if g["requests"] else None, **labels)
-        for q, value in zip((0.5, 0.95, 0.99), QuantileSketch.merge_all(g["latency"]).quantiles([0.5, 0.95, 0.99]), strict=True):
-            latency.add(value, **labels, quantile=q)
-        ttft.add(QuantileSketch.merge_all(g["ttft"]).quantile(0.95), **labels, quantile=0.95)
-        cost.add(g["cost"] / seconds, **labels)
-        tokens.add(g["tokens"] / g["token_requests"] if g["token_requests"] else None, **labels)
-    alerts = _Family("mlops_alert_state", "Alert rule state: 0 ok, 1 warning, 2 alert.")
-    for rule in AlertRule.objects.filter(enabled=True).select_related("model", "prompt"):
-        alerts.add(STATE_VALUE[rule.state], rule=rule.name, metric=rule.metric, **subject_of(rule))
-    budgets = _Family("mlops_budget_spent_share", "Share of the budget spent in the current period.")
-    enabled = list(selectors.budget_list(enabled=True))
-    statuses = selectors.budget_statuses(budgets=enabled, now=now)
-    for budget in enabled:
-        budgets.add(statuses[budget.pk].share, budget=budget.name, period=budget.period)
-    return "".join(f.text() for f in (rate, error_rate, latency, ttft, cost, tokens, alerts, budgets))
+def prometheus_text(*, now=None) -> bytes:
+    """One scrape: a private registry per call (never the process-wide default one), so nothing is kept between scrapes."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RollupCollector(now=now))
+    return generate_latest(registry)
 
 
 class MetricsApi(APIView):
-    """Prometheus scrape endpoint (text/plain; version=0.0.4)."""
+    """Prometheus scrape endpoint."""
 
     permission_classes = [IsViewer]
 
-    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR}, description="Prometheus text exposition format 0.0.4.")
+    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR}, description="Prometheus text exposition format.")
     def get(self, request):
-        return HttpResponse(prometheus_text(), content_type="text/plain; version=0.0.4; charset=utf-8")
+        return HttpResponse(prometheus_text(), content_type=CONTENT_TYPE_LATEST)
