@@ -1,13 +1,13 @@
 """OpenTelemetry GenAI spans (OTLP/HTTP JSON traces) as event dicts for ingestion. No Django.
 
-`POST /api/v1/otel` takes what an OpenTelemetry exporter sends with
-`OTEL_EXPORTER_OTLP_PROTOCOL=http/json` to `.../v1/traces`. Each span with GenAI attributes
+`POST /api/v1/otel` and `POST /api/v1/otel/v1/traces` take what an OpenTelemetry exporter sends to
+`.../v1/traces` (monitoring/otlp_wire.py turns protobuf into this JSON form). Each span with GenAI attributes
 becomes one event dict, validated and stored like those of `POST /api/v1/events`. Which registry
 entry a span belongs to comes from these attributes, on the span or on its resource (the span's own win):
 
     mlops.prompt + mlops.prompt.version    a prompt version, or
     mlops.model + mlops.model.version      a model version
-    mlops.unit_id (else enduser.id, session.id)   the unit_id (user or session)
+    mlops.unit_id (else gen_ai.conversation.id, enduser.id, session.id)   the unit_id (conversation, user or session)
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 
 INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "prompt_tokens")
 OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "completion_tokens")
-CACHED_TOKENS = ("gen_ai.usage.cache_read_input_tokens", "gen_ai.usage.cache_read.input_tokens")
-REASONING_TOKENS = ("gen_ai.usage.reasoning_tokens",)
+# The GenAI semantic conventions' current names first, then the older ones exporters still send.
+CACHED_TOKENS = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens")
+REASONING_TOKENS = ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens")
 CACHE_CREATION_TOKENS = ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens")
 LLM_MODEL = ("gen_ai.response.model", "gen_ai.request.model")
-UNIT_ID = ("mlops.unit_id", "enduser.id", "session.id")
+UNIT_ID = ("mlops.unit_id", "gen_ai.conversation.id", "enduser.id", "session.id")
 PLAIN_TOKEN_KEYS = {"prompt_tokens", "completion_tokens"}
 STATUS_ERROR = (2, "2", "STATUS_CODE_ERROR")
 # Where an event field came from, to name it in an error.
@@ -109,7 +110,8 @@ def otlp_events(body) -> tuple[list[dict], list[str], int, list[dict]]:
     latency end - start, error when status.code is 2, llm_model from
     gen_ai.response.model else gen_ai.request.model, tokens from
     gen_ai.usage.input_tokens / output_tokens (or the older prompt_tokens /
-    completion_tokens), cached from gen_ai.usage.cache_read_input_tokens, written to a
+    completion_tokens), cached from gen_ai.usage.cache_read.input_tokens (or the older
+    cache_read_input_tokens), reasoning from gen_ai.usage.reasoning.output_tokens, written to a
     cache from gen_ai.usage.cache_creation.input_tokens (both counted inside the input). Other
     spans are skipped. A body that is not OTLP JSON raises OtlpError.
     """
@@ -174,8 +176,8 @@ def otlp_events(body) -> tuple[list[dict], list[str], int, list[dict]]:
     return events, paths, skipped, problems
 
 
-def refusal_message(problems: list[dict]) -> str:
-    """The message of a refused request: its first problems by span and attribute (the client sent spans, not events)."""
+def refusal_message(problems: list[dict], lead: str = "Spans refused, nothing stored") -> str:
+    """The message of refused spans: their first problems by span and attribute (the client sent spans, not events)."""
     shown = "; ".join(f"{p['span']}: {FIELD_SOURCE.get(p['field'], p['field'])}: {p['message']}" for p in problems[:5])
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-    return f"Spans refused, nothing stored: {shown}{more}"
+    return f"{lead}: {shown}{more}"

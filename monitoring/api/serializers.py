@@ -62,6 +62,17 @@ class OtelIngestOut(IngestOut):
     skipped = serializers.IntegerField(help_text="spans without GenAI attributes")
 
 
+class OtlpPartialSuccessOut(serializers.Serializer):
+    rejectedSpans = serializers.IntegerField(help_text="GenAI spans not stored")  # noqa: N815 - OTLP's own names
+    errorMessage = serializers.CharField(help_text="why, span by span (the first five)")  # noqa: N815
+
+
+class OtlpExportOut(serializers.Serializer):
+    """An ExportTraceServiceResponse (OTLP/JSON here; protobuf for a protobuf request): `{}` when all was taken."""
+
+    partialSuccess = OtlpPartialSuccessOut(required=False)  # noqa: N815 - OTLP's own name
+
+
 # --- references and drift reports --------------------------------------------------------------------------------------
 
 
