@@ -60,6 +60,8 @@ class Event(models.Model):
             models.Index(fields=["prompt_version", "timestamp"], name="monitoring_event_pv_ts_idx", condition=Q(prompt_version__isnull=False)),
             # The quality page's lowest judge scores: read in score order, stopping at 20 (judged events only).
             models.Index(fields=["prompt_version", "judge_score"], name="monitoring_event_judge_idx", condition=Q(judge_score__isnull=False)),
+            # Label drift reads the labels that arrived in a window (labels sent after their events).
+            models.Index(fields=["model_version", "labelled_at"], name="monitoring_event_labelled_idx", condition=Q(labelled_at__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(

@@ -87,8 +87,20 @@ def reference_columns(reference: Reference) -> dict[str, drift.ReferenceColumn]:
     return out
 
 
+def window_labels(*, model_version_id: int, start, end) -> np.ndarray | None:
+    """The labels a version received in [start, end), in the events table: sent inside an event (counted at the
+    event's time) or later through the labels API (counted when they arrived, `labelled_at`), so late labels feed
+    label drift as they feed the performance windows. None when there are none. Two indexed queries."""
+    events = Event.objects.filter(model_version_id=model_version_id, label__isnull=False)
+    in_events = events.filter(timestamp__gte=start, timestamp__lt=end, labelled_at__isnull=True).values_list("label", flat=True)
+    late = events.filter(labelled_at__gte=start, labelled_at__lt=end).values_list("label", flat=True)
+    values = [int(v) if isinstance(v, bool) else v for v in [*in_events, *late]]
+    return columnar.to_array(values, columnar.column_kind(values)) if values else None
+
+
 def window_columns(*, model_version_id: int, start, end) -> dict[str, np.ndarray]:
-    """Every stored feature (and prediction) value of a version in [start, end), one array per column."""
+    """Every stored feature and prediction value of a version in [start, end), one array per column, and the labels
+    received in the window (`window_labels`: a label column of its own length)."""
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
     kinds: dict[str, str] = {}
     lo, hi = start.timestamp(), end.timestamp()
@@ -100,7 +112,7 @@ def window_columns(*, model_version_id: int, start, end) -> dict[str, np.ndarray
             continue
         if keep.all():
             keep = slice(None)  # the whole batch is inside the window: no copy
-        names = set(columns) - {columnar.TS}
+        names = set(columns) - {columnar.TS, columnar.LABEL}  # labels: from the events table, below
         for name in names:
             kinds[name] = "categorical" if columns[name].dtype.kind in "US" else "numeric"
         for name in names | set(parts):
@@ -109,4 +121,8 @@ def window_columns(*, model_version_id: int, start, end) -> dict[str, np.ndarray
             else:  # a column this batch did not have: missing values for its rows
                 rows = len(columns[columnar.TS][keep])
                 parts[name].append(np.full(rows, "" if kinds.get(name) == "categorical" else np.nan))
-    return {name: np.concatenate(arrays) for name, arrays in parts.items()}
+    columns = {name: np.concatenate(arrays) for name, arrays in parts.items() if name != columnar.LABEL}
+    labels = window_labels(model_version_id=model_version_id, start=start, end=end)
+    if labels is not None:
+        columns[columnar.LABEL] = labels
+    return columns

@@ -244,3 +244,37 @@ def test_label_drift_once_labels_arrive(celery_eager, api_as, editor, fraud, dja
 
     assert metric_value("label_psi", report.results) == label["psi"]
     assert metric_value("schema_violations", report.results) == 0.0
+
+
+def test_late_labels_feed_label_drift_in_the_window_they_arrive_and_the_default_rule_fires(
+    celery_eager, api_as, editor, fraud, django_capture_on_commit_callbacks
+):
+    from monitoring.models import AlertEvent, AlertRule
+
+    services.reference_set_from_file(model_version=fraud, data=b"amount,label\n" + b"".join(f"{i},{int(i % 10 == 0)}\n".encode() for i in range(1000)), actor=editor)
+    events = [
+        {"event_id": f"late-{i}", "model": "fraud", "version": 1, "timestamp": (T0 + timedelta(seconds=i)).isoformat(), "latency_ms": 5,
+         "features": {"amount": float(i)}}
+        for i in range(400)
+    ]
+    assert api_as(editor).post("/api/v1/events", {"events": events}, format="json").status_code == 202
+    two_days_later = T0 + timedelta(days=2)
+    labels = [{"event_id": f"late-{i}", "label": int(i % 2 == 0)} for i in range(400)]  # half positive: the reference has 10 %
+    services.labels_attach(payload={"labels": labels}, actor=editor, now=two_days_later + timedelta(minutes=5))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        when_served = services.drift_report_request(model_version=fraud, start=T0, end=T0 + timedelta(hours=1))
+        when_labelled = services.drift_report_request(model_version=fraud, start=two_days_later, end=two_days_later + timedelta(hours=1))
+
+    when_served.refresh_from_db()
+    when_labelled.refresh_from_db()
+    served = next(r for r in when_served.results if r["column"] == "label")
+    assert (served["n_current"], served["psi"]) == (0, None)  # counted when they arrived, not when the events were served
+    label = next(r for r in when_labelled.results if r["column"] == "label")
+    reference = np.array([int(i % 10 == 0) for i in range(1000)])
+    current = np.array([int(i % 2 == 0) for i in range(400)])
+    expected_psi = sum((c - r) * np.log(c / r) for r, c in [((reference == k).mean(), (current == k).mean()) for k in (0, 1)])
+    assert label["psi"] == pytest.approx(expected_psi, rel=1e-9) and label["drifted"]
+    rule = AlertRule.objects.get(model=fraud.model, metric="label_psi")
+    assert (rule.name, rule.comparison, rule.threshold, rule.state) == ("Label drift", ">", 0.2, "alert")
+    assert AlertEvent.objects.filter(rule=rule, to_state="alert").count() == 1
