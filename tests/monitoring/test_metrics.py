@@ -265,3 +265,39 @@ def test_metrics_give_the_largest_psi_of_each_versions_latest_finished_drift_rep
         frozenset({("name", "fraud"), ("version", "1")}): 0.04,
         frozenset({("name", "fraud"), ("version", "2")}): 0.12,
     }
+
+
+def histogram_quantile(q: float, buckets: dict[float, float]) -> tuple[float, float, float]:
+    """PromQL's histogram_quantile over cumulative {le: count}: (estimate, bucket start, bucket end), as Prometheus
+    interpolates linearly inside the bucket that holds rank q * count (promql/quantile.go, bucketQuantile)."""
+    bounds = sorted(buckets)
+    rank = q * buckets[float("inf")]
+    index = next(i for i, bound in enumerate(bounds) if buckets[bound] >= rank)
+    start, below = (bounds[index - 1], buckets[bounds[index - 1]]) if index else (0.0, 0.0)
+    end = bounds[index]
+    return start + (end - start) * (rank - below) / (buckets[end] - below), start, end
+
+
+def test_metrics_give_histogram_quantile_the_p95_of_two_versions_together(client, api_as, editor, viewer):
+    register("fraud", editor)
+    register("fraud", editor)
+    now = timezone.now()
+    rng = np.random.default_rng(11)
+    one, two = rng.lognormal(4.5, 0.6, 700).round(3), rng.lognormal(6, 0.5, 300).round(3)
+    send(
+        api_as,
+        editor,
+        [event(i, now - timedelta(minutes=i % 120), float(x)) for i, x in enumerate(one)]
+        + [event(1000 + i, now - timedelta(minutes=i % 120), float(x), version=2) for i, x in enumerate(two)],
+    )
+
+    families = scrape(client, viewer)
+
+    summed: dict[float, float] = {}  # sum by (le) over both versions
+    for labels, count in samples(families, "mlops_request_duration_seconds_bucket", name="fraud").items():
+        le = float(dict(labels)["le"])
+        summed[le] = summed.get(le, 0) + count
+    estimate, start, end = histogram_quantile(0.95, summed)
+    exact = np.quantile(np.concatenate([one, two]) / 1000, 0.95, method="inverted_cdf")
+    assert start / (1 + ALPHA) < exact <= end / (1 - ALPHA) and start <= estimate <= end
+    assert summed[float("inf")] == 1000
