@@ -49,7 +49,7 @@ fi
 first_start=""
 if [ -z "${DATABASE_URL:-}" ] || [ "${MLOPS_DEMO:-0}" = 1 ]; then
   # Prices first: the seed's A/B test of the summarize prompt stores priced requests.
-  "$VENV_BIN/python" manage.py import_prices --defaults  # list prices, effective 2025-01-01; idempotent
+  "$VENV_BIN/python" manage.py import_prices --defaults  # the shipped snapshot of LiteLLM's price map; adds only changed prices
   seed_out=$("$VENV_BIN/python" manage.py seed_demo)
   echo "$seed_out"
   case "$seed_out" in *"versions"*) first_start=1 ;; esac

@@ -2,6 +2,7 @@
 
 import json
 import re
+import zipfile
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from monitoring.pricing import SNAPSHOT_FIELDS, TIERED, PriceBook, PriceEntry, PricingError, cost, parse_litellm
 from monitoring.services.prices import bundled_prices
+from scripts import refresh_prices
 
 M = 1_000_000
 SNAPSHOT = max((Path(__file__).resolve().parents[2] / "monitoring" / "data").glob("litellm_prices_*.json"))
@@ -213,3 +215,38 @@ def test_match_is_cached_per_model_and_day():
 
     assert book.match("gpt-4o", date(2025, 1, 1)) is first
     assert len(book) == 1
+
+
+# --- scripts/refresh_prices.py ----------------------------------------------------------------------
+
+
+MAP = {
+    "sample_spec": {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0},
+    "gpt-x": {"input_cost_per_token": 1e-06, "output_cost_per_token": 4e-06, "cache_read_input_token_cost": 5e-07, "max_tokens": 128000,
+              "supports_vision": True, "mode": "chat", "litellm_provider": "openai", "input_cost_per_token_above_200k_tokens": 2e-06,
+              "input_cost_per_token_batches": 5e-07, "input_cost_per_token_above_200k_tokens_priority": 9e-06},
+    "dall-e-x": {"output_cost_per_image": 0.04, "mode": "image_generation"},
+    "half": {"input_cost_per_token": 1e-06, "output_cost_per_token": None},
+}
+TRIMMED = {"gpt-x": {"input_cost_per_token": 1e-06, "output_cost_per_token": 4e-06, "cache_read_input_token_cost": 5e-07,
+                     "litellm_provider": "openai", "input_cost_per_token_above_200k_tokens": 2e-06}}
+
+
+def test_refresh_prices_writes_a_dated_trimmed_snapshot_from_a_json_file(tmp_path):
+    source = tmp_path / "map.json"
+    source.write_text(json.dumps(MAP))
+
+    written = refresh_prices.main([str(source), "--date", "2026-02-03", "--out", str(tmp_path)])
+
+    assert written == tmp_path / "litellm_prices_2026-02-03.json"
+    assert json.loads(written.read_text()) == TRIMMED
+
+
+def test_refresh_prices_reads_the_map_inside_a_litellm_wheel(tmp_path):
+    wheel = tmp_path / "litellm-9.9.9-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(refresh_prices.MAP_IN_WHEEL, json.dumps(MAP))
+
+    written = refresh_prices.main([str(wheel), "--date", "2026-02-04", "--out", str(tmp_path)])
+
+    assert json.loads(written.read_text()) == TRIMMED
