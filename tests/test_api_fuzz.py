@@ -10,8 +10,8 @@ Bounded and reproducible for CI: a few examples per operation, derandomized (the
 database), no deadline (a slow first request is not a failure). Runs in the SQLite suite only: scripts/test.sh
 sets MLOPS_TEST_SECOND_DB=1 for the PostgreSQL suite, since the same cases against the same code add minutes and
 nothing database-specific. Nothing is excluded: every operation of the schema is fuzzed. schemathesis draws no
-body for two media types it cannot write (the reference upload's Parquet and NDJSON bodies, said in a warning); that
-endpoint is still fuzzed through its multipart, CSV and JSON bodies.
+body for media types it cannot write (the reference upload's Parquet and NDJSON bodies, the OTLP route's protobuf,
+said in a warning); those endpoints are still fuzzed through their multipart, CSV and JSON bodies.
 """
 
 import os
