@@ -3,11 +3,22 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# `make serve` runs from a venv of its own with the runtime dependencies only (no test tools, no oracles).
+SERVE_VENV ?= .venv-serve
+SERVE_BIN := $(SERVE_VENV)/bin
+SERVE_STAMP := $(SERVE_VENV)/.installed-stamp
+# Every install is held to the tested versions in requirements.lock (`make lock` rewrites it from .venv).
+PIP_INSTALL = pip install --disable-pip-version-check -q -c requirements.lock
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian install python3-venv"; exit 1; }
-	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(BIN)/$(PIP_INSTALL) -r requirements-dev.txt
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps gbstats==0.8.0  # test oracle; see requirements-dev.txt
+	touch $@
+
+$(SERVE_STAMP): requirements.txt requirements.lock
+	@test -x $(SERVE_BIN)/python || $(PY) -m venv $(SERVE_VENV) || { echo "python3 -m venv failed: on Debian install python3-venv"; exit 1; }
+	$(SERVE_BIN)/$(PIP_INSTALL) -r requirements.txt
 	touch $@
 
 install: $(STAMP) ## venv + dependencies
@@ -15,14 +26,17 @@ install: $(STAMP) ## venv + dependencies
 run: $(STAMP) ## migrate, demo data, Redis, Celery worker + beat, site on 127.0.0.1:8000
 	bash scripts/run.sh
 
-serve: $(STAMP) ## production-like: collectstatic + gunicorn (needs Redis and a worker elsewhere)
+serve: $(SERVE_STAMP) ## production-like: collectstatic + gunicorn from a runtime-only venv (needs Redis and a worker elsewhere)
 	@test -n "$$DJANGO_SECRET_KEY" || { echo "Set DJANGO_SECRET_KEY for make serve."; exit 1; }
-	MLOPS_MANIFEST_STATIC=1 $(BIN)/python manage.py collectstatic --noinput -v0
-	MLOPS_MANIFEST_STATIC=1 $(BIN)/python manage.py migrate --noinput
-	MLOPS_MANIFEST_STATIC=1 $(BIN)/gunicorn mlops_site.wsgi -b 127.0.0.1:8000 -w 2
+	MLOPS_MANIFEST_STATIC=1 $(SERVE_BIN)/python manage.py collectstatic --noinput -v0
+	MLOPS_MANIFEST_STATIC=1 $(SERVE_BIN)/python manage.py migrate --noinput
+	MLOPS_MANIFEST_STATIC=1 $(SERVE_BIN)/gunicorn mlops_site.wsgi -b 127.0.0.1:8000 -w 2
 
 test: $(STAMP) ## every test on SQLite, then on a throwaway PostgreSQL when its binaries are present
 	bash scripts/test.sh
+
+lock: $(STAMP) ## rewrite requirements.lock from .venv (after changing requirements*.txt), then commit it
+	$(BIN)/python scripts/lock_deps.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,4 +52,4 @@ demo: $(STAMP) ## demo data into the current database
 	$(BIN)/python manage.py import_prices --defaults
 	$(BIN)/python manage.py seed_demo
 
-.PHONY: install run serve test lint bench demo mutants
+.PHONY: install run serve test lock lint bench demo mutants

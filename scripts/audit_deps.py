@@ -1,8 +1,8 @@
 """`make test`'s dependency audit: pip-audit over the runtime dependencies as installed.
 
-What is audited: requirements.txt and everything it pulls in, at the versions installed in this venv (the
-versions the tests ran against and `make serve` runs), pinned exactly and given to pip-audit with --no-deps,
-so nothing is resolved again from an index. Dev and test tools (pytest, ruff, schemathesis, pip-audit
+What is audited: requirements.txt and everything it pulls in, at the versions of requirements.lock's runtime
+section (the versions the tests ran against and `make serve` installs; without a lock, the versions installed in
+this venv), pinned exactly and given to pip-audit with --no-deps, so nothing is resolved again from an index. Dev and test tools (pytest, ruff, schemathesis, pip-audit
 itself) are left out: they never run in the site.
 
 Exit 0 when no known vulnerability is found or when the vulnerability database cannot be reached (said on
@@ -23,6 +23,8 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE = "pip-audit: could not reach the vulnerability database, skipped"
+LOCK = ROOT / "requirements.lock"
+RUNTIME_SECTION = "# [runtime]"
 
 
 def top_level(path: Path) -> list[Requirement]:
@@ -59,6 +61,21 @@ def installed_closure(requirements: list[Requirement]) -> dict[str, str]:
     return pinned
 
 
+def lock_runtime_pins(text: str) -> dict[str, str]:
+    """{name: version} of the runtime section of a lock written by scripts/lock_deps.py."""
+    pins: dict[str, str] = {}
+    in_runtime = False
+    for line in text.splitlines():
+        if line.startswith("# ["):
+            in_runtime = line.startswith(RUNTIME_SECTION)
+            continue
+        line = line.split("#", 1)[0].strip()
+        if line and in_runtime:
+            name, version = line.split("==", 1)
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
+
+
 def verdict(report: dict) -> tuple[int, list[str]]:
     """(exit code, lines to print) from pip-audit's JSON report."""
     dependencies = report.get("dependencies", [])
@@ -83,7 +100,7 @@ def verdict(report: dict) -> tuple[int, list[str]]:
 
 
 def main() -> int:
-    pinned = installed_closure(top_level(ROOT / "requirements.txt"))
+    pinned = lock_runtime_pins(LOCK.read_text()) if LOCK.exists() else installed_closure(top_level(ROOT / "requirements.txt"))
     with tempfile.TemporaryDirectory() as tmp:
         requirements = Path(tmp) / "runtime.txt"
         requirements.write_text("".join(f"{name}=={version}\n" for name, version in sorted(pinned.items())))
