@@ -65,11 +65,12 @@ class OtelTracesApi(APIView):
     """OTLP/HTTP JSON traces (`{"resourceSpans": [...]}`): each span with GenAI attributes becomes one event,
     ingested like `POST /api/v1/events` (same validation, duplicates and cost; at most 10,000 per request).
 
-    Span attributes read: gen_ai.request.model, gen_ai.response.model, gen_ai.usage.input_tokens and
+    Span attributes read: gen_ai.response.model (else gen_ai.request.model), gen_ai.usage.input_tokens and
     gen_ai.usage.output_tokens (or gen_ai.usage.prompt_tokens / completion_tokens, or plain prompt_tokens /
-    completion_tokens), gen_ai.usage.cache_read_input_tokens; status.code 2 is an error. The registry entry comes
-    from `mlops.prompt` + `mlops.prompt.version` or `mlops.model` + `mlops.model.version` on the span or its
-    resource; the unit from `mlops.unit_id`, `enduser.id` or `session.id`. Spans without GenAI attributes are
+    completion_tokens), gen_ai.usage.cache_read.input_tokens, cache_creation.input_tokens and
+    reasoning.output_tokens (or their older names); status.code 2 is an error. The registry entry comes from
+    `mlops.prompt` + `mlops.prompt.version` or `mlops.model` + `mlops.model.version` on the span or its resource;
+    the unit from `mlops.unit_id`, `gen_ai.conversation.id`, `enduser.id` or `session.id`. Spans without GenAI attributes are
     skipped and counted. 202 `{"accepted", "duplicates", "skipped"}`; any bad span refuses the whole request (400).
     """
 
