@@ -16,7 +16,9 @@ work over any window and across versions. Times are in seconds, as Prometheus ex
 Served traffic only: shadow events never reach the roll-ups. A fixed number of queries however many
 versions, rules and budgets: one aggregate for the counters, one read of the hour sketches, then rules,
 budgets (and their spend) and the latest drift reports. The sketch read grows with hours of history
-times versions (a year of one version is 8,760 small blobs, merged in one numpy pass).
+times versions: the blobs are not merged, each key is only counted into its bucket (one bincount), about
+0.5 s on a small machine for 20 versions with 30 days of hour roll-ups each (14,400 sketches). Counters
+and histograms are two statements: a roll-up committed between them shows in the second one scrape early.
 Auth: the API's, so `Authorization: Bearer <token>` (Prometheus' default) or `Token <token>`.
 """
 
@@ -39,7 +41,7 @@ from mlops_site.roles import IsViewer
 
 from .. import selectors
 from ..models import AlertRule, DriftReport, Granularity, ReportStatus, Rollup
-from ..sketch import QuantileSketch, bucket_values, merge_blobs_by_group
+from ..sketch import cumulative_counts_by_group
 
 # Upper bounds (seconds) of the latency and TTFT histogram buckets: 5 ms to a minute, +Inf added.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -49,16 +51,9 @@ TOKEN_KINDS = {"input": "input_tokens", "output": "output_tokens", "cached": "ca
 _SUMS = ("requests", "errors", "latency_sum", "ttft_sum", *TOKEN_KINDS.values(), "cost_usd")
 
 
-def histogram_buckets(sketch: QuantileSketch, bounds_seconds=BUCKETS) -> list[tuple[str, float]]:
-    """Cumulative (le, count) pairs of a sketch of milliseconds at bounds in seconds, ending with +Inf = every value.
-
-    A value counts at `le=B` when its bucket's estimate 2γ^i/(γ+1) is at most B: the count is exact for a
-    cut somewhere in [B/(1+α), B/(1-α)], the same 1 % the sketch's quantiles carry.
-    """
-    estimates = bucket_values(sketch.keys) / 1000.0  # increasing with the keys
-    below = np.concatenate(([0], np.cumsum(sketch.counts)))[np.searchsorted(estimates, bounds_seconds, side="right")]
-    buckets = [(repr(float(bound)), float(sketch.zeros + n)) for bound, n in zip(bounds_seconds, below.tolist(), strict=True)]
-    return [*buckets, ("+Inf", float(sketch.count))]
+def histogram_buckets(cumulative: np.ndarray) -> list[tuple[str, float]]:
+    """(le, count) pairs of a histogram from `sketch.cumulative_counts_by_group`'s counts at BUCKETS, +Inf last."""
+    return [(label, float(n)) for label, n in zip((*map(repr, BUCKETS), "+Inf"), cumulative.tolist(), strict=True)]
 
 
 class RollupCollector(Collector):
@@ -87,8 +82,9 @@ class RollupCollector(Collector):
         )
         blobs = list(hours.values_list("model_version_id", "prompt_version_id", "latency_sketch", "ttft_sketch"))
         groups = np.array([mv or -pv for mv, pv, _, _ in blobs], dtype=np.int64)
-        latency = merge_blobs_by_group(groups, [row[2] for row in blobs])
-        ttft = merge_blobs_by_group(groups, [row[3] for row in blobs])
+        bounds_ms = [bound * 1000 for bound in BUCKETS]  # the sketches hold milliseconds
+        latency = cumulative_counts_by_group(groups, [row[2] for row in blobs], bounds_ms)
+        ttft = cumulative_counts_by_group(groups, [row[3] for row in blobs], bounds_ms)
 
         requests = CounterMetricFamily("mlops_requests", "Requests served (shadow traffic excluded).", labels=VERSION_LABELS)
         errors = CounterMetricFamily("mlops_errors", "Requests that failed.", labels=VERSION_LABELS)
@@ -123,10 +119,10 @@ class RollupCollector(Collector):
             for kind, field in TOKEN_KINDS.items():
                 tokens.add_metric([*labels, kind], row[field])
             cost.add_metric(labels, row["cost_usd"])
-            if group in latency:
-                duration.add_metric(labels, histogram_buckets(latency[group]), row["latency_sum"] / 1000.0)
-            if group in ttft:
-                first_token.add_metric(labels, histogram_buckets(ttft[group]), row["ttft_sum"] / 1000.0)
+            if (counts := latency.get(group)) is not None and counts[-1]:
+                duration.add_metric(labels, histogram_buckets(counts), row["latency_sum"] / 1000.0)
+            if (counts := ttft.get(group)) is not None and counts[-1]:
+                first_token.add_metric(labels, histogram_buckets(counts), row["ttft_sum"] / 1000.0)
         yield from (requests, errors, tokens, cost, duration, first_token)
 
     def _states(self) -> Iterator[Metric]:

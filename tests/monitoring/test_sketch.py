@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitoring.sketch import ALPHA, QuantileSketch, SketchError, merge_by_group, sketches_by_group
+from monitoring.sketch import ALPHA, QuantileSketch, SketchError, cumulative_counts_by_group, merge_by_group, sketches_by_group
 
 QS = np.linspace(0, 1, 201)
 TOLERANCE = ALPHA * (1 + 1e-9)  # the guarantee, plus floating-point rounding at bucket edges
@@ -330,3 +330,29 @@ def test_merging_random_sketches_some_empty_in_any_order_matches_numpy(parts, st
         assert by_blobs[group].count == values.size
         assert_within_alpha(by_blobs[group], values)
         assert_within_alpha(by_sketches[group], values)
+
+
+def test_cumulative_counts_by_group_count_each_value_within_one_percent_of_each_bound():
+    rng = np.random.default_rng(5)
+    parts = [rng.lognormal(4, 1.5, n).round(2) for n in (400, 0, 90, 1, 250)]
+    parts[2][:10] = 0.0
+    groups = np.array([7, 7, -3, 7, 12])
+    blobs = [QuantileSketch.from_values(part).to_bytes() for part in parts] + [b"", None]
+    bounds = [0.5, 5, 10, 25, 50, 100, 250, 1000, 60_000]
+
+    counts = cumulative_counts_by_group(np.concatenate([groups, [7, 40]]), blobs, bounds)
+
+    assert set(counts) == {-3, 7, 12, 40}
+    assert counts[40].tolist() == [0] * (len(bounds) + 1)
+    for group in (-3, 7, 12):
+        values = np.concatenate([part for part, g in zip(parts, groups, strict=True) if g == group])
+        low = [(values <= b / (1 + ALPHA)).sum() for b in bounds]
+        high = [(values <= b / (1 - ALPHA)).sum() for b in bounds]
+        assert all(lo <= n <= hi for lo, n, hi in zip(low, counts[group][:-1], high, strict=True)), group
+        assert counts[group][-1] == values.size
+    assert counts[-3][0] == 10  # the zeros, at or below every bound
+
+
+def test_cumulative_counts_by_group_refuse_bounds_out_of_order():
+    with pytest.raises(SketchError, match="^bounds must increase$"):
+        cumulative_counts_by_group(np.array([1]), [b""], [5, 1])
