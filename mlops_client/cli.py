@@ -14,12 +14,14 @@ import json
 import math
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from . import __version__, gates, prompts
 from .client import EXIT_EMPTY, ApiClient, ApiError, CliError, UsageError, segment
 from .inputs import add_canary_arguments, canary_fields, existing_file, load_json_object, version_arg
 from .output import print_json, table, version_label, when
+from .sdk import Client
 
 STAGES = ("staging", "production")
 PROMOTION_STATUSES = ("pending", "approved", "rejected", "superseded", "expired", "rolling_out", "rolled_back")
@@ -29,12 +31,7 @@ PROMOTION_STATUSES = ("pending", "approved", "rejected", "superseded", "expired"
 
 
 def _resolve_version(api: ApiClient, model: str, version: str) -> int:
-    if version != "latest":
-        return int(version)
-    latest = api.get(f"models/{segment(model)}").get("latest_version")
-    if not latest:
-        raise UsageError(f"{model} has no versions yet.")
-    return latest
+    return Client.over(api).version_number(model, version)
 
 
 def cmd_register(api: ApiClient, args: argparse.Namespace) -> int:
@@ -42,21 +39,11 @@ def cmd_register(api: ApiClient, args: argparse.Namespace) -> int:
     for field in ("params", "metrics", "tags"):
         if getattr(args, field) is not None:
             meta[field] = load_json_object(f"--{field}", getattr(args, field))
-    code_commit = args.code_commit if args.code_commit is not None else os.environ.get("GITHUB_SHA")
-    texts = {
-        "code_commit": code_commit,
-        "data_version": args.data_version,
-        "image_tag": args.image_tag,
-        "description": args.description,
-        "artifact_uri": args.artifact_uri,
-    }
-    meta.update({k: v for k, v in texts.items() if v is not None})
-    path = f"models/{segment(args.model)}/versions"
-    if args.artifact:
-        artifact = existing_file("--artifact", args.artifact)
-        body = api.post_file(path, fields={"meta": json.dumps(meta, allow_nan=False)}, file_field="artifact", file_path=artifact)
-    else:
-        body = api.post(path, meta)
+    artifact = existing_file("--artifact", args.artifact) if args.artifact else None
+    body = Client.over(api).register(
+        args.model, **meta, artifact=artifact, artifact_uri=args.artifact_uri, code_commit=args.code_commit,
+        data_version=args.data_version, image_tag=args.image_tag, description=args.description,
+    )
     if args.json:
         print_json(body)
     else:
@@ -66,14 +53,15 @@ def cmd_register(api: ApiClient, args: argparse.Namespace) -> int:
 
 def cmd_promote(api: ApiClient, args: argparse.Namespace) -> int:
     fields = canary_fields(args)
-    number = _resolve_version(api, args.model, args.version)
-    body = api.post(f"models/{segment(args.model)}/versions/{number}/promotions", {"to": args.to, "reason": args.reason, **fields})
+    sdk = Client.over(api)
+    number = sdk.version_number(args.model, args.version)
+    body = sdk.promote(args.model, number, to=args.to, reason=args.reason, canary=bool(fields), policy=fields.get("policy") or None)
     _print_promotion(body, args)
     return 0
 
 
 def cmd_route(api: ApiClient, args: argparse.Namespace) -> int:
-    body = api.route(unit_id=args.unit, model=args.model, prompt=args.prompt)
+    body = Client.over(api).route(args.unit, model=args.model, prompt=args.prompt)
     if args.json:
         print_json(body)
     else:
@@ -82,8 +70,11 @@ def cmd_route(api: ApiClient, args: argparse.Namespace) -> int:
 
 
 def cmd_decide(api: ApiClient, args: argparse.Namespace) -> int:
-    payload = {"comment": args.comment} if args.comment is not None else {}
-    body = api.post(f"promotions/{args.promotion_id}/{args.command}", payload)
+    sdk = Client.over(api)
+    if args.command == "approve":
+        body = sdk.approve(args.promotion_id, comment=args.comment)
+    else:
+        body = sdk.reject(args.promotion_id, comment=args.comment)
     _print_promotion(body, args)
     return 0
 
@@ -96,7 +87,7 @@ def _print_promotion(body: dict, args: argparse.Namespace) -> None:
 
 
 def cmd_rollback(api: ApiClient, args: argparse.Namespace) -> int:
-    body = api.post(f"models/{segment(args.model)}/rollback", {"stage": args.stage, "reason": args.reason})
+    body = Client.over(api).rollback(args.model, stage=args.stage, reason=args.reason)
     if args.json:
         print_json(body)
     else:
@@ -261,7 +252,7 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m mlops_client",
+        prog="mlops" if Path(sys.argv[0]).name == "mlops" else "python -m mlops_client",
         description="Register, evaluate, gate, promote, approve and roll back model and prompt versions on the MLOps control plane.",
         epilog="Exit codes: 0 done, 1 stage empty, 2 usage or local input, 3 connection or timeout, 4 HTTP 4xx, 5 HTTP 5xx, "
         "6 gate failed, 7 evaluation failed, 8 evaluation still running after --max-wait.",
@@ -361,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(api, args)
     except CliError as exc:
         hint = " Check the token (MLOPS_TOKEN or --token)." if isinstance(exc, ApiError) and exc.status == 401 else ""
-        print(f"error: {exc.message}{hint}", file=sys.stderr)
+        print(f"error: {exc.line}{hint}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import email.utils
 import io
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -28,13 +30,13 @@ PAGE_SIZE_MAX = 500  # the server's max_page_size
 
 
 class CliError(Exception):
-    """A failure reported as one `error: ...` line on stderr and a distinct exit code."""
+    """A failure of the client: `line` is what the CLI prints after `error: `, `exit_code` its distinct exit code."""
 
     exit_code = EXIT_USAGE
 
     def __init__(self, message: str, exit_code: int | None = None):
         super().__init__(message)
-        self.message = message
+        self.message = self.line = message
         if exit_code is not None:
             self.exit_code = exit_code
 
@@ -48,14 +50,18 @@ class ConnectionFailed(CliError):
 
 
 class ApiError(CliError):
-    """A non-2xx answer, read from the one error shape `{"message", "code", "extra"}`."""
+    """A non-2xx answer, read from the one error shape `{"message", "code", "extra"}`.
 
-    def __init__(self, status: int, code: str, message: str, extra: dict | None = None):
+    `status` is the HTTP status, `message`, `code` and `extra` the server's, `retry_after` the seconds of a
+    `Retry-After` header (429, 503) or None; `str(error)` is the one line the CLI prints.
+    """
+
+    def __init__(self, status: int, code: str, message: str, extra: dict | None = None, retry_after: float | None = None):
         super().__init__(
             f"{status} {_phrase(status)} ({code}): {message}",
             EXIT_SERVER_ERROR if status >= 500 else EXIT_CLIENT_ERROR,
         )
-        self.status, self.code, self.api_message, self.extra = status, code, message, extra or {}
+        self.status, self.code, self.message, self.extra, self.retry_after = status, code, message, extra or {}, retry_after
 
 
 def _phrase(status: int) -> str:
@@ -63,6 +69,23 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase.lower()
     except ValueError:
         return "http error"
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """A `Retry-After` header in seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not retry_after:
+        return None
+    try:
+        return max(0.0, float(retry_after))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(retry_after)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _os_reason(exc: BaseException) -> str:
@@ -146,6 +169,7 @@ class ApiClient:
         if base.endswith("/api/v1"):
             base = base[: -len("/api/v1")]
         self.base = base
+        self.token = token
         self.timeout = timeout
         self.session = requests.Session()
         self.session.headers.update(
@@ -224,11 +248,12 @@ class ApiClient:
         except ValueError:
             body = None
         if status >= 400:
+            retry_after = _seconds(response.headers.get("Retry-After"))
             if isinstance(body, dict) and isinstance(body.get("message"), str):
-                raise ApiError(status, str(body.get("code") or "error"), body["message"], body.get("extra"))
+                raise ApiError(status, str(body.get("code") or "error"), body["message"], body.get("extra"), retry_after)
             # A proxy's HTML error page: keep its words, not its tags.
             text = " ".join(re.sub(r"<[^>]*>", " ", response.text).split())[:200]
-            raise ApiError(status, "error", text or f"{_phrase(status)} from {url}")
+            raise ApiError(status, "error", text or f"{_phrase(status)} from {url}", None, retry_after)
         if body is None:
             raise CliError(f"{status} answer from {url} is not JSON; is MLOPS_URL the control plane's address?", EXIT_SERVER_ERROR)
         return body

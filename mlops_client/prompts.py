@@ -51,7 +51,7 @@ def _explain_import_error(exc: ApiError) -> None:
         for p in problems:
             where = f"{p.get('file')}:{p['line']}" if p.get("line") else str(p.get("file"))
             print(f"{where}: {p.get('message')}", file=sys.stderr)
-        exc.message = f"{exc.status} bad request ({exc.code}): {len(problems)} problem(s) in the prompts folder; nothing was imported."
+        exc.line = f"{exc.status} bad request ({exc.code}): {len(problems)} problem(s) in the prompts folder; nothing was imported."
     changed = exc.extra.get("files") if exc.status == 409 else None
     if isinstance(changed, list):
         for name in changed:
