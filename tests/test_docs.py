@@ -2,6 +2,7 @@
 README or docs/, and every environment variable the settings read documented in docs/configuration.md."""
 
 import ast
+import importlib.util
 import re
 import subprocess
 from pathlib import Path
@@ -139,3 +140,48 @@ def test_environment_variable_reader_finds_every_form_and_nothing_else():
     names = settings_environment_variables(source)
 
     assert names == {"A_VAR", "B_VAR", "C_VAR", "D_VAR", "E_VAR", "DATABASE_URL"}
+
+
+def load_api_docs():
+    spec = importlib.util.spec_from_file_location("api_docs", ROOT / "scripts" / "api_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_api_page_endpoints_are_what_the_openapi_schema_says():
+    from drf_spectacular.generators import SchemaGenerator
+
+    api_docs = load_api_docs()
+    page = (ROOT / "docs" / "api.md").read_text()
+
+    wanted = api_docs.render(page, SchemaGenerator().get_schema(request=None, public=True))
+
+    assert api_docs.BEGIN in page and api_docs.END in page
+    assert wanted == page, "docs/api.md is out of date: run `.venv/bin/python scripts/api_docs.py` and commit it"
+
+
+def test_api_page_generation_lists_each_operation_its_body_fields_and_answers():
+    api_docs = load_api_docs()
+    schema = {"paths": {"/api/v1/things/{name}/": {
+        "get": {"description": "One thing.", "parameters": [{"in": "path", "name": "name", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ThingOut"}}}}}},
+        "post": {"description": "Change it.", "security": [{}],
+                 "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ThingIn"}}}},
+                 "responses": {"204": {"description": "done"}}},
+    }}, "components": {"schemas": {
+        "ThingOut": {"type": "object", "properties": {"id": {"type": "integer"}, "size": {"type": "number"}}},
+        "ThingIn": {"type": "object", "required": ["size"], "properties": {
+            "size": {"type": "number", "description": "in <units>"}, "kind": {"$ref": "#/components/schemas/KindEnum"}}},
+        "KindEnum": {"enum": ["a", "b"], "type": "string"},
+    }}}
+
+    text = api_docs.render("# API\n\nintro\n", schema)
+
+    assert text.startswith("# API\n\nintro\n\n" + api_docs.BEGIN)
+    assert "### `GET /api/v1/things/{name}/`\n\nOne thing.\n\nParameters: `name` (path, string, required)." in text
+    assert "- `200`: `application/json` `ThingOut` with `id`, `size`" in text
+    assert "### `POST /api/v1/things/{name}/`\n\nChange it.\n\nNo token needed." in text
+    assert "| `size` | number | yes | in &lt;units&gt; |\n| `kind` | `\"a\"` \\| `\"b\"` |  |  |" in text
+    assert "- `204`: done" in text
+    assert api_docs.render(text, schema) == text
