@@ -393,6 +393,8 @@ class AuditAction(models.TextChoices):
     ALERT_RULE_DELETED = "alert_rule_deleted"
     REFERENCE_SET = "reference_set"
     LABELS_OVERWRITTEN = "labels_overwritten"
+    TOKEN_CREATED = "token_created"  # on the tokens page or API (a tool rotating its own token is not audited)
+    TOKEN_REVOKED = "token_revoked"
 
 
 class AuditEvent(models.Model):

@@ -16,7 +16,8 @@ from django.utils import timezone
 from mlops_site.exceptions import NotFound, ValidationFailed
 from mlops_site.roles import ADMIN, has_role
 
-from ..models import ApiToken
+from ..models import ApiToken, AuditAction
+from .audit import audit_record
 
 KEY_PREFIX = "mlops_"
 PREFIX_LENGTH = len(KEY_PREFIX) + 6  # what lists show; 36 bits of the key, the other 220 stay secret
@@ -44,9 +45,11 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def api_token_create(*, user, name: str, expires_at: datetime | None = None, now: datetime | None = None) -> NewToken:
+def api_token_create(
+    *, user, name: str, expires_at: datetime | None = None, now: datetime | None = None, audit: bool = True
+) -> NewToken:
     """A new token of `user` (for that user only: nobody makes a key for someone else). The key is in the answer, and
-    nowhere else ever again."""
+    nowhere else ever again. Audited (prefix, name, expiry; never the key), except a tool's rotation (`api_token_replace`)."""
     now = now or timezone.now()
     name = (name or "").strip()
     if not name or len(name) > 100:
@@ -56,9 +59,13 @@ def api_token_create(*, user, name: str, expires_at: datetime | None = None, now
     if expires_at is not None and expires_at <= now:
         raise ValidationFailed("A token's expiry must be in the future.", fields={"expires_at": ["Must be in the future."]})
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(
-        user=user, name=name, prefix=key[:PREFIX_LENGTH], key_sha256=key_digest(key), created_at=now, expires_at=expires_at
-    )
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user, name=name, prefix=key[:PREFIX_LENGTH], key_sha256=key_digest(key), created_at=now, expires_at=expires_at
+        )
+        if audit:
+            audit_record(actor=user, action=AuditAction.TOKEN_CREATED, subject=f"user:{user.username}", reason=name,
+                         extra={"token": token.pk, "prefix": token.prefix, "expires_at": expires_at.isoformat() if expires_at else None})
     return NewToken(token=token, key=key)
 
 
@@ -69,8 +76,11 @@ def api_token_revoke(*, actor, token_id: int, now: datetime | None = None) -> Ap
     if token is None or (token.user_id != actor.pk and not has_role(actor, ADMIN)):
         raise NotFound(f"No token {token_id} of yours.")
     if token.revoked_at is None:
-        token.revoked_at = now or timezone.now()
-        token.save(update_fields=["revoked_at"])
+        with transaction.atomic():
+            token.revoked_at = now or timezone.now()
+            token.save(update_fields=["revoked_at"])
+            audit_record(actor=actor, action=AuditAction.TOKEN_REVOKED, subject=f"user:{token.user.username}", reason=token.name,
+                         extra={"token": token.pk, "prefix": token.prefix})
     return token
 
 
@@ -80,7 +90,7 @@ def api_token_replace(*, user, name: str) -> NewToken:
     traffic simulator) is rotated rather than piled up."""
     now = timezone.now()
     ApiToken.objects.filter(user=user, name=name, revoked_at__isnull=True).update(revoked_at=now)
-    return api_token_create(user=user, name=name, now=now)
+    return api_token_create(user=user, name=name, now=now, audit=False)
 
 
 def api_token_authenticate(key: str, *, now: datetime | None = None) -> ApiToken:

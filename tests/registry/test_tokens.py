@@ -242,3 +242,19 @@ def test_api_token_of_an_inactive_user_is_refused_with_401(editor):
     editor.save(update_fields=["is_active"])
 
     assert_401(api_with(f"Bearer {key}").get("/api/v1/me"), "user_inactive")
+
+
+def test_token_creation_and_revocation_are_audited_without_the_key(editor, admin_user, api_as):
+    from registry.models import AuditEvent
+
+    made = api_token_create(user=editor, name="ci", expires_at=timezone.now() + timedelta(days=30))
+    api_as(admin_user).post(f"/api/v1/tokens/{made.token.pk}/revoke")  # an admin revoking a leaked key
+    api_as(admin_user).post(f"/api/v1/tokens/{made.token.pk}/revoke")  # twice: nothing more to record
+
+    events = list(AuditEvent.objects.filter(action__in=["token_created", "token_revoked"]).order_by("id"))
+    assert [(e.action, e.actor_name, e.subject, e.reason) for e in events] == [
+        ("token_created", editor.username, f"user:{editor.username}", "ci"),
+        ("token_revoked", admin_user.username, f"user:{editor.username}", "ci"),
+    ]
+    assert events[0].extra["prefix"] == made.token.prefix and made.key not in repr([e.extra for e in events])
+    assert not AuditEvent.objects.filter(action="token_created", reason="create_api_user").exists()  # a tool rotating its own: not audited
