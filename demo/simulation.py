@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 BLOCK = 10_000  # events per block of random numbers
-LABEL_SHARE = 0.3  # share of successful events that carry a (delayed) ground-truth label
+LABEL_SHARE = 0.3  # share of successful events whose ground-truth label arrives, later, through the labels API
+LABEL_DELAY_SPREAD = 6.0  # a label arrives between the shortest delay and this many times it after its event
 ERROR_SHARE = 0.012
 SLOW_SHARE = 0.03  # a slow tail: GC pauses, cold caches
 
@@ -116,7 +117,7 @@ FRAUD = Profile(
     ),
     logit=_fraud_logit,
     default_drift=("amount", "merchant_category"),
-    concept_shift=0.8,
+    concept_shift=2.0,
     latency_ms=28.0,
     unit_prefix="card-",
     units=50_000,
@@ -279,7 +280,8 @@ class BlockDraws:
 
 
 class Draws(BlockDraws):
-    """The random numbers of a model's events: one per feature, then noise, latency, errors, labels, unit and time jitter."""
+    """The random numbers of a model's events: one per feature, then noise, latency, errors, labels, unit, time jitter and
+    how late the label comes."""
 
     def __init__(self, profile: Profile, seed: int, stream: int):
         super().__init__(seed, stream)
@@ -289,7 +291,7 @@ class Draws(BlockDraws):
         out = {spec.name: rng.standard_normal(BLOCK) if isinstance(spec, Numeric) else rng.random(BLOCK) for spec in self.profile.features}
         for key in ("noise", "latency"):
             out[key] = rng.standard_normal(BLOCK)
-        for key in ("slow", "error", "error_kind", "error_latency", "labelled", "label", "unit", "jitter"):
+        for key in ("slow", "error", "error_kind", "error_latency", "labelled", "label", "unit", "jitter", "label_delay"):
             out[key] = rng.random(BLOCK)
         return out
 
@@ -301,6 +303,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def unit_numbers(units: int, u: np.ndarray) -> np.ndarray:
     """The unit (user, card, customer...) of each event from a uniform draw: a few heavy users, a long tail."""
     return np.floor(units * u**2.5).astype(np.int64)
+
+
+def label_delays(u: np.ndarray, shortest: float) -> np.ndarray:
+    """Seconds from an event to its label, from a uniform draw: d = shortest * (1 + (SPREAD - 1) * u^2), so between
+    `shortest` and SPREAD times it, most labels early and a long tail (a review queue works the easy cases first)."""
+    return shortest * (1 + (LABEL_DELAY_SPREAD - 1) * np.asarray(u, float) ** 2)
 
 
 def after_point(index: np.ndarray, ts: np.ndarray, point_index: int | None, point_ts: float | None) -> np.ndarray:

@@ -36,7 +36,7 @@ import numpy as np
 
 from experiments import stats
 
-from .simulation import Draws, Profile, after_point, growth, simulate, unit_numbers
+from .simulation import Draws, Profile, after_point, growth, label_delays, simulate, unit_numbers
 from .simulation_ab import AbTest, LossDraws, UnitDraws, ab_test, lift_of, outcome_values, quality_shift
 from .simulation_llm import LlmDraws, LlmProfile, simulate_llm
 
@@ -78,6 +78,18 @@ class Sink(Protocol):
 
 
 @dataclass(frozen=True)
+class Label:
+    """A ground-truth label that arrives `arrives` (epoch seconds) after the event it belongs to was served."""
+
+    arrives: float
+    event_id: str
+    label: int
+
+    def payload(self) -> dict:
+        return {"event_id": self.event_id, "label": self.label}
+
+
+@dataclass(frozen=True)
 class Batch:
     events: list[dict]
     last_ts: float  # the time of the last event: real time sends the batch then
@@ -85,6 +97,7 @@ class Batch:
     changed: np.ndarray  # bool per event: after the drift or change point
     counts: dict[str, int] = field(default_factory=dict)
     outcomes: list[dict] = field(default_factory=list)  # to POST /api/v1/outcomes after the events
+    labels: list[Label] = field(default_factory=list)  # to POST /api/v1/labels once each has arrived, never inside the events
 
 
 @dataclass(frozen=True)
@@ -381,13 +394,14 @@ class ModelStream:
 
     def __init__(self, *, profile: Profile, seed: int, run_id: str, schedule, model: str, version: int, experiments: Experiments | None = None,
                  drift_index: int | None = None, drift_ts: float | None = None, drift_size: float = 0.0, drift_features=frozenset(),
-                 latency_growth: float = 1.0, latency_start: float = 1.0, routes: Routes | None = None):
+                 latency_growth: float = 1.0, latency_start: float = 1.0, routes: Routes | None = None, label_delay: float = 3600.0):
         self.profile, self.schedule, self.model, self.version, self.experiments = profile, schedule, model, version, experiments
         self.routes = routes
         self.draws = Draws(profile, seed, stream=0)
         self.prefix = f"sim-{seed}-{run_id}-"
         self.drift = (drift_index, drift_ts, drift_size, set(drift_features))
         self.latency = (latency_growth, latency_start)
+        self.label_delay = label_delay  # seconds, the shortest: see simulation.label_delays
 
     def build(self, start: int, stop: int) -> Batch:
         d = self.draws.rows(start, stop)
@@ -401,11 +415,15 @@ class ModelStream:
         served = self.experiments.serve(rows["unit"], ts) if self.experiments else None
         versions = served.versions if served else np.full(len(ts), self.version)
         events = model_events(rows, ts, self.prefix, start, self.model, versions, self.profile)
-        counts = {"labelled": int(rows["labelled"].sum()), "in_experiments": served.events if served else 0}
+        counts = {"in_experiments": served.events if served else 0}
         errors = int(rows["error"].sum())
+        # Ground truth comes later, as it does for a real model (a chargeback, a churned customer): the labelled rows'
+        # labels leave the events and arrive on their own, each after its delay.
+        arrives = ts + label_delays(d["label_delay"], self.label_delay)
+        labels = [Label(float(arrives[j]), f"{self.prefix}{start + j}", int(rows["label"][j])) for j in np.flatnonzero(rows["labelled"])]
         if self.routes is not None:
             events, errors = routed(self.routes, events, start, counts, errors)
-        return Batch(events, float(ts[-1]), errors, drifted, counts, served.outcomes if served else [])
+        return Batch(events, float(ts[-1]), errors, drifted, counts, served.outcomes if served else [], labels)
 
 
 def routed(routes: Routes, events: list[dict], start: int, counts: dict, errors: int) -> tuple[list[dict], int]:
@@ -420,11 +438,10 @@ def routed(routes: Routes, events: list[dict], start: int, counts: dict, errors:
 
 
 def model_events(rows: dict, ts: np.ndarray, prefix: str, start: int, model: str, versions: np.ndarray, profile: Profile) -> list[dict]:
-    """The events of `POST /api/v1/events`, one per row."""
+    """The events of `POST /api/v1/events`, one per row, without labels (ModelStream sends those later)."""
     features = {name: values.tolist() for name, values in rows["features"].items()}
     names = list(features)
-    prediction, label = rows["prediction"].tolist(), rows["label"].tolist()
-    labelled, error = rows["labelled"].tolist(), rows["error"].tolist()
+    prediction, error = rows["prediction"].tolist(), rows["error"].tolist()
     latency, unit, version = rows["latency_ms"].tolist(), rows["unit"].tolist(), versions.tolist()
     events = []
     for j in range(len(ts)):
@@ -440,8 +457,6 @@ def model_events(rows: dict, ts: np.ndarray, prefix: str, start: int, model: str
         }
         if not error[j]:
             event["prediction"] = prediction[j]
-        if labelled[j]:
-            event["label"] = label[j]
         events.append(event)
     return events
 

@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from demo.streams import MAX_BATCH, Batch, Experiments, NotRunning, Routes
+from demo.streams import MAX_BATCH, Batch, Experiments, Label, NotRunning, Routes
 from mlops_site.exceptions import DomainError
 from mlops_site.roles import user_set_role
 from registry.selectors import api_token_list
@@ -127,6 +127,11 @@ class Api:
 
     def post_outcomes(self, outcomes: list[dict]) -> dict:
         return self.post("/api/v1/outcomes", {"outcomes": outcomes})
+
+    def post_labels(self, labels: list[Label]) -> int:
+        """`POST /api/v1/labels` in requests of at most MAX_BATCH; how many stored events got their label."""
+        return sum(int(self.post("/api/v1/labels", {"labels": [x.payload() for x in labels[i:i + MAX_BATCH]]}).get("updated", 0))
+                   for i in range(0, len(labels), MAX_BATCH))
 
     def assign(self, key: str, unit_ids: list[str]) -> list[dict]:
         """The variant of each unit (its exposure on the first call); NotRunning when the experiment stopped or is gone."""
@@ -282,6 +287,7 @@ class Totals:
     requests: int = 0
     outcomes: int = 0  # accepted by /api/v1/outcomes
     counts: Counter = field(default_factory=Counter)  # the command's own counts (labelled, judged...)
+    held: list[Label] = field(default_factory=list)  # labels not sent yet (a backfill sends none: its command says when they arrived)
 
 
 class TrafficCommand(BaseCommand):
@@ -495,7 +501,9 @@ class TrafficCommand(BaseCommand):
 
     def send(self, api: Api, run: Run, build: Callable[[int, int], Batch], *, show_progress: bool = True) -> tuple[Totals, float]:
         """Build and post the events in batches (real time: each batch once its last event's time has come), then the
-        outcomes of the batch's units.
+        outcomes of the batch's units. The batches' labels are held: real time posts each once it has arrived (its
+        event's time plus its delay), after the events, and at the end waits for the last ones (Ctrl-C sends those at
+        once); a backfill leaves them all in `totals.held` for its command.
 
         Building a batch assigns its units (streams.Experiments), so a batch is built one ahead: while the previous one
         waits for its time, before any of its own requests happen, as serving code assigns a unit before serving it.
@@ -524,6 +532,19 @@ class TrafficCommand(BaseCommand):
             except (Refused, Unreachable) as exc:
                 raise refused(exc, f"the assignment of the units of events {start:,} to {stop - 1:,}") from None
 
+        def post_labels(labels: list[Label]) -> None:
+            try:
+                totals.counts["labelled"] += api.post_labels(labels)
+            except (Refused, Unreachable) as exc:
+                raise refused(exc, f"{plural(len(labels), 'label')}") from None
+
+        def arrived(until: float) -> list[Label]:
+            """The held labels that have arrived by `until`, taken out of `totals.held`."""
+            due = [x for x in totals.held if x.arrives <= until]
+            if due:
+                totals.held = [x for x in totals.held if x.arrives > until]
+            return due
+
         try:
             upcoming = built(0)
             while upcoming is not None:
@@ -543,6 +564,9 @@ class TrafficCommand(BaseCommand):
                         totals.outcomes += int(api.post_outcomes(batch.outcomes).get("accepted", 0))
                 except (Refused, Unreachable) as exc:
                     raise refused(exc, what) from None
+                totals.held += batch.labels
+                if realtime and (due := arrived(time.time())):
+                    post_labels(due)
                 totals.requests += 1
                 totals.sent = stop
                 totals.errors += batch.errors
@@ -550,9 +574,15 @@ class TrafficCommand(BaseCommand):
                 totals.counts.update(batch.counts)
                 progress.draw(sent=totals.sent, duplicates=totals.duplicates, errors=totals.errors, retries=api.retries,
                               changed=bool(batch.changed[-1]), force=totals.requests == 1 or stop == run.total)
+            while realtime and totals.held:  # the last labels are still on their way
+                time.sleep(max(0.0, min(x.arrives for x in totals.held) - time.time()))
+                post_labels(arrived(time.time()))
         except KeyboardInterrupt:
             progress.end()
-            raise CommandError(f"Interrupted after {totals.sent:,} events ({totals.accepted:,} accepted).", returncode=130) from None
+            if realtime and totals.held:  # what is on its way goes now, rather than never
+                post_labels(arrived(math.inf))
+            raise CommandError(f"Interrupted after {totals.sent:,} events ({totals.accepted:,} accepted, "
+                               f"{totals.counts['labelled']:,} labelled).", returncode=130) from None
         progress.end()
         return totals, started
 

@@ -27,21 +27,28 @@ which the server counts as duplicates).
 from __future__ import annotations
 
 import math
+import time
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import numpy as np
 from django.core.management.base import CommandError
 
-from demo.simulation import PROFILES, Categorical, Draws, Profile, profile_for, simulate
+from demo.simulation import LABEL_DELAY_SPREAD, LABEL_SHARE, PROFILES, Categorical, Draws, Profile, profile_for, simulate
 from demo.streams import ModelStream
-from demo.traffic import Api, TrafficCommand, change_point, server_errors
+from demo.traffic import Api, RealTime, Totals, TrafficCommand, change_point, server_errors
 from mlops_site.exceptions import DomainError
 from monitoring import columnar, services
-from monitoring.models import ReferenceSource
+from monitoring.models import Event, ReferenceSource
+from monitoring.services.labels import labels_attach
+from monitoring.services.performance import WINDOW, performance_compute
 from registry.models import ModelVersion
 from registry.services.tokens import TokenRefused, api_token_authenticate
 
 REFERENCE_ROWS = 20_000
+BACKFILL_LABEL_DELAY_S = 3600.0  # a backfill's labels come 1 to 6 hours after their events (chargebacks, reviews)
+LIVE_LABEL_DELAY_S = 60.0  # the live demo's: 1 to 6 minutes, so they show while someone watches
+LABEL_JOB = timedelta(minutes=10)  # a backfill's labels arrive as a labelling job sends them: every 10 minutes
 
 
 class Command(TrafficCommand):
@@ -67,12 +74,21 @@ class Command(TrafficCommand):
                             help="the latency factor at the start of the run instead of 1 (S = X: a constant factor, e.g. a live "
                                  "stream that carries on where a backfill with --latency-growth X ended)")
         parser.add_argument("--profile", choices=sorted(PROFILES), help="kind of traffic (default: from the model name; fraud otherwise)")
+        parser.add_argument("--label-delay", type=float, metavar="S",
+                            help=f"ground truth comes late: about {LABEL_SHARE:.0%} of the successful requests get a label through "
+                                 f"POST /api/v1/labels, each S to {LABEL_DELAY_SPREAD:g} x S seconds after its event (default: "
+                                 f"{BACKFILL_LABEL_DELAY_S:.0f} s, 1 to 6 hours, for a backfill; {LIVE_LABEL_DELAY_S:.0f} s in real time, "
+                                 "the demo's clock)")
         self.add_traffic_arguments(parser)
         parser.add_argument("--set-reference", action="store_true",
                             help=f"also set the version's reference to the pre-drift distribution ({REFERENCE_ROWS:,} rows)")
 
     def handle(self, *args, **o):
         run = self.traffic_options(o)
+        realtime = isinstance(run.schedule, RealTime)
+        label_delay = o["label_delay"] if o["label_delay"] is not None else LIVE_LABEL_DELAY_S if realtime else BACKFILL_LABEL_DELAY_S
+        if not label_delay > 0 or not math.isfinite(label_delay):
+            raise CommandError("--label-delay must be a positive number of seconds.")
         if not o["drift_size"] >= 0 or not math.isfinite(o["drift_size"]):
             raise CommandError("--drift-size must be a number >= 0.")
         for option in ("latency_growth", "latency_start"):
@@ -113,9 +129,13 @@ class Command(TrafficCommand):
         stream = ModelStream(
             profile=profile, seed=run.seed, run_id=run.run_id, schedule=run.schedule, model=model, version=version, experiments=experiments,
             drift_index=drift_index, drift_ts=drift_ts, drift_size=o["drift_size"], drift_features=drift_features,
-            latency_growth=o["latency_growth"], latency_start=o["latency_start"], routes=routes,
+            latency_growth=o["latency_growth"], latency_start=o["latency_start"], routes=routes, label_delay=label_delay,
         )
+        say(f"Labels through POST /api/v1/labels, each {label_delay:g} to {LABEL_DELAY_SPREAD * label_delay:g} s after its event.")
         totals, started = self.send(api, run, stream.build, show_progress=o["verbosity"] > 0)
+        if totals.held:
+            with server_errors(run.url):
+                say(self._backfill_labels(api, totals, token, local_user, model, version))
         extra = (f"{totals.counts['labelled']:,} labelled, {totals.changed:,} drifted" + self.experiments_text(experiments, totals)
                  + self.routes_text(routes))
         self.stdout.write(
@@ -145,17 +165,67 @@ class Command(TrafficCommand):
             raise CommandError(f"Model {model} has no versions yet; register one first.")
         return int(chosen)
 
+    # -- a backfill's late labels ---------------------------------------------------------------------------
+
+    def _backfill_labels(self, api: Api, totals: Totals, token: str, local_user, model: str, version: int) -> str:
+        """The labels of a backfill's events that have arrived by now, each when it arrived, then the hourly performance
+        windows of those hours as they stood then; a line saying what was done.
+
+        A label's arrival time is in the past, and the API stores a label when it receives it. So when this site's
+        database holds the events, the labels go through the labels service in this process on the demo clock: every
+        LABEL_JOB, what arrived since, and before each whole hour the 24-hour window ending then is computed (what the
+        hourly task would have stored), so the performance page has the day's history at once. Elsewhere they go
+        through the API now. Labels still on their way at the end of the run are not sent.
+        """
+        now = time.time()
+        arrived = sorted((x for x in totals.held if x.arrives <= now), key=lambda x: x.arrives)
+        later = len(totals.held) - len(arrived)
+        totals.held = []
+        note = f"; {later:,} more would arrive after now, not sent" if later else ""
+        if not arrived:
+            return f"No label of this backfill has arrived yet{note}."
+        user = self._local_user(token, local_user)
+        mv = ModelVersion.objects.filter(model__name=model, version=version).first()
+        if user is None or mv is None or not Event.objects.filter(model_version=mv, event_id=arrived[0].event_id).exists():
+            totals.counts["labelled"] += api.post_labels(arrived)
+            return f"{totals.counts['labelled']:,} labels of this backfill sent through the API now (stored as arriving now){note}."
+        windows = 0
+        hour = _ceil(datetime.fromtimestamp(arrived[0].arrives, UTC), timedelta(hours=1))
+        job = [arrived[0]]
+        for label in [*arrived[1:], None]:
+            at = _ceil(datetime.fromtimestamp(job[0].arrives, UTC), LABEL_JOB)
+            if label is not None and label.arrives <= at.timestamp():
+                job.append(label)
+                continue
+            at = min(at, datetime.fromtimestamp(now, UTC))
+            while hour < at:  # the hourly windows that ended before this job ran (one at the same time sees its labels)
+                performance_compute(model_version=mv, start=hour - WINDOW, end=hour)
+                hour, windows = hour + timedelta(hours=1), windows + 1
+            totals.counts["labelled"] += labels_attach(payload={"labels": [x.payload() for x in job]}, actor=user, now=at)["updated"]
+            job = [label]
+        while hour.timestamp() <= now:
+            performance_compute(model_version=mv, start=hour - WINDOW, end=hour)
+            hour, windows = hour + timedelta(hours=1), windows + 1
+        return (f"{totals.counts['labelled']:,} labels of this backfill stored as they arrived (every {LABEL_JOB.total_seconds() / 60:g} minutes), "
+                f"and {windows} hourly performance windows of {model} v{version}{note}.")
+
+    @staticmethod
+    def _local_user(token: str, user):
+        """The token's user in this site's database, or None."""
+        if user is not None:
+            return user
+        try:
+            return api_token_authenticate(token).user
+        except TokenRefused:
+            return None
+
     # -- the reference ---------------------------------------------------------------------------------
 
     def _set_reference(self, profile: Profile, seed: int, model: str, version: int, token: str, user) -> int:
         """The pre-drift distribution (an independent sample, same generator) as the version's reference, through the service."""
+        user = self._local_user(token, user)
         if user is None:
-            try:
-                user = api_token_authenticate(token).user
-            except TokenRefused:
-                user = None
-            if user is None:
-                raise CommandError("--set-reference writes to this site's database, and the token's user is not in it.")
+            raise CommandError("--set-reference writes to this site's database, and the token's user is not in it.")
         mv = ModelVersion.objects.filter(model__name=model, version=version).first()
         if mv is None:
             raise CommandError(f"--set-reference: {model} v{version} is not in this site's database (is --url another site?).")
@@ -172,3 +242,9 @@ class Command(TrafficCommand):
         except DomainError as exc:
             raise CommandError(f"--set-reference: {exc.message}") from None
         return reference.rows
+
+
+def _ceil(at: datetime, step: timedelta) -> datetime:
+    """`at` rounded up to a whole `step` since the epoch."""
+    seconds = step.total_seconds()
+    return datetime.fromtimestamp(math.ceil(at.timestamp() / seconds) * seconds, UTC)
