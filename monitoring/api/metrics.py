@@ -40,12 +40,12 @@ from rest_framework.views import APIView
 from mlops_site.roles import IsViewer
 
 from .. import selectors
-from ..models import AlertRule, DriftReport, Granularity, ReportStatus, Rollup
+from ..models import AlertRule, AlertState, DriftReport, Granularity, ReportStatus, Rollup
 from ..sketch import cumulative_counts_by_group
 
 # Upper bounds (seconds) of the latency and TTFT histogram buckets: 5 ms to a minute, +Inf added.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-STATE_VALUE = {"ok": 0, "warning": 1, "alert": 2}
+STATE_VALUE = {AlertState.OK: 0, AlertState.WARNING: 1, AlertState.ALERT: 2}
 VERSION_LABELS = ["subject", "name", "version"]
 TOKEN_KINDS = {"input": "input_tokens", "output": "output_tokens", "cached": "cached_tokens", "reasoning": "reasoning_tokens"}
 _SUMS = ("requests", "errors", "latency_sum", "ttft_sum", *TOKEN_KINDS.values(), "cost_usd")

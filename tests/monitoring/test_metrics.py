@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlops_site.roles import user_token_refresh
 from monitoring import services
-from monitoring.models import Budget, DriftReport, Rollup
+from monitoring.models import AlertRule, Budget, DriftReport, Rollup
 from monitoring.sketch import ALPHA
 from registry.services import prompts as prompt_services
 from tests.factories import register
@@ -301,3 +301,16 @@ def test_metrics_give_histogram_quantile_the_p95_of_two_versions_together(client
     exact = np.quantile(np.concatenate([one, two]) / 1000, 0.95, method="inverted_cdf")
     assert start / (1 + ALPHA) < exact <= end / (1 - ALPHA) and start <= estimate <= end
     assert summed[float("inf")] == 1000
+
+
+def test_metrics_give_each_enabled_alert_rules_state_as_a_number(client, editor, viewer):
+    rules = services.default_rules_ensure(model=register("fraud", editor).model)
+    for rule, state in zip(rules, ("alert", "warning"), strict=False):
+        AlertRule.objects.filter(pk=rule.pk).update(state=state)
+    AlertRule.objects.filter(pk=rules[2].pk).update(enabled=False)
+
+    families = scrape(client, viewer)
+
+    states = {dict(labels)["rule"]: v for labels, v in samples(families, "mlops_alert_state", subject="model", name="fraud").items()}
+    assert states == {rules[0].name: 2, rules[1].name: 1} | {rule.name: 0 for rule in rules[3:]}
+    assert len(states) == len(rules) - 1 >= 3
