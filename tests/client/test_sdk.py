@@ -282,17 +282,17 @@ def test_log_events_retries_after_503s_and_delivers(fraud, front):
 
 
 def test_log_events_gives_up_after_max_retries_and_counts_the_batch_failed(fraud, front):
-    server = front(always=503)
-    client = Client(url=server.url, token=token_for("eddie", "editor"), batch_size=10, max_retries=2)
+    server = front(always=503)  # Retry-After: 0, honoured; the backoff's own 0.5 s, 1 s, ... 32 s would take 63.5 s
+    client = Client(url=server.url, token=token_for("eddie", "editor"), batch_size=10, max_retries=7)
 
     client.log_events(event(n) for n in range(4))
     flushed = client.flush(timeout=30)
 
     stats = client.events_stats()
     assert flushed is True
-    assert server.batches == [4, 4, 4]
+    assert server.batches == [4] * 8
     assert (stats["sent"], stats["failed"]) == (0, 4)
-    assert "503" in stats["last_error"] and "3 attempt(s)" in stats["last_error"]
+    assert "503" in stats["last_error"] and "8 attempt(s)" in stats["last_error"]
     client.close()
 
 
@@ -349,3 +349,17 @@ def test_close_returns_false_when_the_server_stays_away_and_the_thread_gives_up(
     assert done is False
     assert wait_until(lambda: client.events_stats()["failed"] == 3)
     assert client.events_stats()["queued"] == 0 and Event.objects.count() == 0
+
+
+def test_api_error_reads_retry_after_in_seconds_or_as_an_http_date(fraud, front):
+    seconds, date = front(always=429, retry_after="7"), front(always=503, retry_after="Fri, 01 Jan 2100 00:00:00 GMT")
+    token = token_for("eddie", "editor")
+
+    with pytest.raises(ApiError) as first:
+        Client(url=seconds.url, token=token).api.post("events", {"events": []})
+    with pytest.raises(ApiError) as second:
+        Client(url=date.url, token=token).api.post("events", {"events": []})
+
+    assert (first.value.status, first.value.retry_after) == (429, 7.0)
+    years = second.value.retry_after / (365.25 * 86400)
+    assert second.value.status == 503 and 70 < years < 80
