@@ -23,6 +23,8 @@ $(SERVE_STAMP): requirements.txt requirements.lock
 
 install: $(STAMP) ## venv + dependencies
 
+install-serve: $(SERVE_STAMP) ## the runtime-only venv of make serve, the workers and beat (.venv-serve)
+
 run: $(STAMP) ## migrate, demo data, Redis, Celery worker + beat, site on 127.0.0.1:8000
 	bash scripts/run.sh
 
@@ -52,4 +54,4 @@ demo: $(STAMP) ## demo data into the current database
 	$(BIN)/python manage.py import_prices --defaults
 	$(BIN)/python manage.py seed_demo
 
-.PHONY: install run serve test lock lint bench demo mutants
+.PHONY: install install-serve run serve test lock lint bench demo mutants

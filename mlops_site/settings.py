@@ -203,6 +203,24 @@ warnings.filterwarnings("ignore", message="No directory at")
 WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 MEDIA_URL = "/media/"
+# Artifacts in an S3-compatible bucket (AWS S3, MinIO, Ceph, R2, ...) through django-storages instead of MEDIA_ROOT.
+# Credentials are boto3's own: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment, or an instance role.
+# Downloads go through the site (the API checks the role first), so the bucket stays private.
+MLOPS_S3_BUCKET = os.environ.get("MLOPS_S3_BUCKET", "").strip()
+if MLOPS_S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MLOPS_S3_BUCKET,
+            "endpoint_url": os.environ.get("MLOPS_S3_ENDPOINT_URL", "").strip() or None,  # MinIO and others; unset for AWS
+            "region_name": os.environ.get("MLOPS_S3_REGION", "").strip() or None,
+            "location": os.environ.get("MLOPS_S3_PREFIX", "").strip().strip("/"),  # a folder inside the bucket
+            "addressing_style": os.environ.get("MLOPS_S3_ADDRESSING_STYLE", "").strip() or None,  # "path" for most MinIO
+            "signature_version": "s3v4",  # what MinIO and every AWS region accept
+            "default_acl": None,  # the bucket's own policy: private
+            "file_overwrite": False,  # as on disk: a name taken gets a suffix, never replaces a stored artifact
+        },
+    }
 
 # Uploads: artifacts above this size are refused with 413 before they are stored.
 MLOPS_MAX_ARTIFACT_BYTES = env_int("MLOPS_MAX_ARTIFACT_MB", 512) * 1024 * 1024
@@ -291,7 +309,7 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 # Evaluations (a prompt over its eval set through an LLM, a large predictions file) have a queue of their own,
 # named after the default one (two sites on one Redis stay apart), so a long one never delays ingestion, reports
-# or the canary controller: run a worker per queue (docs/deployment.md).
+# or the canary controller: run a worker per queue (docs/deploy.md).
 MLOPS_EVALUATIONS_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-evaluations"
 CELERY_TASK_ROUTES = {"registry.tasks.evaluation_compute": {"queue": MLOPS_EVALUATIONS_QUEUE}}
 # Every task stops: past the soft limit the task is interrupted (SoftTimeLimitExceeded; a run ends failed with
@@ -363,6 +381,14 @@ if os.environ.get("EMAIL_FILE_PATH"):  # the directory of django.core.mail.backe
     EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
+# SMTP login and encryption: STARTTLS on the submission port (587) or TLS from the first byte (465), not both.
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS (STARTTLS, port 587) and EMAIL_USE_SSL (TLS, port 465) exclude each other: set one.")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)  # seconds; a hung mail server never holds a worker longer
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "mlops@localhost")
 
 LOGGING = {

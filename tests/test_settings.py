@@ -19,7 +19,7 @@ PRODUCTION_ENV = {
     "DJANGO_BEHIND_TLS_PROXY": "1",
     "DJANGO_SECURE_HSTS_PRELOAD": "1",
 }
-SETTINGS_VARIABLES = ("DJANGO_", "MLOPS_INSECURE_HTTP", "MLOPS_PAGE_SIZE")
+SETTINGS_VARIABLES = ("DJANGO_", "MLOPS_INSECURE_HTTP", "MLOPS_PAGE_SIZE", "MLOPS_S3_", "EMAIL_", "AWS_")
 
 
 def run_python(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -108,3 +108,63 @@ def test_settings_invalid_flag_fails_naming_the_variable():
 
     assert done.returncode != 0
     assert "ImproperlyConfigured: DJANGO_DEBUG must be one of 1/0, true/false, yes/no, on/off; got 'ture'." in done.stderr
+
+
+S3_ENV = {"MLOPS_S3_BUCKET": "mlops-artifacts", "MLOPS_S3_ENDPOINT_URL": "http://localhost:9000", "MLOPS_S3_REGION": "eu-west-1",
+          "MLOPS_S3_PREFIX": "prod/", "MLOPS_S3_ADDRESSING_STYLE": "path",
+          "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}
+# The storage the registry saves artifacts through, built as the site builds it; boto3 makes no request until a file
+# is read or written, so this needs no bucket and no network.
+DEFAULT_STORAGE = ("import json; from django.core.files.storage import storages; s = storages['default']; "
+                   "print(json.dumps({'class': type(s).__module__ + '.' + type(s).__name__, 'bucket': getattr(s, 'bucket_name', None), "
+                   "'endpoint': getattr(s, 'endpoint_url', None), 'region': getattr(s, 'region_name', None), "
+                   "'location': getattr(s, 'location', None), 'overwrite': getattr(s, 'file_overwrite', None), "
+                   "'acl': getattr(s, 'default_acl', 'n/a'), 'addressing': getattr(s, 'addressing_style', None), "
+                   "'signature': getattr(s, 'signature_version', None)}))")
+
+
+def test_settings_s3_bucket_switches_artifact_storage_to_django_storages():
+    done = run_python(S3_ENV, "-c", "import django; django.setup(); " + DEFAULT_STORAGE)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"class": "storages.backends.s3.S3Storage", "bucket": "mlops-artifacts",
+                                       "endpoint": "http://localhost:9000", "region": "eu-west-1", "location": "prod",
+                                       "overwrite": False, "acl": None, "addressing": "path", "signature": "s3v4"}
+
+
+def test_settings_s3_client_signs_urls_with_the_environment_credentials_at_the_endpoint():
+    code = ("import django; django.setup(); from django.core.files.storage import storages; s = storages['default']; "
+            "from urllib.parse import urlsplit, parse_qs; u = urlsplit(s.url('artifacts/m/1/model.bin')); "
+            "print(u.scheme, u.netloc, u.path, parse_qs(u.query)['X-Amz-Credential'][0].split('/')[0])")
+
+    done = run_python(S3_ENV, "-c", code)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["http", "localhost:9000", "/mlops-artifacts/prod/artifacts/m/1/model.bin", "AKIDEXAMPLE"]
+
+
+def test_settings_without_a_bucket_artifacts_stay_in_the_media_folder():
+    done = run_python({}, "-c", "import django; django.setup(); " + DEFAULT_STORAGE)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["class"] == "django.core.files.storage.filesystem.FileSystemStorage"
+
+
+def test_settings_smtp_login_and_starttls_reach_django_smtp_backend():
+    env = {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": "smtp.example.com", "EMAIL_PORT": "587",
+           "EMAIL_HOST_USER": "alerts@example.com", "EMAIL_HOST_PASSWORD": "s3cret", "EMAIL_USE_TLS": "1", "EMAIL_TIMEOUT": "12"}
+    code = ("import django; django.setup(); from django.core.mail import get_connection; c = get_connection(); "
+            "print(type(c).__module__, c.host, c.port, c.username, c.password, c.use_tls, c.use_ssl, c.timeout)")
+
+    done = run_python(env, "-c", code)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["django.core.mail.backends.smtp", "smtp.example.com", "587", "alerts@example.com", "s3cret",
+                                   "True", "False", "12"]
+
+
+def test_settings_smtp_tls_and_ssl_together_refuse_to_start_naming_both():
+    done = run_python({"EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"}, "manage.py", "check")
+
+    assert done.returncode != 0
+    assert "EMAIL_USE_TLS" in done.stderr and "EMAIL_USE_SSL" in done.stderr
