@@ -15,6 +15,11 @@ The file is rewritten only when its text changes, so `make` does not reinstall f
 
     .venv/bin/python scripts/lock_deps.py           # rewrite requirements.lock
     .venv/bin/python scripts/lock_deps.py --check   # exit 1 when the venv and the lock disagree
+
+It never upgrades anything: it writes what is installed. A new dependency: add it to requirements*.txt with its
+reason, `make lock` (the install leaves it free, the lock then pins it). A newer version of one package: raise
+its line in requirements*.txt and delete its pin from the lock (pip refuses the two together), `make lock`.
+Everything at once: `.venv/bin/pip install -U -r requirements-dev.txt`, run `make test`, then `make lock`.
 """
 
 from __future__ import annotations
