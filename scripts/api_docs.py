@@ -41,9 +41,13 @@ def one_line(text: str | None) -> str:
     """A description on one line for a list or a table: the choice list drf-spectacular appends to an enum's help
     left out (the type column lists the values), pipes escaped, angle brackets outside code shown as such."""
     text = (text or "").split("\n\n* `", 1)[0]
-    text = " ".join(text.split()).replace("|", "\\|").rstrip(".")
-    return "".join(part if part.startswith("`") else part.replace("<", "&lt;").replace(">", "&gt;")
-                   for part in CODE_SPAN.split(text))
+    return escape_prose(" ".join(text.split()).replace("|", "\\|").rstrip("."))
+
+
+def escape_prose(text: str) -> str:
+    """`<` outside code spans as an entity, so `<token>` in prose is shown, not taken for an HTML tag."""
+    return "\n".join("".join(part if part.startswith("`") else part.replace("<", "&lt;")
+                              for part in CODE_SPAN.split(line)) for line in text.split("\n"))
 
 
 class Renderer:
@@ -122,7 +126,7 @@ class Renderer:
         if operation.get("description"):
             text = (text + "\n\n" if text else "") + operation["description"].strip()
         if text:
-            lines += [text.strip(), ""]
+            lines += [escape_prose(text.strip()), ""]
         parameters = [*shared_parameters, *operation.get("parameters", [])]
         if parameters:
             lines.append("Parameters: " + "; ".join(

@@ -182,6 +182,6 @@ def test_api_page_generation_lists_each_operation_its_body_fields_and_answers():
     assert "### `GET /api/v1/things/{name}/`\n\nOne thing.\n\nParameters: `name` (path, string, required)." in text
     assert "- `200`: `application/json` `ThingOut` with `id`, `size`" in text
     assert "### `POST /api/v1/things/{name}/`\n\nChange it.\n\nNo token needed." in text
-    assert "| `size` | number | yes | in &lt;units&gt; |\n| `kind` | `\"a\"` \\| `\"b\"` |  |  |" in text
+    assert "| `size` | number | yes | in &lt;units> |\n| `kind` | `\"a\"` \\| `\"b\"` |  |  |" in text
     assert "- `204`: done" in text
     assert api_docs.render(text, schema) == text
