@@ -11,12 +11,14 @@ import time
 
 import pytest
 import requests
+from django.db import connection
 
 from experiments import services as experiment_services
 from experiments.models import Exposure, Outcome
 from mlops_client import ApiError, Client, UsageError
 from monitoring.models import Event
-from registry.models import ModelVersion, PromotionRequest
+from registry.models import Evaluation, ModelVersion, PromotionRequest
+from registry.services import evaluations
 from tests.client.test_cli import ROOT, token_for
 from tests.client.test_cli_gates import BIAS_POLICY, predictions_csv
 from tests.conftest import make_user
@@ -152,6 +154,54 @@ def test_client_evaluates_and_answers_the_gate_card(live_server, celery_eager, t
     assert failing["passed"] is False
     assert [c["status"] for c in failing["checks"]] == ["passed", "failed"]
     assert passing["passed"] is True
+
+
+def test_client_gate_waits_for_an_evaluation_still_pending(live_server, tmp_path):
+    editor = Client(url=live_server.url, token=token_for("alice", "editor"), timeout=30)
+    editor.register("fraud")
+    Client(url=live_server.url, token=token_for("bob", "approver")).api.put("models/fraud/gate-policy", BIAS_POLICY)
+    pending = editor.evaluate("fraud", 1, predictions_csv(tmp_path / "f.csv", biased=False), group_column="gender")
+
+    def worker():  # a Celery worker picking the evaluation up a little later (no worker runs in these tests)
+        time.sleep(0.5)
+        evaluations.evaluation_run(evaluation_id=pending["id"])
+        connection.close()
+
+    later = threading.Thread(target=worker)
+    later.start()
+    card = editor.gate(1, model="fraud", interval=0.05, max_wait=30)
+    later.join()
+
+    assert pending["status"] == "pending"
+    assert card["passed"] is True and [c["status"] for c in card["checks"]] == ["passed", "passed"]
+
+
+def test_client_evaluate_with_wait_answers_the_evaluation_once_a_worker_finished_it(live_server, tmp_path):
+    editor = Client(url=live_server.url, token=token_for("alice", "editor"), timeout=30)
+    editor.register("fraud")
+
+    def worker():  # picks up the evaluation once its request committed (no Celery worker runs in these tests)
+        wait_until(lambda: Evaluation.objects.filter(status="pending").exists())
+        evaluations.evaluation_run(evaluation_id=Evaluation.objects.get(status="pending").pk)
+        connection.close()
+
+    later = threading.Thread(target=worker)
+    later.start()
+    done = editor.evaluate("fraud", 1, predictions_csv(tmp_path / "f.csv", biased=False), wait=True, interval=0.05, max_wait=30)
+    later.join()
+
+    assert done["status"] == "done" and done["metrics"]["accuracy"] > 0.9
+
+
+def test_log_outcomes_sends_more_than_10000_in_two_requests_and_sums_the_answers(live_server):
+    client = Client(url=live_server.url, token=token_for("eddie", "editor"), timeout=60)
+    outcomes = [{"outcome_id": f"o-{n}", "unit_id": f"u-{n}", "metric": "conversion", "value": 1, "timestamp": "2026-01-01T00:00:00Z"}
+                for n in range(10_001)]
+
+    answer = client.log_outcomes(outcomes)
+
+    assert answer == {"accepted": 10_001, "duplicates": 0, "unexposed": 10_001}
+    assert Outcome.objects.count() == 10_001
 
 
 def test_client_routes_assigns_and_logs_outcomes(live_server, fraud):
@@ -349,6 +399,7 @@ def test_close_returns_false_when_the_server_stays_away_and_the_thread_gives_up(
     assert done is False
     assert wait_until(lambda: client.events_stats()["failed"] == 3)
     assert client.events_stats()["queued"] == 0 and Event.objects.count() == 0
+    assert len(server.batches) <= 2  # the first attempt, at most one more once close() gave up: no 50 retries
 
 
 def test_api_error_reads_retry_after_in_seconds_or_as_an_http_date(fraud, front):
