@@ -192,7 +192,7 @@ def demo_seed() -> None:
         clock.now_value = real_now - timedelta(days=2)
         _seed_gates(users, clock, real_now)
         experiments_seed(users, clock, real_now)
-        rollouts_seed(users, clock, LocalSink(user_set_role(username=DEFAULT_USER, role="editor")), real_now)
+        rollouts_seed(users, clock, LocalSink(user_set_role(username=DEFAULT_USER, role="editor"), until=real_now), real_now)
 
 
 def _seed_prompts(users, clock, real_now):

@@ -27,7 +27,7 @@ import numpy as np
 
 from demo.simulation import PROFILES, profile_for
 from demo.simulation_llm import SUMMARIZE
-from demo.streams import Experiments, LlmStream, ModelStream, NotRunning
+from demo.streams import LABEL_JOB_S, Experiments, Label, LlmStream, ModelStream, NotRunning, label_jobs
 from demo.traffic import DEFAULT_USER, Backfill
 from experiments import selectors, services
 from experiments.api.serializers import ExperimentOut, RouteOut
@@ -36,6 +36,7 @@ from experiments.services.routing import route_in, route_plan_read
 from mlops_site.exceptions import Conflict, NotFound
 from mlops_site.roles import user_set_role
 from monitoring.services import events_ingest
+from monitoring.services.labels import labels_attach
 from registry import selectors as registry_selectors
 from registry.models import ModelVersion, PromptVersion
 from registry.services import promotion_approve
@@ -47,8 +48,16 @@ BATCHES_PER_DAY = 2  # exposures are stamped at their batch's first request: two
 class LocalSink:
     """The traffic streams' sink for the seed: the services in this process, as `actor`, on the demo clock."""
 
-    def __init__(self, actor):
+    def __init__(self, actor, until: datetime | None = None):
         self.actor = actor
+        self.until = until  # the real now: labels due later are still on their way
+
+    def labels_arrive(self, labels: list[Label]) -> int:
+        """Each label when it arrived (a labelling job every LABEL_JOB_S), through the labels service on the demo clock;
+        how many were stored. Ground truth never rides inside the seed's events either."""
+        until = (self.until or datetime.now(UTC)).timestamp()
+        return sum(labels_attach(payload={"labels": [x.payload() for x in job]}, actor=self.actor, now=datetime.fromtimestamp(at, UTC))["updated"]
+                   for at, job in label_jobs(labels, every=LABEL_JOB_S, until=until))
 
     def post_events(self, events: list[dict]) -> dict:
         result = events_ingest(payload={"events": events}, actor=self.actor)
@@ -96,6 +105,7 @@ def _feed(stream, sink: LocalSink, clock, begin: datetime, end: datetime, total:
     """Send `total` requests spread over [begin, end] in batches, each assigned at its first request and stored after its last."""
     days = max((end - begin).total_seconds() / 86400, 1 / 24)
     per_batch = max(1, math.ceil(total / (days * BATCHES_PER_DAY)))
+    labels = []
     for start in range(0, total, per_batch):
         stop = min(total, start + per_batch)
         first = float(stream.schedule.times(np.array([start]), np.array([0.0]))[0])
@@ -105,6 +115,9 @@ def _feed(stream, sink: LocalSink, clock, begin: datetime, end: datetime, total:
         sink.post_events(batch.events)
         if batch.outcomes:
             sink.post_outcomes(batch.outcomes)
+        labels += batch.labels
+    if labels:
+        sink.labels_arrive(labels)
 
 
 def _router(sink: LocalSink, clock, *, kind: str, name: str, version: int, unit_prefix: str, lift: float | None = None,
@@ -141,7 +154,7 @@ def _analyse(experiment: Experiment):
 def experiments_seed(users: dict, clock, real_now: datetime) -> None:
     """The four demo A/B tests (see the module's docstring), their traffic, outcomes and analyses."""
     alice, bob = users["alice"], users["bob"]
-    sink = LocalSink(user_set_role(username=DEFAULT_USER, role="editor"))
+    sink = LocalSink(user_set_role(username=DEFAULT_USER, role="editor"), until=real_now)
     # A finished test: two weeks after v4 was registered, promoted, approved the same day.
     v4 = ModelVersion.objects.get(model__name="sentiment-classifier", version=4)
     begin = v4.created_at + timedelta(days=3)

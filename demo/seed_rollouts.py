@@ -61,11 +61,13 @@ def _serve(stream, sink, clock, rollout: Rollout, *, minutes: int, during=None) 
     caught up and the rollout ticked at the minute's end; `during(rollout)` after each tick. Stops once it finished
     or paused."""
     begin = clock.now_value
+    labels = []
     for m in range(minutes):
         clock.now_value = begin + timedelta(minutes=m)
         batch = stream.build(m * PER_MINUTE, (m + 1) * PER_MINUTE)
         clock.now_value = begin + timedelta(minutes=m, seconds=59)
         sink.post_events(batch.events)
+        labels += batch.labels
         clock.now_value = begin + timedelta(minutes=m + 1)
         rollups_catch_up()
         services.rollout_tick(rollout_id=rollout.pk, now=clock.now_value)
@@ -74,6 +76,7 @@ def _serve(stream, sink, clock, rollout: Rollout, *, minutes: int, during=None) 
             during(rollout)
         if rollout.status in FINISHED:
             break
+    sink.labels_arrive(labels)  # what has arrived by now of their late labels
     return rollout
 
 

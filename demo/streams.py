@@ -41,6 +41,7 @@ from .simulation_ab import AbTest, LossDraws, UnitDraws, ab_test, lift_of, outco
 from .simulation_llm import LlmDraws, LlmProfile, simulate_llm
 
 MAX_BATCH = 10_000  # the API's limit per request (events, unit ids, outcomes)
+LABEL_JOB_S = 600.0  # simulated history: labels arrive as a labelling job sends them, every 10 minutes
 
 
 def iso(ts: float) -> str:
@@ -87,6 +88,16 @@ class Label:
 
     def payload(self) -> dict:
         return {"event_id": self.event_id, "label": self.label}
+
+
+def label_jobs(labels: list[Label], *, every: float, until: float) -> list[tuple[float, list[Label]]]:
+    """The labels that have arrived by `until`, as a labelling job sends them: every `every` seconds (on whole multiples
+    since the epoch), what arrived since its last run; [(the job's time, capped at `until`, its labels)] in time order."""
+    jobs: dict[float, list[Label]] = {}
+    for label in sorted(labels, key=lambda x: x.arrives):
+        if label.arrives <= until:
+            jobs.setdefault(min(math.ceil(label.arrives / every) * every, until), []).append(label)
+    return sorted(jobs.items())
 
 
 @dataclass(frozen=True)

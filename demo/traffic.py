@@ -502,8 +502,8 @@ class TrafficCommand(BaseCommand):
     def send(self, api: Api, run: Run, build: Callable[[int, int], Batch], *, show_progress: bool = True) -> tuple[Totals, float]:
         """Build and post the events in batches (real time: each batch once its last event's time has come), then the
         outcomes of the batch's units. The batches' labels are held: real time posts each once it has arrived (its
-        event's time plus its delay), after the events, and at the end waits for the last ones (Ctrl-C sends those at
-        once); a backfill leaves them all in `totals.held` for its command.
+        event's time plus its delay), after the events, and what is still pending when the run ends or is interrupted;
+        a backfill leaves them all in `totals.held` for its command.
 
         Building a batch assigns its units (streams.Experiments), so a batch is built one ahead: while the previous one
         waits for its time, before any of its own requests happen, as serving code assigns a unit before serving it.
@@ -574,9 +574,8 @@ class TrafficCommand(BaseCommand):
                 totals.counts.update(batch.counts)
                 progress.draw(sent=totals.sent, duplicates=totals.duplicates, errors=totals.errors, retries=api.retries,
                               changed=bool(batch.changed[-1]), force=totals.requests == 1 or stop == run.total)
-            while realtime and totals.held:  # the last labels are still on their way
-                time.sleep(max(0.0, min(x.arrives for x in totals.held) - time.time()))
-                post_labels(arrived(time.time()))
+            if realtime and totals.held:  # the last ones go with the run's end, rather than never
+                post_labels(arrived(math.inf))
         except KeyboardInterrupt:
             progress.end()
             if realtime and totals.held:  # what is on its way goes now, rather than never

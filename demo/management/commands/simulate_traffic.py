@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import numpy as np
 from django.core.management.base import CommandError
 
 from demo.simulation import LABEL_DELAY_SPREAD, LABEL_SHARE, PROFILES, Categorical, Draws, Profile, profile_for, simulate
-from demo.streams import ModelStream
+from demo.streams import LABEL_JOB_S, ModelStream, label_jobs
 from demo.traffic import Api, RealTime, Totals, TrafficCommand, change_point, server_errors
 from mlops_site.exceptions import DomainError
 from monitoring import columnar, services
@@ -48,7 +48,6 @@ from registry.services.tokens import TokenRefused, api_token_authenticate
 REFERENCE_ROWS = 20_000
 BACKFILL_LABEL_DELAY_S = 3600.0  # a backfill's labels come 1 to 6 hours after their events (chargebacks, reviews)
 LIVE_LABEL_DELAY_S = 60.0  # the live demo's: 1 to 6 minutes, so they show while someone watches
-LABEL_JOB = timedelta(minutes=10)  # a backfill's labels arrive as a labelling job sends them: every 10 minutes
 
 
 class Command(TrafficCommand):
@@ -173,12 +172,13 @@ class Command(TrafficCommand):
 
         A label's arrival time is in the past, and the API stores a label when it receives it. So when this site's
         database holds the events, the labels go through the labels service in this process on the demo clock: every
-        LABEL_JOB, what arrived since, and before each whole hour the 24-hour window ending then is computed (what the
+        LABEL_JOB_S, what arrived since, and before each whole hour the 24-hour window ending then is computed (what the
         hourly task would have stored), so the performance page has the day's history at once. Elsewhere they go
         through the API now. Labels still on their way at the end of the run are not sent.
         """
         now = time.time()
-        arrived = sorted((x for x in totals.held if x.arrives <= now), key=lambda x: x.arrives)
+        jobs = label_jobs(totals.held, every=LABEL_JOB_S, until=now)
+        arrived = [label for _, labels in jobs for label in labels]
         later = len(totals.held) - len(arrived)
         totals.held = []
         note = f"; {later:,} more would arrive after now, not sent" if later else ""
@@ -189,24 +189,16 @@ class Command(TrafficCommand):
         if user is None or mv is None or not Event.objects.filter(model_version=mv, event_id=arrived[0].event_id).exists():
             totals.counts["labelled"] += api.post_labels(arrived)
             return f"{totals.counts['labelled']:,} labels of this backfill sent through the API now (stored as arriving now){note}."
-        windows = 0
-        hour = _ceil(datetime.fromtimestamp(arrived[0].arrives, UTC), timedelta(hours=1))
-        job = [arrived[0]]
-        for label in [*arrived[1:], None]:
-            at = _ceil(datetime.fromtimestamp(job[0].arrives, UTC), LABEL_JOB)
-            if label is not None and label.arrives <= at.timestamp():
-                job.append(label)
-                continue
-            at = min(at, datetime.fromtimestamp(now, UTC))
-            while hour < at:  # the hourly windows that ended before this job ran (one at the same time sees its labels)
-                performance_compute(model_version=mv, start=hour - WINDOW, end=hour)
-                hour, windows = hour + timedelta(hours=1), windows + 1
-            totals.counts["labelled"] += labels_attach(payload={"labels": [x.payload() for x in job]}, actor=user, now=at)["updated"]
-            job = [label]
-        while hour.timestamp() <= now:
-            performance_compute(model_version=mv, start=hour - WINDOW, end=hour)
-            hour, windows = hour + timedelta(hours=1), windows + 1
-        return (f"{totals.counts['labelled']:,} labels of this backfill stored as they arrived (every {LABEL_JOB.total_seconds() / 60:g} minutes), "
+        hour, windows = math.ceil(jobs[0][0] / 3600) * 3600, 0
+        for at, labels in [*jobs, (now, [])]:
+            while hour < at or (not labels and hour <= at):  # the hourly windows that ended before this job (one at its time sees it)
+                end = datetime.fromtimestamp(hour, UTC)
+                performance_compute(model_version=mv, start=end - WINDOW, end=end)
+                hour, windows = hour + 3600, windows + 1
+            if labels:
+                payload = {"labels": [x.payload() for x in labels]}
+                totals.counts["labelled"] += labels_attach(payload=payload, actor=user, now=datetime.fromtimestamp(at, UTC))["updated"]
+        return (f"{totals.counts['labelled']:,} labels of this backfill stored as they arrived (every {LABEL_JOB_S / 60:g} minutes), "
                 f"and {windows} hourly performance windows of {model} v{version}{note}.")
 
     @staticmethod
@@ -243,8 +235,3 @@ class Command(TrafficCommand):
             raise CommandError(f"--set-reference: {exc.message}") from None
         return reference.rows
 
-
-def _ceil(at: datetime, step: timedelta) -> datetime:
-    """`at` rounded up to a whole `step` since the epoch."""
-    seconds = step.total_seconds()
-    return datetime.fromtimestamp(math.ceil(at.timestamp() / seconds) * seconds, UTC)
