@@ -78,3 +78,24 @@ def test_makefile_installs_every_venv_from_the_lock_and_serve_without_dev_tools(
     assert re.search(r"^PIP_INSTALL = pip install .*-c requirements\.lock", makefile, re.MULTILINE)
     assert re.search(r"^\$\(SERVE_STAMP\):.*\n.*\n\t\$\(SERVE_BIN\)/\$\(PIP_INSTALL\) -r requirements\.txt$", makefile, re.MULTILINE)
     assert re.search(r"^serve: \$\(SERVE_STAMP\)", makefile, re.MULTILINE)
+
+
+def unexplained(text: str) -> list[str]:
+    """Requirement lines with neither a comment of their own nor a comment line right above them."""
+    found, previous = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "-")) and "#" not in stripped and not previous.startswith("#"):
+            found.append(stripped)
+        previous = stripped
+    return found
+
+
+def test_every_runtime_dependency_says_why_it_is_there():
+    assert unexplained((ROOT / "requirements.txt").read_text()) == []
+
+
+def test_unexplained_finds_a_bare_requirement_only():
+    text = "# why a\na>=1\nb>=2  # why b\n# why c\n# more\nc>=3\n\nd>=4\n-r other.txt\n"
+
+    assert unexplained(text) == ["d>=4"]
