@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -55,6 +56,7 @@ class Client:
             "max_retries": max_retries, "close_timeout": close_timeout,
         }
         self._events: EventSender | None = None
+        self._events_lock = threading.Lock()
 
     @classmethod
     def over(cls, api: ApiClient) -> Client:
@@ -255,8 +257,9 @@ class Client:
         batch is stored once) and a `timestamp` (now, UTC) when it has none. `events_stats()` counts what
         happened to them; `flush()` waits until they are sent.
         """
-        if self._events is None:
-            self._events = EventSender(url=self.api.base, token=self.api.token, timeout=self.api.timeout, **self._sender_options)
+        with self._events_lock:  # two threads' first events make one sender
+            if self._events is None:
+                self._events = EventSender(url=self.api.base, token=self.api.token, timeout=self.api.timeout, **self._sender_options)
         return self._events.log(events)
 
     def events_stats(self) -> dict:

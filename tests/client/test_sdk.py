@@ -285,6 +285,29 @@ def test_log_events_sends_25_events_in_batches_of_10_and_stores_them_all(fraud, 
     client.close()
 
 
+def test_log_events_from_many_threads_at_once_stores_every_event_once(fraud, front):
+    server = front()
+    client = Client(url=server.url, token=token_for("eddie", "editor"), batch_size=100, flush_interval=60)
+    start = threading.Barrier(4)
+
+    def serve(thread: int):
+        start.wait()
+        for n in range(250):
+            client.log_events([event(thread * 1000 + n)])
+
+    threads = [threading.Thread(target=serve, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    flushed = client.flush(timeout=30)
+
+    assert flushed is True
+    assert Event.objects.count() == 1000 and sum(server.batches) == 1000
+    assert client.events_stats()["sent"] == 1000
+    client.close()
+
+
 def test_log_events_sends_a_partial_batch_after_the_flush_interval(fraud, front):
     server = front()
     client = Client(url=server.url, token=token_for("eddie", "editor"), batch_size=100, flush_interval=0.2)
