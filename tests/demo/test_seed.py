@@ -318,3 +318,12 @@ def test_seed_demo_leaves_a_canary_running_at_five_percent_for_the_live_traffic(
     assert (rollout.candidate.version, rollout.baseline.version, float(rollout.traffic_percent)) == (11, 6, 5.0)
     assert answers == {6, 11}
     assert seeded["started"] - timedelta(minutes=5) <= rollout.stage_started_at <= timezone.now()
+
+
+def test_seed_demo_events_carry_no_label_and_their_labels_came_hours_later(seeded):
+    labelled = list(Event.objects.exclude(label=None).values_list("timestamp", "labelled_at"))
+
+    assert len(labelled) > 3000  # about 30 % of the A/B tests' and canaries' model requests
+    # 1 to 6 hours after the request, plus up to 10 minutes until the labelling job ran; none later than the seed's now.
+    assert all(at is not None and timedelta(hours=1) <= at - ts <= timedelta(hours=6, minutes=10) for ts, at in labelled)
+    assert max(at for _, at in labelled) <= timezone.now()
