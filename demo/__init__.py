@@ -9,7 +9,8 @@ site would, and the apps never import it:
 - `simulation.py`, `simulation_llm.py`, `simulation_ab.py`: what model and LLM
   traffic looks like and what the units of an A/B test convert to (numpy only,
   seeded); `streams.py`: the batches a run sends, each event from the version
-  its unit's experiment assigned; `traffic.py`: the API client and the loop that
+  its unit's experiment assigned, and their ground truth, which arrives later
+  on its own (late labels, as real models get them); `traffic.py`: the API client and the loop that
   posts them to `/api/v1/events` (and outcomes to `/api/v1/outcomes`), shared by
   `manage.py simulate_traffic` and `manage.py simulate_llm_traffic`.
 

@@ -6,9 +6,17 @@
 
 Events go out as `POST {url}/api/v1/events` in batches, exactly as a serving
 fleet would send them: nothing is written to the database for events. The
-only ORM use is getting a token for `--user` (when no `--token` is given) and
+only ORM use is getting a token for `--user` (when no `--token` is given),
 `--set-reference`, which stores the pre-drift distribution as the version's
-reference.
+reference, and a backfill's late labels (below).
+
+Events carry no ground truth: about 30 % of the successful requests get their
+label later, `--label-delay` S to 6 S after the event. Real time posts each to
+`POST {url}/api/v1/labels` once it is due (what is pending when the run ends
+goes then). A backfill's labels were due in the past: against this site they are
+stored through the labels service at the time each came due, and the backfilled
+day's hourly performance windows computed as they stood then; against another
+site they go through the API at the end. Labels not due yet are not sent.
 
 A real-time run serves the model's running A/B tests as serving code would:
 each batch's units are assigned first (`POST {url}/api/v1/experiments/KEY/assign`),
