@@ -98,10 +98,10 @@ eval_criteria:
 def demo_prompts_folder() -> dict[str, str]:
     """A prompts folder like the ones teams keep in git: versions, eval sets and config.yaml."""
     summarize = [
-        dict(model="claude-sonnet-4", temperature=0.3, max_tokens=500, bullets=5, words=25, audience="", description="First cut."),
-        dict(model="claude-sonnet-4", temperature=0.3, max_tokens=500, bullets=3, words=20, audience="", description="Three bullets read better."),
-        dict(model="claude-sonnet-4", temperature=0.2, max_tokens=400, bullets=3, words=20, audience=" for an executive", description="Tighter, for executives."),
-        dict(model="claude-haiku-4", temperature=0.2, max_tokens=400, bullets=3, words=15, audience=" for an executive", description="Cheaper model, shorter bullets."),
+        dict(model="claude-sonnet-4-5", temperature=0.3, max_tokens=500, bullets=5, words=25, audience="", description="First cut."),
+        dict(model="claude-sonnet-4-5", temperature=0.3, max_tokens=500, bullets=3, words=20, audience="", description="Three bullets read better."),
+        dict(model="claude-sonnet-4-5", temperature=0.2, max_tokens=400, bullets=3, words=20, audience=" for an executive", description="Tighter, for executives."),
+        dict(model="claude-haiku-4-5", temperature=0.2, max_tokens=400, bullets=3, words=15, audience=" for an executive", description="Cheaper model, shorter bullets."),
     ]
     files = {f"summarize/v{n}.yaml": SUMMARIZE.format(n=n, **kw) for n, kw in enumerate(summarize, start=1)}
     files["summarize/eval_set.jsonl"] = "".join(

@@ -330,7 +330,7 @@ def test_an_experiment_started_and_stopped_during_a_live_run_is_served_in_betwee
 
 @pytest.fixture
 def summarize(live_server, alice):
-    """The demo's prompts: summarize v2 in prod (claude-sonnet-4), v4 (claude-haiku-4) in dev."""
+    """The demo's prompts: summarize v2 in prod (claude-sonnet-4-5), v4 (claude-haiku-4-5) in dev."""
     bob = make_user("bob", "approver")
     registry_services.prompts_import(files=demo_prompts_folder(), actor=alice)
     for promotion in PromotionRequest.objects.filter(prompt__isnull=False, status="pending").order_by("id"):
@@ -350,7 +350,7 @@ def test_an_llm_run_serves_a_prompt_test_whose_newest_version_is_judged_better(l
     exposed = exposures("summarize-ab")
     rows = list(Event.objects.values_list("unit_id", "prompt_version__version", "llm_model", "judge_score"))
     assert len(rows) == 3000 and all(v == exposed[u][1] for u, v, _, _ in rows)
-    assert {(v, m) for _, v, m, _ in rows} == {(2, "claude-sonnet-4"), (4, "claude-haiku-4")}  # B's LLM: the server's, from its version
+    assert {(v, m) for _, v, m, _ in rows} == {(2, "claude-sonnet-4-5"), (4, "claude-haiku-4-5")}  # B's LLM: the server's, from its version
     judge = {v: np.mean([s for _, version, _, s in rows if version == v and s is not None]) for v in (2, 4)}
     assert 0.04 < judge[4] - judge[2] < 0.12  # the median 0.84 raised by 10 %: about +0.08 on the mean
     assert set(Outcome.objects.values_list("metric", flat=True)) == {"conversion"}  # judge_score comes with the events

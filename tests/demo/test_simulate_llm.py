@@ -89,7 +89,7 @@ def run_command(*args: str) -> str:
 
 @pytest.fixture
 def summarize(live_server):
-    """The demo's prompts, as seed_demo imports them: summarize v2 in prod (claude-sonnet-4), v4 in dev; list prices loaded."""
+    """The demo's prompts, as seed_demo imports them: summarize v2 in prod (claude-sonnet-4-5), v4 in dev; list prices loaded."""
     alice, bob = make_user("alice", "editor"), make_user("bob", "approver")
     registry_services.prompts_import(files=demo_prompts_folder(), actor=alice)
     for promotion in PromotionRequest.objects.filter(prompt__isnull=False, status="pending").order_by("id"):
@@ -106,7 +106,7 @@ def test_a_day_of_prompt_requests_with_a_change_and_an_auto_budget_that_crosses_
 
     events = Event.objects.filter(prompt_version__prompt__name="summarize")
     assert events.count() == 1000 and not events.filter(model_version__isnull=False).exists()
-    assert set(events.values_list("prompt_version__version", "llm_model").distinct()) == {(2, "claude-sonnet-4")}
+    assert set(events.values_list("prompt_version__version", "llm_model").distinct()) == {(2, "claude-sonnet-4-5")}
     assert all(e.startswith("llm-7-") for e in events.values_list("event_id", flat=True))
     assert 0 < events.filter(error=True).count() < 25
     ok = events.filter(error=False)
@@ -155,7 +155,7 @@ def test_llm_options_and_missing_versions_are_clear_errors(live_server, summariz
 
 def test_the_estimate_reads_every_page_of_prices_and_the_price_the_server_would_choose(live_server, summarize):
     fillers = [pricing.PriceEntry(f"aaa-{i:04d}", 1e-6, 1e-6) for i in range(600)]  # sorted before claude-*: its prices are on page 2
-    services.prices_import(entries=[*fillers, pricing.PriceEntry("claude-sonnet-4", 1e-6, 2e-6)], effective_from=date(2025, 6, 1),
+    services.prices_import(entries=[*fillers, pricing.PriceEntry("claude-sonnet-4-5", 1e-6, 2e-6)], effective_from=date(2025, 6, 1),
                         actor=None, source="test")
 
     out = run_command("--prompt", "summarize", "--events", "20", "--backfill-hours", "1", "--seed", "4", "--batch", "20",
