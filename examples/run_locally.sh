@@ -61,7 +61,7 @@ mkdir -p "$WORK/prompts/$PROMPT"
 cat > "$WORK/prompts/$PROMPT/v1.yaml" <<YAML
 name: $PROMPT
 version: 1
-model: claude-sonnet-4
+model: claude-sonnet-4-5
 temperature: 0.3
 max_tokens: 500
 system: |
