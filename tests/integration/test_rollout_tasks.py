@@ -24,8 +24,8 @@ def shared_cache(redis_url, settings):
     cache.delete(route_cache_key("model", "fraud"))  # an earlier test's plan (its database is gone)
 
 
-def events(model: str, version: int, n: int, errors: int = 0, prefix: str = "e", shadow: bool = False) -> list[dict]:
-    at = timezone.now() - timedelta(seconds=1)
+def events(model: str, version: int, n: int, errors: int = 0, prefix: str = "e", shadow: bool = False, at=None) -> list[dict]:
+    at = at or timezone.now() - timedelta(seconds=1)
     return [{"event_id": f"{prefix}-{version}-{i}", "model": model, "version": version, "timestamp": at.isoformat(), "latency_ms": 40.0,
              "error": i < errors, "unit_id": f"u{i}", **({"shadow": True} if shadow else {})} for i in range(n)]
 
@@ -45,7 +45,10 @@ def test_an_error_spike_rolls_the_canary_back_within_one_tick_of_the_beat(worker
     promotion_id = canary_approved(api_as, editor, approver)
     rollout = worker.wait_for(lambda: Rollout.objects.filter(promotion_id=promotion_id).first(), "the worker started the rollout")
     route = api_as(viewer).get("/api/v1/route", {"model": "fraud", "unit_id": "u1"}).json()
-    sent = api_as(editor).post("/api/v1/events", {"events": events("fraud", 1, 100) + events("fraud", 2, 40, errors=10, shadow=True)}, format="json")
+    # Served inside the stage's window: a second before now could fall before the worker started the stage.
+    at = rollout.stage_started_at + timedelta(milliseconds=1)
+    sent = api_as(editor).post("/api/v1/events", {"events": events("fraud", 1, 100, at=at) + events("fraud", 2, 40, errors=10, shadow=True, at=at)},
+                               format="json")
 
     worker.beat("monitoring-rollups").get(timeout=30)
     ticked = worker.beat("experiments-rollouts-tick").get(timeout=30)
