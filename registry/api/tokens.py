@@ -28,7 +28,7 @@ class TokenOut(serializers.Serializer):
     expires_at = serializers.DateTimeField(allow_null=True)
     revoked_at = serializers.DateTimeField(allow_null=True)
     last_used_at = serializers.DateTimeField(allow_null=True, help_text="To the minute.")
-    state = serializers.ChoiceField(choices=TOKEN_STATES, source="state_now")
+    state = serializers.ChoiceField(choices=TOKEN_STATES)  # ApiToken.state(), called by DRF
 
 
 class TokenCreateIn(StrictSerializer):
@@ -42,10 +42,6 @@ class TokenCreatedOut(TokenOut):
     key = serializers.CharField(help_text="The key: in this answer only, never again. Send it as `Authorization: Bearer <key>`.")
 
 
-def _with_state(token):
-    token.state_now = token.state()
-    return token
-
 
 class TokenListApi(generics.ListAPIView):
     """The caller's tokens, newest first (revoked and expired ones too). POST (signed-in session only): a new token,
@@ -58,7 +54,7 @@ class TokenListApi(generics.ListAPIView):
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(TokenOut([_with_state(t) for t in page], many=True).data)
+        return self.get_paginated_response(TokenOut(page, many=True).data)
 
     @extend_schema(request=TokenCreateIn, responses={201: TokenCreatedOut})
     def post(self, request):
@@ -68,7 +64,7 @@ class TokenListApi(generics.ListAPIView):
             )
         data = validated(TokenCreateIn, request.data)
         created = api_token_create(user=request.user, name=data["name"], expires_at=data["expires_at"])
-        token = _with_state(created.token)
+        token = created.token
         token.key = created.key
         response = Response(TokenCreatedOut(token).data, status=status.HTTP_201_CREATED)
         response["Cache-Control"] = "no-store"
@@ -80,4 +76,4 @@ class TokenRevokeApi(APIView):
 
     @extend_schema(request=None, responses=TokenOut)
     def post(self, request, token_id):
-        return Response(TokenOut(_with_state(api_token_revoke(actor=request.user, token_id=int(token_id)))).data)
+        return Response(TokenOut(api_token_revoke(actor=request.user, token_id=int(token_id))).data)

@@ -100,9 +100,10 @@ def api_token_authenticate(key: str, *, now: datetime | None = None) -> ApiToken
     token = ApiToken.objects.select_related("user").filter(key_sha256=key_digest(key)).first()
     if token is None:
         raise TokenRefused("Invalid token.", "invalid_token")
-    if token.revoked_at is not None:
+    state = token.state(now)
+    if state == "revoked":
         raise TokenRefused("This token has been revoked.", "token_revoked")
-    if token.expires_at is not None and token.expires_at <= now:
+    if state == "expired":
         raise TokenRefused("This token has expired.", "token_expired")
     if not token.user.is_active:
         raise TokenRefused("This token's user is inactive.", "user_inactive")
