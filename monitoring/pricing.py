@@ -72,11 +72,7 @@ class PriceEntry:
 
     def prices(self) -> tuple:
         """Every price and the threshold, without the pattern and date: two entries with equal prices() price alike."""
-        return (
-            self.input_per_token, self.output_per_token, self.cached_input_per_token, self.reasoning_per_token,
-            self.cache_creation_per_token, self.long_context_threshold, self.long_context_input_per_token,
-            self.long_context_output_per_token, self.long_context_cached_input_per_token, self.long_context_cache_creation_per_token,
-        )
+        return tuple(getattr(self, name) for name in PRICE_FIELDS)
 
 
 # The names of PriceEntry's prices, in prices() order (the Price model has the same fields).

@@ -202,11 +202,7 @@ def notification_send(
     tried and failed in a way worth another try."""
     model = type(record)
     now = now or timezone.now()
-    claimed = model.objects.filter(
-        Q(next_notification_at__isnull=True) | Q(next_notification_at__lte=now),
-        pk=record.pk, notification_status__in=[NotificationStatus.PENDING, NotificationStatus.RETRYING],
-        notification_attempts__lt=MAX_ATTEMPTS,
-    ).update(notification_attempts=F("notification_attempts") + 1, next_notification_at=now + ATTEMPT_LEASE)
+    claimed = model.objects.filter(notification_due(now=now), pk=record.pk, notification_attempts__lt=MAX_ATTEMPTS).update(notification_attempts=F("notification_attempts") + 1, next_notification_at=now + ATTEMPT_LEASE)
     record.refresh_from_db()
     record.tried_now = bool(claimed)
     if not claimed:
