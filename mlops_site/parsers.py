@@ -20,23 +20,17 @@ class StrictJSONError(ValueError):
     pass
 
 
-def nesting_depth(value: Any, children=None) -> int:
+def _containers(node: Any) -> list | None:
+    """The lists and dicts inside a list or dict (its scalars are never stacked); None for a scalar."""
+    if not isinstance(node, dict | list):
+        return None
+    return [child for child in (node.values() if isinstance(node, dict) else node) if isinstance(child, dict | list)]
+
+
+def nesting_depth(value: Any, children=_containers) -> int:
     """How deeply lists and dicts nest in `value` (a scalar is 0), walked without recursion and
     stopping past MAX_DEPTH. `children(node)` gives a node's children (None for a leaf) for other
-    trees (YAML nodes); by default lists and dict values, and only containers are stacked."""
-    if children is None:
-        if not isinstance(value, dict | list):
-            return 0
-        deepest, stack = 1, [(value, 1)]
-        while stack:
-            node, depth = stack.pop()
-            inner = [child for child in (node.values() if isinstance(node, dict) else node) if isinstance(child, dict | list)]
-            if inner:
-                deepest = max(deepest, depth + 1)
-                if deepest > MAX_DEPTH:
-                    return deepest
-                stack.extend((child, depth + 1) for child in inner)
-        return deepest
+    trees (YAML nodes); by default the lists and dicts inside lists and dict values."""
     deepest, stack = 0, [(value, 0)]
     while stack:
         node, depth = stack.pop()
@@ -50,7 +44,7 @@ def nesting_depth(value: Any, children=None) -> int:
     return deepest
 
 
-def too_deep(value: Any, children=None) -> str | None:
+def too_deep(value: Any, children=_containers) -> str | None:
     """A message when `value` nests deeper than MAX_DEPTH, else None."""
     if nesting_depth(value, children) > MAX_DEPTH:
         return f"nested too deeply (the limit is {MAX_DEPTH} levels)"
