@@ -13,12 +13,13 @@ URL = "/api/v1/models/fraud/versions/1"
 DEEP_JSON = "[" * 100_000 + "]" * 100_000
 # Under the interpreter's recursion limit, so the parser accepts it and only a depth check refuses it.
 MEDIUM_JSON = "[" * 900 + "]" * 900
+OBJECTS_JSON = '{"a": ' * 900 + "1" + "}" * 900  # objects inside objects, as deep
 DEEP_YAML = "a: " + "[" * 100_000 + "]" * 100_000 + "\n"
 MEDIUM_YAML = "a: " + "[" * 900 + "]" * 900 + "\n"
 BLOCK_YAML = "".join(" " * i + "- \n" for i in range(400)) + " " * 400 + "- x\n"
 
 
-@pytest.mark.parametrize("text", [DEEP_JSON, MEDIUM_JSON], ids=["deep", "medium"])
+@pytest.mark.parametrize("text", [DEEP_JSON, MEDIUM_JSON, OBJECTS_JSON], ids=["deep", "medium", "objects"])
 def test_api_json_body_nested_too_deeply_is_a_400(api_as, editor, text):
     response = api_as(editor).post("/api/v1/prompts/import", text, content_type="application/json")
 
