@@ -108,6 +108,20 @@ def segment(value: str | int) -> str:
     return quote(str(value), safe="")
 
 
+UNFINISHED = ("pending", "running")  # an evaluation's statuses before it is done or failed
+
+
+def version_number(api: ApiClient, collection: str, name: str, version: int | str, *, label: str = "") -> int:
+    """`version` as a number: an int as it is, `"latest"` the newest version of `collection`/`name` (models or
+    prompts); a UsageError "<label or name> has no versions yet." when there is none."""
+    if version != "latest":
+        return int(version)
+    latest = api.get(f"{collection}/{segment(name)}").get("latest_version")
+    if not latest:
+        raise UsageError(f"{label or name} has no versions yet.")
+    return latest
+
+
 class MultipartFile:
     """A multipart/form-data body streamed from disk.
 

@@ -14,11 +14,20 @@ import math
 import time
 from typing import Any
 
-from .client import EXIT_EVALUATION_FAILED, EXIT_GATE_FAILED, EXIT_STILL_RUNNING, ApiClient, CliError, UsageError, segment
+from .client import (
+    EXIT_EVALUATION_FAILED,
+    EXIT_GATE_FAILED,
+    EXIT_STILL_RUNNING,
+    UNFINISHED,
+    ApiClient,
+    CliError,
+    UsageError,
+    segment,
+    version_number,
+)
 from .inputs import existing_file, load_json_object, version_arg
 from .output import print_json, table, when
 
-UNFINISHED = ("pending", "running")
 RECENT = 100  # `gate` looks at the version's newest evaluations, this many, for unfinished and failed ones
 MODEL_ONLY_OPTIONS = ("label_column", "prediction_column", "score_column", "group_column", "positive_label")
 
@@ -34,15 +43,6 @@ FIGURE_ORDER = [
 def _subject(args: argparse.Namespace) -> tuple[str, str]:
     """("models", name) or ("prompts", name) from `--model` / `--prompt`."""
     return ("models", args.model) if getattr(args, "model", None) else ("prompts", args.prompt)
-
-
-def _number(api: ApiClient, collection: str, name: str, version: str) -> int:
-    if version != "latest":
-        return int(version)
-    latest = api.get(f"{collection}/{segment(name)}").get("latest_version")
-    if not latest:
-        raise UsageError(f"{name} has no versions yet.")
-    return latest
 
 
 def figure(value: Any) -> str:
@@ -96,7 +96,7 @@ def _evaluation_options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_evaluate(api: ApiClient, args: argparse.Namespace) -> int:
     path = existing_file("--file", args.file)
     options = _evaluation_options(args)  # local input first: a bad flag costs no request
-    number = _number(api, "models", args.model, args.version)
+    number = version_number(api, "models", args.model, args.version)
     body = api.post_file(
         f"models/{segment(args.model)}/versions/{number}/evaluations",
         fields={"kind": args.kind, "options": json.dumps(options, allow_nan=False)}, file_field="file", file_path=path,
@@ -114,7 +114,7 @@ def cmd_evaluate_prompt(api: ApiClient, args: argparse.Namespace) -> int:
             options["responses"] = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise UsageError(f"--responses {args.responses}: not UTF-8 text.") from None
-    number = _number(api, "prompts", args.prompt, args.version)
+    number = version_number(api, "prompts", args.prompt, args.version)
     body = api.post(f"prompts/{segment(args.prompt)}/versions/{number}/evaluations", options)
     return _report(api, body, args)
 
@@ -217,7 +217,7 @@ def _failed_since_done(recent: list[dict]) -> list[dict]:
 
 def cmd_gate(api: ApiClient, args: argparse.Namespace) -> int:
     collection, name = _subject(args)
-    number = _number(api, collection, name, args.version)
+    number = version_number(api, collection, name, args.version)
     base = f"{collection}/{segment(name)}/versions/{number}"
     label = f"{name} v{number}"
     state = api.get(f"{base}/gates")

@@ -10,7 +10,7 @@ import tarfile
 import time
 from typing import Any
 
-from .client import ApiClient, ApiError, UsageError, segment
+from .client import ApiClient, ApiError, UsageError, segment, version_number
 from .inputs import add_canary_arguments, canary_fields, load_json_object, read_folder, version_arg
 from .output import print_json, table, version_label, when
 
@@ -101,12 +101,7 @@ def cmd_import(api: ApiClient, args: argparse.Namespace) -> int:
 
 
 def _resolve_version(api: ApiClient, name: str, version: str) -> int:
-    if version != "latest":
-        return int(version)
-    latest = api.get(f"prompts/{segment(name)}").get("latest_version")
-    if not latest:
-        raise UsageError(f"prompt {name} has no versions yet.")
-    return latest
+    return version_number(api, "prompts", name, version, label=f"prompt {name}")
 
 
 def cmd_promote(api: ApiClient, args: argparse.Namespace) -> int:

@@ -17,11 +17,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .client import ApiClient, UsageError, segment
+from .client import UNFINISHED, ApiClient, UsageError, segment, version_number
 from .events import EventSender
 
 OUTCOMES_MAX = 10_000  # the server's batch cap of POST /api/v1/outcomes
-UNFINISHED = ("pending", "running")
 
 
 class Client:
@@ -108,12 +107,7 @@ class Client:
 
     def version_number(self, model: str, version: int | str) -> int:
         """`version` as a number: an int as it is, `"latest"` the model's newest version."""
-        if version != "latest":
-            return int(version)
-        latest = self.api.get(f"models/{segment(model)}").get("latest_version")
-        if not latest:
-            raise UsageError(f"{model} has no versions yet.")
-        return latest
+        return version_number(self.api, "models", model, version)
 
     def promote(
         self, model: str, version: int | str, *, to: str, reason: str, canary: bool = False, policy: str | None = None
@@ -208,12 +202,7 @@ class Client:
         return self.api.get(f"{base}/gates")
 
     def _prompt_version(self, prompt: str, version: int | str) -> int:
-        if version != "latest":
-            return int(version)
-        latest = self.api.get(f"prompts/{segment(prompt)}").get("latest_version")
-        if not latest:
-            raise UsageError(f"{prompt} has no versions yet.")
-        return latest
+        return version_number(self.api, "prompts", prompt, version)
 
     # --- serving ------------------------------------------------------------------------------
 
