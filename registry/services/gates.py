@@ -201,16 +201,24 @@ def evidence_refusal(evaluation: Evaluation, *, policy: GatePolicy, requester) -
     return ""
 
 
-def gate_status(*, version: ModelVersion | PromptVersion, policy: GatePolicy | None = None, requester=None) -> GateStatus:
+def finished_evidence(version: ModelVersion | PromptVersion) -> list[Evaluation]:
+    """The version's finished evaluations, newest first, with what judging a gate reads of them. One query."""
+    field = "model_version" if isinstance(version, ModelVersion) else "prompt_version"
+    return list(Evaluation.objects.filter(**{field: version}, status=EvaluationStatus.DONE).order_by("-finished_at", "-id")
+                .select_related("requested_by").only("pk", "kind", "finished_at", "source", "metrics", "origin", "requested_by__username"))
+
+
+def gate_status(
+    *, version: ModelVersion | PromptVersion, policy: GatePolicy | None = None, requester=None, evidence: list[Evaluation] | None = None
+) -> GateStatus:
     """Each check of the version's policy with its value, threshold, pass/fail and the evaluation it came from, judged
-    for a promotion requested by `requester` (a user, or None before anyone asked). Two queries."""
+    for a promotion requested by `requester` (a user, or None before anyone asked). Two queries, fewer when the policy
+    and the `evidence` (finished_evidence) are given: judging one version for several requesters reads them once."""
     policy = policy if policy is not None else _policy_of(version)
     judged_for = requester.username if requester is not None else ""
     if policy is None:
         return GateStatus(policy=None, checks=(), requester=judged_for)
-    field = "model_version" if isinstance(version, ModelVersion) else "prompt_version"
-    done = list(Evaluation.objects.filter(**{field: version}, status=EvaluationStatus.DONE).order_by("-finished_at", "-id")
-                .select_related("requested_by").only("pk", "kind", "finished_at", "source", "metrics", "origin", "requested_by__username"))
+    done = evidence if evidence is not None else finished_evidence(version)
     outcomes = []
     for item in policy.checks:
         found, passed_over = None, []

@@ -61,19 +61,22 @@ def gate_card(version, user, promotions) -> dict:
 
     The checks are judged for the requester of the first pending gated request, else for the viewing user (which
     matters only under a policy that needs evidence from someone other than the requester; then each other pending
-    request is judged for its own requester, one query more each). Three queries otherwise (the policy, the finished
-    evaluations, the newest A/B test result). Requests into an ungated stage (a prompt's dev) are not blocked.
+    request is judged for its own requester, from the evaluations read once more for all of them). Three queries
+    otherwise (the policy, the finished evaluations, the newest A/B test result). Requests into an ungated stage (a prompt's dev) are not blocked.
     """
     pending = [p for p in promotions if p.status == PromotionStatus.PENDING and p.to_stage not in gates.UNGATED_STAGES]
     you = user if user.is_authenticated else None
     shown_for = pending[0].requested_by if pending else you
     state = gates.gate_status(version=version, requester=shown_for)
     by_identity = state.policy is not None and state.policy.evidence_from_other_identity
+    evidence: list = []  # read on the first other requester, then shared
 
     def judged_for(requester) -> gates.GateStatus:
         if not by_identity or getattr(requester, "pk", None) == getattr(shown_for, "pk", None):
             return state
-        return gates.gate_status(version=version, policy=state.policy, requester=requester)
+        if not evidence:
+            evidence.append(gates.finished_evidence(version))
+        return gates.gate_status(version=version, policy=state.policy, requester=requester, evidence=evidence[0])
 
     blocked_ids = set()
     if state.enforced:

@@ -287,3 +287,24 @@ def test_the_admin_sets_the_option_through_the_gate_service(admin_user, approver
     event = AuditEvent.objects.filter(action="gate_policy_set").latest("id")
     assert (event.actor, event.extra["evidence_from_other_identity"], event.extra["evidence_from_other_identity_before"]) == (
         admin_user, True, False)
+
+
+def test_gate_card_reads_the_evaluations_once_more_however_many_requesters_it_judges_for(approver, approver2, editor, ci, fraud):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.conftest import api_client_for
+
+    gate_policy_set(model=RegisteredModel.objects.get(name="fraud"), checks=CHECKS, evidence_from_other_identity=True, actor=approver)
+    evaluated(fraud, ci, 0.95)
+    evaluated(fraud, approver, 0.96)  # counts for both requesters below
+    api_as_editor_request(editor)  # production, asked by the editor
+    staged = api_client_for(ci).post(f"{MODEL}/promotions", {"to": "staging", "reason": "to try"}, format="json")  # staging, by CI
+
+    with CaptureQueriesContext(connection) as page:
+        html = logged_in(approver2).get("/models/fraud/versions/1/").content.decode()
+
+    reads = [q["sql"] for q in page.captured_queries  # the finished evaluations gates read (not the A/B result's, nor the list's)
+             if 'FROM "registry_evaluation"' in q["sql"] and "'done'" in q["sql"] and "LIMIT" not in q["sql"]]
+    assert staged.status_code == 201 and 'id="gate-card"' in html
+    assert len(reads) == 2  # the card's own judging, then once for the staging request's requester and the viewer together
