@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin
 
 from mlops_site.exceptions import ValidationFailed
+from mlops_site.webhooks import webhook_url_check
 from registry.admin import ReadOnlyAdmin
 
 from .models import (
@@ -24,7 +25,6 @@ from .models import (
     RollupCursor,
 )
 from .services.alerts import alert_rule_delete, alert_rule_fields, alert_rule_save
-from .services.notifications import webhook_url_check
 
 
 @admin.register(Event)

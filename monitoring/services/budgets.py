@@ -12,12 +12,13 @@ from django.utils import timezone
 from mlops_site.exceptions import Conflict, ValidationFailed
 from mlops_site.queue import enqueue_on_commit
 from mlops_site.roles import APPROVER, EDITOR, require_role
+from mlops_site.webhooks import webhook_url_check
 from registry.models import AuditAction, Prompt, RegisteredModel
 from registry.services import audit_record
 
 from ..models import Budget, BudgetAlert, BudgetPeriod, BudgetScope
 from ..selectors.budgets import budget_status
-from .notifications import notification_due, notification_send, signing_secret, webhook_url_check
+from .notifications import notification_due, notification_send, signing_secret
 
 DEFAULT_THRESHOLDS = [0.8, 1.0]
 

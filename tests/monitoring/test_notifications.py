@@ -15,11 +15,12 @@ import urllib3
 from django.forms import modelform_factory
 
 from mlops_site.exceptions import Forbidden, ValidationFailed
+from mlops_site.webhooks import MAX_ATTEMPTS, RETRY_AFTER
 from monitoring import services
 from monitoring.admin import AlertRuleForm
 from monitoring.models import AlertEvent, AlertRule, Budget, BudgetAlert, NotificationAttempt
 from monitoring.services import alerts, notifications
-from monitoring.services.notifications import MAX_ATTEMPTS, RETRY_AFTER, notification_send
+from monitoring.services.notifications import notification_send
 from tests.factories import register
 
 pytestmark = pytest.mark.django_db
