@@ -67,6 +67,9 @@ class ModelVersion(models.Model):
     artifact_uri = models.CharField(max_length=1000, blank=True)
     artifact_size = models.BigIntegerField(null=True, blank=True)
     artifact_sha256 = models.CharField(max_length=64, blank=True)
+    # Lineage when the version was registered by an MLflow client: the run that logged it and its model folder.
+    run = models.ForeignKey("registry.Run", null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions")
+    logged_model = models.ForeignKey("registry.LoggedModel", null=True, blank=True, on_delete=models.PROTECT, related_name="model_versions")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -395,6 +398,9 @@ class AuditAction(models.TextChoices):
     LABELS_OVERWRITTEN = "labels_overwritten"
     TOKEN_CREATED = "token_created"  # on the tokens page or API (a tool rotating its own token is not audited)
     TOKEN_REVOKED = "token_revoked"
+    MODEL_CREATED = "model_created"  # an MLflow client's registered-models/create, before any version
+    ALIAS_SET = "alias_set"
+    ALIAS_DELETED = "alias_deleted"
 
 
 class AuditEvent(models.Model):
@@ -437,10 +443,23 @@ from .gates import (  # noqa: E402
     EvidenceOrigin,
     GatePolicy,
 )
+from .runs import (  # noqa: E402
+    LoggedModel,
+    LoggedModelStatus,
+    ModelAlias,
+    ProtectedAlias,
+    Run,
+    RunGroup,
+    RunMetric,
+    RunParam,
+    RunStatus,
+    RunTag,
+)
 from .tokens import ApiToken  # noqa: E402
 
 __all__ = [
     "ApiToken", "AuditAction", "AuditEvent", "DatasetSchema", "Environment", "EvalSet", "Evaluation", "EvaluationKind", "EvaluationRow",
-    "EvaluationStatus", "EvidenceOrigin", "GatePolicy", "ModelVersion", "Prompt", "PromptDeployment", "PromptVersion", "PromotionRequest",
-    "PromotionStatus", "PromotionStrategy", "RegisteredModel", "Stage", "StageChange", "StageChangeKind",
+    "EvaluationStatus", "EvidenceOrigin", "GatePolicy", "LoggedModel", "LoggedModelStatus", "ModelAlias", "ModelVersion", "ProtectedAlias", "Prompt", "PromptDeployment", "PromptVersion", "PromotionRequest",
+    "PromotionStatus", "PromotionStrategy", "RegisteredModel", "Run", "RunGroup", "RunMetric", "RunParam", "RunStatus", "RunTag", "Stage",
+    "StageChange", "StageChangeKind",
 ]
