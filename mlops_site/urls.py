@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from monitoring.api.metrics import MetricsApi
+from registry.mlflow_api.server import ServerInfo
 from registry.views import models as registry_pages
 
 handler404 = "mlops_site.exceptions.json_404"
@@ -30,6 +31,9 @@ urlpatterns = [
     path("api/v1/", include("registry.api.urls")),
     path("api/v1/", include("monitoring.api.urls")),
     path("api/v1/", include("experiments.api.urls")),
+    # MLflow's REST API, for MLflow clients (MLFLOW_TRACKING_URI pointed at this site)
+    path("api/2.0/", include("registry.mlflow_api.urls")),
+    path("api/3.0/mlflow/server-info", ServerInfo.as_view(), name="mlflow-server-info"),
     path("", include("registry.urls")),
     path("", include("monitoring.urls")),
     path("", include("experiments.urls")),

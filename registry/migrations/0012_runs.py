@@ -15,6 +15,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name='registeredmodel',
+            name='tags',
+            field=models.JSONField(blank=True, default=dict),
+        ),
         migrations.AlterField(
             model_name='auditevent',
             name='action',

@@ -31,6 +31,7 @@ class RegisteredModel(models.Model):
 
     name = models.CharField(max_length=128, unique=True, validators=[name_validator])
     description = models.TextField(blank=True)
+    tags = models.JSONField(default=dict, blank=True)  # set by MLflow clients (registered model tags)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 

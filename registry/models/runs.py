@@ -104,6 +104,9 @@ class RunParam(models.Model):
         ordering = ["key"]
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="registry_runparam_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.key}={self.value[:50]}"
+
 
 class RunTag(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tags")
@@ -113,6 +116,9 @@ class RunTag(models.Model):
     class Meta:
         ordering = ["key"]
         constraints = [models.UniqueConstraint(fields=["run", "key"], name="registry_runtag_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value[:50]}"
 
 
 class RunMetric(models.Model):
@@ -129,6 +135,9 @@ class RunMetric(models.Model):
     class Meta:
         ordering = ["run_id", "key", "step", "timestamp", "id"]
         indexes = [models.Index(fields=["run", "key", "step", "timestamp"], name="registry_runmetric_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key}[{self.step}]={'NaN' if self.is_nan else self.value}"
 
 
 class LoggedModelStatus(models.TextChoices):

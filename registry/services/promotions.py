@@ -37,7 +37,7 @@ from ..models import (
     StageChangeKind,
 )
 from .audit import audit_record
-from .gates import gates_require
+from .gates import gate_status, gates_require
 from .subjects import ModelSubject, PromptSubject, subject_for_request, subject_for_version
 
 
@@ -496,3 +496,23 @@ def promotions_expire_stale(*, max_age_days: int | None = None, now=None) -> int
                 extra={"promotion_id": promotion.pk},
             )
     return expired
+
+
+def promotion_direct(*, version, to_stage: str, reason: str, actor, comment: str) -> PromotionRequest:
+    """An approver's own move of a model version whose gates pass (an MLflow client's stage transition or protected
+    alias move by an approver): requested and approved in one transaction, audited as a request and a direct approval.
+
+    Only for a caller with the approver role who is not the version's author, and only when the version has a gate
+    policy whose every check passes for this caller; otherwise 403 or 409, and the caller asks for a promotion instead.
+    """
+    require_role(actor, APPROVER, "Moving a version without a second approver")
+    if version.created_by_id == actor.pk:
+        raise Forbidden("You created this version; someone else must approve its promotion.", code="four_eyes")
+    with transaction.atomic():
+        status = gate_status(version=version, requester=actor)
+        if status.policy is None or not status.checks or not status.passed:
+            raise Conflict(f"{version} has no passing gates for {actor.get_username()}.", code="gates_failed")
+        promotion = promotion_request_create(version=version, to_stage=to_stage, reason=reason, actor=actor)
+        subject = subject_for_version(version).lock(promotion.subject_name)
+        _approve(subject, promotion, actor, comment=comment, direct=True)
+    return promotion

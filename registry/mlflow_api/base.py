@@ -1,0 +1,100 @@
+"""What every MLflow endpoint shares: who may call (the MLflow client's token or user name and password), MLflow's
+error shape, and reading a request's arguments (query string for GET, JSON body otherwise)."""
+
+from __future__ import annotations
+
+from axes.exceptions import AxesBackendPermissionDenied
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf
+from rest_framework.authentication import BasicAuthentication
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mlops_site.exceptions import DomainError
+from mlops_site.parsers import StrictJSONParser
+from mlops_site.roles import IsViewer
+
+from ..api.authentication import ApiTokenAuthentication
+
+# Our error codes (and the HTTP status) as MLflow's error_code. MLflow answers 400 for a name already taken.
+ERROR_CODES = {
+    "resource_already_exists": ("RESOURCE_ALREADY_EXISTS", 400),
+    "resource_does_not_exist": ("RESOURCE_DOES_NOT_EXIST", 404),
+    "not_found": ("RESOURCE_DOES_NOT_EXIST", 404),
+    "endpoint_not_found": ("ENDPOINT_NOT_FOUND", 404),
+}
+BY_STATUS = {400: "INVALID_PARAMETER_VALUE", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
+             405: "BAD_REQUEST", 409: "INVALID_STATE", 413: "INVALID_PARAMETER_VALUE", 415: "BAD_REQUEST", 429: "REQUEST_LIMIT_EXCEEDED"}
+
+
+def mlflow_error(message: str, status: int, *, code: str, error_code: str | None = None, extra: dict | None = None) -> Response:
+    """MLflow's error body ({error_code, message}, which its client reads) with the site's own keys beside it (code,
+    extra), so a tool written against either finds what it looks for."""
+    body = {"error_code": error_code or BY_STATUS.get(status, "INTERNAL_ERROR"), "message": message, "code": code, "extra": extra or {}}
+    return Response(body, status=status)
+
+
+def mlflow_exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        error_code, status = ERROR_CODES.get(exc.code, (None, exc.status))
+        return mlflow_error(exc.message, status, code=exc.code, error_code=error_code, extra=exc.extra)
+    if isinstance(exc, AxesBackendPermissionDenied):
+        return mlflow_error("Too many failed logins for this user name; try again later.", 429, code="locked_out")
+    if isinstance(exc, Http404):
+        return mlflow_error(str(exc) or "Not found.", 404, code="not_found")
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = drf.PermissionDenied()
+    if not isinstance(exc, drf.APIException):
+        return None  # a real bug: Django logs it and answers 500
+    detail = exc.detail
+    message = detail if isinstance(detail, str) else "; ".join(f"{k}: {v}" for k, v in detail.items()) if isinstance(detail, dict) else str(detail)
+    response = mlflow_error(str(message), exc.status_code, code=str(getattr(detail, "code", exc.default_code)))
+    if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
+        response["WWW-Authenticate"] = 'Bearer realm="mlflow", Basic realm="mlflow"'
+    if isinstance(exc, drf.Throttled) and exc.wait:
+        response["Retry-After"] = str(int(exc.wait))
+    return response
+
+
+class MlflowBasicAuthentication(BasicAuthentication):
+    """MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD: the site's users and passwords, with the login lockout
+    (django-axes counts these attempts as it counts the login page's)."""
+
+    www_authenticate_realm = "mlflow"
+
+
+class MlflowView(APIView):
+    """An MLflow endpoint: the caller needs the viewer role to read; the services check the editor or approver role
+    for each write."""
+
+    authentication_classes = [ApiTokenAuthentication, MlflowBasicAuthentication]
+    permission_classes = [IsViewer]
+    parser_classes = [StrictJSONParser]
+    renderer_classes = [JSONRenderer]
+    schema = None  # documented in docs/mlflow.md, not in the site's OpenAPI schema (its shapes are MLflow's)
+
+    def get_exception_handler(self):
+        return mlflow_exception_handler
+
+    def arguments(self, request) -> dict:
+        """The call's arguments: the query string of a GET (the client sends `?run_id=...`), else the JSON body."""
+        if request.method in ("GET", "DELETE") and request.query_params:
+            return {k: (v if len(v) > 1 else v[0]) for k, v in request.query_params.lists()}
+        data = request.data
+        if not isinstance(data, dict):
+            raise drf.ParseError("The request body must be a JSON object.")
+        return data
+
+
+def required(args: dict, *names: str) -> str:
+    """The first of `names` present (MLflow accepts run_uuid for run_id), else MLflow's missing-parameter error."""
+    for name in names:
+        value = args.get(name)
+        if value not in (None, ""):
+            if not isinstance(value, str):
+                raise DomainError(f"Invalid value for parameter '{name}': a string.", code="invalid_parameter_value")
+            return value
+    raise DomainError(f"Missing value for required parameter '{names[0]}'. See the API docs for more information about request parameters.",
+                      code="invalid_parameter_value")

@@ -1,0 +1,193 @@
+"""Registered models and their versions, stages and aliases, as MLflow's model registry API answers them."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from django.db.models import Prefetch
+from rest_framework.response import Response
+
+from mlops_site.exceptions import ValidationFailed
+
+from ..models import ModelAlias, ModelVersion, RegisteredModel, Stage
+from ..services import mlflow_registry as registry
+from . import shapes
+from .base import MlflowView, required
+from .filters import model_ordering, models_filtered
+
+MAX_SEARCH_RESULTS = 1000
+VERSION_RELATED = ("model", "run", "created_by")
+
+
+def version_body(version: ModelVersion, *, message: str = "") -> dict:
+    aliases = [a for a, v in registry.aliases_of(version.model).items() if v.pk == version.pk]
+    return shapes.model_version(version, aliases=sorted(aliases), message=message)
+
+
+def latest_per_stage(versions: list[ModelVersion], stages: list[str] | None = None) -> list[ModelVersion]:
+    """The newest version in each stage (MLflow's latest_versions), in stage order."""
+    newest: dict[str, ModelVersion] = {}
+    for version in versions:
+        if version.stage not in newest or version.version > newest[version.stage].version:
+            newest[version.stage] = version
+    order = [Stage.CANDIDATE, Stage.STAGING, Stage.PRODUCTION, Stage.ARCHIVED]
+    return [newest[s] for s in order if s in newest and (stages is None or s in stages)]
+
+
+def model_body(model: RegisteredModel, versions: list[ModelVersion] | None = None) -> dict:
+    versions = versions if versions is not None else list(model.versions.select_related(*VERSION_RELATED))
+    return shapes.registered_model(model, latest=latest_per_stage(versions), aliases=registry.aliases_of(model))
+
+
+class RegisteredModelCreate(MlflowView):
+    def post(self, request):
+        args = self.arguments(request)
+        model = registry.model_create(name=args.get("name"), actor=request.user, description=args.get("description") or "",
+                                      tags=args.get("tags"))
+        return Response({"registered_model": model_body(model, [])})
+
+
+class RegisteredModelGet(MlflowView):
+    def get(self, request):
+        model = registry.model_get(required(self.arguments(request), "name"))
+        return Response({"registered_model": model_body(model)})
+
+
+class RegisteredModelSearch(MlflowView):
+    """`filter` in MLflow's syntax (name = / != / LIKE / ILIKE, tags.<key> = / !=, joined by AND), `order_by`
+    (name, creation_timestamp, last_updated_timestamp; ASC or DESC), `max_results` up to 1,000, `page_token`. The
+    page is read in four queries whatever its size."""
+
+    def get(self, request):
+        return self._search(self.arguments(request))
+
+    def post(self, request):
+        return self._search(self.arguments(request))
+
+    def _search(self, args):
+        size = _size(args.get("max_results"))
+        offset = _token(args.get("page_token"))
+        order = model_ordering(args.get("order_by"))
+        models = list(
+            models_filtered(args.get("filter") or "").order_by(*order)
+            .prefetch_related(Prefetch("versions", queryset=ModelVersion.objects.select_related(*VERSION_RELATED)),
+                              Prefetch("aliases", queryset=ModelAlias.objects.select_related("version")))[offset:offset + size + 1]
+        )
+        holders = registry.protected_holders(models)
+        body = {"registered_models": [
+            shapes.registered_model(m, latest=latest_per_stage(list(m.versions.all())), aliases={
+                **{a.alias: a.version for a in m.aliases.all()}, **holders.get(m.pk, {})}) for m in models[:size]
+        ]}
+        if len(models) > size:
+            body["next_page_token"] = base64.urlsafe_b64encode(json.dumps({"offset": offset + size}).encode()).decode()
+        return Response(body)
+
+
+def _size(value) -> int:
+    if value in (None, ""):
+        return 100
+    text = str(value)
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SEARCH_RESULTS:
+        raise ValidationFailed(f"Invalid value {text[:30]!r} for parameter 'max_results': an integer from 1 to {MAX_SEARCH_RESULTS}.",
+                               code="invalid_parameter_value")
+    return int(text)
+
+
+def _token(token) -> int:
+    if token in (None, ""):
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(str(token).encode()))["offset"]
+    except (ValueError, TypeError, KeyError):
+        raise ValidationFailed("Invalid page token.", code="invalid_parameter_value") from None
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 10**9:
+        raise ValidationFailed("Invalid page token.", code="invalid_parameter_value")
+    return offset
+
+
+class LatestVersions(MlflowView):
+    """The newest version in each of the asked stages (all stages when none is asked)."""
+
+    def get(self, request):
+        return self._latest(self.arguments(request))
+
+    def post(self, request):
+        return self._latest(self.arguments(request))
+
+    def _latest(self, args):
+        model = registry.model_get(required(args, "name"))
+        asked = args.get("stages") or []
+        asked = [asked] if isinstance(asked, str) else asked
+        stages = []
+        for name in asked:
+            stage = registry.STAGES_BY_NAME.get(str(name).lower())
+            if stage is None:
+                raise ValidationFailed(f"Invalid Model Version stage: {str(name)[:50]}. Value must be one of None, Staging, Production, "
+                                       "Archived.", code="invalid_parameter_value")
+            stages.append(stage)
+        versions = latest_per_stage(list(model.versions.select_related(*VERSION_RELATED)), stages or None)
+        return Response({"model_versions": [version_body(v) for v in versions]})
+
+
+class VersionCreate(MlflowView):
+    def post(self, request):
+        args = self.arguments(request)
+        version = registry.version_create(
+            name=required(args, "name"), actor=request.user, source=args.get("source"), run_id=args.get("run_id") or "",
+            model_id=args.get("model_id") or "", description=args.get("description") or "", tags=args.get("tags"),
+        )
+        return Response({"model_version": version_body(version)})
+
+
+class VersionGet(MlflowView):
+    def get(self, request):
+        args = self.arguments(request)
+        version = registry.version_get(required(args, "name"), required(args, "version"))
+        return Response({"model_version": version_body(version)})
+
+
+class VersionDownloadUri(MlflowView):
+    def get(self, request):
+        args = self.arguments(request)
+        version = registry.version_get(required(args, "name"), required(args, "version"))
+        return Response({"artifact_uri": registry.download_uri(version)})
+
+
+class VersionTransition(MlflowView):
+    """A move to Staging or Production is a promotion request unless the caller may move it directly; the answer is
+    the version as it is now, with `status_message` (and `message`) saying which."""
+
+    def post(self, request):
+        args = self.arguments(request)
+        outcome = registry.stage_transition(name=required(args, "name"), version=required(args, "version"), stage=args.get("stage"),
+                                            actor=request.user)
+        body = {"model_version": version_body(outcome.version, message=outcome.message), "message": outcome.message}
+        if outcome.promotion is not None:
+            body["promotion_id"] = outcome.promotion.pk
+            body["promotion_status"] = outcome.promotion.status
+        return Response(body)
+
+
+class Alias(MlflowView):
+    """POST sets an alias (a protected one makes a promotion request), GET reads it, DELETE removes it."""
+
+    def post(self, request):
+        args = self.arguments(request)
+        outcome = registry.alias_set(name=required(args, "name"), alias=args.get("alias"), version=required(args, "version"),
+                                     actor=request.user)
+        body = {"message": outcome.message}
+        if outcome.promotion is not None:
+            body["promotion_id"] = outcome.promotion.pk
+            body["promotion_status"] = outcome.promotion.status
+        return Response(body)
+
+    def get(self, request):
+        args = self.arguments(request)
+        version = registry.alias_get(name=required(args, "name"), alias=args.get("alias"))
+        return Response({"model_version": version_body(version)})
+
+    def delete(self, request):
+        args = self.arguments(request)
+        registry.alias_delete(name=required(args, "name"), alias=args.get("alias"), actor=request.user)
+        return Response({})
