@@ -6,6 +6,8 @@ whose validation costs more than the rest of the page. Tests feed them to
 plotly.graph_objects.Figure, which validates every key.
 """
 
+import math
+
 from mlops_site.charts import base_layout, downsample, label
 
 
@@ -31,4 +33,18 @@ def metric_history(points: list[tuple[int, dict[str, float]]], max_series: int =
         data.append({"type": "scatter", "mode": "lines+markers", "name": label(name), "x": xs, "y": ys})
     layout = base_layout(title={"text": "Metrics across versions", "x": 0})
     layout["xaxis"] = {**layout["xaxis"], "title": {"text": "version"}, **({"dtick": 1} if len(points) <= 30 else {})}
+    return {"data": data, "layout": layout}
+
+
+def metric_steps(key: str, lines: list[tuple[str, list[int], list[float]]]) -> dict:
+    """One metric's history, x = step: one line per run (its label, steps, values in step order). A value that is not
+    finite (NaN, ±Infinity) is a gap, as JSON has no such numbers; each line keeps at most MAX_POINTS points."""
+    data = []
+    for name, steps, values in lines:
+        ys = [v if math.isfinite(v) else None for v in values]
+        xs, ys = downsample(steps, ys)
+        mode = "lines+markers" if len(xs) <= 50 else "lines"
+        data.append({"type": "scatter", "mode": mode, "name": label(name), "x": xs, "y": ys, "hovertemplate": "step %{x}: %{y:.6g}"})
+    layout = base_layout(title={"text": label(key), "x": 0}, showlegend=len(lines) > 1)
+    layout["xaxis"] = {**layout["xaxis"], "title": {"text": "step"}}
     return {"data": data, "layout": layout}

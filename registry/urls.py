@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import gates, models, prompts, tokens
+from .views import gates, models, prompts, runs, tokens, webhooks
 
 app_name = "registry"
 
@@ -34,4 +34,15 @@ urlpatterns = [
     path("prompts/<str:name>/gates/", gates.prompt_gates, name="prompt-gates"),
     path("prompts/<str:name>/versions/<int:version>/evaluations/", gates.prompt_version_evaluate, name="prompt-version-evaluate"),
     path("evaluations/<int:evaluation_id>/", gates.evaluation_detail, name="evaluation-detail"),
+    # Webhooks
+    path("models/<str:name>/webhooks/", webhooks.model_webhook_add, name="model-webhook-add"),
+    path("prompts/<str:name>/webhooks/", webhooks.prompt_webhook_add, name="prompt-webhook-add"),
+    path("webhooks/<int:webhook_id>/delete/", webhooks.webhook_delete, name="webhook-delete"),
+    path("webhooks/<int:webhook_id>/test/", webhooks.webhook_test, name="webhook-test"),
+    # Training runs (MLflow tracking): a run's pages sit under /runs/r/ so a run id never reads as a group id.
+    path("runs/", runs.run_group_list, name="run-group-list"),
+    path("runs/compare/", runs.run_compare, name="run-compare"),
+    path("runs/<int:group_id>/", runs.run_group_detail, name="run-group-detail"),
+    path("runs/r/<str:run_id>/", runs.run_detail, name="run-detail"),
+    path("runs/r/<str:run_id>/artifacts/<path:path>", runs.run_artifact, name="run-artifact"),
 ]

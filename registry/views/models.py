@@ -16,9 +16,10 @@ from mlops_site.pages import call_and_redirect, get_or_404, paginate, querystrin
 from mlops_site.roles import APPROVER, has_role
 
 from .. import charts, selectors, services
-from ..models import CANARY_STAGES, PROMOTABLE_STAGES, AuditAction, PromotionStatus, PromotionStrategy
+from ..models import CANARY_STAGES, PROMOTABLE_STAGES, AuditAction, PromotionStatus, PromotionStrategy, Run
 from ..templatetags.registry_extras import target_url
 from .gates import evaluation_page, gate_card
+from .webhooks import webhook_section
 
 MAX_VERSION = 2**31 - 1  # what the column holds; a larger number in a URL is simply not found
 
@@ -56,6 +57,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         "pending": list(selectors.promotion_list(status=PromotionStatus.PENDING, model=model)),
         "stages": PROMOTABLE_STAGES,
         "history_figure": charts.metric_history(history) if any(m for _, m in history) else None,
+        **webhook_section(request.user, model=model),
     }
     return render(request, "registry/model_detail.html", context)
 
@@ -69,6 +71,7 @@ def version_detail(request: HttpRequest, name: str, version: int) -> HttpRespons
         "version": found,
         "model": found.model,
         "baseline": baseline,
+        "run": Run.objects.select_related("group").filter(pk=found.run_id).first() if found.run_id else None,
         "metric_rows": _metric_rows(found.metrics, baseline.metrics if baseline else {}),
         "promotions": promotions,
         "pending": [p for p in promotions if p.status == PromotionStatus.PENDING],
