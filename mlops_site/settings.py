@@ -329,6 +329,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 CELERY_BEAT_SCHEDULE = {
     "registry-expire-stale-promotions": {"task": "registry.tasks.promotions_expire_stale", "schedule": 3600.0},
     "registry-evaluations-sweep": {"task": "registry.tasks.evaluations_sweep", "schedule": 600.0},
+    "registry-webhook-deliveries": {"task": "registry.tasks.webhook_deliveries_sweep", "schedule": 60.0},
     "monitoring-hourly-drift": {"task": "monitoring.tasks.drift_reports_schedule", "schedule": 3600.0, "kwargs": {"hours": 1}},
     "monitoring-daily-drift": {"task": "monitoring.tasks.drift_reports_schedule", "schedule": 86400.0, "kwargs": {"hours": 24}},
     "monitoring-stuck-work-sweep": {"task": "monitoring.tasks.stuck_work_sweep", "schedule": 600.0},
@@ -360,6 +361,9 @@ MLOPS_ALERT_EMAILS = os.environ.get("MLOPS_ALERT_EMAILS", "")
 # Hosts (or host:port) a webhook may reach although they resolve to a loopback, private, link-local or reserved
 # address (a receiver inside the network); every other such target is refused when set and when sent.
 MLOPS_WEBHOOK_ALLOWED_HOSTS = [h.strip().lower() for h in os.environ.get("MLOPS_WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()]
+# This site's address as its users reach it ("https://mlops.example.com"): registry webhooks link to its pages with it
+# (empty: the links are paths, "/models/fraud/versions/3/").
+MLOPS_SITE_URL = os.environ.get("MLOPS_SITE_URL", "")
 # Quality gates: whether a newly created model or prompt gets the default gate policy (accuracy >= 0.92,
 # F1 >= 0.9, demographic parity difference <= 0.1, no schema violation; prompts: format, relevance, safety).
 MLOPS_GATE_POLICY_FOR_NEW = os.environ.get("MLOPS_GATE_POLICY_FOR_NEW", "0") == "1"

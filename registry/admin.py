@@ -24,7 +24,10 @@ from .models import (
     PromptDeployment,
     PromptVersion,
     RegisteredModel,
+    RegistryWebhook,
     StageChange,
+    WebhookAttempt,
+    WebhookDelivery,
 )
 from .services.gates import clean_checks, gate_policy_delete, gate_policy_set
 from .services.tokens import api_token_revoke
@@ -186,3 +189,24 @@ class ApiTokenAdmin(ReadOnlyAdmin):
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+@admin.register(RegistryWebhook)
+class RegistryWebhookAdmin(ReadOnlyAdmin):
+    """Which webhooks exist, never their secrets. Approvers set them on the model's or prompt's page (audited)."""
+
+    list_display = ["id", "model", "prompt", "url", "active", "created_by", "created_at"]
+    list_select_related = ["model", "prompt", "created_by"]
+    fields = ["model", "prompt", "url", "events", "active", "created_by", "created_at"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "webhook", "event", "status", "attempts", "next_try_at", "created_at", "delivered_at"]
+    list_filter = ["status", "event"]
+    list_select_related = ["webhook__model", "webhook__prompt"]
+
+
+@admin.register(WebhookAttempt)
+class WebhookAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["delivery", "attempt", "at", "status_code", "error", "duration_ms"]

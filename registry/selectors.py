@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from mlops_site.exceptions import NotFound
@@ -21,8 +21,10 @@ from .models import (
     PromptDeployment,
     PromptVersion,
     RegisteredModel,
+    RegistryWebhook,
     Stage,
     StageChange,
+    WebhookDelivery,
 )
 
 
@@ -248,3 +250,27 @@ def audit_list(
 def api_token_list(*, user) -> QuerySet:
     """The user's API tokens, newest first (revoked and expired ones too: the list says what happened to each)."""
     return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+RECENT_DELIVERIES = 5  # what a model's or prompt's page shows of each webhook
+
+
+def webhook_list(*, model: RegisteredModel | None = None, prompt: Prompt | None = None, recent: int = RECENT_DELIVERIES) -> list[RegistryWebhook]:
+    """A model's or a prompt's webhooks, oldest first, each with its `recent` newest deliveries (`.recent`) and their
+    tries. Three queries, however many webhooks and deliveries."""
+    newest = WebhookDelivery.objects.order_by("-created_at", "-id").prefetch_related("tries")
+    return list(RegistryWebhook.objects.filter(**({"model": model} if model is not None else {"prompt": prompt}))
+                .select_related("model", "prompt", "created_by")
+                .prefetch_related(Prefetch("deliveries", queryset=newest[:recent], to_attr="recent")).order_by("id"))
+
+
+def webhook_get(*, webhook_id) -> RegistryWebhook:
+    try:
+        return RegistryWebhook.objects.select_related("model", "prompt", "created_by").get(pk=webhook_id)
+    except (RegistryWebhook.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"No webhook {webhook_id}.") from None
+
+
+def webhook_delivery_list(*, webhook: RegistryWebhook) -> QuerySet[WebhookDelivery]:
+    """A webhook's deliveries, newest first, with their tries (one more query per page)."""
+    return WebhookDelivery.objects.filter(webhook=webhook).prefetch_related("tries").order_by("-created_at", "-id")

@@ -5,7 +5,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError
 
 from . import services
-from .services import evaluations
+from .services import evaluations, webhooks
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
@@ -43,3 +43,20 @@ def evaluation_compute(evaluation_id: int) -> str:
 def evaluations_sweep() -> int:
     """Beat, every 10 minutes: evaluations a broker outage left pending are queued again."""
     return evaluations.evaluations_sweep()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
+def webhook_deliver(delivery_id: int) -> str:
+    """Try to post one webhook delivery; a failed try that may succeed later queues the next one after its backoff
+    (lost with the broker? the sweep queues it when it is due). Idempotent: each try is claimed."""
+    delivery = webhooks.webhook_delivery_send(delivery_id=delivery_id)
+    wait = webhooks.webhook_retry_in(delivery)
+    if wait is not None:
+        webhook_deliver.apply_async((delivery_id,), countdown=wait, ignore_result=True)
+    return "gone" if delivery is None else (delivery.last_error or delivery.status)
+
+
+@shared_task(acks_late=True)
+def webhook_deliveries_sweep() -> int:
+    """Beat, every minute: webhook deliveries that are due (a retry, or one whose task was lost) are queued again."""
+    return webhooks.webhook_deliveries_sweep()

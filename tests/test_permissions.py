@@ -161,10 +161,15 @@ def world(db):
     from registry.services.tokens import api_token_create
 
     token = api_token_create(user=owner, name="matrix")
+    from registry.services.webhooks import webhook_create
+
+    # A paused webhook on a public address written as a number (no lookup), so nothing is ever sent from here.
+    webhook = webhook_create(model_name="checkout", url="http://93.184.216.34/hook", events=["promotion_approved"], active=False, actor=checker)
     kwargs = {
         "name": "checkout", "version": "1", "stage": "production", "promotion_id": str(promotion.pk),
         "environment": "prod", "key": "checkout-test", "rollout_id": str(rollout.pk), "rule_id": str(rule.pk),
         "report_id": str(report.pk), "evaluation_id": str(evaluation.pk), "token_id": str(token.token.pk),
+        "webhook_id": str(webhook.pk),
         "kind": "model",
     }  # fmt: skip
     by_prefix = {"/api/v1/prompts/": "summarize", "/prompts/": "summarize", "/api/v1/budgets/": "llm",

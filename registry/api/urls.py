@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from . import gates, models, prompts, tokens
+from . import gates, models, prompts, tokens, webhooks
 
 app_name = "registry-api"
 
@@ -45,4 +45,10 @@ urlpatterns = [
     re_path(rf"^prompts/{NAME}/versions/{N}/gates/?$", gates.PromptGatesApi.as_view(), name="prompt-gates"),
     re_path(rf"^prompts/{NAME}/gate-policy/?$", gates.PromptPolicyApi.as_view(), name="prompt-gate-policy"),
     re_path(r"^evaluations/(?P<evaluation_id>[0-9]+)/?$", gates.EvaluationDetailApi.as_view(), name="evaluation-detail"),
+    # Webhooks
+    re_path(rf"^models/{NAME}/webhooks/?$", webhooks.ModelWebhooksApi.as_view(), name="model-webhooks"),
+    re_path(rf"^prompts/{NAME}/webhooks/?$", webhooks.PromptWebhooksApi.as_view(), name="prompt-webhooks"),
+    re_path(r"^webhooks/(?P<webhook_id>[0-9]+)/?$", webhooks.WebhookDetailApi.as_view(), name="webhook-detail"),
+    re_path(r"^webhooks/(?P<webhook_id>[0-9]+)/test/?$", webhooks.WebhookPingApi.as_view(), name="webhook-test"),
+    re_path(r"^webhooks/(?P<webhook_id>[0-9]+)/deliveries/?$", webhooks.WebhookDeliveriesApi.as_view(), name="webhook-deliveries"),
 ]

@@ -402,6 +402,8 @@ class AuditAction(models.TextChoices):
     MODEL_CREATED = "model_created"  # an MLflow client's registered-models/create, before any version
     ALIAS_SET = "alias_set"
     ALIAS_DELETED = "alias_deleted"
+    WEBHOOK_SET = "webhook_set"  # created or changed; a secret appears only as "set" or "changed"
+    WEBHOOK_DELETED = "webhook_deleted"
 
 
 class AuditEvent(models.Model):
@@ -457,10 +459,12 @@ from .runs import (  # noqa: E402
     RunTag,
 )
 from .tokens import ApiToken  # noqa: E402
+from .webhooks import SUBSCRIBABLE_EVENTS, DeliveryStatus, RegistryWebhook, WebhookAttempt, WebhookDelivery, WebhookEvent  # noqa: E402
 
 __all__ = [
     "ApiToken", "AuditAction", "AuditEvent", "DatasetSchema", "Environment", "EvalSet", "Evaluation", "EvaluationKind", "EvaluationRow",
     "EvaluationStatus", "EvidenceOrigin", "GatePolicy", "LoggedModel", "LoggedModelStatus", "ModelAlias", "ModelVersion", "ProtectedAlias", "Prompt", "PromptDeployment", "PromptVersion", "PromotionRequest",
     "PromotionStatus", "PromotionStrategy", "RegisteredModel", "Run", "RunGroup", "RunMetric", "RunParam", "RunStatus", "RunTag", "Stage",
     "StageChange", "StageChangeKind",
+    "DeliveryStatus", "RegistryWebhook", "SUBSCRIBABLE_EVENTS", "WebhookAttempt", "WebhookDelivery", "WebhookEvent",
 ]

@@ -48,10 +48,13 @@ from ..models import (
     EvidenceOrigin,
     ModelVersion,
     PromptVersion,
+    WebhookEvent,
 )
 from ..providers import ProviderError
 from .audit import audit_record
+from .gates import check_problem, gate_status
 from .prompt_runs import prompt_run_origin, run_prompt_evaluation
+from .webhooks import webhook_event_fire
 
 STALE_RUN = timedelta(minutes=30)
 # The task's time limits: soft (the run ends failed, saying so), then hard (the worker process is replaced), both
@@ -164,6 +167,7 @@ def evaluation_record_external(
         )
         audit_record(actor=actor, action=AuditAction.EVALUATION_RECORDED, subject=subject, version=version.version, reason=source,
                      extra={"evaluation_id": evaluation.pk, "kind": kind})
+        _gates_failed_fire(evaluation)
     return evaluation
 
 
@@ -201,7 +205,28 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
             Evaluation.objects.filter(pk=evaluation.pk).update(
                 status=EvaluationStatus.DONE, finished_at=timezone.now(), metrics=metrics, details=details, error=""
             )
+            _gates_failed_fire(evaluation)
     return Evaluation.objects.defer("data").get(pk=evaluation.pk)  # not the uploaded file again
+
+
+def _gates_failed_fire(evaluation: Evaluation) -> None:
+    """The `gates_failed` webhook event when the evaluation that just finished made a check of its version's gate
+    policy fail (its figure is the one the gate reads now and it misses the threshold)."""
+    version = evaluation.model_version or evaluation.prompt_version
+    failed = [c for c in gate_status(version=version).checks if c.status == "failed" and c.evaluation_id == evaluation.pk]
+    if not failed:
+        return
+    subject = f"model:{version.model.name}" if evaluation.model_version_id else f"prompt:{version.prompt.name}"
+    webhook_event_fire(
+        WebhookEvent.GATES_FAILED, subject=subject, version=version.version, actor_name=_producer_name(evaluation), at=timezone.now(),
+        reason="; ".join(check_problem(c) for c in failed),
+        details={"evaluation_id": evaluation.pk, "failed": [{"check": c.check, "op": c.op, "threshold": c.threshold, "value": c.value}
+                                                            for c in failed]},
+    )
+
+
+def _producer_name(evaluation: Evaluation) -> str:
+    return evaluation.requested_by.username if evaluation.requested_by_id else "system"
 
 
 def evaluation_time_out(*, evaluation_id: int) -> None:

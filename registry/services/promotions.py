@@ -35,10 +35,12 @@ from ..models import (
     PromotionStrategy,
     StageChange,
     StageChangeKind,
+    WebhookEvent,
 )
 from .audit import audit_record
 from .gates import gate_status, gates_require
 from .subjects import ModelSubject, PromptSubject, subject_for_request, subject_for_version
+from .webhooks import webhooks_fire
 
 
 def _label(version) -> str:
@@ -124,7 +126,7 @@ def promotion_request_create(
             promotion = PromotionRequest.objects.create(
                 to_stage=to_stage, reason=reason, requested_by=actor, strategy=strategy, policy=policy, **subject.request_fields(version, holder)
             )
-            audit_record(
+            requested = audit_record(
                 actor=actor,
                 action=AuditAction.PROMOTION_REQUESTED,
                 subject=subject.subject,
@@ -135,11 +137,17 @@ def promotion_request_create(
                 extra={"promotion_id": promotion.pk, "replaces_version": holder.version if holder else None,
                        **({"strategy": strategy, "policy": policy or "default"} if strategy == PromotionStrategy.CANARY else {})},
             )
+            webhooks_fire(requested, WebhookEvent.PROMOTION_REQUESTED)
             if not subject.needs_approval(to_stage):
                 _approve(subject, promotion, actor, comment="Direct move: this environment needs no approval.", direct=True)
     except IntegrityError:
         raise already from None
     return promotion
+
+
+def _moved(subject) -> tuple[str, ...]:
+    """The webhook events a stage move fires besides its own: a prompt's environment moved."""
+    return (WebhookEvent.ENVIRONMENT_MOVED,) if subject.kind == "prompt" else ()
 
 
 def _version_field(subject) -> str:
@@ -240,17 +248,18 @@ def _approve(subject, promotion: PromotionRequest, actor, *, comment: str, direc
         promotion.status = status
     if canary:
         # No stage move: the holder stays and is the rollout's baseline. Experiments starts the rollout.
-        audit_record(
+        approved = audit_record(
             actor=actor, action=AuditAction.PROMOTION_APPROVED, subject=subject.subject, version=version.version, from_stage=from_stage,
             to_stage=stage, reason=comment,
             extra={"promotion_id": promotion.pk, "requested_by": promotion.requested_by.username, "request_reason": promotion.reason,
                    "strategy": PromotionStrategy.CANARY.value, "policy": promotion.policy or "default", "baseline_version": holder.version if holder else None,
                    **({"direct": True} if direct else {})},
         )
+        webhooks_fire(approved, WebhookEvent.PROMOTION_APPROVED)
         enqueue_on_commit(settings.MLOPS_ROLLOUT_START_TASK, promotion.pk)
         return
     previous = _move(subject, version=version, stage=stage, actor=actor, kind=StageChangeKind.PROMOTION, reason=promotion.reason, promotion=promotion)
-    audit_record(
+    approved = audit_record(
         actor=actor,
         action=AuditAction.PROMOTION_APPROVED,
         subject=subject.subject,
@@ -266,6 +275,7 @@ def _approve(subject, promotion: PromotionRequest, actor, *, comment: str, direc
             **({"direct": True} if direct else {}),
         },
     )
+    webhooks_fire(approved, WebhookEvent.PROMOTION_APPROVED, *_moved(subject))
 
 
 def promotion_approve(*, promotion_id: int, actor, comment: str = "", override_reason: str = "") -> PromotionRequest:
@@ -300,7 +310,7 @@ def promotion_reject(*, promotion_id: int, actor, comment: str) -> PromotionRequ
         raise ValidationFailed("Say why you reject it.", fields={"comment": ["This field may not be blank."]})
     with transaction.atomic():
         promotion, subject = _claim(promotion_id, actor, PromotionStatus.REJECTED, comment)
-        audit_record(
+        rejected = audit_record(
             actor=actor,
             action=AuditAction.PROMOTION_REJECTED,
             subject=subject.subject,
@@ -310,6 +320,7 @@ def promotion_reject(*, promotion_id: int, actor, comment: str) -> PromotionRequ
             reason=comment,
             extra={"promotion_id": promotion.pk, "requested_by": promotion.requested_by.username, "request_reason": promotion.reason},
         )
+        webhooks_fire(rejected, WebhookEvent.PROMOTION_REJECTED)
     return promotion
 
 
@@ -353,7 +364,7 @@ def promotion_rollout_complete(*, promotion_id: int, actor=None, reason: str = "
         PromotionRequest.objects.filter(pk=promotion.pk, status=PromotionStatus.ROLLING_OUT).update(status=PromotionStatus.APPROVED)
         promotion.status = PromotionStatus.APPROVED
         previous = _move(subject, version=version, stage=stage, actor=actor, kind=StageChangeKind.PROMOTION, reason=promotion.reason, promotion=promotion)
-        audit_record(
+        completed = audit_record(
             actor=actor,
             action=AuditAction.PROMOTION_COMPLETED,
             subject=subject.subject,
@@ -367,6 +378,7 @@ def promotion_rollout_complete(*, promotion_id: int, actor=None, reason: str = "
                 "replaced_version" if subject.kind == "prompt" else "archived_version": previous.version if previous else None,
             },
         )
+        webhooks_fire(completed, WebhookEvent.PROMOTION_COMPLETED, *_moved(subject))
     return promotion
 
 
@@ -382,7 +394,7 @@ def promotion_rollout_abort(*, promotion_id: int, reason: str, actor=None, extra
         PromotionRequest.objects.filter(pk=promotion.pk, status=PromotionStatus.ROLLING_OUT).update(status=PromotionStatus.ROLLED_BACK)
         promotion.status = PromotionStatus.ROLLED_BACK
         holder = subject.holder(promotion.to_stage)
-        audit_record(
+        aborted = audit_record(
             actor=actor,
             action=AuditAction.ROLLOUT_ROLLED_BACK,
             subject=subject.subject,
@@ -392,6 +404,7 @@ def promotion_rollout_abort(*, promotion_id: int, reason: str, actor=None, extra
             reason=reason,
             extra={"promotion_id": promotion.pk, "serving_version": holder.version if holder else None, **(extra or {})},
         )
+        webhooks_fire(aborted, WebhookEvent.ROLLED_BACK)
     return promotion
 
 
@@ -438,7 +451,7 @@ def _rollback(subject_class, *, name: str, stage: str, field: str, reason: str, 
             raise Conflict(f"{subject.name} has no earlier {stage} version to roll back to.", code="no_previous_version")
         from_stage = subject.where(target)
         _move(subject, version=target, stage=stage, actor=actor, kind=StageChangeKind.ROLLBACK, reason=reason)
-        audit_record(
+        rolled_back = audit_record(
             actor=actor,
             action=AuditAction.ROLLED_BACK,
             subject=subject.subject,
@@ -448,6 +461,7 @@ def _rollback(subject_class, *, name: str, stage: str, field: str, reason: str, 
             reason=reason,
             extra={"replaced_version": current.version, **(extra or {})},
         )
+        webhooks_fire(rolled_back, WebhookEvent.ROLLED_BACK, *_moved(subject))
     return target
 
 

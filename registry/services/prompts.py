@@ -15,9 +15,10 @@ from mlops_site.exceptions import Conflict, DomainError, TooLarge, ValidationFai
 from mlops_site.roles import EDITOR, require_role
 
 from .. import prompt_files, prompt_templates
-from ..models import AuditAction, EvalSet, PromotionRequest, PromotionStatus, Prompt, PromptDeployment, PromptVersion
+from ..models import AuditAction, EvalSet, PromotionRequest, PromotionStatus, Prompt, PromptDeployment, PromptVersion, WebhookEvent
 from .audit import audit_record, get_or_create_locked
 from .promotions import promotion_request_create
+from .webhooks import webhooks_fire
 
 MAX_ARCHIVE_MEMBERS = 20_000
 
@@ -162,10 +163,11 @@ def _create_version(prompt: Prompt, spec: prompt_files.PromptSpec, eval_set: Eva
         eval_set=eval_set,
         created_by=actor,
     )
-    audit_record(
+    imported = audit_record(
         actor=actor, action=AuditAction.PROMPT_IMPORTED, subject=f"prompt:{prompt.name}", version=spec.version,
         reason=data["description"][:500], extra={"file": spec.path, "sha256": spec.sha256, "eval_set_version": eval_set.version if eval_set else None},
     )
+    webhooks_fire(imported, WebhookEvent.VERSION_REGISTERED)
     return version
 
 

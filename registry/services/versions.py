@@ -15,9 +15,10 @@ from django.db import transaction
 from mlops_site.exceptions import TooLarge, ValidationFailed
 from mlops_site.roles import EDITOR, require_role
 
-from ..models import NAME_PATTERN, AuditAction, ModelVersion, RegisteredModel, Stage, artifact_path
+from ..models import NAME_PATTERN, AuditAction, ModelVersion, RegisteredModel, Stage, WebhookEvent, artifact_path
 from .audit import audit_record, get_or_create_locked
 from .subjects import ModelSubject
+from .webhooks import webhooks_fire
 
 TEXT_LIMITS = {"code_commit": 64, "data_version": 255, "image_tag": 255, "artifact_uri": 1000, "description": 20_000}
 NAME_RULE = "Use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit."
@@ -135,7 +136,7 @@ def model_version_register(
                 **texts,
             )
             version.save()
-            audit_record(
+            registered = audit_record(
                 actor=actor,
                 action=AuditAction.REGISTERED,
                 subject=f"model:{model.name}",
@@ -144,6 +145,7 @@ def model_version_register(
                 reason=description[:500],
                 extra={"artifact_sha256": sha256} if sha256 else {},
             )
+            webhooks_fire(registered, WebhookEvent.VERSION_REGISTERED)
     except BaseException:
         if stored:
             default_storage.delete(stored)

@@ -21,6 +21,7 @@ from ..models import CANARY_STAGES, Environment, PromotionStatus, PromotionStrat
 from ..prompt_diff import settings_text, side_by_side
 from .gates import evaluation_page, gate_card
 from .models import requested_text, strategy_of
+from .webhooks import webhook_section
 
 BUILT_IN_CRITERIA = {"format_check", "llm_judge"}
 
@@ -42,6 +43,7 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
         "running": {v.pk: [env for env, ver in environments.items() if ver.pk == v.pk] for v in environments.values()},
         "pending": list(selectors.promotion_list(status=PromotionStatus.PENDING, prompt=prompt)),
         "timeline": list(selectors.prompt_timeline(prompt=prompt)[:100]),
+        **webhook_section(request.user, prompt=prompt),
     }
     return render(request, "registry/prompt_detail.html", context)
 
