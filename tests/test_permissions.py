@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from django.contrib.messages import get_messages
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
@@ -25,7 +27,7 @@ from monitoring.models import AlertRule
 from monitoring.services.budgets import budget_set
 from monitoring.services.drift_reports import drift_report_request
 from registry import services as registry_services
-from registry.models import PromptVersion
+from registry.models import PromptVersion, Run, RunGroup
 from registry.services.evaluations import evaluation_request
 from tests.conftest import make_user
 from tests.experiments.conftest import QUICK, canary_of
@@ -161,6 +163,8 @@ def world(db):
     from registry.services.tokens import api_token_create
 
     token = api_token_create(user=owner, name="matrix")
+    run = Run.objects.create(group=RunGroup.objects.create(name="matrix-runs"), name="matrix", user=owner)
+    default_storage.save(f"mlflow-artifacts/{run.artifact_folder}/model.pkl", ContentFile(b"weights"))
     from registry.services.webhooks import webhook_create
 
     # A paused webhook on a public address written as a number (no lookup), so nothing is ever sent from here.
@@ -170,7 +174,7 @@ def world(db):
         "environment": "prod", "key": "checkout-test", "rollout_id": str(rollout.pk), "rule_id": str(rule.pk),
         "report_id": str(report.pk), "evaluation_id": str(evaluation.pk), "token_id": str(token.token.pk),
         "webhook_id": str(webhook.pk),
-        "kind": "model",
+        "kind": "model", "group_id": str(run.group_id), "run_id": run.run_id, "path": "model.pkl",
     }  # fmt: skip
     by_prefix = {"/api/v1/prompts/": "summarize", "/prompts/": "summarize", "/api/v1/budgets/": "llm",
                  "/api/v1/rollout-policies/": "quick", "/monitoring/quality/": "summarize"}  # fmt: skip
