@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed-stamp
 SERVE_VENV ?= .venv-serve
 SERVE_BIN := $(SERVE_VENV)/bin
 SERVE_STAMP := $(SERVE_VENV)/.installed-stamp
+# The official MLflow client for the MLflow compatibility test, in a venv of its own (test-only; never mixed with .venv).
+MLFLOW_VENV ?= .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-stamp
 # Every install is held to the tested versions in requirements.lock (`make lock` rewrites it from .venv).
 PIP_INSTALL = pip install --disable-pip-version-check -q -c requirements.lock
 
@@ -19,6 +22,11 @@ $(STAMP): requirements.txt requirements-dev.txt requirements.lock
 $(SERVE_STAMP): requirements.txt requirements.lock
 	@test -x $(SERVE_BIN)/python || $(PY) -m venv $(SERVE_VENV) || { echo "python3 -m venv failed: on Debian install python3-venv"; exit 1; }
 	$(SERVE_BIN)/$(PIP_INSTALL) -r requirements.txt
+	touch $@
+
+$(MLFLOW_STAMP): requirements-mlflow.txt requirements-mlflow.lock
+	@test -x $(MLFLOW_VENV)/bin/python || $(PY) -m venv $(MLFLOW_VENV) || { echo "python3 -m venv failed: on Debian install python3-venv"; exit 1; }
+	$(MLFLOW_VENV)/bin/pip install --disable-pip-version-check -q -r requirements-mlflow.txt -c requirements-mlflow.lock
 	touch $@
 
 install: $(STAMP) ## venv + dependencies
@@ -34,11 +42,14 @@ serve: $(SERVE_STAMP) ## production-like: collectstatic + gunicorn from a runtim
 	MLOPS_MANIFEST_STATIC=1 $(SERVE_BIN)/python manage.py migrate --noinput
 	MLOPS_MANIFEST_STATIC=1 $(SERVE_BIN)/gunicorn mlops_site.wsgi -b 127.0.0.1:8000 -w 2
 
-test: $(STAMP) ## every test on SQLite, then on a throwaway PostgreSQL when its binaries are present
+test: $(STAMP) $(MLFLOW_STAMP) ## every test on SQLite, then on a throwaway PostgreSQL when its binaries are present
 	bash scripts/test.sh
 
 lock: $(STAMP) ## rewrite requirements.lock from .venv (after changing requirements*.txt), then commit it
 	$(BIN)/python scripts/lock_deps.py
+	@if [ -x $(MLFLOW_VENV)/bin/pip ]; then { echo "# Every package of $(MLFLOW_VENV) as tested (pip freeze, by make lock); the constraints of its install."; \
+	  $(MLFLOW_VENV)/bin/pip freeze --disable-pip-version-check; } > requirements-mlflow.lock.new \
+	  && { cmp -s requirements-mlflow.lock.new requirements-mlflow.lock && rm requirements-mlflow.lock.new || mv requirements-mlflow.lock.new requirements-mlflow.lock; }; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

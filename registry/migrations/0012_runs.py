@@ -177,9 +177,9 @@ class Migration(migrations.Migration):
             model_name='run',
             constraint=models.CheckConstraint(condition=models.Q(('status__in', ['RUNNING', 'SCHEDULED', 'FINISHED', 'FAILED', 'KILLED'])), name='registry_run_status_valid'),
         ),
-        migrations.AddIndex(
+        migrations.AddConstraint(
             model_name='runmetric',
-            index=models.Index(fields=['run', 'key', 'step', 'timestamp'], name='registry_runmetric_idx'),
+            constraint=models.UniqueConstraint(fields=('run', 'key', 'step', 'timestamp', 'value', 'is_nan'), name='registry_runmetric_unique'),
         ),
         migrations.AddConstraint(
             model_name='runparam',

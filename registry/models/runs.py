@@ -134,7 +134,11 @@ class RunMetric(models.Model):
 
     class Meta:
         ordering = ["run_id", "key", "step", "timestamp", "id"]
-        indexes = [models.Index(fields=["run", "key", "step", "timestamp"], name="registry_runmetric_idx")]
+        # MLflow's key for a metric value: logging the very same value again (MLflow 3's log_model logs the run's
+        # metrics a second time, linked to the model) keeps one row. It is also the index the history is read by.
+        constraints = [
+            models.UniqueConstraint(fields=["run", "key", "step", "timestamp", "value", "is_nan"], name="registry_runmetric_unique"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.key}[{self.step}]={'NaN' if self.is_nan else self.value}"

@@ -293,7 +293,7 @@ def run_log_batch(*, run_id, actor, metrics=None, params=None, tags=None) -> Non
             if RUN_NAME_TAG in batch.tags:
                 Run.objects.filter(pk=run.pk).update(name=batch.tags[RUN_NAME_TAG][:250])
         if batch.metrics:
-            RunMetric.objects.bulk_create(batch.metrics)
+            RunMetric.objects.bulk_create(batch.metrics, ignore_conflicts=True)  # a value logged twice is kept once
 
 
 def run_metric_history(run: Run, key: str) -> list[RunMetric]:
