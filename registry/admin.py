@@ -18,18 +18,27 @@ from .models import (
     Evaluation,
     EvaluationRow,
     GatePolicy,
+    LoggedModel,
+    ModelAlias,
     ModelVersion,
     PromotionRequest,
     Prompt,
     PromptDeployment,
     PromptVersion,
+    ProtectedAlias,
     RegisteredModel,
     RegistryWebhook,
+    Run,
+    RunGroup,
+    RunMetric,
+    RunParam,
+    RunTag,
     StageChange,
     WebhookAttempt,
     WebhookDelivery,
 )
 from .services.gates import clean_checks, gate_policy_delete, gate_policy_set
+from .services.mlflow_registry import protected_alias_clean, protected_alias_delete, protected_alias_set
 from .services.tokens import api_token_revoke
 
 
@@ -210,3 +219,86 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 @admin.register(WebhookAttempt)
 class WebhookAttemptAdmin(ReadOnlyAdmin):
     list_display = ["delivery", "attempt", "at", "status_code", "error", "duration_ms"]
+
+
+@admin.register(RunGroup)
+class RunGroupAdmin(ReadOnlyAdmin):
+    list_display = ["id", "name", "lifecycle_stage", "created_by", "created_at"]
+    search_fields = ["name"]
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdmin):
+    list_display = ["run_id", "name", "group", "status", "user", "start_time"]
+    list_filter = ["status"]
+    list_select_related = ["group", "user"]
+    search_fields = ["run_id", "name"]
+
+
+@admin.register(RunParam)
+class RunParamAdmin(ReadOnlyAdmin):
+    list_display = ["run", "key", "value"]
+    list_select_related = ["run"]
+
+
+@admin.register(RunTag)
+class RunTagAdmin(ReadOnlyAdmin):
+    list_display = ["run", "key", "value"]
+    list_select_related = ["run"]
+
+
+@admin.register(RunMetric)
+class RunMetricAdmin(ReadOnlyAdmin):
+    list_display = ["run", "key", "step", "timestamp", "value", "is_nan"]
+    list_select_related = ["run"]
+
+
+@admin.register(LoggedModel)
+class LoggedModelAdmin(ReadOnlyAdmin):
+    list_display = ["model_id", "name", "group", "run", "status"]
+    list_select_related = ["group", "run"]
+
+
+@admin.register(ModelAlias)
+class ModelAliasAdmin(ReadOnlyAdmin):
+    """Set by MLflow clients (registered-models/alias), audited there."""
+
+    list_display = ["model", "alias", "version", "set_by", "set_at"]
+    list_select_related = ["model", "version", "set_by"]
+
+
+class ProtectedAliasForm(forms.ModelForm):
+    class Meta:
+        model = ProtectedAlias
+        fields = ["alias", "stage"]
+
+    def clean_alias(self):
+        try:
+            return protected_alias_clean(self.cleaned_data.get("alias"))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+@admin.register(ProtectedAlias)
+class ProtectedAliasAdmin(admin.ModelAdmin):
+    """Aliases that always name a stage's holder (e.g. champion -> production): moving one from an MLflow client is a
+    promotion request. Saved and deleted through the services, audited; `production` and `staging` always are."""
+
+    form = ProtectedAliasForm
+    list_display = ["alias", "stage", "created_by", "created_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    has_add_permission = has_delete_permission = lambda self, request, obj=None: request.user.is_superuser
+
+    def save_model(self, request, obj, form, change):
+        saved = protected_alias_set(alias=form.cleaned_data["alias"], stage=form.cleaned_data["stage"], actor=request.user)
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        protected_alias_delete(alias_id=obj.pk, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for pk in queryset.values_list("pk", flat=True):
+            protected_alias_delete(alias_id=pk, actor=request.user)

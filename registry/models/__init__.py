@@ -402,6 +402,8 @@ class AuditAction(models.TextChoices):
     MODEL_CREATED = "model_created"  # an MLflow client's registered-models/create, before any version
     ALIAS_SET = "alias_set"
     ALIAS_DELETED = "alias_deleted"
+    ALIAS_PROTECTED = "alias_protected"  # by an admin: the alias names a stage's holder from now on
+    ALIAS_UNPROTECTED = "alias_unprotected"
     WEBHOOK_SET = "webhook_set"  # created or changed; a secret appears only as "set" or "changed"
     WEBHOOK_DELETED = "webhook_deleted"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 
 from mlops_site.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
-from mlops_site.roles import APPROVER, EDITOR, has_role, require_role
+from mlops_site.roles import ADMIN, APPROVER, EDITOR, has_role, require_role
 
 from ..models import (
     NAME_PATTERN,
@@ -291,3 +291,39 @@ def protected_holders(models: list[RegisteredModel]) -> dict[int, dict[str, Mode
             if stage == version.stage:
                 found.setdefault(version.model_id, {})[alias] = version
     return found
+
+
+def protected_alias_clean(alias) -> str:
+    """An alias name an admin may protect: the alias rule, and not one of those always protected."""
+    alias = _alias_name(alias)
+    if alias.lower() in ALWAYS_PROTECTED:
+        raise _invalid(f"{alias} is always protected.")
+    return alias
+
+
+def protected_alias_set(*, alias, stage: str, actor) -> ProtectedAlias:
+    """Mark an alias protected (admins only): from now on it names the holder of `stage` for every model, and
+    moving it is a promotion request. A model's stored alias of that name is removed (it would be shadowed)."""
+    require_role(actor, ADMIN, "Protecting an alias")
+    alias = protected_alias_clean(alias)
+    if stage not in (Stage.STAGING, Stage.PRODUCTION):
+        raise _invalid("A protected alias stands for staging or production.")
+    with transaction.atomic():
+        row, created = ProtectedAlias.objects.update_or_create(alias=alias.lower(), defaults={"stage": stage, "created_by": actor})
+        shadowed = list(ModelAlias.objects.filter(alias__iexact=alias).values_list("model__name", "version__version"))
+        ModelAlias.objects.filter(alias__iexact=alias).delete()
+        audit_record(actor=actor, action=AuditAction.ALIAS_PROTECTED, subject=f"alias:{row.alias}", to_stage=stage,
+                     reason=f"alias {row.alias} now names the {stage} version of every model",
+                     extra={"created": created, "removed_aliases": [{"model": m, "version": v} for m, v in shadowed]})
+    return row
+
+
+def protected_alias_delete(*, alias_id: int, actor) -> None:
+    require_role(actor, ADMIN, "Unprotecting an alias")
+    with transaction.atomic():
+        row = ProtectedAlias.objects.filter(pk=alias_id).first()
+        if row is None:
+            raise NotFound(f"No protected alias {alias_id}.")
+        row.delete()
+        audit_record(actor=actor, action=AuditAction.ALIAS_UNPROTECTED, subject=f"alias:{row.alias}", from_stage=row.stage,
+                     reason=f"alias {row.alias} is an ordinary alias again")

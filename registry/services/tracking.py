@@ -23,7 +23,7 @@ from mlops_site.exceptions import Conflict, NotFound, ValidationFailed
 from mlops_site.roles import EDITOR, require_role
 
 from ..models import LoggedModel, LoggedModelStatus, Run, RunGroup, RunMetric, RunParam, RunStatus, RunTag
-from ..models.runs import Lifecycle
+from ..models.runs import Lifecycle, new_run_id
 
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
@@ -168,7 +168,8 @@ def _active(run: Run) -> Run:
 
 def run_create(*, group_id, actor, run_name: str = "", start_time=None, tags=None, user_id: str = "") -> Run:
     """A RUNNING run in the group (`group_id` "0" or missing: Default); the name comes from `run_name` or the
-    `mlflow.runName` tag, the user is the authenticated caller (the client's own user_id is kept beside it)."""
+    `mlflow.runName` tag (else `run-<first 8 characters of its id>`), the user is the authenticated caller (the
+    client's own user_id is kept beside it)."""
     require_role(actor, EDITOR, "Creating a run")
     pairs = [(check_key(k, "Tag"), _text(v, f"Tag '{k}' value", MAX_TAG_VALUE_LENGTH)) for k, v in _pairs(tags, "tags")]
     if len(pairs) > MAX_PARAMS_TAGS_PER_BATCH:
@@ -180,10 +181,12 @@ def run_create(*, group_id, actor, run_name: str = "", start_time=None, tags=Non
     group = run_group_default() if group_id in (None, "", str(DEFAULT_GROUP_ID), DEFAULT_GROUP_ID) else run_group_get(group_id)
     if group.lifecycle_stage != Lifecycle.ACTIVE:
         raise _invalid(f"The experiment {group.pk} must be in the 'active' state.")
+    run_id = new_run_id()
+    name = name or f"run-{run_id[:8]}"  # MLflow names an unnamed run too
     with transaction.atomic():
-        run = Run.objects.create(group=group, name=name, start_time=start, user=actor, user_name=user_name or actor.get_username())
-        if name:
-            tag_map[RUN_NAME_TAG] = name
+        run = Run.objects.create(run_id=run_id, group=group, name=name, start_time=start, user=actor,
+                                 user_name=user_name or actor.get_username())
+        tag_map[RUN_NAME_TAG] = name
         RunTag.objects.bulk_create([RunTag(run=run, key=k, value=v) for k, v in tag_map.items()])
         RunGroup.objects.filter(pk=group.pk).update(updated_at=run.created_at)
     return run
