@@ -479,3 +479,65 @@ def test_a_test_ping_is_queued_for_an_active_webhook_only(api_as, editor, approv
 
     assert pinged.status_code == 202 and pinged.json()["event"] == "ping" and len(callbacks) == 1
     assert WebhookDelivery.objects.get().payload["subject"] == {"kind": "model", "name": "fraud"}
+
+
+# --- the page ------------------------------------------------------------------------------------------------------
+
+
+def test_the_models_page_shows_webhooks_and_their_tries_to_approvers_only(client, editor, approver, viewer, receiver, django_assert_max_num_queries):
+    hook = receiver(statuses=(503, 204))
+    delivery = _queued_delivery(editor, approver, hook.url)
+    first = webhooks.webhook_delivery_send(delivery_id=delivery.pk)
+    webhooks.webhook_delivery_send(delivery_id=delivery.pk, now=first.next_try_at + timedelta(seconds=1))
+    for _ in range(8):
+        register("fraud", editor)
+    webhooks.webhook_create(model_name="fraud", url=hook.url, events=ALL_EVENTS, secret="x", actor=approver)
+    register("fraud", editor)
+    client.force_login(approver)
+    client.get("/models/fraud/")
+
+    with django_assert_max_num_queries(12):
+        html = client.get("/models/fraud/").content.decode()
+    client.force_login(viewer)
+    as_viewer = client.get("/models/fraud/").content.decode()
+
+    assert html.count('class="webhook"') == 2 and html.count("<tr data-delivery=") == 5 + 1
+    assert "try 1 · 503" not in html  # the oldest delivery (tried twice) is past the five shown
+    assert 'id="webhooks"' not in as_viewer and hook.url not in as_viewer
+
+
+def test_the_page_shows_each_try_of_a_recent_delivery(client, editor, approver, receiver):
+    hook = receiver(statuses=(503, 204))
+    delivery = _queued_delivery(editor, approver, hook.url)
+    first = webhooks.webhook_delivery_send(delivery_id=delivery.pk)
+    webhooks.webhook_delivery_send(delivery_id=delivery.pk, now=first.next_try_at + timedelta(seconds=1))
+    client.force_login(approver)
+
+    html = client.get("/models/fraud/").content.decode()
+
+    assert 'data-delivery="delivered"' in html and "try 1 · 503" in html and "try 2 · 204" in html
+
+
+def test_an_editor_adding_a_webhook_from_the_page_is_told_the_role_and_nothing_is_saved(client, editor, settings):
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1:9"]
+    register("fraud", editor)
+    client.force_login(editor)
+
+    answer = client.post("/models/fraud/webhooks/", {"url": "http://127.0.0.1:9/h", "events": ["promotion_approved"]}, follow=True)
+
+    assert "Setting a webhook needs the approver role." in answer.content.decode()
+    assert not RegistryWebhook.objects.exists()
+
+
+def test_an_approver_adds_a_prompt_webhook_from_the_page(client, editor, approver, settings):
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1:9"]
+    services.prompts_import(files=brief_folder(), actor=editor)
+    client.force_login(approver)
+
+    answer = client.post("/prompts/summarize/webhooks/", {"url": "http://127.0.0.1:9/h", "events": ["environment_moved", "rolled_back"],
+                                                           "secret": "s"})
+    refused = client.post("/prompts/summarize/webhooks/", {"url": "http://169.254.169.254/", "events": ["rolled_back"]}, follow=True)
+
+    assert answer.status_code == 302 and answer["Location"] == "/prompts/summarize/#webhooks"
+    assert list(RegistryWebhook.objects.values_list("prompt__name", "events", "secret")) == [("summarize", ["rolled_back", "environment_moved"], "s")]
+    assert "link-local" in refused.content.decode()
