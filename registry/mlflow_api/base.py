@@ -3,6 +3,9 @@ error shape, and reading a request's arguments (query string for GET, JSON body 
 
 from __future__ import annotations
 
+import base64
+import json
+
 from axes.exceptions import AxesBackendPermissionDenied
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
@@ -98,3 +101,32 @@ def required(args: dict, *names: str) -> str:
             return value
     raise DomainError(f"Missing value for required parameter '{names[0]}'. See the API docs for more information about request parameters.",
                       code="invalid_parameter_value")
+
+
+def page_size(value, *, limit: int, default: int) -> int:
+    """`max_results`: an integer from 1 to `limit`, `default` when not given."""
+    if value in (None, ""):
+        return default
+    text = str(value)
+    if not text.isdigit() or not 1 <= int(text) <= limit:
+        raise DomainError(f"Invalid value {text[:30]!r} for parameter 'max_results': an integer from 1 to {limit}.",
+                          code="invalid_parameter_value")
+    return int(text)
+
+
+def next_token(offset: int) -> str:
+    """A page token: opaque to clients, the next page's offset inside."""
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def page_offset(token) -> int:
+    """The offset inside a page token (0 without one); a token we did not write is INVALID_PARAMETER_VALUE."""
+    if token in (None, ""):
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(str(token).encode()))["offset"]
+    except (ValueError, TypeError, KeyError):
+        raise DomainError("Invalid page token.", code="invalid_parameter_value") from None
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 10**9:
+        raise DomainError("Invalid page token.", code="invalid_parameter_value")
+    return offset

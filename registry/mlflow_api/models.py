@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
-
 from django.db.models import Prefetch
 from rest_framework.response import Response
 
@@ -13,11 +10,12 @@ from mlops_site.exceptions import ValidationFailed
 from ..models import ModelAlias, ModelVersion, RegisteredModel, Stage
 from ..services import mlflow_registry as registry
 from . import shapes
-from .base import MlflowView, required
-from .filters import model_ordering, models_filtered
+from .base import MlflowView, next_token, page_offset, page_size, required
+from .filters import ordering, parse, tagged
 
 MAX_SEARCH_RESULTS = 1000
 VERSION_RELATED = ("model", "run", "created_by")
+MODEL_ORDER = {"name": "name", "creation_timestamp": "created_at", "timestamp": "created_at", "last_updated_timestamp": "created_at"}
 
 
 def version_body(version: ModelVersion, *, message: str = "") -> dict:
@@ -66,11 +64,12 @@ class RegisteredModelSearch(MlflowView):
         return self._search(self.arguments(request))
 
     def _search(self, args):
-        size = _size(args.get("max_results"))
-        offset = _token(args.get("page_token"))
-        order = model_ordering(args.get("order_by"))
+        size = page_size(args.get("max_results"), limit=MAX_SEARCH_RESULTS, default=100)
+        offset = page_offset(args.get("page_token"))
+        order = ordering(args.get("order_by"), MODEL_ORDER, default=["name"])
+        clauses = parse(args.get("filter") or "", kinds={"name", "tag"})
         models = list(
-            models_filtered(args.get("filter") or "").order_by(*order)
+            tagged(RegisteredModel.objects.all(), clauses).order_by(*order)
             .prefetch_related(Prefetch("versions", queryset=ModelVersion.objects.select_related(*VERSION_RELATED)),
                               Prefetch("aliases", queryset=ModelAlias.objects.select_related("version")))[offset:offset + size + 1]
         )
@@ -80,30 +79,8 @@ class RegisteredModelSearch(MlflowView):
                 **{a.alias: a.version for a in m.aliases.all()}, **holders.get(m.pk, {})}) for m in models[:size]
         ]}
         if len(models) > size:
-            body["next_page_token"] = base64.urlsafe_b64encode(json.dumps({"offset": offset + size}).encode()).decode()
+            body["next_page_token"] = next_token(offset + size)
         return Response(body)
-
-
-def _size(value) -> int:
-    if value in (None, ""):
-        return 100
-    text = str(value)
-    if not text.isdigit() or not 1 <= int(text) <= MAX_SEARCH_RESULTS:
-        raise ValidationFailed(f"Invalid value {text[:30]!r} for parameter 'max_results': an integer from 1 to {MAX_SEARCH_RESULTS}.",
-                               code="invalid_parameter_value")
-    return int(text)
-
-
-def _token(token) -> int:
-    if token in (None, ""):
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(str(token).encode()))["offset"]
-    except (ValueError, TypeError, KeyError):
-        raise ValidationFailed("Invalid page token.", code="invalid_parameter_value") from None
-    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 10**9:
-        raise ValidationFailed("Invalid page token.", code="invalid_parameter_value")
-    return offset
 
 
 class LatestVersions(MlflowView):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
-from mlops_site.exceptions import NotFound, ValidationFailed
+from mlops_site.exceptions import NotFound
 
 from ..models import LoggedModel, RunMetric
 from ..services import tracking
 from . import shapes
-from .base import MlflowView, required
+from .base import MlflowView, next_token, page_offset, page_size, required
 
 MAX_HISTORY_PAGE = 25_000
 
@@ -76,6 +76,51 @@ class RunLogBatch(MlflowView):
         return Response({})
 
 
+class RunLogMetric(MlflowView):
+    """One value (mlflow.log_metric): a batch of one."""
+
+    def post(self, request):
+        args = self.arguments(request)
+        item = {k: args.get(k) for k in ("key", "value", "timestamp", "step")}
+        tracking.run_log_batch(run_id=required(args, "run_id", "run_uuid"), actor=request.user, metrics=[item])
+        return Response({})
+
+
+class RunLogParam(MlflowView):
+    def post(self, request):
+        args = self.arguments(request)
+        tracking.run_log_batch(run_id=required(args, "run_id", "run_uuid"), actor=request.user,
+                               params=[{"key": args.get("key"), "value": args.get("value")}])
+        return Response({})
+
+
+class RunSetTag(MlflowView):
+    def post(self, request):
+        args = self.arguments(request)
+        tracking.run_log_batch(run_id=required(args, "run_id", "run_uuid"), actor=request.user,
+                               tags=[{"key": args.get("key"), "value": args.get("value")}])
+        return Response({})
+
+
+class RunDeleteTag(MlflowView):
+    def post(self, request):
+        args = self.arguments(request)
+        tracking.run_tag_delete(run_id=required(args, "run_id"), key=args.get("key"), actor=request.user)
+        return Response({})
+
+
+class RunDelete(MlflowView):
+    deleted = True
+
+    def post(self, request):
+        tracking.run_lifecycle_set(run_id=required(self.arguments(request), "run_id"), actor=request.user, deleted=self.deleted)
+        return Response({})
+
+
+class RunRestore(RunDelete):
+    deleted = False
+
+
 class RunOutputs(MlflowView):
     def post(self, request):
         args = self.arguments(request)
@@ -91,32 +136,13 @@ class MetricHistory(MlflowView):
         args = self.arguments(request)
         run = tracking.run_get(required(args, "run_id", "run_uuid"))
         key = required(args, "metric_key")
-        size = _page_size(args.get("max_results"), MAX_HISTORY_PAGE)
-        offset = _offset(args.get("page_token"))
+        size = page_size(args.get("max_results"), limit=MAX_HISTORY_PAGE, default=MAX_HISTORY_PAGE)
+        offset = page_offset(args.get("page_token"))
         rows = list(RunMetric.objects.filter(run=run, key=key).order_by("step", "timestamp", "id")[offset:offset + size + 1])
         body = {"metrics": [shapes.metric(m) for m in rows[:size]]}
         if len(rows) > size:
-            body["next_page_token"] = str(offset + size)
+            body["next_page_token"] = next_token(offset + size)
         return Response(body)
-
-
-def _page_size(value, limit: int) -> int:
-    if value in (None, ""):
-        return limit
-    text = str(value)
-    if not text.isdigit() or not 1 <= int(text) <= limit:
-        raise ValidationFailed(f"Invalid value {text[:30]!r} for parameter 'max_results': an integer from 1 to {limit}.",
-                               code="invalid_parameter_value")
-    return int(text)
-
-
-def _offset(token) -> int:
-    if token in (None, ""):
-        return 0
-    text = str(token)
-    if not text.isdigit() or len(text) > 12:
-        raise ValidationFailed("Invalid page token.", code="invalid_parameter_value")
-    return int(text)
 
 
 class LoggedModelCreate(MlflowView):

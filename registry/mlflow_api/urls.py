@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import artifacts, models, tracking
+from . import artifacts, models, search, tracking
 
 app_name = "mlflow"
 
@@ -16,6 +16,14 @@ urlpatterns = [
     path(f"{M}runs/update", tracking.RunUpdate.as_view(), name="run-update"),
     path(f"{M}runs/log-batch", tracking.RunLogBatch.as_view(), name="run-log-batch"),
     path(f"{M}runs/outputs", tracking.RunOutputs.as_view(), name="run-outputs"),
+    path(f"{M}runs/log-metric", tracking.RunLogMetric.as_view(), name="run-log-metric"),
+    path(f"{M}runs/log-parameter", tracking.RunLogParam.as_view(), name="run-log-parameter"),
+    path(f"{M}runs/set-tag", tracking.RunSetTag.as_view(), name="run-set-tag"),
+    path(f"{M}runs/delete-tag", tracking.RunDeleteTag.as_view(), name="run-delete-tag"),
+    path(f"{M}runs/delete", tracking.RunDelete.as_view(), name="run-delete"),
+    path(f"{M}runs/restore", tracking.RunRestore.as_view(), name="run-restore"),
+    path(f"{M}runs/search", search.RunSearch.as_view(), name="run-search"),
+    path(f"{M}experiments/search", search.ExperimentSearch.as_view(), name="experiment-search"),
     path(f"{M}metrics/get-history", tracking.MetricHistory.as_view(), name="metric-history"),
     path(f"{M}logged-models", tracking.LoggedModelCreate.as_view(), name="logged-model-create"),
     re_path(rf"^{M}logged-models/(?P<model_id>[^/]+)/tags$", tracking.LoggedModelTags.as_view(), name="logged-model-tags"),

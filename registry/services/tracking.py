@@ -387,3 +387,25 @@ def logged_model_set_tags(*, model_id, actor, tags) -> LoggedModel:
         model.updated_at = now_ms()
         model.save(update_fields=["tags", "updated_at"])
     return model
+
+
+def run_tag_delete(*, run_id, key, actor) -> None:
+    require_role(actor, EDITOR, "Deleting a run's tag")
+    run = _active(run_get(run_id))
+    check_key(key, "Tag")
+    deleted, _ = RunTag.objects.filter(run=run, key=key).delete()
+    if not deleted:
+        raise NotFound(f"No tag with name: {key} in run with id {run.run_id}", code="resource_does_not_exist")
+
+
+def run_lifecycle_set(*, run_id, actor, deleted: bool) -> Run:
+    """MLflow's delete_run and restore_run: a soft delete (the run stays, its lifecycle says deleted; a deleted run
+    takes no more logging). A run that produced a registered version cannot be deleted: the version's lineage points to it."""
+    require_role(actor, EDITOR, "Deleting a run" if deleted else "Restoring a run")
+    with transaction.atomic():
+        run = run_get(run_id)
+        if deleted and run.model_versions.exists():
+            raise Conflict(f"Run {run.run_id} produced registered versions; it cannot be deleted.", code="invalid_state")
+        run.lifecycle_stage = Lifecycle.DELETED if deleted else Lifecycle.ACTIVE
+        run.save(update_fields=["lifecycle_stage"])
+    return run
