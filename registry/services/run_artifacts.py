@@ -79,7 +79,7 @@ def artifact_put(*, path, body, actor, length: int | None = None) -> Location:
         raise _invalid_path(path)
     model = where.logged_model
     if model is not None and model.status != LoggedModelStatus.PENDING:
-        raise Conflict(f"Logged model {model.model_id} is {model.status}: its files are final.", code="resource_already_exists")
+        raise Conflict(f"Logged model {model.model_id} is {model.status}: its files are final.", code="invalid_state")
     limit = settings.MLOPS_MAX_ARTIFACT_BYTES
     if length is not None and length > limit:
         raise TooLarge(f"The artifact is {length} bytes; the limit is {limit} bytes.")

@@ -1,5 +1,5 @@
 """The official MLflow client (mlflow-skinny 3.17, in a venv of its own: .venv-mlflow, made by `make test`) runs the
-product brief's training snippet unchanged against the live server: a run with params and metrics,
+training snippet of docs/mlflow.md unchanged against the live server: a run with params and metrics,
 `mlflow.sklearn.log_model(..., registered_model_name="fraud-detector")`, then `transition_model_version_stage(...,
 "Production")`. The version waits for approval; after a second person approves it on the site,
 `load_model("models:/fraud-detector/Production")` loads a model that predicts what the trained one predicts."""
@@ -35,7 +35,7 @@ X = rng.randn(200, 4)
 y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
 model = LogisticRegression().fit(X, y)
 
-# Log model during training (the product brief's snippet, unchanged)
+# Log model during training (the snippet of docs/mlflow.md, unchanged)
 with mlflow.start_run():
     mlflow.log_params({"lr": 0.01, "epochs": 10})
     mlflow.log_metrics({"accuracy": 0.94, "f1": 0.91})
@@ -99,7 +99,7 @@ def mlflow_python():
     return MLFLOW_PYTHON
 
 
-def test_mlflow_client_brief_snippet_waits_for_approval_then_loads_from_production(
+def test_mlflow_client_training_snippet_waits_for_approval_then_loads_from_production(
     mlflow_python, live_server, editor, approver, viewer, tmp_path
 ):
     trainer = {"MLFLOW_TRACKING_URI": live_server.url, "MLFLOW_TRACKING_TOKEN": user_token_refresh(user=editor)}
