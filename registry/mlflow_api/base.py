@@ -67,6 +67,16 @@ class MlflowBasicAuthentication(BasicAuthentication):
 
     www_authenticate_realm = "mlflow"
 
+    def authenticate_credentials(self, userid, password, request=None):
+        try:
+            return super().authenticate_credentials(userid, password, request)
+        except drf.AuthenticationFailed:
+            # Django's authenticate() swallows axes' refusal of a locked-out pair (a PermissionDenied) and answers
+            # "no user"; axes flags the DRF request it was given, which its middleware never sees.
+            if getattr(request, "axes_locked_out", False):
+                raise AxesBackendPermissionDenied("Locked out.") from None
+            raise
+
 
 class MlflowView(APIView):
     """An MLflow endpoint: the caller needs the viewer role to read; the services check the editor or approver role
