@@ -31,8 +31,11 @@ from registry.models import (
     PromptDeployment,
     PromptVersion,
     RegisteredModel,
+    Run,
+    RunGroup,
     StageChange,
 )
+from registry.services import tracking
 from registry.services.evaluations import evaluation_request, evaluation_run
 from registry.services.gates import DEFAULT_MODEL_CHECKS, gate_policy_set
 from registry.services.schemas import dataset_schema_infer
@@ -152,6 +155,9 @@ def simulated_time(clock: Clock):
         RolloutPolicy._meta.get_field("created_at"),
         Rollout._meta.get_field("started_at"),
         RolloutDecision._meta.get_field("at"),
+        RunGroup._meta.get_field("created_at"),
+        RunGroup._meta.get_field("updated_at"),
+        Run._meta.get_field("created_at"),
     ]
     saved = [(f, f.default) for f in fields]
     try:
@@ -221,18 +227,22 @@ def _seed_model(name, description, count, base, users, clock, rng, real_now):
         clock.advance(days=rng.uniform(0.6, 1.0) * 80 / count)
         # A slow random walk upwards; scores that live in [0, 1] stay below 1.
         metrics = {k: round(min(v * (1 + rng.uniform(-0.012, 0.02)), 0.995 if base[k] < 1 else 1e9), 4) for k, v in metrics.items()}
+        params = {"learning_rate": rng.choice([0.01, 0.03, 0.05, 0.1]), "max_depth": rng.randint(3, 10), "n_estimators": rng.choice([100, 200, 400, 800]), "seed": n}
+        commit = f"{rng.getrandbits(160):040x}"
+        run = _training_run(name, n, params, metrics, commit, alice, clock, rng)
         services.model_version_register(
             model_name=name,
             actor=alice,
-            params={"learning_rate": rng.choice([0.01, 0.03, 0.05, 0.1]), "max_depth": rng.randint(3, 10), "n_estimators": rng.choice([100, 200, 400, 800]), "seed": n},
+            params=params,
             metrics=metrics,
             tags={"team": "risk" if "fraud" in name or "credit" in name else "growth", "framework": rng.choice(["xgboost", "lightgbm", "sklearn"])},
-            code_commit=f"{rng.getrandbits(160):040x}",
+            code_commit=commit,
             data_version=f"s3://ml-data/{name}/snapshots/2026-{(n % 12) + 1:02d}-01",
             image_tag=f"registry.local/{name}:1.{n}.0",
             description=f"Retrained on the latest snapshot (run {n}).",
             artifact_uri=f"s3://ml-artifacts/{name}/v{n}/model.pkl",
         )
+        ModelVersion.objects.filter(model__name=name, version=n).update(run=run)  # the lineage, as an MLflow client's version has it
         version = ModelVersion.objects.get(model__name=name, version=n)
         if n % 3 == 0 and n < count:
             # Every third version goes through staging to production, with two people.
@@ -247,6 +257,28 @@ def _seed_model(name, description, count, base, users, clock, rng, real_now):
     clock.now_value = real_now - timedelta(hours=rng.uniform(1, 30))
     if count >= 5:
         services.promotion_request_create(version=last, to_stage="production" if count % 2 == 0 else "staging", reason="Candidate beats production on every offline metric.", actor=alice)
+
+
+def _training_run(name, n, params, metrics, commit, actor, clock, rng):
+    """The training run behind version n, as an MLflow client logs one: params, a loss curve per epoch and the final
+    metrics, in the model's run group; a discarded trial run beside every other one, for the compare page."""
+    group = RunGroup.objects.filter(name=f"{name} training").first() or tracking.run_group_create(name=f"{name} training", actor=actor)
+    epochs = 20
+    for trial in ([f"trial-{n}b"] if n % 2 == 0 else []) + [f"train-v{n}"]:
+        start = int(clock.now().timestamp() * 1000)
+        tags = [{"key": "mlflow.source.git.commit", "value": commit}, {"key": "mlflow.source.name", "value": "train.py"}]
+        run = tracking.run_create(group_id=group.pk, actor=actor, run_name=trial, start_time=start, tags=tags)
+        scale = 1.0 if trial.startswith("train") else rng.uniform(1.05, 1.2)
+        curve = [{"key": "loss", "value": round(scale * (0.25 + 0.6 * 0.82**step + rng.uniform(0, 0.01)), 4), "timestamp": start + step * 60_000,
+                  "step": step} for step in range(epochs)]
+        final = [{"key": k, "value": v if trial.startswith("train") else round(v / scale, 4), "timestamp": start + epochs * 60_000, "step": epochs}
+                 for k, v in metrics.items()]
+        tried = params if trial.startswith("train") else {**params, "learning_rate": rng.choice([0.2, 0.3]), "max_depth": rng.randint(11, 14)}
+        tracking.run_log_batch(run_id=run.run_id, actor=actor, metrics=curve + final,
+                               params=[{"key": k, "value": str(v)} for k, v in tried.items()])
+        tracking.run_update(run_id=run.run_id, actor=actor, status="FINISHED", end_time=start + (epochs + 1) * 60_000)
+        clock.advance(minutes=30)
+    return run
 
 
 def _seed_gates(users, clock, real_now):

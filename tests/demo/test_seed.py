@@ -16,9 +16,10 @@ from django.utils import timezone
 from scipy import stats as scipy_stats
 from statsmodels.stats.proportion import proportions_ztest
 
+from demo.seed import MODELS
 from experiments.models import Experiment, Exposure, Outcome
 from monitoring.models import Event
-from registry.models import AuditEvent, Evaluation, ModelVersion, PromotionRequest, RegisteredModel, StageChange
+from registry.models import AuditEvent, Evaluation, ModelVersion, PromotionRequest, RegisteredModel, Run, StageChange
 from registry.services.gates import gate_status
 
 pytestmark = pytest.mark.django_db
@@ -60,6 +61,21 @@ def test_seed_demo_builds_a_history_once(seeded):
     assert not loan[1].passed and loan[2].passed
     assert StageChange.objects.filter(prompt__name="summarize", stage="prod", kind="rollback").exists()
     assert PromotionRequest.objects.filter(prompt__name="summarize", status="pending").exists()
+
+
+def test_seed_demo_gives_each_trained_version_its_run(seeded):
+    versions = list(ModelVersion.objects.filter(model__name__in=list(MODELS)).select_related("run__group"))
+
+    assert versions and all(v.run is not None for v in versions)
+    for version in versions:
+        run = version.run
+        assert run.group.name == f"{version.model.name} training" and run.status == "FINISHED"
+        assert dict(run.params.values_list("key", "value")) == {k: str(v) for k, v in version.params.items()}
+        assert run.tags.get(key="mlflow.source.git.commit").value == version.code_commit
+        assert list(run.metrics.filter(key="loss").order_by("step").values_list("step", flat=True)) == list(range(20))
+        final = dict(run.metrics.filter(step=20).values_list("key", "value"))
+        assert final == pytest.approx(version.metrics)
+    assert Run.objects.filter(name__startswith="trial-").count() == sum(count // 2 for _, count, _ in MODELS.values())
 
 
 def test_seed_demo_force_refuses_to_add_the_demo_twice_and_names_its_models(seeded):
