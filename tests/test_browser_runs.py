@@ -1,5 +1,5 @@
 """The run pages in a real Chromium under the site's Content Security Policy: tick two runs, press Compare, see the
-params table and the metric charts drawn, with no policy violation."""
+params table and the metric charts drawn, then one run's page with its chart, with no policy violation."""
 
 import pytest
 
@@ -12,7 +12,7 @@ from tests.test_run_pages import T0, make_run
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_viewer_ticks_two_runs_compares_them_and_sees_params_and_drawn_charts(live_server, page):
+def test_viewer_ticks_two_runs_compares_them_and_opens_one_seeing_drawn_charts(live_server, page):
     make_user("vera", "viewer")
     group = RunGroup.objects.create(name="churn-training")
     a = make_run(group, "lr-0.1", params={"lr": "0.1", "depth": "4"}, metrics=[("loss", s, 1 / (s + 1)) for s in range(10)], start=T0)
@@ -34,5 +34,9 @@ def test_viewer_ticks_two_runs_compares_them_and_sees_params_and_drawn_charts(li
     assert page.locator("#run-params-table tr.differs").all_inner_texts() == ["lr\t0.01\t0.1"]
     assert page.locator("[data-metric=loss] .scatterlayer .trace").count() == 2
     assert page.locator("[data-metric=loss] .legendtext").all_text_contents() == ["lr-0.01", "lr-0.1"]
+    assert page.evaluate("window.cspViolations") == []
+    page.click("#run-params-table >> text=lr-0.1")
+    page.wait_for_selector("[data-metric=loss] .main-svg", **WAIT)
+    assert page.locator("[data-metric=loss] .scatterlayer .trace").count() == 1
     assert page.evaluate("window.cspViolations") == []
     assert refused == []
