@@ -127,6 +127,9 @@ def test_mlflow_client_training_snippet_waits_for_approval_then_loads_from_produ
     waiting = pages.get("/promotions/")
     assert waiting.status_code == 200 and f"/promotions/{pending.pk}/approve/" in waiting.content.decode()
     assert run.run_id in pages.get("/models/fraud-detector/versions/1/").content.decode()
+    run_page = pages.get(f"/runs/r/{run.run_id}/").content.decode()
+    assert "/models/fraud-detector/versions/1/" in run_page and "epochs" in run_page and version.logged_model.model_id in run_page
+    assert run.name in pages.get("/runs/0/").content.decode()
 
     promotion_approve(promotion_id=pending.pk, actor=approver, comment="Reviewed the run.")
     reader = {"MLFLOW_TRACKING_URI": live_server.url, "MLFLOW_TRACKING_USERNAME": viewer.username, "MLFLOW_TRACKING_PASSWORD": PASSWORD}
