@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from mlops_site.exceptions import Conflict, Forbidden
+from mlops_site.exceptions import Conflict, Forbidden, ValidationFailed
 from mlops_site.webhooks import MAX_ATTEMPTS, RETRY_AFTER
 from registry import services
 from registry.models import AuditEvent, PromotionRequest, PromptVersion, RegisteredModel, RegistryWebhook, WebhookDelivery
@@ -311,6 +311,16 @@ def test_delivery_gives_up_after_the_last_try(editor, approver, receiver):
     assert sent.last_error == f"webhook answered 502 (gave up after {MAX_ATTEMPTS} tries)" and len(hook.posts) == MAX_ATTEMPTS
 
 
+def test_a_delivery_pending_when_its_webhook_is_paused_is_not_sent(editor, approver, receiver):
+    hook = receiver()
+    delivery = _queued_delivery(editor, approver, hook.url)
+    webhooks.webhook_update(webhook_id=delivery.webhook_id, active=False, actor=approver)
+
+    sent = webhooks.webhook_delivery_send(delivery_id=delivery.pk)
+
+    assert (sent.status, sent.last_error, hook.posts) == ("failed", "not sent: the webhook was paused", [])
+
+
 def test_the_task_queues_the_next_try_with_its_backoff(editor, approver, receiver, monkeypatch):
     from registry import tasks
 
@@ -429,8 +439,15 @@ def test_bad_events_are_refused(api_as, editor, approver, settings):
     ping = client.post("/api/v1/models/fraud/webhooks", {"url": "http://127.0.0.1:9/h", "events": ["ping"]}, format="json")
     missing = client.post("/api/v1/models/nope/webhooks", {"url": "http://127.0.0.1:9/h", "events": ["rolled_back"]}, format="json")
 
+    refused = []
+    for events in (["approved"], [], ["ping"], "rolled_back"):  # the pages' form reaches the service without the API's serializer
+        with pytest.raises(ValidationFailed) as error:
+            webhooks.webhook_create(model_name="fraud", url="http://127.0.0.1:9/h", events=events, actor=approver)
+        refused.append(list(error.value.extra["fields"]))
+
     assert [a.status_code for a in (unknown, empty, ping, missing)] == [400, 400, 400, 404]
     assert all(list(a.json()["extra"]["fields"]) == ["events"] for a in (unknown, empty, ping))
+    assert refused == [["events"]] * 4
     assert not RegistryWebhook.objects.exists()
 
 
