@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import sys
+from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, IntegerField, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
 
 from mlops_site.exceptions import NotFound
 
@@ -14,6 +17,7 @@ from .models import (
     AuditEvent,
     Environment,
     EvalSet,
+    LoggedModel,
     ModelVersion,
     PromotionRequest,
     PromotionStatus,
@@ -22,10 +26,16 @@ from .models import (
     PromptVersion,
     RegisteredModel,
     RegistryWebhook,
+    Run,
+    RunGroup,
+    RunMetric,
+    RunParam,
+    RunTag,
     Stage,
     StageChange,
     WebhookDelivery,
 )
+from .models.runs import Lifecycle
 
 
 def _version_in_stage(stage: str) -> Subquery:
@@ -274,3 +284,110 @@ def webhook_get(*, webhook_id) -> RegistryWebhook:
 def webhook_delivery_list(*, webhook: RegistryWebhook) -> QuerySet[WebhookDelivery]:
     """A webhook's deliveries, newest first, with their tries (one more query per page)."""
     return WebhookDelivery.objects.filter(webhook=webhook).prefetch_related("tries").order_by("-created_at", "-id")
+
+
+# --- training runs ----------------------------------------------------------------------------------------------------
+# The run pages read a fixed number of queries whatever the number of runs, params or metric points: params, latest
+# metrics and produced versions come for a whole page of runs at once.
+
+
+def run_group_list() -> QuerySet[RunGroup]:
+    """Run groups, active first, then by their latest run's start; each with `run_count` and `last_run` (ms) of its
+    active runs."""
+    active = Q(runs__lifecycle_stage=Lifecycle.ACTIVE)
+    return RunGroup.objects.annotate(run_count=Count("runs", filter=active), last_run=Max("runs__start_time", filter=active)).order_by(
+        "lifecycle_stage", F("last_run").desc(nulls_last=True), "-id"
+    )
+
+
+def run_group_get(*, group_id: int) -> RunGroup:
+    try:
+        return RunGroup.objects.get(pk=group_id)
+    except (RunGroup.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"No run group {group_id}.") from None
+
+
+def run_list(*, group: RunGroup, status: str = "") -> QuerySet[Run]:
+    """A group's active runs (a deleted run is MLflow's soft delete), newest first; only `status` ones when given."""
+    runs = Run.objects.filter(group=group, lifecycle_stage=Lifecycle.ACTIVE).select_related("user")
+    return runs.filter(status=status) if status else runs
+
+
+def run_get(*, run_id: str) -> Run:
+    try:
+        return Run.objects.select_related("group", "user").get(run_id=run_id)
+    except Run.DoesNotExist:
+        raise NotFound(f"No run {run_id[:40]}.") from None
+
+
+def runs_get_many(*, run_ids: list[str]) -> list[Run]:
+    """The given runs in the order asked; NotFound naming the first few ids that do not exist."""
+    found = {run.run_id: run for run in Run.objects.filter(run_id__in=run_ids).select_related("group")}
+    missing = [r for r in run_ids if r not in found]
+    if missing:
+        shown = ", ".join(r[:40] for r in missing[:5])
+        raise NotFound(f"No run with the id {shown}." if len(missing) == 1 else f"No runs with the ids {shown}.")
+    return [found[r] for r in run_ids]
+
+
+def metric_value(value: float, is_nan: bool) -> float:
+    """A stored metric as the client logged it: NaN, and ±Infinity (stored as the largest float of its sign)."""
+    if is_nan:
+        return math.nan
+    if abs(value) == sys.float_info.max:
+        return math.copysign(math.inf, value)
+    return value
+
+
+def run_params(*, runs: list[Run]) -> dict[int, dict[str, str]]:
+    """{run pk: {key: value}} for all the runs in one query."""
+    found: dict[int, dict[str, str]] = {run.pk: {} for run in runs}
+    for run_pk, key, value in RunParam.objects.filter(run__in=runs).values_list("run_id", "key", "value"):
+        found[run_pk][key] = value
+    return found
+
+
+def run_latest_values(*, runs: list[Run]) -> dict[int, dict[str, tuple[float, int]]]:
+    """{run pk: {key: (value, step)}}: each run's latest value per key as MLflow defines it (the largest step, then
+    the latest timestamp, then the largest value). Ranked in the database: one row per run and key comes back, not
+    the whole history."""
+    found: dict[int, dict[str, tuple[float, int]]] = {run.pk: {} for run in runs}
+    order = [F("step").desc(), F("timestamp").desc(), F("value").desc()]
+    ranked = RunMetric.objects.filter(run__in=runs).annotate(rank=Window(RowNumber(), partition_by=[F("run_id"), F("key")], order_by=order))
+    for run_pk, key, value, is_nan, step in ranked.filter(rank=1).values_list("run_id", "key", "value", "is_nan", "step"):
+        found[run_pk][key] = (metric_value(value, is_nan), step)
+    return found
+
+
+def run_metric_histories(*, runs: list[Run], keys: list[str]) -> dict[str, dict[int, tuple[list[int], list[float]]]]:
+    """{key: {run pk: (steps, values)}} in step order, for `keys` only: one query of plain tuples (a history may hold
+    tens of thousands of points)."""
+    found: dict[str, dict[int, tuple[list[int], list[float]]]] = {key: {} for key in keys}
+    rows = (
+        RunMetric.objects.filter(run__in=runs, key__in=keys)
+        .order_by("key", "run_id", "step", "timestamp", "id")
+        .values_list("key", "run_id", "step", "value", "is_nan")
+    )
+    for key, run_pk, step, value, is_nan in rows.iterator(chunk_size=10_000):
+        steps, values = found[key].setdefault(run_pk, ([], []))
+        steps.append(step)
+        values.append(metric_value(value, is_nan))
+    return found
+
+
+def run_versions(*, runs: list[Run]) -> dict[int, list[ModelVersion]]:
+    """{run pk: the model versions registered from it}, in one query."""
+    found: dict[int, list[ModelVersion]] = defaultdict(list)
+    for version in ModelVersion.objects.filter(run__in=runs).select_related("model").order_by("model__name", "version"):
+        found[version.run_id].append(version)
+    return found
+
+
+def run_tags(*, run: Run) -> list[tuple[str, str]]:
+    """(key, value) of a run's tags, by key."""
+    return list(RunTag.objects.filter(run=run).order_by("key").values_list("key", "value"))
+
+
+def logged_model_list(*, run: Run) -> list[LoggedModel]:
+    """The logged models of a run, newest first, each with the versions registered from it (`model_versions`)."""
+    return list(LoggedModel.objects.filter(run=run).prefetch_related(Prefetch("model_versions", ModelVersion.objects.select_related("model"))))

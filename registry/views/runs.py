@@ -9,22 +9,18 @@ points per key; they are read as plain tuples and each chart line is thinned to 
 from __future__ import annotations
 
 import math
-import sys
-from collections import defaultdict
 from datetime import UTC, datetime
 
-from django.db.models import Count, F, Max, Q, Window
-from django.db.models.functions import RowNumber
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from mlops_site.charts import MAX_POINTS
 from mlops_site.exceptions import NotFound, ValidationFailed
 from mlops_site.formatting import number_text
-from mlops_site.pages import paginate, querystring
+from mlops_site.pages import get_or_404, paginate, querystring
 
-from .. import charts
-from ..models import LoggedModel, ModelVersion, Run, RunGroup, RunMetric, RunParam, RunStatus, RunTag
+from .. import charts, selectors
+from ..models import Run, RunStatus
 from ..models.runs import Lifecycle
 from ..services.run_artifacts import artifact_open, folder_files
 
@@ -35,7 +31,7 @@ MAX_ARTIFACTS = 500  # files listed on a run's page
 SYSTEM_TAG_PREFIX = "mlflow."
 
 
-# --- reads shared by the pages ----------------------------------------------------------------------------------------
+# --- what the pages show ----------------------------------------------------------------------------------------------
 
 
 def _time(ms: int | None) -> datetime | None:
@@ -59,59 +55,6 @@ def _duration(run: Run) -> str:
         return f"{minutes} min {seconds} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
-
-
-def _stored_value(value: float, is_nan: bool) -> float:
-    """A metric as the client logged it: NaN, and ±Infinity (stored as the largest float of its sign)."""
-    if is_nan:
-        return math.nan
-    if abs(value) == sys.float_info.max:
-        return math.copysign(math.inf, value)
-    return value
-
-
-def _params(runs: list[Run]) -> dict[int, dict[str, str]]:
-    found: dict[int, dict[str, str]] = {run.pk: {} for run in runs}
-    for run_pk, key, value in RunParam.objects.filter(run__in=runs).values_list("run_id", "key", "value"):
-        found[run_pk][key] = value
-    return found
-
-
-def _latest_metrics(runs: list[Run]) -> dict[int, dict[str, tuple[float, int]]]:
-    """Each run's latest value per key as MLflow defines it (the largest step, then the latest timestamp, then the
-    largest value), as (value, step). The ranking runs in the database: one row per run and key comes back, not the
-    whole history."""
-    found: dict[int, dict[str, tuple[float, int]]] = {run.pk: {} for run in runs}
-    ranked = RunMetric.objects.filter(run__in=runs).annotate(
-        rank=Window(
-            RowNumber(), partition_by=[F("run_id"), F("key")], order_by=[F("step").desc(), F("timestamp").desc(), F("value").desc()]
-        )
-    )
-    for run_pk, key, value, is_nan, step in ranked.filter(rank=1).values_list("run_id", "key", "value", "is_nan", "step"):
-        found[run_pk][key] = (_stored_value(value, is_nan), step)
-    return found
-
-
-def _histories(runs: list[Run], keys: list[str]) -> dict[str, dict[int, tuple[list[int], list[float]]]]:
-    """{key: {run pk: (steps, values)}} in step order, for the charted keys only, in one query of plain tuples."""
-    found: dict[str, dict[int, tuple[list[int], list[float]]]] = {key: {} for key in keys}
-    rows = (
-        RunMetric.objects.filter(run__in=runs, key__in=keys)
-        .order_by("key", "run_id", "step", "timestamp", "id")
-        .values_list("key", "run_id", "step", "value", "is_nan")
-    )
-    for key, run_pk, step, value, is_nan in rows.iterator(chunk_size=10_000):
-        steps, values = found[key].setdefault(run_pk, ([], []))
-        steps.append(step)
-        values.append(_stored_value(value, is_nan))
-    return found
-
-
-def _versions_by_run(runs: list[Run]) -> dict[int, list[ModelVersion]]:
-    found: dict[int, list[ModelVersion]] = defaultdict(list)
-    for version in ModelVersion.objects.filter(run__in=runs).select_related("model").order_by("model__name", "version"):
-        found[version.run_id].append(version)
-    return found
 
 
 def _columns(maps: list[dict], limit: int = MAX_COLUMNS) -> tuple[list[str], int]:
@@ -141,9 +84,7 @@ def _run_label(run: Run, duplicated: set[str]) -> str:
 
 def run_group_list(request: HttpRequest) -> HttpResponse:
     """Every run group with its number of active runs and the start of its latest run."""
-    active = Q(runs__lifecycle_stage=Lifecycle.ACTIVE)
-    groups = RunGroup.objects.annotate(run_count=Count("runs", filter=active), last_run=Max("runs__start_time", filter=active))
-    page = paginate(request, groups.order_by("lifecycle_stage", F("last_run").desc(nulls_last=True), "-id"))
+    page = paginate(request, selectors.run_group_list())
     for group in page:
         group.last_run_at = _time(group.last_run)
     return render(request, "registry/runs/run_group_list.html", {"page": page, "deleted": Lifecycle.DELETED})
@@ -151,18 +92,12 @@ def run_group_list(request: HttpRequest) -> HttpResponse:
 
 def run_group_detail(request: HttpRequest, group_id: int) -> HttpResponse:
     """A group's active runs, newest first: key params and latest metrics as columns, the versions each produced."""
-    group = RunGroup.objects.filter(pk=group_id).first()
-    if group is None:
-        raise Http404("No such run group.")
+    group = get_or_404(selectors.run_group_get, group_id=group_id)
     status = request.GET.get("status", "")
-    runs = Run.objects.filter(group=group, lifecycle_stage=Lifecycle.ACTIVE).select_related("user")
-    if status in RunStatus.values:
-        runs = runs.filter(status=status)
-    else:
-        status = ""
-    page = paginate(request, runs)
+    status = status if status in RunStatus.values else ""
+    page = paginate(request, selectors.run_list(group=group, status=status))
     shown = list(page)
-    params, latest, versions = _params(shown), _latest_metrics(shown), _versions_by_run(shown)
+    params, latest, versions = selectors.run_params(runs=shown), selectors.run_latest_values(runs=shown), selectors.run_versions(runs=shown)
     param_keys, params_left = _columns(list(params.values()))
     metric_keys, metrics_left = _columns([{k: v for k, (v, _) in m.items()} for m in latest.values()])
     rows = [
@@ -216,14 +151,12 @@ def run_compare(request: HttpRequest) -> HttpResponse:
     if len(ids) > MAX_COMPARE:
         context["error"] = f"{len(ids)} runs were asked for; at most {MAX_COMPARE} runs can be compared at once."
         return render(request, "registry/runs/run_compare.html", context, status=400)
-    found = {run.run_id: run for run in Run.objects.filter(run_id__in=ids).select_related("group")}
-    unknown = [r for r in ids if r not in found]
-    if unknown:
-        shown = ", ".join(r[:40] for r in unknown[:5])
-        context["error"] = f"No run with the id {shown}." if len(unknown) == 1 else f"No runs with the ids {shown}."
+    try:
+        runs = selectors.runs_get_many(run_ids=ids)
+    except NotFound as exc:
+        context["error"] = exc.message
         return render(request, "registry/runs/run_compare.html", context, status=400)
-    runs = [found[r] for r in ids]
-    params, latest = _params(runs), _latest_metrics(runs)
+    params, latest = selectors.run_params(runs=runs), selectors.run_latest_values(runs=runs)
     names = [run.name for run in runs]
     duplicated = {n for n in names if n and names.count(n) > 1}
     labels = [_run_label(run, duplicated) for run in runs]
@@ -231,7 +164,7 @@ def run_compare(request: HttpRequest) -> HttpResponse:
     metric_maps = [latest[run.pk] for run in runs]
     metric_keys = sorted({k for m in metric_maps for k in m})
     chart_keys = metric_keys[:MAX_CHARTS]
-    histories = _histories(runs, chart_keys)
+    histories = selectors.run_metric_histories(runs=runs, keys=chart_keys)
     figures = []
     for key in chart_keys:
         lines = [(label, *histories[key][run.pk]) for run, label in zip(runs, labels, strict=True) if run.pk in histories[key]]
@@ -252,21 +185,14 @@ def run_compare(request: HttpRequest) -> HttpResponse:
     return render(request, "registry/runs/run_compare.html", context)
 
 
-def _run_or_404(run_id: str) -> Run:
-    run = Run.objects.select_related("group", "user").filter(run_id=run_id).first()
-    if run is None:
-        raise Http404("No such run.")
-    return run
-
-
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     """One run: what it is, its params, tags, metrics with their history, its files, logged models and versions."""
-    run = _run_or_404(run_id)
-    params = list(RunParam.objects.filter(run=run).values_list("key", "value"))
-    tags = list(RunTag.objects.filter(run=run).values_list("key", "value"))
-    latest = _latest_metrics([run])[run.pk]
+    run = get_or_404(selectors.run_get, run_id=run_id)
+    params = sorted(selectors.run_params(runs=[run])[run.pk].items())
+    tags = selectors.run_tags(run=run)
+    latest = selectors.run_latest_values(runs=[run])[run.pk]
     keys = sorted(latest)
-    histories = _histories([run], keys[:MAX_CHARTS])
+    histories = selectors.run_metric_histories(runs=[run], keys=keys[:MAX_CHARTS])
     figures = [
         {
             "key": key,
@@ -277,7 +203,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     ]
     counts = {key: len(h[run.pk][0]) for key, h in histories.items()}
     files = folder_files(run.artifact_folder)
-    logged_models = list(LoggedModel.objects.filter(run=run).prefetch_related("model_versions__model"))
+    logged_models = selectors.logged_model_list(run=run)
     context = {
         "run": run,
         "group": run.group,
@@ -295,7 +221,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         "files": files[:MAX_ARTIFACTS],
         "files_left": max(0, len(files) - MAX_ARTIFACTS),
         "logged_models": logged_models,
-        "versions": list(ModelVersion.objects.filter(run=run).select_related("model").order_by("model__name", "version")),
+        "versions": selectors.run_versions(runs=[run]).get(run.pk, []),
     }
     return render(request, "registry/runs/run_detail.html", context)
 
@@ -303,7 +229,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
 def run_artifact(request: HttpRequest, run_id: str, path: str) -> HttpResponse:
     """One file of a run's artifacts, as a download. The path is checked by the artifact store's own rules (no `..`,
     no empty or absolute segments), so nothing outside the run's folder can be named."""
-    run = _run_or_404(run_id)
+    run = get_or_404(selectors.run_get, run_id=run_id)
     try:
         handle, where = artifact_open(f"{run.artifact_folder}/{path}")
     except ValidationFailed:
