@@ -13,6 +13,8 @@
 # error spike rolled back by the worker's beat (~3 min).
 # BENCH_ONLY=numbers only the figures against their reference libraries: a month of roll-up percentiles against numpy's exact
 # quantiles, ROUGE against rouge-score and edit distance against rapidfuzz on 10,000 rows (~1 min idle, ~4 min on a loaded machine).
+# BENCH_ONLY=tracking only our MLflow API beside a local `mlflow server` through MlflowClient: log_batch of 1,000 metrics and the
+# registry search (~6 min; the first run also installs bench/.venv-mlflow).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -31,8 +33,8 @@ MLFLOW_VENV="$ROOT/bench/.venv-mlflow"
 MLFLOW_RUNS=${BENCH_MLFLOW_RUNS:-0}                 # 1: also one run (params + metrics) per version; ~3x the seeding time
 SKIP_MLFLOW=${BENCH_SKIP_MLFLOW:-0}
 RESULTS="$ROOT/bench/results"
-ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts | monitoring | operations | evaluation | experiments | rollouts | numbers
-case "$ONLY" in all|registry|prompts|monitoring|operations|evaluation|experiments|rollouts|numbers) ;; *) echo "bench: BENCH_ONLY must be all, registry, prompts, monitoring, operations, evaluation, experiments, rollouts or numbers (not '$ONLY')" >&2; exit 2 ;; esac
+ONLY=${BENCH_ONLY:-all}                             # all | registry | prompts | monitoring | operations | evaluation | experiments | rollouts | numbers | tracking
+case "$ONLY" in all|registry|prompts|monitoring|operations|evaluation|experiments|rollouts|numbers|tracking) ;; *) echo "bench: BENCH_ONLY must be all, registry, prompts, monitoring, operations, evaluation, experiments, rollouts, numbers or tracking (not '$ONLY')" >&2; exit 2 ;; esac
 
 [ -x "$PY" ] || { echo "bench: $PY not found; run 'make install' first" >&2; exit 1; }
 mkdir -p "$RESULTS"
@@ -70,7 +72,7 @@ start_bg() {  # start_bg LOGFILE CMD...: in its own process group (job control o
 forget_pid() { local keep=() p; for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
 
 bench_start=$(now)
-[ "$ONLY" = prompts ] || [ "$ONLY" = monitoring ] || [ "$ONLY" = operations ] || [ "$ONLY" = evaluation ] || [ "$ONLY" = experiments ] || [ "$ONLY" = rollouts ] || [ "$ONLY" = numbers ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
+[ "$ONLY" = prompts ] || [ "$ONLY" = monitoring ] || [ "$ONLY" = operations ] || [ "$ONLY" = evaluation ] || [ "$ONLY" = experiments ] || [ "$ONLY" = rollouts ] || [ "$ONLY" = numbers ] || [ "$ONLY" = tracking ] || log "work folder $WORK; $MODELS x $VERSIONS (and $SMALL_MODELS x $VERSIONS for the query-count check); $REQUESTS timed requests per row"
 
 # Django settings for every step: throwaway SQLite databases, media and static folders, production mode.
 unset DATABASE_URL
@@ -85,6 +87,44 @@ mkdir -p "$MEDIA_ROOT" "$STATIC_ROOT"
 t=$(now)
 "$PY" manage.py collectstatic --noinput -v0   # the manifest storage of `make serve` needs it before any page renders
 T[collectstatic]=$(since "$t")
+
+# MLflow in its own venv: the anchor of the registry reads and the other side of the tracking step.
+skip() { log "MLflow anchor SKIPPED: $*"; echo "$*" >"$WORK/mlflow-skipped.txt"; }
+
+ensure_mlflow() {  # bench/.venv-mlflow with mlflow; never touches the project's venv
+    local stamp="$MLFLOW_VENV/.bench-installed" base spec versions
+    if [ -x "$MLFLOW_VENV/bin/mlflow" ] && [ -f "$stamp" ]; then
+        log "MLflow venv present: $(cat "$stamp")"
+        return 0
+    fi
+    base=$("$PY" -c 'import sys; print(sys._base_executable)')
+    t=$(now)
+    log "MLflow: creating $MLFLOW_VENV with $base"
+    "$base" -m venv "$MLFLOW_VENV" >>"$WORK/mlflow-install.log" 2>&1 || { skip "could not create a venv with $base"; return 1; }
+    versions=$("$MLFLOW_VENV/bin/pip" index versions mlflow --disable-pip-version-check 2>>"$WORK/mlflow-install.log" \
+        | sed -n 's/^Available versions: //p' | tr -d ' ' | tr ',' '\n') || true
+    if [ -z "$versions" ]; then
+        skip "PyPI did not answer 'pip index versions mlflow' (no network?): $(grep -v '^WARNING' "$WORK/mlflow-install.log" | tail -1)"
+        return 1
+    fi
+    if printf '%s\n' "$versions" | grep -qx "${MLFLOW_WANTED//./\\.}\.[0-9]*"; then
+        spec="mlflow==$MLFLOW_WANTED.*"
+    elif printf '%s\n' "$versions" | grep -qE '^3\.[0-9]+\.[0-9]+$'; then
+        spec="mlflow==$(printf '%s\n' "$versions" | grep -m1 -E '^3\.[0-9]+\.[0-9]+$')"
+        log "MLflow $MLFLOW_WANTED is not on PyPI; using the newest 3.x: $spec"
+    else
+        skip "no MLflow $MLFLOW_WANTED nor any 3.x release on PyPI"
+        return 1
+    fi
+    log "MLflow: pip install '$spec' into bench/.venv-mlflow (about 1.5 min and 850 MB on a fresh machine)"
+    if ! "$MLFLOW_VENV/bin/pip" install --disable-pip-version-check -q "$spec" >>"$WORK/mlflow-install.log" 2>&1; then
+        skip "pip install '$spec' failed: $(grep -v '^WARNING' "$WORK/mlflow-install.log" | tail -3 | tr '\n' ' ')"
+        return 1
+    fi
+    echo "$spec -> mlflow $("$MLFLOW_VENV/bin/python" -c 'import mlflow; print(mlflow.__version__)')" >"$stamp"
+    T[mlflow_install]=$(since "$t")
+    log "MLflow installed in ${T[mlflow_install]} s: $(cat "$stamp")"
+}
 
 # --- monitoring: drift report on 1,000,000 x 20 (scipy and Evidently beside it), event ingestion over HTTP -------
 # One step, its own databases, server and Evidently process; writes bench/results/monitoring.json. Runs with
@@ -429,6 +469,69 @@ if [ "$ONLY" = all ] || [ "$ONLY" = numbers ]; then
     fi
 fi
 
+# --- tracking: our MLflow API beside a local mlflow server, through MlflowClient: log_batch and the registry search ----------
+# Its own database, Redis and gunicorn (production settings, -w 1 as the registry reads) and an mlflow server (SQLite, --workers 1);
+# writes bench/results/mlflow_tracking.json. Runs with BENCH_ONLY=all and BENCH_ONLY=tracking (then stops; about 6 min). Skipped,
+# with the reason in the table and the JSON, when MLflow cannot be installed or its server does not start. See "MLflow tracking"
+# in bench/README.md.
+if [ "$ONLY" = all ] || [ "$ONLY" = tracking ]; then
+    TBENCH="$ROOT/bench/mlflow_tracking_bench.py"
+    TWORK="$WORK/tracking"
+    mkdir -p "$TWORK"
+    cp "$WORK/env.json" "$TWORK/env.json"
+    tracking_start=$(now)
+    tskip() { log "tracking: SKIPPED: $*"; echo "$*" >"$TWORK/skipped.txt"; }
+    if [ "$SKIP_MLFLOW" = 1 ]; then
+        tskip "BENCH_SKIP_MLFLOW=1"
+    elif ! ensure_mlflow; then
+        tskip "$(cat "$WORK/mlflow-skipped.txt")"
+        rm -f "$WORK/mlflow-skipped.txt"  # the registry part tries again and says so itself
+    else
+        # No telemetry to the outside, no job runner beside the server (as the registry part).
+        mlenv=(env MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false)
+        rport=$("$PY" "$BENCH" port)
+        start_bg "$TWORK/redis.log" redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$TWORK"
+        redis_pid=$BG_PID
+        export SQLITE_PATH="$TWORK/ours.sqlite3" REDIS_URL="redis://127.0.0.1:$rport/0"
+        "$PY" manage.py migrate --noinput -v0
+        (umask 077 && "$PY" manage.py create_api_user bench-tracker --role editor | tail -1 >"$TWORK/token")
+        port=$("$PY" "$BENCH" port)
+        mport=$("$PY" "$BENCH" port)
+        log "tracking: gunicorn mlops_site.wsgi -w 1 on 127.0.0.1:$port, mlflow server --workers 1 on 127.0.0.1:$mport (SQLite)"
+        start_bg "$TWORK/gunicorn.log" "$GUNICORN" mlops_site.wsgi -b "127.0.0.1:$port" -w 1 --timeout 300
+        gpid=$BG_PID
+        cd "$TWORK"  # whatever the MLflow server and client write next to themselves stays in the work folder
+        start_bg "$TWORK/mlflow-server.log" "${mlenv[@]}" "$MLFLOW_VENV/bin/mlflow" server \
+            --backend-store-uri "sqlite:///$TWORK/mlflow.db" --artifacts-destination "$TWORK/mlartifacts" \
+            --host 127.0.0.1 --port "$mport" --workers 1
+        tmlflow_pid=$BG_PID
+        cd "$ROOT"
+        "$PY" "$BENCH" wait --url "http://127.0.0.1:$port/healthz" --pid "$gpid" --timeout 60 || { tail -20 "$TWORK/gunicorn.log"; exit 1; }
+        if "$PY" "$BENCH" wait --url "http://127.0.0.1:$mport/health" --pid "$tmlflow_pid" --timeout 180; then
+            log "tracking: log_batch ${BENCH_TRACKING_ROUNDS:-6} rounds x ${BENCH_TRACKING_CALLS:-50} calls per server; registry" \
+                "${BENCH_TRACKING_MODELS:-200} models x ${BENCH_TRACKING_VERSIONS:-5} versions on both, ${BENCH_TRACKING_REQUESTS:-100} searches per target"
+            (cd "$TWORK" && "${mlenv[@]}" "$MLFLOW_VENV/bin/python" "$TBENCH" run --ours-url "http://127.0.0.1:$port" \
+                --ours-token-file "$TWORK/token" --mlflow-url "http://127.0.0.1:$mport" --rounds "${BENCH_TRACKING_ROUNDS:-6}" \
+                --calls "${BENCH_TRACKING_CALLS:-50}" --models "${BENCH_TRACKING_MODELS:-200}" --versions "${BENCH_TRACKING_VERSIONS:-5}" \
+                --requests "${BENCH_TRACKING_REQUESTS:-100}" --installed "$(cat "$MLFLOW_VENV/.bench-installed")" --out "$TWORK/tracking.json") \
+                || { tail -30 "$TWORK/gunicorn.log"; tail -30 "$TWORK/mlflow-server.log"; exit 1; }
+        else
+            tail -20 "$TWORK/mlflow-server.log"
+            tskip "mlflow server did not start (log above)"
+        fi
+        stop_pid "$tmlflow_pid"; forget_pid "$tmlflow_pid"
+        stop_pid "$gpid"; forget_pid "$gpid"
+        stop_pid "$redis_pid"; forget_pid "$redis_pid"
+        unset SQLITE_PATH REDIS_URL
+    fi
+    echo "{\"tracking_s\": $(since "$tracking_start")}" >"$TWORK/timings.json"
+    "$PY" "$TBENCH" report --work "$TWORK" --results "$RESULTS/mlflow_tracking.json"
+    log "tracking: done in $(since "$tracking_start") s"
+    if [ "$ONLY" = tracking ]; then
+        exit 0
+    fi
+fi
+
 # --- prompts: import a folder of 200 prompts x 10 versions, first and no-change re-import -----------
 # One step, its own databases and servers; writes bench/results/prompts.json. Skipped with BENCH_ONLY=registry.
 if [ "$ONLY" != registry ]; then
@@ -500,43 +603,6 @@ done
 unset SQLITE_PATH
 
 # --- the anchor: MLflow in its own venv, seeded the same way --------------------------------------
-skip() { log "MLflow anchor SKIPPED: $*"; echo "$*" >"$WORK/mlflow-skipped.txt"; }
-
-ensure_mlflow() {  # bench/.venv-mlflow with mlflow; never touches the project's venv
-    local stamp="$MLFLOW_VENV/.bench-installed" base spec versions
-    if [ -x "$MLFLOW_VENV/bin/mlflow" ] && [ -f "$stamp" ]; then
-        log "MLflow venv present: $(cat "$stamp")"
-        return 0
-    fi
-    base=$("$PY" -c 'import sys; print(sys._base_executable)')
-    t=$(now)
-    log "MLflow: creating $MLFLOW_VENV with $base"
-    "$base" -m venv "$MLFLOW_VENV" >>"$WORK/mlflow-install.log" 2>&1 || { skip "could not create a venv with $base"; return 1; }
-    versions=$("$MLFLOW_VENV/bin/pip" index versions mlflow --disable-pip-version-check 2>>"$WORK/mlflow-install.log" \
-        | sed -n 's/^Available versions: //p' | tr -d ' ' | tr ',' '\n') || true
-    if [ -z "$versions" ]; then
-        skip "PyPI did not answer 'pip index versions mlflow' (no network?): $(grep -v '^WARNING' "$WORK/mlflow-install.log" | tail -1)"
-        return 1
-    fi
-    if printf '%s\n' "$versions" | grep -qx "${MLFLOW_WANTED//./\\.}\.[0-9]*"; then
-        spec="mlflow==$MLFLOW_WANTED.*"
-    elif printf '%s\n' "$versions" | grep -qE '^3\.[0-9]+\.[0-9]+$'; then
-        spec="mlflow==$(printf '%s\n' "$versions" | grep -m1 -E '^3\.[0-9]+\.[0-9]+$')"
-        log "MLflow $MLFLOW_WANTED is not on PyPI; using the newest 3.x: $spec"
-    else
-        skip "no MLflow $MLFLOW_WANTED nor any 3.x release on PyPI"
-        return 1
-    fi
-    log "MLflow: pip install '$spec' into bench/.venv-mlflow (about 1.5 min and 850 MB on a fresh machine)"
-    if ! "$MLFLOW_VENV/bin/pip" install --disable-pip-version-check -q "$spec" >>"$WORK/mlflow-install.log" 2>&1; then
-        skip "pip install '$spec' failed: $(grep -v '^WARNING' "$WORK/mlflow-install.log" | tail -3 | tr '\n' ' ')"
-        return 1
-    fi
-    echo "$spec -> mlflow $("$MLFLOW_VENV/bin/python" -c 'import mlflow; print(mlflow.__version__)')" >"$stamp"
-    T[mlflow_install]=$(since "$t")
-    log "MLflow installed in ${T[mlflow_install]} s: $(cat "$stamp")"
-}
-
 MEASURE_PY=$PY
 mlflow_args=()
 if [ "$SKIP_MLFLOW" = 1 ]; then
