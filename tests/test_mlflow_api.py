@@ -186,6 +186,18 @@ def test_unknown_endpoint_is_endpoint_not_found(editor, method):
     assert_mlflow_error(response, 404, "ENDPOINT_NOT_FOUND")
 
 
+def test_experiment_search_by_tag_equal_and_not_equal(editor):
+    client = bearer(editor)
+    for name, tags in {"fraud": {"team": "risk"}, "churn": {"team": "growth"}, "scratch": {}}.items():
+        assert post(client, "experiments/create", {"name": name, "tags": [{"key": k, "value": v} for k, v in tags.items()]}).status_code == 200
+
+    equal = post(client, "experiments/search", {"filter": "tags.team = 'risk'"})
+    not_equal = post(client, "experiments/search", {"filter": "tags.team != 'risk'", "order_by": ["name"]})
+
+    assert [e["name"] for e in equal.json()["experiments"]] == ["fraud"]
+    assert [e["name"] for e in not_equal.json()["experiments"]] == ["Default", "churn", "scratch"]
+
+
 # --- who may call ---------------------------------------------------------------------------------------------------
 
 

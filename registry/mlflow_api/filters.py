@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from mlops_site.exceptions import ValidationFailed
 
@@ -114,7 +115,9 @@ def tagged(queryset: QuerySet, clauses: list[Clause], *, name_field: str = "name
             queryset = queryset.filter(condition(name_field, clause.op, clause.value))
         else:
             field = f"_tag{i}"
-            queryset = queryset.annotate(**{field: KeyTextTransform(clause.key, "tags")})
+            # Cast: a KeyTextTransform keeps the JSON key lookups, and SQLite's exact one reads the value as JSON
+            # (`tags.team = 'risk'` was "malformed JSON", a 500); as plain text every comparison is a text one.
+            queryset = queryset.annotate(**{field: Cast(KeyTextTransform(clause.key, "tags"), TextField())})
             queryset = queryset.filter(condition(field, clause.op, clause.value, missing_matches_not_equal=True))
     return queryset
 
