@@ -79,19 +79,19 @@ def model_get(*, name: str) -> RegisteredModel:
 
 def version_list(*, model: RegisteredModel) -> QuerySet[ModelVersion]:
     """A model's versions, newest first."""
-    return ModelVersion.objects.filter(model=model).select_related("model", "created_by").order_by("-version")
+    return ModelVersion.objects.filter(model=model).select_related("model", "created_by", "run").order_by("-version")
 
 
 def version_get(*, model_name: str, version: int | str) -> ModelVersion:
     try:
-        return ModelVersion.objects.select_related("model", "created_by").get(model__name=model_name, version=int(version))
+        return ModelVersion.objects.select_related("model", "created_by", "run").get(model__name=model_name, version=int(version))
     except (ModelVersion.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"No version {version} of model '{model_name}'.") from None
 
 
 def versions_get_many(*, model_name: str, numbers: list[int]) -> list[ModelVersion]:
     """The given versions of one model in the order asked; 404 naming any that do not exist."""
-    found = {v.version: v for v in ModelVersion.objects.select_related("model", "created_by").filter(model__name=model_name, version__in=numbers)}
+    found = {v.version: v for v in ModelVersion.objects.select_related("model", "created_by", "run").filter(model__name=model_name, version__in=numbers)}
     missing = [n for n in numbers if n not in found]
     if missing:
         raise NotFound(f"No version {', '.join(map(str, missing))} of model '{model_name}'.")
@@ -105,7 +105,7 @@ def stage_holder_find(*, model: RegisteredModel, stage: str) -> ModelVersion | N
 
 def stage_holder_get(*, model_name: str, stage: str) -> ModelVersion:
     model = model_get(name=model_name)
-    version = ModelVersion.objects.select_related("model", "created_by").filter(model=model, stage=stage).first()
+    version = ModelVersion.objects.select_related("model", "created_by", "run").filter(model=model, stage=stage).first()
     if version is None:
         raise NotFound(f"No version of '{model_name}' is in {stage}.", code="stage_empty")
     return version

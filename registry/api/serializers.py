@@ -109,13 +109,14 @@ class VersionOut(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", default=None)
     artifact_url = serializers.SerializerMethodField()
     artifact_name = serializers.SerializerMethodField()
+    run_id = serializers.CharField(source="run.run_id", default=None, help_text="The training run that produced it (MLflow clients).")
 
     class Meta:
         model = ModelVersion
         fields = [
             "model", "version", "stage", "params", "metrics", "tags", "code_commit", "data_version",
             "image_tag", "description", "artifact_uri", "artifact_name", "artifact_url", "artifact_size",
-            "artifact_sha256", "created_by", "created_at",
+            "artifact_sha256", "run_id", "created_by", "created_at",
         ]
 
     def get_artifact_url(self, obj) -> str | None:
