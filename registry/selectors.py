@@ -267,11 +267,13 @@ RECENT_DELIVERIES = 5  # what a model's or prompt's page shows of each webhook
 
 def webhook_list(*, model: RegisteredModel | None = None, prompt: Prompt | None = None, recent: int = RECENT_DELIVERIES) -> list[RegistryWebhook]:
     """A model's or a prompt's webhooks, oldest first, each with its `recent` newest deliveries (`.recent`) and their
-    tries. Three queries, however many webhooks and deliveries."""
-    newest = WebhookDelivery.objects.order_by("-created_at", "-id").prefetch_related("tries")
-    return list(RegistryWebhook.objects.filter(**({"model": model} if model is not None else {"prompt": prompt}))
-                .select_related("model", "prompt", "created_by")
-                .prefetch_related(Prefetch("deliveries", queryset=newest[:recent], to_attr="recent")).order_by("id"))
+    tries. Three queries, however many webhooks and deliveries; one with `recent=0` (no deliveries)."""
+    hooks = (RegistryWebhook.objects.filter(**({"model": model} if model is not None else {"prompt": prompt}))
+             .select_related("model", "prompt", "created_by").order_by("id"))
+    if recent:
+        newest = WebhookDelivery.objects.order_by("-created_at", "-id").prefetch_related("tries")
+        hooks = hooks.prefetch_related(Prefetch("deliveries", queryset=newest[:recent], to_attr="recent"))
+    return list(hooks)
 
 
 def webhook_get(*, webhook_id) -> RegistryWebhook:

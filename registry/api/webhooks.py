@@ -90,7 +90,7 @@ class _WebhookListApi(generics.ListAPIView):
         raise NotImplementedError
 
     def get_queryset(self):
-        return selectors.webhook_list(**{self.subject_field: self.subject()})
+        return selectors.webhook_list(**{self.subject_field: self.subject()}, recent=0)
 
     @extend_schema(request=WebhookIn, responses={201: WebhookOut})
     def post(self, request, name):

@@ -483,6 +483,22 @@ def test_the_deliveries_api_lists_each_try(api_as, editor, approver, receiver, d
     assert (rows[-1]["status"], rows[-1]["attempts"]) == ("delivered", 2) and rows[0]["tries"] == []
 
 
+def test_the_webhook_list_api_reads_a_fixed_number_of_queries(api_as, editor, approver, settings, django_assert_max_num_queries):
+    settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1:9"]
+    register("fraud", editor)
+    for n in range(4):
+        webhooks.webhook_create(model_name="fraud", url=f"http://127.0.0.1:9/{n}", events=["version_registered"], actor=approver)
+    register("fraud", editor)
+    client = api_as(approver)
+    client.get("/api/v1/models/fraud/webhooks")
+
+    with django_assert_max_num_queries(5):
+        answer = client.get("/api/v1/models/fraud/webhooks")
+
+    assert [h["url"] for h in answer.json()["results"]] == [f"http://127.0.0.1:9/{n}" for n in range(4)]
+    assert answer.json()["results"][0]["created_by"] == "bob" and answer.json()["results"][0]["subject"] == {"kind": "model", "name": "fraud"}
+
+
 def test_a_test_ping_is_queued_for_an_active_webhook_only(api_as, editor, approver, settings, django_capture_on_commit_callbacks):
     settings.MLOPS_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1:9"]
     register("fraud", editor)
