@@ -9,10 +9,12 @@ objects in the path, as a signed-in session (what a page sends; the API takes it
 """
 
 import inspect
+import json
 import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.messages import get_messages
@@ -23,12 +25,14 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from experiments import services as experiment_services
+from mlops_site.roles import user_token_refresh
 from monitoring.models import AlertRule
 from monitoring.services.budgets import budget_set
 from monitoring.services.drift_reports import drift_report_request
 from registry import services as registry_services
 from registry.models import PromptVersion, Run, RunGroup
 from registry.services.evaluations import evaluation_request
+from registry.services.tracking import logged_model_create
 from tests.conftest import make_user
 from tests.experiments.conftest import QUICK, canary_of
 from tests.factories import promote, register
@@ -40,6 +44,7 @@ PASSWORD = "matrix-" + "passphrase-42"
 ADMIN_SITE = "/admin/…"  # the Django admin's own pages: one row, staff only
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 ROLE_MESSAGE = re.compile(r"needs the (viewer|editor|approver|admin) role")
+MLFLOW = ("/api/2.0/", "/api/3.0/")
 
 
 # --- the URL conf ----------------------------------------------------------------------------------------------------
@@ -169,16 +174,24 @@ def world(db):
 
     # A paused webhook on a public address written as a number (no lookup), so nothing is ever sent from here.
     webhook = webhook_create(model_name="checkout", url="http://93.184.216.34/hook", events=["promotion_approved"], active=False, actor=checker)
+    logged = logged_model_create(group_id=run.group_id, actor=owner, source_run_id=run.run_id)
+    # MLflow clients send their arguments (query string or JSON body) and a token or a password, never a session.
+    mlflow_args = {"run_id": run.run_id, "experiment_id": str(run.group_id), "name": "checkout", "version": "3", "stage": "Staging",
+                   "alias": "challenger", "key": "matrix_key", "value": "1", "metric_key": "loss", "status": "LOGGED_MODEL_READY",
+                   "source": f"runs:/{run.run_id}/model"}  # fmt: skip
+    tokens = {role: user_token_refresh(user=user) for role, user in users.items()}
     kwargs = {
         "name": "checkout", "version": "1", "stage": "production", "promotion_id": str(promotion.pk),
         "environment": "prod", "key": "checkout-test", "rollout_id": str(rollout.pk), "rule_id": str(rule.pk),
         "report_id": str(report.pk), "evaluation_id": str(evaluation.pk), "token_id": str(token.token.pk),
         "webhook_id": str(webhook.pk),
         "kind": "model", "group_id": str(run.group_id), "run_id": run.run_id, "path": "model.pkl",
+        "model_id": logged.model_id, "rest": "runs/teleport",
     }  # fmt: skip
     by_prefix = {"/api/v1/prompts/": "summarize", "/prompts/": "summarize", "/api/v1/budgets/": "llm",
                  "/api/v1/rollout-policies/": "quick", "/monitoring/quality/": "summarize"}  # fmt: skip
-    return {"users": users, "kwargs": kwargs, "names": by_prefix}
+    mlflow = {"tokens": tokens, "mlflow_args": mlflow_args, "mlflow_path": f"{run.artifact_folder}/model.pkl"}
+    return {"users": users, "kwargs": kwargs, "names": by_prefix, **mlflow}
 
 
 def fill(path: str, world) -> str:
@@ -186,11 +199,16 @@ def fill(path: str, world) -> str:
     for prefix, name in world["names"].items():
         if path.startswith(prefix):
             kwargs["name"] = name
+    if path.startswith("/api/2.0/mlflow-artifacts/"):
+        kwargs["path"] = world["mlflow_path"]
     return re.sub(r"\{(\w+)\}", lambda m: kwargs[m.group(1)], path)
 
 
-def client_for(role: str, world) -> Client:
-    """A signed-in session (the API takes it as well as a token; the tokens API makes tokens only for a session)."""
+def client_for(role: str, world, path: str = "") -> Client:
+    """A signed-in session (the API takes it as well as a token; the tokens API makes tokens only for a session); for
+    the MLflow API, which takes no session, the role's token as an MLflow client sends it."""
+    if path.startswith(MLFLOW):
+        return Client(headers={"Authorization": f"Bearer {world['tokens'][role]}"} if role != "anonymous" else {})
     client = Client()
     if role != "anonymous":
         client.force_login(world["users"][role])
@@ -210,9 +228,14 @@ def denied(response) -> str:
     return ""
 
 
-def ask(client, method: str, path: str):
+def ask(client, method: str, path: str, world=None):
     if method == "ANY":
         method = "GET"
+    if world is not None and path.startswith(MLFLOW):
+        args = world["mlflow_args"]
+        if method in ("GET", "DELETE"):
+            return getattr(client, method.lower())(f"{path}?{urlencode(args)}")
+        return getattr(client, method.lower())(path, json.dumps(args), content_type="application/json")
     return getattr(client, method.lower())(path)
 
 
@@ -225,7 +248,7 @@ def test_permission_matrix_row_denies_below_and_allows_from_its_minimum_role(met
 
     seen = {}
     for role in ROLES:
-        response = ask(client_for(role, world), method, url)
+        response = ask(client_for(role, world, url), method, url, world)
         seen[role] = (response.status_code, denied(response))
 
     wrong = [
