@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections import defaultdict
 from datetime import datetime
@@ -315,8 +316,15 @@ def run_list(*, group: RunGroup, status: str = "") -> QuerySet[Run]:
     return runs.filter(status=status) if status else runs
 
 
+# What a run id can be (ours are 32 hex digits); anything else is simply not found, without asking the database
+# (PostgreSQL refuses a NUL in a string parameter outright).
+RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
 def run_get(*, run_id: str) -> Run:
     try:
+        if not RUN_ID.fullmatch(run_id):
+            raise Run.DoesNotExist
         return Run.objects.select_related("group", "user").get(run_id=run_id)
     except Run.DoesNotExist:
         raise NotFound(f"No run {run_id[:40]}.") from None
@@ -324,7 +332,8 @@ def run_get(*, run_id: str) -> Run:
 
 def runs_get_many(*, run_ids: list[str]) -> list[Run]:
     """The given runs in the order asked; NotFound naming the first few ids that do not exist."""
-    found = {run.run_id: run for run in Run.objects.filter(run_id__in=run_ids).select_related("group")}
+    valid = [r for r in run_ids if RUN_ID.fullmatch(r)]
+    found = {run.run_id: run for run in Run.objects.filter(run_id__in=valid).select_related("group")}
     missing = [r for r in run_ids if r not in found]
     if missing:
         shown = ", ".join(r[:40] for r in missing[:5])

@@ -6,6 +6,7 @@ import json
 import math
 import re
 import sys
+from urllib.parse import quote
 
 import plotly.graph_objects as go
 import pytest
@@ -272,6 +273,18 @@ def test_run_compare_refuses_an_unknown_run_id_with_a_message_escaping_it(viewer
     assert response.status_code == 400
     assert "No run with the id" in text
     assert HOSTILE not in text and html.escape(HOSTILE) in text
+
+
+@pytest.mark.parametrize("bogus", ["\x00", "a" * 65, "../x", "é"])
+def test_run_compare_and_run_page_refuse_an_id_that_cannot_be_a_run_id(viewer, bogus):
+    group = RunGroup.objects.create(name="g")
+    real = make_run(group, "real")
+
+    compare = logged_in(viewer).get("/runs/compare/", {"run": [real.run_id, bogus]})
+    page = logged_in(viewer).get(f"/runs/r/{quote(bogus, safe='')}/")
+
+    assert compare.status_code == 400 and b"No run with the id" in compare.content
+    assert page.status_code == 404
 
 
 def test_run_compare_reads_the_same_number_of_queries_for_2_and_20_runs(viewer, editor):
