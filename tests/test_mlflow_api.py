@@ -157,6 +157,40 @@ def test_log_batch_metric_name_that_resolves_elsewhere_as_a_path_is_refused(edit
     assert not RunMetric.objects.exists()
 
 
+# (method, endpoint, arguments, status, error_code, the start of MLflow 3.17's message); "{run}" is a fresh run's id.
+MLFLOW_ANSWERS = [
+    ("GET", "runs/get", {}, 400, "INVALID_PARAMETER_VALUE", "Missing value for required parameter 'run_id'."),
+    ("GET", "experiments/get", {"experiment_id": "abc"}, 400, "INVALID_PARAMETER_VALUE", ""),
+    ("POST", "runs/log-batch", {"run_id": "nope", "metrics": []}, 404, "RESOURCE_DOES_NOT_EXIST", "Run with id=nope not found"),
+    ("POST", "runs/log-batch", {"run_id": "{run}", "metrics": [{"key": "a", "value": 1}]}, 400, "INVALID_PARAMETER_VALUE",
+     "Missing value for required parameter 'metrics[0].timestamp'."),
+    ("POST", "runs/log-batch", {"run_id": "{run}", "tags": [{"key": "k" * 251, "value": "x"}]}, 400, "INVALID_PARAMETER_VALUE", ""),
+    ("POST", "runs/delete-tag", {"run_id": "{run}", "key": "nope"}, 404, "RESOURCE_DOES_NOT_EXIST", "No tag with name: nope in run with id "),
+    ("GET", "model-versions/get", {"name": "fraud", "version": "x"}, 400, "INVALID_PARAMETER_VALUE",
+     "Parameter 'version' must be an integer, got 'x'."),
+    ("POST", "experiments/create", {"name": ""}, 400, "INVALID_PARAMETER_VALUE", ""),
+    ("GET", "registered-models/search", {"max_results": "1001"}, 400, "INVALID_PARAMETER_VALUE", ""),
+    ("GET", "registered-models/search", {"page_token": "garbage"}, 400, "INVALID_PARAMETER_VALUE", ""),
+    ("GET", "registered-models/search", {"filter": "name ~ 'x'"}, 400, "INVALID_PARAMETER_VALUE", ""),
+    ("POST", "registered-models/get-latest-versions", {"name": "fraud", "stages": ["Bogus"]}, 400, "INVALID_PARAMETER_VALUE",
+     "Invalid Model Version stage: Bogus. Value must be one of None, Staging, Production, Archived."),
+]
+
+
+@pytest.mark.parametrize(("method", "endpoint", "args", "status", "error_code", "message"), MLFLOW_ANSWERS,
+                         ids=[f"{m} {e} {i}" for i, (m, e, *_) in enumerate(MLFLOW_ANSWERS)])
+def test_bad_input_answers_as_mlflow_does(editor, method, endpoint, args, status, error_code, message):
+    client = bearer(editor)
+    run_id = new_run(client)
+    post(client, "registered-models/create", {"name": "fraud"})
+    args = {k: (v.replace("{run}", run_id) if isinstance(v, str) else v) for k, v in args.items()}
+
+    response = get(client, endpoint, **args) if method == "GET" else post(client, endpoint, args)
+
+    body = assert_mlflow_error(response, status, error_code)
+    assert body["message"].startswith(message)
+
+
 def test_transition_to_an_unknown_stage_is_invalid_parameter_value(editor):
     client = bearer(editor)
     run_id = new_run(client)
