@@ -202,3 +202,24 @@ def test_artifact_body_without_a_declared_length_stops_one_byte_past_the_limit(e
 
     assert body.tell() == 1025
     assert stored_files(settings) == set()
+
+
+@pytest.mark.parametrize(("first", "second"), [("a.txt", "a.txt/b.txt"), ("a.txt", "a.txt/deeper/b.txt"), ("model/MLmodel", "model")])
+def test_artifact_file_and_folder_of_one_name_is_a_conflict_not_a_crash(writer, run_id, settings, first, second):
+    assert put(writer, f"0/{run_id}/artifacts/{first}", b"first").status_code == 200
+
+    response = put(writer, f"0/{run_id}/artifacts/{second}", b"second")
+
+    assert_mlflow_error(response, 409, "INVALID_STATE")
+    assert stored_files(settings) == {f"mlflow-artifacts/0/{run_id}/artifacts/{first}"}
+    assert b"".join(writer.get(f"{ART}/0/{run_id}/artifacts/{first}").streaming_content) == b"first"
+
+
+def test_artifact_get_of_a_folder_is_not_found_and_listing_a_file_is_empty(writer, run_id):
+    put(writer, f"0/{run_id}/artifacts/model/MLmodel", b"x")
+
+    folder = writer.get(f"{ART}/0/{run_id}/artifacts/model")
+    listed = writer.get(ART, {"path": f"0/{run_id}/artifacts/model/MLmodel"})
+
+    assert_mlflow_error(folder, 404, "RESOURCE_DOES_NOT_EXIST")
+    assert listed.status_code == 200 and listed.json() == {"files": []}

@@ -9,6 +9,7 @@ files uploaded, maybe already registered) is read-only.
 
 from __future__ import annotations
 
+import errno
 import posixpath
 import tempfile
 from dataclasses import dataclass
@@ -91,9 +92,16 @@ def artifact_put(*, path, body, actor, length: int | None = None) -> Location:
                 raise TooLarge(f"The artifact is over the limit of {limit} bytes.")
             spool.write(chunk)
         spool.seek(0)
-        if default_storage.exists(where.name):
-            default_storage.delete(where.name)  # MLflow overwrites; the storage would pick another name instead
-        stored = default_storage.save(where.name, File(spool))
+        try:
+            if default_storage.exists(where.name):
+                default_storage.delete(where.name)  # MLflow overwrites; the storage would pick another name instead
+            stored = default_storage.save(where.name, File(spool))
+        except OSError as exc:
+            # A file where the path needs a folder (a.txt, then a.txt/b) or a folder with files where it needs a
+            # file: the request conflicts with what is stored, not a server fault.
+            if not isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError)) and exc.errno != errno.ENOTEMPTY:
+                raise
+            raise Conflict(f"{where.path} crosses a stored file or folder of the same name.", code="invalid_state") from None
     if stored != where.name:  # a concurrent upload of the same path won the name: keep one copy
         default_storage.delete(stored)
     return where
