@@ -12,7 +12,7 @@ from mlops_site.roles import IsApprover
 from mlops_site.serializers import StrictSerializer, validated
 
 from .. import selectors
-from ..models import SUBSCRIBABLE_EVENTS, DeliveryStatus, WebhookEvent
+from ..models import SUBSCRIBABLE_EVENTS, DeliveryStatus, WebhookEvent, WebhookFormat
 from ..services import webhooks
 
 
@@ -28,6 +28,7 @@ class WebhookOut(serializers.Serializer):
     subject = serializers.SerializerMethodField()
     url = serializers.CharField()
     events = serializers.ListField(child=serializers.ChoiceField(choices=SUBSCRIBABLE_EVENTS))
+    format = serializers.ChoiceField(choices=WebhookFormat.choices)
     active = serializers.BooleanField()
     secret_set = serializers.SerializerMethodField(help_text="Whether posts are signed (X-MLOps-Signature); the secret is never shown.")
     created_by = serializers.CharField(source="created_by.username", default="")
@@ -46,7 +47,10 @@ class WebhookIn(StrictSerializer):
     url = serializers.CharField(max_length=1000, help_text="http or https; a host inside the network only when MLOPS_WEBHOOK_ALLOWED_HOSTS allows it.")
     events = serializers.ListField(child=serializers.ChoiceField(choices=SUBSCRIBABLE_EVENTS), allow_empty=False)
     secret = serializers.CharField(max_length=200, required=False, allow_blank=True, default="", write_only=True,
-                                   help_text="Signs each body (HMAC-SHA256, X-MLOps-Signature). Written, never read back.")
+                                   help_text="Signs each body (HMAC-SHA256, X-MLOps-Signature); for github_dispatch, the GitHub token. "
+                                             "Written, never read back.")
+    format = serializers.ChoiceField(choices=WebhookFormat.choices, required=False, default=WebhookFormat.GENERIC,
+                                     help_text="generic: our signed JSON; github_dispatch: GitHub's repository_dispatch call.")
     active = serializers.BooleanField(required=False, default=True)
 
 
@@ -54,6 +58,7 @@ class WebhookPatchIn(StrictSerializer):
     url = serializers.CharField(max_length=1000, required=False)
     events = serializers.ListField(child=serializers.ChoiceField(choices=SUBSCRIBABLE_EVENTS), allow_empty=False, required=False)
     secret = serializers.CharField(max_length=200, required=False, allow_blank=True, write_only=True, help_text='"" removes it.')
+    format = serializers.ChoiceField(choices=WebhookFormat.choices, required=False)
     active = serializers.BooleanField(required=False)
 
 

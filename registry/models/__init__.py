@@ -461,12 +461,20 @@ from .runs import (  # noqa: E402
     RunTag,
 )
 from .tokens import ApiToken  # noqa: E402
-from .webhooks import SUBSCRIBABLE_EVENTS, DeliveryStatus, RegistryWebhook, WebhookAttempt, WebhookDelivery, WebhookEvent  # noqa: E402
+from .webhooks import (  # noqa: E402
+    SUBSCRIBABLE_EVENTS,
+    DeliveryStatus,
+    RegistryWebhook,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookFormat,
+)
 
 __all__ = [
     "ApiToken", "AuditAction", "AuditEvent", "DatasetSchema", "Environment", "EvalSet", "Evaluation", "EvaluationKind", "EvaluationRow",
     "EvaluationStatus", "EvidenceOrigin", "GatePolicy", "LoggedModel", "LoggedModelStatus", "ModelAlias", "ModelVersion", "ProtectedAlias", "Prompt", "PromptDeployment", "PromptVersion", "PromotionRequest",
     "PromotionStatus", "PromotionStrategy", "RegisteredModel", "Run", "RunGroup", "RunMetric", "RunParam", "RunStatus", "RunTag", "Stage",
     "StageChange", "StageChangeKind",
-    "DeliveryStatus", "RegistryWebhook", "SUBSCRIBABLE_EVENTS", "WebhookAttempt", "WebhookDelivery", "WebhookEvent",
+    "DeliveryStatus", "RegistryWebhook", "SUBSCRIBABLE_EVENTS", "WebhookAttempt", "WebhookDelivery", "WebhookEvent", "WebhookFormat",
 ]

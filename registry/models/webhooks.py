@@ -22,6 +22,15 @@ class WebhookEvent(models.TextChoices):
     PING = "ping"
 
 
+class WebhookFormat(models.TextChoices):
+    """How a delivery is posted. `generic`: our JSON, signed with the secret (HMAC). `github_dispatch`: GitHub's
+    repository_dispatch call (`{"event_type", "client_payload"}`, the secret sent as the bearer token), so an approval
+    starts a GitHub Actions workflow with no receiver in between."""
+
+    GENERIC = "generic"
+    GITHUB_DISPATCH = "github_dispatch"
+
+
 # The events a webhook may subscribe to (all but the test ping).
 SUBSCRIBABLE_EVENTS = [e for e in WebhookEvent.values if e != WebhookEvent.PING]
 
@@ -37,6 +46,7 @@ class RegistryWebhook(models.Model):
     url = models.CharField(max_length=1000)
     secret = models.CharField(max_length=200, blank=True)
     events = models.JSONField(default=list)
+    format = models.CharField(max_length=20, choices=WebhookFormat.choices, default=WebhookFormat.GENERIC)
     active = models.BooleanField(default=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)

@@ -13,13 +13,20 @@ never send one delivery twice at once), recorded as a WebhookAttempt; a failure 
 408, 429) is tried again after the waits of RETRY_AFTER, up to MAX_ATTEMPTS tries; one that cannot (a 4xx, a
 redirect, a refused URL) fails at once. Every post carries the event (X-MLOps-Event), the delivery's id
 (X-MLOps-Delivery: the same on every try, so a receiver can drop a repeat) and, with a secret, the signature.
+
+A webhook of the `github_dispatch` format posts GitHub's repository_dispatch call instead, to
+`https://api.github.com/repos/<owner>/<repo>/dispatches` (or a GitHub Enterprise server's `/api/v3/repos/...`):
+`{"event_type": "mlops.<event>", "client_payload": {...}}` with its secret (a GitHub token allowed to dispatch) as
+the bearer token; GitHub answers 204 and starts the workflows that listen for that event type.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -51,6 +58,7 @@ from ..models import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookEvent,
+    WebhookFormat,
 )
 from .audit import audit_record
 
@@ -58,11 +66,32 @@ EVENT_HEADER = "X-MLOps-Event"
 DELIVERY_HEADER = "X-MLOps-Delivery"
 DELIVER_TASK = "registry.tasks.webhook_deliver"
 MAX_SECRET = 200
+GITHUB_DISPATCH_PATH = re.compile(r"^(/api/v3)?/repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/dispatches$")
+GITHUB_PAYLOAD_KEYS = ("event", "kind", "name", "version", "stage", "from_stage", "promotion_id", "actor", "url", "delivery_id")
 
 
-def _clean(*, url: str | None, events, secret: str | None) -> dict:
-    """The fields given, checked: a URL this site will post to, a non-empty list of known events, a secret that fits."""
+def _format_check(fields: dict, webhook: RegistryWebhook | None = None) -> None:
+    """A github_dispatch webhook needs GitHub's dispatches address and a token (its secret)."""
+    kind = fields.get("format", webhook.format if webhook else WebhookFormat.GENERIC)
+    if kind != WebhookFormat.GITHUB_DISPATCH:
+        return
+    url = fields.get("url", webhook.url if webhook else "")
+    if not GITHUB_DISPATCH_PATH.match(urlsplit(url).path):
+        raise ValidationFailed("url: a github_dispatch webhook posts to https://api.github.com/repos/<owner>/<repo>/dispatches.",
+                               fields={"url": ["GitHub's repository dispatches address."]})
+    if not fields.get("secret", webhook.secret if webhook else ""):
+        raise ValidationFailed("secret: a github_dispatch webhook sends its secret as the GitHub token; give one.",
+                               fields={"secret": ["A GitHub token allowed to dispatch to the repository."]})
+
+
+def _clean(*, url: str | None, events, secret: str | None, format: str | None = None) -> dict:
+    """The fields given, checked: a URL this site will post to, a non-empty list of known events, a secret that fits,
+    a known format."""
     fields = {}
+    if format is not None:
+        if format not in WebhookFormat.values:
+            raise ValidationFailed(f"format: one of {', '.join(WebhookFormat.values)}.", fields={"format": [f"One of {', '.join(WebhookFormat.values)}."]})
+        fields["format"] = format
     if url is not None:
         url = (url or "").strip()
         if not url:
@@ -88,19 +117,21 @@ def _clean(*, url: str | None, events, secret: str | None) -> dict:
 
 def _shown(webhook: RegistryWebhook) -> dict:
     """What the audit log keeps of a webhook: never its secret."""
-    return {"webhook_id": webhook.pk, "url": webhook.url, "events": webhook.events, "active": webhook.active,
+    return {"webhook_id": webhook.pk, "url": webhook.url, "events": webhook.events, "format": webhook.format, "active": webhook.active,
             "secret": "set" if webhook.secret else "none"}
 
 
 def webhook_create(
     *, url: str, events: list[str], actor, model_name: str | None = None, prompt_name: str | None = None, secret: str = "", active: bool = True,
+    format: str = WebhookFormat.GENERIC,
 ) -> RegistryWebhook:
     """A webhook of one model (`model_name`) or one prompt (`prompt_name`), for approvers. 400 for a URL inside the
     network (unless MLOPS_WEBHOOK_ALLOWED_HOSTS allows it), an unknown event or none; 404 for an unknown subject."""
     require_role(actor, APPROVER, "Setting a webhook")
     if (model_name is None) == (prompt_name is None):
         raise ValidationFailed("A webhook belongs to one model or one prompt.")
-    fields = _clean(url=url, events=events, secret=secret or "")
+    fields = _clean(url=url, events=events, secret=secret or "", format=format or WebhookFormat.GENERIC)
+    _format_check(fields)
     with transaction.atomic():
         if model_name is not None:
             subject = {"model": _subject_get(RegisteredModel, model_name)}
@@ -127,15 +158,17 @@ def _webhook_get(webhook_id) -> RegistryWebhook:
 
 def webhook_update(
     *, webhook_id: int, actor, url: str | None = None, events: list[str] | None = None, secret: str | None = None, active: bool | None = None,
+    format: str | None = None,
 ) -> RegistryWebhook:
     """Change what is given (None: keep it) of a webhook, for approvers; audited with what changed (a new secret
     as "changed", a removed one as "removed")."""
     require_role(actor, APPROVER, "Changing a webhook")
-    fields = _clean(url=url, events=events, secret=secret)
+    fields = _clean(url=url, events=events, secret=secret, format=format)
     if active is not None:
         fields["active"] = bool(active)
     with transaction.atomic():
         webhook = _webhook_get(webhook_id)
+        _format_check(fields, webhook)
         changed = {name: value for name, value in fields.items() if getattr(webhook, name) != value}
         if not changed:
             return webhook
@@ -243,8 +276,24 @@ def delivery_due(*, now: datetime | None = None) -> Q:
 
 
 def webhook_body(delivery: WebhookDelivery) -> bytes:
-    """The exact bytes posted (and signed): the stored payload with the delivery's id."""
-    return json.dumps({**delivery.payload, "delivery_id": delivery.pk}, separators=(",", ":")).encode()
+    """The exact bytes posted (and signed): the stored payload with the delivery's id; for a github_dispatch webhook,
+    GitHub's repository_dispatch body (its client_payload holds at most ten keys, as GitHub allows)."""
+    body = {**delivery.payload, "delivery_id": delivery.pk}
+    if delivery.webhook.format == WebhookFormat.GITHUB_DISPATCH:
+        flat = {**body, "kind": body["subject"]["kind"], "name": body["subject"]["name"]}
+        body = {"event_type": f"mlops.{delivery.event}", "client_payload": {k: flat.get(k) for k in GITHUB_PAYLOAD_KEYS}}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def webhook_headers(delivery: WebhookDelivery, body: bytes) -> dict:
+    """Our event and delivery headers, and the signature (generic, with a secret) or GitHub's token and media type."""
+    webhook = delivery.webhook
+    headers = {"Content-Type": "application/json", "User-Agent": "mlops-webhooks", EVENT_HEADER: delivery.event, DELIVERY_HEADER: str(delivery.pk)}
+    if webhook.format == WebhookFormat.GITHUB_DISPATCH:
+        headers.update({"Authorization": f"Bearer {webhook.secret}", "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"})
+    elif webhook.secret:
+        headers[SIGNATURE_HEADER] = signature(webhook.secret, body)
+    return headers
 
 
 def webhook_delivery_send(*, delivery_id: int, now: datetime | None = None) -> WebhookDelivery | None:
@@ -267,9 +316,7 @@ def webhook_delivery_send(*, delivery_id: int, now: datetime | None = None) -> W
         delivery.tried_now = True
         return delivery
     body = webhook_body(delivery)
-    headers = {"Content-Type": "application/json", "User-Agent": "mlops-webhooks", EVENT_HEADER: delivery.event, DELIVERY_HEADER: str(delivery.pk)}
-    if webhook.secret:
-        headers[SIGNATURE_HEADER] = signature(webhook.secret, body)
+    headers = webhook_headers(delivery, body)
     started = time.monotonic()
     result = webhook_post(webhook.url, body, headers)
     duration_ms = round((time.monotonic() - started) * 1000)

@@ -33,7 +33,8 @@ def _add(request: HttpRequest, fallback: str, **subject) -> HttpResponse:
     return call_and_redirect(
         request,
         lambda: webhooks.webhook_create(url=request.POST.get("url", ""), secret=request.POST.get("secret", ""),
-                                        events=request.POST.getlist("events"), actor=request.user, **subject),
+                                        events=request.POST.getlist("events"), format=request.POST.get("format") or "generic",
+                                        actor=request.user, **subject),
         success=lambda webhook: f"Webhook #{webhook.pk} added: {webhook.url}.",
         fallback=fallback,
         then=lambda _: fallback,

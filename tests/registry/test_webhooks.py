@@ -54,7 +54,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.posts.append({"body": body, "json": json.loads(body), "headers": dict(self.headers)})
+                receiver.posts.append({"path": self.path, "body": body, "json": json.loads(body), "headers": dict(self.headers)})
                 self.send_response(answers.pop(0) if len(answers) > 1 else answers[0])
                 self.send_header("Content-Length", "0")
                 self.end_headers()
