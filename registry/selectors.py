@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import sys
 from collections import defaultdict
 from datetime import datetime
@@ -36,7 +35,7 @@ from .models import (
     StageChange,
     WebhookDelivery,
 )
-from .models.runs import Lifecycle
+from .models.runs import ENTITY_ID, Lifecycle
 
 
 def _version_in_stage(stage: str) -> Subquery:
@@ -316,14 +315,9 @@ def run_list(*, group: RunGroup, status: str = "") -> QuerySet[Run]:
     return runs.filter(status=status) if status else runs
 
 
-# What a run id can be (ours are 32 hex digits); anything else is simply not found, without asking the database
-# (PostgreSQL refuses a NUL in a string parameter outright).
-RUN_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
-
-
 def run_get(*, run_id: str) -> Run:
     try:
-        if not RUN_ID.fullmatch(run_id):
+        if not ENTITY_ID.fullmatch(run_id):
             raise Run.DoesNotExist
         return Run.objects.select_related("group", "user").get(run_id=run_id)
     except Run.DoesNotExist:
@@ -332,7 +326,7 @@ def run_get(*, run_id: str) -> Run:
 
 def runs_get_many(*, run_ids: list[str]) -> list[Run]:
     """The given runs in the order asked; NotFound naming the first few ids that do not exist."""
-    valid = [r for r in run_ids if RUN_ID.fullmatch(r)]
+    valid = [r for r in run_ids if ENTITY_ID.fullmatch(r)]
     found = {run.run_id: run for run in Run.objects.filter(run_id__in=valid).select_related("group")}
     missing = [r for r in run_ids if r not in found]
     if missing:

@@ -12,12 +12,17 @@ timestamp is data, and the history must return it exactly.
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+# What a run or logged model id can be (ours are 32 hex digits, "m-" and 32 for a logged model): anything else is
+# simply not found, without asking the database (PostgreSQL refuses a NUL in a string parameter outright).
+ENTITY_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
 def new_run_id() -> str:

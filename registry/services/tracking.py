@@ -17,13 +17,14 @@ import time
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, F, Max, Window
+from django.db.models.functions import RowNumber
 
 from mlops_site.exceptions import Conflict, NotFound, ValidationFailed
 from mlops_site.roles import EDITOR, require_role
 
 from ..models import LoggedModel, LoggedModelStatus, Run, RunGroup, RunMetric, RunParam, RunStatus, RunTag
-from ..models.runs import Lifecycle, new_run_id
+from ..models.runs import ENTITY_ID, Lifecycle, new_run_id
 
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
@@ -155,9 +156,11 @@ def run_get(run_id) -> Run:
     if not isinstance(run_id, str) or not run_id:
         raise _invalid("Missing value for required parameter 'run_id'.")
     try:
+        if not ENTITY_ID.fullmatch(run_id):
+            raise Run.DoesNotExist
         return Run.objects.select_related("group").get(run_id=run_id)
     except Run.DoesNotExist:
-        raise NotFound(f"Run with id={run_id} not found", code="resource_does_not_exist") from None
+        raise NotFound(f"Run with id={run_id[:64]} not found", code="resource_does_not_exist") from None
 
 
 def _active(run: Run) -> Run:
@@ -308,8 +311,10 @@ def run_latest_metrics(runs: list[Run]) -> dict[int, dict[str, RunMetric]]:
     """Each run's latest value per key, as MLflow defines it: the largest step, then the latest timestamp, then the
     largest value. One query for all the runs."""
     latest: dict[int, dict[str, RunMetric]] = {run.pk: {} for run in runs}
-    rows = RunMetric.objects.filter(run__in=[r.pk for r in runs]).order_by("run_id", "key", "step", "timestamp", "value")
-    for row in rows.iterator(chunk_size=5000):
+    order = [F("step").desc(), F("timestamp").desc(), F("value").desc()]
+    ranked = RunMetric.objects.filter(run__in=[r.pk for r in runs]).annotate(
+        rank=Window(RowNumber(), partition_by=[F("run_id"), F("key")], order_by=order))
+    for row in ranked.filter(rank=1).order_by("run_id", "key"):  # ranked in the database: one row per run and key comes back
         latest[row.run_id][row.key] = row
     return latest
 
@@ -318,6 +323,8 @@ def run_outputs(*, run_id, actor, models=None) -> None:
     """`log_outputs`: the logged models a run produced (MLflow 3 calls it right after creating the model)."""
     require_role(actor, EDITOR, "Logging a run's outputs")
     run = _active(run_get(run_id))
+    if models is not None and not isinstance(models, list):
+        raise _invalid("models must be a list of {model_id, step} objects.")
     ids = []
     for item in models or []:
         if not isinstance(item, dict) or not isinstance(item.get("model_id"), str):
@@ -341,9 +348,11 @@ def logged_model_get(model_id) -> LoggedModel:
     if not isinstance(model_id, str) or not model_id:
         raise _invalid("Missing value for required parameter 'model_id'.")
     try:
+        if not ENTITY_ID.fullmatch(model_id):
+            raise LoggedModel.DoesNotExist
         return LoggedModel.objects.select_related("run").get(model_id=model_id)
     except LoggedModel.DoesNotExist:
-        raise NotFound(f"Logged model with ID '{model_id}' not found.", code="resource_does_not_exist") from None
+        raise NotFound(f"Logged model with ID '{model_id[:64]}' not found.", code="resource_does_not_exist") from None
 
 
 def logged_model_create(*, group_id, actor, name: str = "", model_type: str = "", source_run_id: str = "", params=None, tags=None) -> LoggedModel:
