@@ -191,6 +191,23 @@ def test_bad_input_answers_as_mlflow_does(editor, method, endpoint, args, status
     assert body["message"].startswith(message)
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "args"),
+    [("runs/outputs", {"run_id": "{run}", "models": 5}), ("runs/outputs", {"run_id": "{run}", "models": True}),
+     ("registered-models/get-latest-versions", {"name": "fraud", "stages": 5}),
+     ("registered-models/get-latest-versions", {"name": "fraud", "stages": {"a": 1}})],
+)
+def test_a_list_argument_of_another_json_type_is_invalid_parameter_value(editor, endpoint, args):
+    client = bearer(editor)
+    run_id = new_run(client)
+    post(client, "registered-models/create", {"name": "fraud"})
+    args = {k: (v.replace("{run}", run_id) if isinstance(v, str) else v) for k, v in args.items()}
+
+    response = post(client, endpoint, args)
+
+    assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE")
+
+
 def test_transition_to_an_unknown_stage_is_invalid_parameter_value(editor):
     client = bearer(editor)
     run_id = new_run(client)

@@ -96,6 +96,8 @@ class LatestVersions(MlflowView):
         model = registry.model_get(required(args, "name"))
         asked = args.get("stages") or []
         asked = [asked] if isinstance(asked, str) else asked
+        if not isinstance(asked, list):
+            raise ValidationFailed("stages must be a list of stage names.", code="invalid_parameter_value")
         stages = []
         for name in asked:
             stage = registry.STAGES_BY_NAME.get(str(name).lower())
