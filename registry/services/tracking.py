@@ -325,8 +325,6 @@ def run_outputs(*, run_id, actor, models=None) -> None:
     run = _active(run_get(run_id))
     if models is not None and not isinstance(models, list):
         raise _invalid("models must be a list of {model_id, step} objects.")
-    if models is not None and not isinstance(models, list):
-        raise _invalid("models must be a list of {model_id, step} objects.")
     ids = []
     for item in models or []:
         if not isinstance(item, dict) or not isinstance(item.get("model_id"), str):
