@@ -7,8 +7,8 @@ import sys
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Count, F, IntegerField, Max, OuterRef, Prefetch, Q, QuerySet, Subquery, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models import Count, F, IntegerField, Max, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from mlops_site.exceptions import NotFound
 
@@ -357,9 +357,7 @@ def run_latest_values(*, runs: list[Run]) -> dict[int, dict[str, tuple[float, in
     the latest timestamp, then the largest value). Ranked in the database: one row per run and key comes back, not
     the whole history."""
     found: dict[int, dict[str, tuple[float, int]]] = {run.pk: {} for run in runs}
-    order = [F("step").desc(), F("timestamp").desc(), F("value").desc()]
-    ranked = RunMetric.objects.filter(run__in=runs).annotate(rank=Window(RowNumber(), partition_by=[F("run_id"), F("key")], order_by=order))
-    for run_pk, key, value, is_nan, step in ranked.filter(rank=1).values_list("run_id", "key", "value", "is_nan", "step"):
+    for run_pk, key, value, is_nan, step in RunMetric.objects.filter(run__in=runs).latest().values_list("run_id", "key", "value", "is_nan", "step"):
         found[run_pk][key] = (metric_value(value, is_nan), step)
     return found
 

@@ -18,6 +18,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 # What a run or logged model id can be (ours are 32 hex digits, "m-" and 32 for a logged model): anything else is
@@ -126,6 +127,15 @@ class RunTag(models.Model):
         return f"{self.key}={self.value[:50]}"
 
 
+class RunMetricQuerySet(models.QuerySet):
+    def latest(self) -> RunMetricQuerySet:
+        """Each run's latest value per key, as MLflow defines it: the largest step, then the latest timestamp, then
+        the largest value. Ranked in the database: one row per run and key comes back, not the whole history."""
+        order = [models.F("step").desc(), models.F("timestamp").desc(), models.F("value").desc()]
+        ranked = self.annotate(rank=models.Window(RowNumber(), partition_by=[models.F("run_id"), models.F("key")], order_by=order))
+        return ranked.filter(rank=1).order_by("run_id", "key")
+
+
 class RunMetric(models.Model):
     """One logged value. NaN is kept as `is_nan` (SQLite cannot store it in a float column); +/-Infinity is stored as
     the largest float of its sign, as MLflow's SQL store does."""
@@ -136,6 +146,8 @@ class RunMetric(models.Model):
     is_nan = models.BooleanField(default=False)
     timestamp = models.BigIntegerField()  # ms since the epoch, the client's
     step = models.BigIntegerField(default=0)
+
+    objects = RunMetricQuerySet.as_manager()
 
     class Meta:
         ordering = ["run_id", "key", "step", "timestamp", "id"]

@@ -17,8 +17,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Max, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, Max
 
 from mlops_site.exceptions import Conflict, NotFound, ValidationFailed
 from mlops_site.roles import EDITOR, require_role
@@ -311,10 +310,7 @@ def run_latest_metrics(runs: list[Run]) -> dict[int, dict[str, RunMetric]]:
     """Each run's latest value per key, as MLflow defines it: the largest step, then the latest timestamp, then the
     largest value. One query for all the runs."""
     latest: dict[int, dict[str, RunMetric]] = {run.pk: {} for run in runs}
-    order = [F("step").desc(), F("timestamp").desc(), F("value").desc()]
-    ranked = RunMetric.objects.filter(run__in=[r.pk for r in runs]).annotate(
-        rank=Window(RowNumber(), partition_by=[F("run_id"), F("key")], order_by=order))
-    for row in ranked.filter(rank=1).order_by("run_id", "key"):  # ranked in the database: one row per run and key comes back
+    for row in RunMetric.objects.filter(run__in=[r.pk for r in runs]).latest():
         latest[row.run_id][row.key] = row
     return latest
 
