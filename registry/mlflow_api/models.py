@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch, Window
+from django.db.models.functions import RowNumber
 from rest_framework.response import Response
 
 from mlops_site.exceptions import ValidationFailed
@@ -14,7 +15,6 @@ from .base import MlflowView, next_token, page_offset, page_size, required
 from .filters import ordering, parse, tagged
 
 MAX_SEARCH_RESULTS = 1000
-VERSION_RELATED = ("model", "run", "created_by")
 MODEL_ORDER = {"name": "name", "creation_timestamp": "created_at", "timestamp": "created_at", "last_updated_timestamp": "created_at"}
 
 
@@ -33,8 +33,15 @@ def latest_per_stage(versions: list[ModelVersion], stages: list[str] | None = No
     return [newest[s] for s in order if s in newest and (stages is None or s in stages)]
 
 
+def newest_per_stage():
+    """Versions that are the newest of their model in their stage, ranked in the database: a model's latest_versions
+    read as at most four rows, however many versions it has. Their model comes from the caller (a prefetch sets it)."""
+    ranked = ModelVersion.objects.annotate(rank=Window(RowNumber(), partition_by=[F("model_id"), F("stage")], order_by=F("version").desc()))
+    return ranked.filter(rank=1).select_related("run", "created_by")
+
+
 def model_body(model: RegisteredModel, versions: list[ModelVersion] | None = None) -> dict:
-    versions = versions if versions is not None else list(model.versions.select_related(*VERSION_RELATED))
+    versions = versions if versions is not None else list(newest_per_stage().filter(model=model).select_related("model"))
     return shapes.registered_model(model, latest=latest_per_stage(versions), aliases=registry.aliases_of(model))
 
 
@@ -70,7 +77,7 @@ class RegisteredModelSearch(MlflowView):
         clauses = parse(args.get("filter") or "", kinds={"name", "tag"})
         models = list(
             tagged(RegisteredModel.objects.all(), clauses).order_by(*order)
-            .prefetch_related(Prefetch("versions", queryset=ModelVersion.objects.select_related(*VERSION_RELATED)),
+            .prefetch_related(Prefetch("versions", queryset=newest_per_stage()),
                               Prefetch("aliases", queryset=ModelAlias.objects.select_related("version")))[offset:offset + size + 1]
         )
         holders = registry.protected_holders(models)
@@ -105,7 +112,7 @@ class LatestVersions(MlflowView):
                 raise ValidationFailed(f"Invalid Model Version stage: {str(name)[:50]}. Value must be one of None, Staging, Production, "
                                        "Archived.", code="invalid_parameter_value")
             stages.append(stage)
-        versions = latest_per_stage(list(model.versions.select_related(*VERSION_RELATED)), stages or None)
+        versions = latest_per_stage(list(newest_per_stage().filter(model=model).select_related("model")), stages or None)
         return Response({"model_versions": [version_body(v) for v in versions]})
 
 
