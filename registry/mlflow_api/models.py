@@ -62,7 +62,7 @@ class RegisteredModelGet(MlflowView):
 class RegisteredModelSearch(MlflowView):
     """`filter` in MLflow's syntax (name = / != / LIKE / ILIKE, tags.<key> = / !=, joined by AND), `order_by`
     (name, creation_timestamp, last_updated_timestamp; ASC or DESC), `max_results` up to 1,000, `page_token`. The
-    page is read in four queries whatever its size."""
+    page is read in a fixed number of queries whatever its size (the newest version per stage, not every version)."""
 
     def get(self, request):
         return self._search(self.arguments(request))

@@ -61,7 +61,7 @@ def _order_field(queryset, item, i: int):
 
 class RunSearch(MlflowView):
     """Runs of the given groups matching `filter` (metrics, params, tags, attributes), ordered by `order_by`
-    (default: newest first), `max_results` up to 50,000 a page. A page is read in six queries whatever its size."""
+    (default: newest first), `max_results` up to 50,000 a page. A page is read in a fixed number of queries whatever its size."""
 
     def post(self, request):
         args = self.arguments(request)

@@ -280,8 +280,8 @@ def run_log_batch(*, run_id, actor, metrics=None, params=None, tags=None) -> Non
     """Log up to 1,000 metric values, 100 params and 100 tags at once, all or nothing.
 
     A param keeps its first value: logging it again with the same value is fine, with another value is refused
-    (MLflow's rule: params describe how the run was made). Tags are overwritten. Three to five queries whatever the
-    batch's size (the metrics are one INSERT)."""
+    (MLflow's rule: params describe how the run was made). Tags are overwritten. The metrics are one bulk INSERT
+    (SQLite splits it by its limit of variables per statement), so the queries do not grow with the batch."""
     require_role(actor, EDITOR, "Logging to a run")
     run = _active(run_get(run_id))
     batch = _batch(run, metrics=metrics, params=params, tags=tags)
