@@ -208,6 +208,35 @@ def test_a_list_argument_of_another_json_type_is_invalid_parameter_value(editor,
     assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE")
 
 
+@pytest.mark.parametrize(
+    ("method", "endpoint", "args"),
+    [
+        ("GET", "experiments/get-by-name", {"experiment_name": "a\x00"}),
+        ("GET", "metrics/get-history", {"run_id": "{run}", "metric_key": "\x00"}),
+        ("GET", "registered-models/get", {"name": "fraud\x00"}),
+        ("GET", "model-versions/get", {"name": "\x00", "version": "1"}),
+        ("GET", "registered-models/alias", {"name": "\x00", "alias": "x"}),
+        ("POST", "registered-models/get-latest-versions", {"name": "fraud\x00"}),
+        ("POST", "model-versions/create", {"name": "\x00", "source": "runs:/{run}/m"}),
+        ("POST", "model-versions/transition-stage", {"name": "\x00", "version": "1", "stage": "Staging"}),
+        ("POST", "runs/outputs", {"run_id": "{run}", "models": [{"model_id": "m-\x00"}]}),
+        ("POST", "registered-models/search", {"filter": "name = 'a\x00'"}),
+        ("POST", "runs/log-batch", {"run_id": "{run}", "tags": [{"key": "team", "value": "a\x00"}]}),
+    ],
+)
+def test_a_nul_anywhere_in_the_arguments_is_invalid_parameter_value(editor, method, endpoint, args):
+    # PostgreSQL refuses a NUL in any text: found by sending one in every argument of every endpoint.
+    client = bearer(editor)
+    run_id = new_run(client)
+    args = {k: (v.replace("{run}", run_id) if isinstance(v, str) else v) for k, v in args.items()}
+
+    response = get(client, endpoint, **args) if method == "GET" else post(client, endpoint, args)
+
+    body = assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE")
+    assert "NUL" in body["message"]
+    assert not RunTag.objects.filter(key="team").exists()
+
+
 def test_transition_to_an_unknown_stage_is_invalid_parameter_value(editor):
     client = bearer(editor)
     run_id = new_run(client)

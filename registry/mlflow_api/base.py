@@ -94,11 +94,28 @@ class MlflowView(APIView):
     def arguments(self, request) -> dict:
         """The call's arguments: the query string of a GET (the client sends `?run_id=...`), else the JSON body."""
         if request.method in ("GET", "DELETE") and request.query_params:
-            return {k: (v if len(v) > 1 else v[0]) for k, v in request.query_params.lists()}
-        data = request.data
+            data = {k: (v if len(v) > 1 else v[0]) for k, v in request.query_params.lists()}
+        else:
+            data = request.data
         if not isinstance(data, dict):
             raise drf.ParseError("The request body must be a JSON object.")
+        for name, value in data.items():
+            # No MLflow name, key or value holds a NUL, and PostgreSQL refuses one in any text (a 500 otherwise).
+            if has_nul(name) or has_nul(value):
+                raise DomainError(f"Invalid value for parameter '{str(name)[:50]}': it contains a NUL character.",
+                                  code="invalid_parameter_value")
         return data
+
+
+def has_nul(value) -> bool:
+    """Whether a JSON value holds a NUL character in any string, key or item."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
 
 
 def required(args: dict, *names: str) -> str:
