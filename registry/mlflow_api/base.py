@@ -11,13 +11,14 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework.authentication import BasicAuthentication
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlops_site.exceptions import DomainError
 from mlops_site.parsers import StrictJSONParser
-from mlops_site.roles import IsViewer
+from mlops_site.roles import EDITOR, IsViewer, has_role
 
 from ..api.authentication import ApiTokenAuthentication
 
@@ -78,12 +79,29 @@ class MlflowBasicAuthentication(BasicAuthentication):
             raise
 
 
+class MlflowRole(IsViewer):
+    """The viewer role for reads (GET, and the searches MLflow sends as POST: `read_only` views), the editor role for
+    every other call, checked before the arguments are read, so a viewer's write is 403 whatever it sends. The services
+    check again (and the approver role where it counts)."""
+
+    def has_permission(self, request, view) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        if request.method in SAFE_METHODS or getattr(view, "read_only", False):
+            return True
+        if not has_role(request.user, EDITOR):
+            self.message = "Writing needs the editor role or above."
+            return False
+        return True
+
+
 class MlflowView(APIView):
-    """An MLflow endpoint: the caller needs the viewer role to read; the services check the editor or approver role
-    for each write."""
+    """An MLflow endpoint: reads need the viewer role, writes the editor role (MlflowRole); the services check the
+    role again for each write, and the approver role where it counts."""
 
     authentication_classes = [ApiTokenAuthentication, MlflowBasicAuthentication]
-    permission_classes = [IsViewer]
+    permission_classes = [MlflowRole]
+    read_only = False  # a POST that only reads (a search)
     parser_classes = [StrictJSONParser]
     renderer_classes = [JSONRenderer]
     schema = None  # documented in docs/mlflow.md, not in the site's OpenAPI schema (its shapes are MLflow's)

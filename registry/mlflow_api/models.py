@@ -64,6 +64,8 @@ class RegisteredModelSearch(MlflowView):
     (name, creation_timestamp, last_updated_timestamp; ASC or DESC), `max_results` up to 1,000, `page_token`. The
     page is read in a fixed number of queries whatever its size (the newest version per stage, not every version)."""
 
+    read_only = True
+
     def get(self, request):
         return self._search(self.arguments(request))
 
@@ -92,6 +94,8 @@ class RegisteredModelSearch(MlflowView):
 
 class LatestVersions(MlflowView):
     """The newest version in each of the asked stages (all stages when none is asked)."""
+
+    read_only = True
 
     def get(self, request):
         return self._latest(self.arguments(request))

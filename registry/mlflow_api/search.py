@@ -63,6 +63,8 @@ class RunSearch(MlflowView):
     """Runs of the given groups matching `filter` (metrics, params, tags, attributes), ordered by `order_by`
     (default: newest first), `max_results` up to 50,000 a page. A page is read in a fixed number of queries whatever its size."""
 
+    read_only = True
+
     def post(self, request):
         args = self.arguments(request)
         ids = args.get("experiment_ids") or []
@@ -102,6 +104,8 @@ class RunSearch(MlflowView):
 
 
 class ExperimentSearch(MlflowView):
+    read_only = True
+
     def get(self, request):
         return self._search(self.arguments(request))
 

@@ -175,6 +175,8 @@ class LoggedModelTags(MlflowView):
 class EndpointNotFound(MlflowView):
     """Any other path under the MLflow prefix: MLflow's answer for an endpoint this server does not have."""
 
+    read_only = True  # 404 for anyone signed in, whatever the method
+
     def _missing(self, request, rest: str = ""):
         raise NotFound(f"This server does not offer the MLflow endpoint {request.path}.", code="endpoint_not_found")
 
