@@ -136,6 +136,21 @@ def has_nul(value) -> bool:
     return False
 
 
+class ReadView(MlflowView):
+    """A read MLflow clients send as GET or as POST (the searches): both answer `read(arguments)`."""
+
+    read_only = True
+
+    def read(self, args: dict) -> Response:
+        raise NotImplementedError
+
+    def get(self, request):
+        return self.read(self.arguments(request))
+
+    def post(self, request):
+        return self.read(self.arguments(request))
+
+
 def required(args: dict, *names: str) -> str:
     """The first of `names` present (MLflow accepts run_uuid for run_id), else MLflow's missing-parameter error."""
     for name in names:

@@ -11,7 +11,7 @@ from mlops_site.exceptions import ValidationFailed
 from ..models import ModelAlias, ModelVersion, RegisteredModel, Stage
 from ..services import mlflow_registry as registry
 from . import shapes
-from .base import MlflowView, next_token, page_offset, page_size, required
+from .base import MlflowView, ReadView, next_token, page_offset, page_size, required
 from .filters import ordering, parse, tagged
 
 MAX_SEARCH_RESULTS = 1000
@@ -59,20 +59,12 @@ class RegisteredModelGet(MlflowView):
         return Response({"registered_model": model_body(model)})
 
 
-class RegisteredModelSearch(MlflowView):
+class RegisteredModelSearch(ReadView):
     """`filter` in MLflow's syntax (name = / != / LIKE / ILIKE, tags.<key> = / !=, joined by AND), `order_by`
     (name, creation_timestamp, last_updated_timestamp; ASC or DESC), `max_results` up to 1,000, `page_token`. The
     page is read in a fixed number of queries whatever its size (the newest version per stage, not every version)."""
 
-    read_only = True
-
-    def get(self, request):
-        return self._search(self.arguments(request))
-
-    def post(self, request):
-        return self._search(self.arguments(request))
-
-    def _search(self, args):
+    def read(self, args):
         size = page_size(args.get("max_results"), limit=MAX_SEARCH_RESULTS, default=100)
         offset = page_offset(args.get("page_token"))
         order = ordering(args.get("order_by"), MODEL_ORDER, default=["name"])
@@ -92,18 +84,10 @@ class RegisteredModelSearch(MlflowView):
         return Response(body)
 
 
-class LatestVersions(MlflowView):
+class LatestVersions(ReadView):
     """The newest version in each of the asked stages (all stages when none is asked)."""
 
-    read_only = True
-
-    def get(self, request):
-        return self._latest(self.arguments(request))
-
-    def post(self, request):
-        return self._latest(self.arguments(request))
-
-    def _latest(self, args):
+    def read(self, args):
         model = registry.model_get(required(args, "name"))
         asked = args.get("stages") or []
         asked = [asked] if isinstance(asked, str) else asked

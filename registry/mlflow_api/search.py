@@ -11,7 +11,7 @@ from ..models import LoggedModel, Run, RunGroup, RunMetric, RunParam, RunTag
 from ..models.runs import Lifecycle
 from ..services import tracking
 from . import shapes
-from .base import MlflowView, next_token, page_offset, page_size
+from .base import MlflowView, ReadView, next_token, page_offset, page_size
 from .filters import KINDS, Clause, condition, ordering, parse, tagged
 
 RUN_ATTRIBUTES = {"run_id": "run_id", "run_name": "name", "status": "status", "user_id": "user_name", "start_time": "start_time",
@@ -103,16 +103,8 @@ class RunSearch(MlflowView):
         return Response(body)
 
 
-class ExperimentSearch(MlflowView):
-    read_only = True
-
-    def get(self, request):
-        return self._search(self.arguments(request))
-
-    def post(self, request):
-        return self._search(self.arguments(request))
-
-    def _search(self, args):
+class ExperimentSearch(ReadView):
+    def read(self, args):
         view = VIEW_TYPES.get(str(args.get("view_type") or "ACTIVE_ONLY"))
         if view is None:
             raise ValidationFailed("view_type: ACTIVE_ONLY, DELETED_ONLY or ALL.", code="invalid_parameter_value")
