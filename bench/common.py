@@ -70,6 +70,25 @@ def loadavg() -> list[float] | None:
         return None
 
 
+def time_interleaved(plan: dict, *, requests: int, warmup_rounds: int) -> tuple[dict[str, list[float]], dict]:
+    """Call every target of `plan` (name -> no-argument callable) `warmup_rounds` times untimed, then `requests` times
+    each, timed, the targets in a rotating order so that a burst of outside load hits them all alike. Returns the
+    seconds per call by target, and {seconds, loadavg_before, loadavg_after}."""
+    keys = list(plan)
+    for _ in range(warmup_rounds):
+        for key in keys:
+            plan[key]()
+    samples: dict[str, list[float]] = {key: [] for key in keys}
+    load_before = loadavg()
+    started = time.perf_counter()
+    for i in range(requests):
+        for key in keys[i % len(keys):] + keys[: i % len(keys)]:
+            t0 = time.perf_counter()
+            plan[key]()
+            samples[key].append(time.perf_counter() - t0)
+    return samples, {"seconds": round(time.perf_counter() - started, 1), "loadavg_before": load_before, "loadavg_after": loadavg()}
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set size so far (Linux reports KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

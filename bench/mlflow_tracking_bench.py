@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import load_json, loadavg, percentile, print_environment, print_table, write_json, write_results
+from common import load_json, loadavg, percentile, print_environment, print_table, time_interleaved, write_json, write_results
 
 SIDES = ("ours", "mlflow")
 KEYS_PER_CALL = 20  # 1,000 metrics = 20 keys x 50 steps, every value new (a training loop's shape)
@@ -207,20 +207,8 @@ def bench_search(cl: dict, args) -> dict:
         if ours != theirs:
             diff = next(((a, b) for a, b in zip(ours, theirs, strict=False) if a != b), None)
             raise SystemExit(f"{what}: the two servers answer different pages; first difference: {diff}")
-    keys = list(plan)
-    for _ in range(args.warmup - 1):
-        for key in keys:
-            plan[key]()
-    samples: dict[str, list[float]] = {key: [] for key in keys}
-    load_before = loadavg()
-    started = time.perf_counter()
-    for i in range(args.requests):
-        for key in keys[i % len(keys):] + keys[: i % len(keys)]:
-            t0 = time.perf_counter()
-            plan[key]()
-            samples[key].append(time.perf_counter() - t0)
-    out = {"_meta": {"requests_per_target": args.requests, "warmup_per_target": args.warmup, "interleaved": True,
-                     "seconds": round(time.perf_counter() - started, 1), "loadavg_before": load_before, "loadavg_after": loadavg(),
+    samples, timing = time_interleaved(plan, requests=args.requests, warmup_rounds=args.warmup - 1)  # the page check was one round
+    out = {"_meta": {"requests_per_target": args.requests, "warmup_per_target": args.warmup, "interleaved": True, **timing,
                      "pages_equal": True, "failed": failed}}
     for what, (kwargs, expected) in targets.items():
         out[what] = {"kwargs": kwargs, "models_on_page": expected, **{side: summarise(samples[f"{side}:{what}"]) for side in SIDES}}

@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 import re
 import statistics
-import time
 from pathlib import Path
 
-from common import loadavg, percentile, write_json
+from common import percentile, time_interleaved, write_json
 from registry_seed import api_targets
 
 
@@ -98,19 +97,8 @@ def cmd_http(args) -> None:
 
     keys = list(plan)
     sizes = {key: plan[key]() for key in keys}
-    for _ in range(args.warmup - 1):
-        for key in keys:
-            plan[key]()
-    samples: dict[str, list[float]] = {key: [] for key in keys}
-    load_before = loadavg()
-    started = time.perf_counter()
-    for i in range(args.requests):
-        for key in keys[i % len(keys):] + keys[: i % len(keys)]:
-            t0 = time.perf_counter()
-            plan[key]()
-            samples[key].append(time.perf_counter() - t0)
-    out = {"_meta": {"interleaved": True, "warmup_per_target": args.warmup, "seconds": round(time.perf_counter() - started, 1),
-                     "loadavg_before": load_before, "loadavg_after": loadavg()}}
+    samples, timing = time_interleaved(plan, requests=args.requests, warmup_rounds=args.warmup - 1)  # the size check was one round
+    out = {"_meta": {"interleaved": True, "warmup_per_target": args.warmup, **timing}}
     for key in keys:
         out[key] = {"path": targets.get(key.split("@")[0], "registered-models/search?max_results=25"), **summarise(samples[key]),
                     ("bytes" if key != "mlflow_client" else "models"): sizes[key]}
