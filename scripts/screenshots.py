@@ -31,15 +31,18 @@ PAGES = {
     "experiment_prompt.png": "/experiments/summarize-v3-exec/",
     "rollouts.png": "/rollouts/",
     "rollout.png": "/rollouts/2/",  # product-recommender v5, rolled back by its error rate (demo/seed_rollouts.py)
+    "runs.png": "/runs/1/",  # fraud-detector's training runs (demo/seed.py)
 }
+# Made by clicking, not by address (run ids are random): the first two runs of fraud-detector's group, compared.
+CLICKED = {"run_compare.png"}
 
 FULL_PAGE = {"rollout.png"}  # its charts and decisions are below the fold
 
 
 def main(base: str, only: list[str]) -> None:
-    unknown = sorted(set(only) - set(PAGES) - {"drift_report.png"})
+    unknown = sorted(set(only) - set(PAGES) - CLICKED - {"drift_report.png"})
     if unknown:
-        raise SystemExit(f"No screenshot named {', '.join(unknown)}; known: {', '.join([*PAGES, 'drift_report.png'])}")
+        raise SystemExit(f"No screenshot named {', '.join(unknown)}; known: {', '.join([*PAGES, *CLICKED, 'drift_report.png'])}")
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
@@ -56,6 +59,16 @@ def main(base: str, only: list[str]) -> None:
             page.wait_for_timeout(400)
             page.screenshot(path=str(OUT / name), full_page=name in FULL_PAGE)
             print("wrote", OUT / name)
+        if not only or "run_compare.png" in only:
+            page.goto(base + "/runs/1/")
+            boxes = page.locator("input[type=checkbox][name=run]")
+            boxes.nth(0).check()
+            boxes.nth(1).check()
+            page.get_by_role("button", name="Compare selected").click()
+            page.wait_for_load_state("networkidle")
+            page.wait_for_timeout(400)
+            page.screenshot(path=str(OUT / "run_compare.png"), full_page=False)
+            print("wrote", OUT / "run_compare.png")
         # The newest drift report of the demo model: the first report link of its monitoring page.
         if only and "drift_report.png" not in only:
             browser.close()
