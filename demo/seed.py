@@ -241,8 +241,8 @@ def _seed_model(name, description, count, base, users, clock, rng, real_now):
             image_tag=f"registry.local/{name}:1.{n}.0",
             description=f"Retrained on the latest snapshot (run {n}).",
             artifact_uri=f"s3://ml-artifacts/{name}/v{n}/model.pkl",
+            run=run,  # the lineage, as an MLflow client's version has it
         )
-        ModelVersion.objects.filter(model__name=name, version=n).update(run=run)  # the lineage, as an MLflow client's version has it
         version = ModelVersion.objects.get(model__name=name, version=n)
         if n % 3 == 0 and n < count:
             # Every third version goes through staging to production, with two people.

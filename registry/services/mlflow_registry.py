@@ -33,6 +33,7 @@ from ..models import (
 )
 from .audit import audit_record, get_or_create_locked
 from .promotions import promotion_direct, promotion_request_create
+from .run_artifacts import folder_digest
 from .tracking import GIT_COMMIT_TAG, check_key, logged_model_get, run_get, run_latest_metrics
 from .versions import NAME_RULE, model_version_register
 
@@ -112,8 +113,9 @@ def _source_owner(source: str, run: Run | None, model_id: str) -> LoggedModel | 
 
 def version_create(*, name, actor, source, run_id: str = "", model_id: str = "", description: str = "", tags=None) -> ModelVersion:
     """Register the next version of `name` from an MLflow client: a candidate whose params, latest metrics and git
-    commit come from its run, its artifacts from the logged model (`models:/m-...`), the run folder
-    (`runs:/<run_id>/path`) or the given URI. The model must exist (MLflow's rule: create it first)."""
+    commit come from its run, its artifacts from the logged model (`models:/m-...`, pinned by the digest of its files:
+    artifact_sha256 and artifact_size, see run_artifacts.folder_digest), the run folder (`runs:/<run_id>/path`) or the
+    given URI. The model must exist (MLflow's rule: create it first)."""
     require_role(actor, EDITOR, "Registering a version")
     if not isinstance(source, str) or not source or len(source) > 1000 or "\x00" in source:
         raise _invalid("Missing value for required parameter 'source'.")
@@ -125,21 +127,19 @@ def version_create(*, name, actor, source, run_id: str = "", model_id: str = "",
         run = Run.objects.get(pk=logged.run_id)
     if logged is not None and logged.status != "LOGGED_MODEL_READY":
         raise _invalid(f"Logged model {logged.model_id} is {logged.status}: finish uploading it before registering it.")
+    # A final logged model's files never change: their digest pins the version to them (read before the transaction).
+    sha256, size = folder_digest(logged.artifact_folder) if logged is not None else ("", None)
     params, metrics, commit = {}, {}, ""
     if run is not None:
         params = dict(run.params.values_list("key", "value"))
         latest = run_latest_metrics([run])[run.pk]
         metrics = {k: m.value for k, m in latest.items() if not m.is_nan}
         commit = run.tags.filter(key=GIT_COMMIT_TAG).values_list("value", flat=True).first() or ""
-    with transaction.atomic():
-        version = model_version_register(
-            model_name=name, actor=actor, params=params, metrics=metrics, tags=tag_map, code_commit=commit[:64],
-            description=description or "", artifact_uri=source,
-        )
-        # The lineage, in the registering transaction: a version is never changed after it is written.
-        ModelVersion.objects.filter(pk=version.pk).update(run=run, logged_model=logged)
-        version.run, version.logged_model = run, logged
-    return version
+    return model_version_register(
+        model_name=name, actor=actor, params=params, metrics=metrics, tags=tag_map, code_commit=commit[:64],
+        description=description or "", artifact_uri=source, run=run, logged_model=logged,
+        files_digest=(sha256, size) if logged is not None else None,
+    )
 
 
 def download_uri(version: ModelVersion) -> str:

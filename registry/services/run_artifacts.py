@@ -10,6 +10,7 @@ files uploaded, maybe already registered) is read-only.
 from __future__ import annotations
 
 import errno
+import hashlib
 import posixpath
 import tempfile
 from dataclasses import dataclass
@@ -145,3 +146,17 @@ def folder_files(folder: str) -> list[tuple[str, int]]:
         pending.extend(f"{sub}/{d}".lstrip("/") for d in dirs)
         found.extend((f"{sub}/{f}".lstrip("/"), default_storage.size(f"{name}/{f}")) for f in files)
     return sorted(found)
+
+
+def folder_digest(folder: str) -> tuple[str, int]:
+    """(SHA-256 of the folder's manifest, total bytes): the manifest is one line `<path>\t<size>\t<sha256 of the
+    file>` per file, in path order, so the digest pins every file's name and content. Files are read in chunks."""
+    manifest, total = hashlib.sha256(), 0
+    for path, size in folder_files(folder):
+        digest = hashlib.sha256()
+        with default_storage.open(f"{PREFIX}/{folder}/{path}", "rb") as handle:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+        manifest.update(f"{path}\t{size}\t{digest.hexdigest()}\n".encode())
+        total += size
+    return manifest.hexdigest(), total

@@ -95,6 +95,9 @@ def model_version_register(
     description: str = "",
     artifact: UploadedFile | None = None,
     artifact_uri: str = "",
+    run=None,
+    logged_model=None,
+    files_digest: tuple[str, int] | None = None,
 ) -> ModelVersion:
     """Register the next version of `model_name` (created on its first version) as a candidate.
 
@@ -102,6 +105,10 @@ def model_version_register(
     registrations get 1, 2, 3... with no gaps or duplicates. An uploaded artifact
     is stored through Django's default storage with its size and sha256; if the
     row is not written, the file is removed again.
+
+    An MLflow client's version also records its lineage (`run`, `logged_model`) and, for files already stored
+    elsewhere in the site, `files_digest` = (sha256, total bytes) in place of an upload's. All are written with the
+    row: a version is never changed afterwards (a database trigger refuses it).
     """
     require_role(actor, EDITOR, "Registering a version")
     params = {} if params is None else params
@@ -113,12 +120,14 @@ def model_version_register(
         errors["model"] = [NAME_RULE]
     if artifact is not None and artifact_uri:
         errors["artifact"] = ["Give either an uploaded artifact or an artifact_uri, not both."]
+    if artifact is not None and files_digest is not None:
+        errors["artifact"] = ["An uploaded artifact has its own digest."]
     if errors:
         raise ValidationFailed("Invalid version: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()), fields=errors)
     if artifact is not None and artifact.size is not None and artifact.size > settings.MLOPS_MAX_ARTIFACT_BYTES:
         raise TooLarge(f"Artifact is {artifact.size} bytes; the limit is {settings.MLOPS_MAX_ARTIFACT_BYTES} bytes.")
 
-    stored, sha256, size = _store_artifact(model_name, artifact) if artifact is not None else ("", "", None)
+    stored, sha256, size = _store_artifact(model_name, artifact) if artifact is not None else ("", *(files_digest or ("", None)))
     try:
         with transaction.atomic():
             model = get_or_create_locked(RegisteredModel, name=model_name, actor=actor)
@@ -133,6 +142,8 @@ def model_version_register(
                 artifact=stored,
                 artifact_sha256=sha256,
                 artifact_size=size,
+                run=run,
+                logged_model=logged_model,
                 **texts,
             )
             version.save()

@@ -455,6 +455,19 @@ def test_registered_versions_are_immutable_in_the_database(editor):
     assert (version.metrics, version.stage) == ({"auc": 0.9}, "archived")
 
 
+def test_a_versions_lineage_is_immutable_in_the_database(editor):
+    from registry.services import tracking
+
+    run = tracking.run_create(group_id="0", actor=editor)
+    version = register("fraud", editor)
+
+    with pytest.raises(DatabaseError), transaction.atomic():
+        ModelVersion.objects.filter(pk=version.pk).update(run=run)  # lineage is written with the version or never
+
+    version.refresh_from_db()
+    assert version.run is None
+
+
 def test_deleting_a_user_keeps_their_name_in_the_audit_log(editor):
     register("fraud", editor)
     from django.contrib.auth import get_user_model
