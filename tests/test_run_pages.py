@@ -58,10 +58,7 @@ def figures(response) -> dict[str, dict]:
 
 
 def produced(run, model_name, editor):
-    version = register(model_name, editor)
-    version.run = run
-    version.save(update_fields=["run"])
-    return version
+    return register(model_name, editor, run=run)  # the lineage is written with the version (it is immutable after)
 
 
 # --- run groups ---------------------------------------------------------------------------------------------------------
