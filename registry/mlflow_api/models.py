@@ -18,9 +18,10 @@ MAX_SEARCH_RESULTS = 1000
 MODEL_ORDER = {"name": "name", "creation_timestamp": "created_at", "timestamp": "created_at", "last_updated_timestamp": "created_at"}
 
 
-def version_body(version: ModelVersion, *, message: str = "") -> dict:
-    aliases = [a for a, v in registry.aliases_of(version.model).items() if v.pk == version.pk]
-    return shapes.model_version(version, aliases=sorted(aliases), message=message)
+def version_body(version: ModelVersion, *, message: str = "", aliases: dict[str, ModelVersion] | None = None) -> dict:
+    """A version with its aliases; `aliases` (registry.aliases_of of its model) when the caller already read them."""
+    aliases = registry.aliases_of(version.model) if aliases is None else aliases
+    return shapes.model_version(version, aliases=sorted(a for a, v in aliases.items() if v.pk == version.pk), message=message)
 
 
 def latest_per_stage(versions: list[ModelVersion], stages: list[str] | None = None) -> list[ModelVersion]:
@@ -101,7 +102,8 @@ class LatestVersions(ReadView):
                                        "Archived.", code="invalid_parameter_value")
             stages.append(stage)
         versions = latest_per_stage(list(newest_per_stage().filter(model=model).select_related("model")), stages or None)
-        return Response({"model_versions": [version_body(v) for v in versions]})
+        aliases = registry.aliases_of(model)  # once for the model, not once per version
+        return Response({"model_versions": [version_body(v, aliases=aliases) for v in versions]})
 
 
 class VersionCreate(MlflowView):

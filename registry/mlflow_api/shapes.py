@@ -5,7 +5,6 @@ numbers as strings, as an MLflow server writes them."""
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 
 from ..models import LoggedModel, ModelVersion, RegisteredModel, Run, RunGroup, RunMetric
@@ -20,16 +19,10 @@ def pairs(mapping: dict) -> list[dict]:
     return [{"key": k, "value": v} for k, v in mapping.items()]
 
 
-def metric_value(row: RunMetric) -> float | str:
-    if row.is_nan:
-        return "NaN"
-    if math.isinf(row.value):
-        return "Infinity" if row.value > 0 else "-Infinity"
-    return row.value
-
-
 def metric(row: RunMetric) -> dict:
-    return {"key": row.key, "value": metric_value(row), "timestamp": row.timestamp, "step": row.step}
+    """NaN as protobuf's JSON writes it; an infinity is stored, and answered, as the largest float of its sign (as
+    MLflow's own server answers it)."""
+    return {"key": row.key, "value": "NaN" if row.is_nan else row.value, "timestamp": row.timestamp, "step": row.step}
 
 
 def experiment(group: RunGroup) -> dict:

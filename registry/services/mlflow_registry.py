@@ -34,7 +34,7 @@ from ..models import (
 from .audit import audit_record, get_or_create_locked
 from .promotions import promotion_direct, promotion_request_create
 from .run_artifacts import folder_digest
-from .tracking import GIT_COMMIT_TAG, check_key, logged_model_get, run_get, run_latest_metrics
+from .tracking import GIT_COMMIT_TAG, logged_model_get, run_get, run_latest_metrics, tag_values
 from .versions import NAME_RULE, model_version_register
 
 # MLflow's stage names and ours.
@@ -42,6 +42,7 @@ STAGE_NAMES = {Stage.CANDIDATE: "None", Stage.STAGING: "Staging", Stage.PRODUCTI
 STAGES_BY_NAME = {name.lower(): stage for stage, name in STAGE_NAMES.items()}
 ALWAYS_PROTECTED = {"production": Stage.PRODUCTION, "staging": Stage.STAGING}
 MAX_ALIAS_LENGTH = 255
+MAX_REGISTRY_TAG_VALUE = 100_000  # MLflow's limit for registered model and version tags
 
 
 def _invalid(message: str) -> ValidationFailed:
@@ -68,20 +69,6 @@ def version_get(name, version) -> ModelVersion:
         raise NotFound(f"Model Version (name={name}, version={text}) not found", code="resource_does_not_exist") from None
 
 
-def _tag_map(tags) -> dict[str, str]:
-    if tags is None:
-        return {}
-    if not isinstance(tags, list) or any(not isinstance(t, dict) for t in tags):
-        raise _invalid("tags must be a list of {key, value} objects.")
-    out = {}
-    for t in tags:
-        key, value = check_key(t.get("key"), "Tag"), t.get("value") if t.get("value") is not None else ""
-        if not isinstance(value, str) or len(value) > 100_000 or "\x00" in value:
-            raise _invalid(f"Tag '{key}' value must be a string of at most 100000 characters.")
-        out[key] = value
-    return out
-
-
 def model_create(*, name, actor, description: str = "", tags=None) -> RegisteredModel:
     """An empty registered model (MLflow creates the model before its first version); RESOURCE_ALREADY_EXISTS if the
     name is taken. Its default gate policy is created with it, as for a model created by its first version."""
@@ -90,7 +77,7 @@ def model_create(*, name, actor, description: str = "", tags=None) -> Registered
         raise _invalid(f"Invalid model name {str(name)[:130]!r}: {NAME_RULE}")
     if not isinstance(description, str) or len(description) > 20_000 or "\x00" in description:
         raise _invalid("description must be text of at most 20000 characters.")
-    tag_map = _tag_map(tags)
+    tag_map = tag_values(tags, limit=MAX_REGISTRY_TAG_VALUE)
     with transaction.atomic():
         if RegisteredModel.objects.filter(name=name).exists():
             raise Conflict(f"Registered Model (name={name}) already exists.", code="resource_already_exists")
@@ -120,7 +107,7 @@ def version_create(*, name, actor, source, run_id: str = "", model_id: str = "",
     if not isinstance(source, str) or not source or len(source) > 1000 or "\x00" in source:
         raise _invalid("Missing value for required parameter 'source'.")
     model_get(name)
-    tag_map = _tag_map(tags)
+    tag_map = tag_values(tags, limit=MAX_REGISTRY_TAG_VALUE)
     run = run_get(run_id) if run_id else None
     logged = _source_owner(source, run, model_id or "")
     if run is None and logged is not None and logged.run_id:

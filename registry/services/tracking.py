@@ -101,6 +101,12 @@ def _pairs(items, what: str) -> list[tuple[str, str]]:
     return [(i.get("key"), i.get("value")) for i in items]
 
 
+def tag_values(items, *, limit: int = MAX_TAG_VALUE_LENGTH) -> dict[str, str]:
+    """MLflow's [{key, value}] tags as a dict: each key by MLflow's rule, each value text of at most `limit` characters
+    (a missing value is "")."""
+    return {check_key(k, "Tag"): _text(v if v is not None else "", f"Tag '{k}' value", limit) for k, v in _pairs(items, "tags")}
+
+
 # ---------------------------------------------------------------- run groups
 
 
@@ -138,7 +144,7 @@ def run_group_create(*, name, actor, tags=None) -> RunGroup:
     name = _text(name, "Experiment name", MAX_GROUP_NAME_LENGTH).strip() if name is not None else ""
     if not name:
         raise _invalid("Experiment name must not be empty.")
-    pairs = {check_key(k, "Tag"): _text(v, f"Tag '{k}' value", MAX_TAG_VALUE_LENGTH) for k, v in _pairs(tags, "tags")}
+    pairs = tag_values(tags)
     if name == "Default":
         run_group_default()
     try:
@@ -173,10 +179,9 @@ def run_create(*, group_id, actor, run_name: str = "", start_time=None, tags=Non
     `mlflow.runName` tag (else `run-<first 8 characters of its id>`), the user is the authenticated caller (the
     client's own user_id is kept beside it)."""
     require_role(actor, EDITOR, "Creating a run")
-    pairs = [(check_key(k, "Tag"), _text(v, f"Tag '{k}' value", MAX_TAG_VALUE_LENGTH)) for k, v in _pairs(tags, "tags")]
-    if len(pairs) > MAX_PARAMS_TAGS_PER_BATCH:
-        raise _invalid(f"A run can be created with at most {MAX_PARAMS_TAGS_PER_BATCH} tags. Got {len(pairs)} tags.")
-    tag_map = dict(pairs)
+    tag_map = tag_values(tags)
+    if len(tag_map) > MAX_PARAMS_TAGS_PER_BATCH:
+        raise _invalid(f"A run can be created with at most {MAX_PARAMS_TAGS_PER_BATCH} tags. Got {len(tag_map)} tags.")
     name = _text(run_name or tag_map.get(RUN_NAME_TAG, "") or "", "run_name", 250)
     user_name = _text(user_id or tag_map.get(USER_TAG, "") or "", "user_id", 250)
     start = _integer(start_time, "start_time", default=now_ms())
@@ -272,7 +277,7 @@ def _batch(run: Run, *, metrics, params, tags) -> Batch:
             raise _invalid(f"Duplicate parameter keys have been submitted: ['{key}']. Please ensure the request contains only "
                            "one param value per param key.")
         param_map[key] = value
-    tag_map = {check_key(k, "Tag"): _text(v if v is not None else "", f"Tag '{k}' value", MAX_TAG_VALUE_LENGTH) for k, v in tag_pairs}
+    tag_map = tag_values(tags)
     return Batch(metrics=rows, params=param_map, tags=tag_map)
 
 
@@ -359,7 +364,7 @@ def logged_model_create(*, group_id, actor, name: str = "", model_type: str = ""
         raise _invalid(f"Run {run.run_id} belongs to experiment {run.group_id}, not {group.pk}.")
     param_map = {check_key(k, "Param"): _text(str(v) if v is not None else "", f"Param '{k}' value", MAX_PARAM_VALUE_LENGTH)
                  for k, v in _pairs(params, "params")}
-    tag_map = {check_key(k, "Tag"): _text(v if v is not None else "", f"Tag '{k}' value", MAX_TAG_VALUE_LENGTH) for k, v in _pairs(tags, "tags")}
+    tag_map = tag_values(tags)
     stamp = now_ms()
     return LoggedModel.objects.create(
         group=group, run=run, name=_text(name or "model", "name", 250), model_type=_text(model_type or "", "model_type", 250),
@@ -385,7 +390,7 @@ def logged_model_finalize(*, model_id, actor, status) -> LoggedModel:
 
 def logged_model_set_tags(*, model_id, actor, tags) -> LoggedModel:
     require_role(actor, EDITOR, "Tagging a logged model")
-    pairs = {check_key(k, "Tag"): _text(v if v is not None else "", f"Tag '{k}' value", MAX_TAG_VALUE_LENGTH) for k, v in _pairs(tags, "tags")}
+    pairs = tag_values(tags)
     with transaction.atomic():
         model = LoggedModel.objects.select_for_update().get(pk=logged_model_get(model_id).pk)
         model.tags = {**model.tags, **pairs}
