@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max
 
 from mlops_site.exceptions import Conflict, NotFound, ValidationFailed
 from mlops_site.roles import EDITOR, require_role
@@ -306,11 +305,6 @@ def run_log_batch(*, run_id, actor, metrics=None, params=None, tags=None) -> Non
             RunMetric.objects.bulk_create(batch.metrics, ignore_conflicts=True)  # a value logged twice is kept once
 
 
-def run_metric_history(run: Run, key: str) -> list[RunMetric]:
-    check_key(key, "Metric")
-    return list(RunMetric.objects.filter(run=run, key=key).order_by("step", "timestamp", "id"))
-
-
 def run_latest_metrics(runs: list[Run]) -> dict[int, dict[str, RunMetric]]:
     """Each run's latest value per key, as MLflow defines it: the largest step, then the latest timestamp, then the
     largest value. One query for all the runs."""
@@ -336,13 +330,6 @@ def run_outputs(*, run_id, actor, models=None) -> None:
     if missing:
         raise NotFound(f"Logged model with ID '{missing[0]}' not found.", code="resource_does_not_exist")
     LoggedModel.objects.filter(model_id__in=ids, run__isnull=True).update(run=run)
-
-
-def run_groups_with_counts():
-    return RunGroup.objects.annotate(run_count=Count("runs"), last_run=Max("runs__start_time"))
-
-
-# ---------------------------------------------------------------- logged models
 
 
 def logged_model_get(model_id) -> LoggedModel:
