@@ -52,7 +52,9 @@ def test_two_whole_ticks_at_once_complete_the_promotion_once(people, t0):
     outcomes = run_at_once([lambda: services.rollouts_tick(now=now) for _ in range(2)])
 
     assert [kind for kind, _ in outcomes] == ["ok", "ok"], outcomes
-    assert sorted(tuple(value.actions.items()) for _, value in outcomes) == [(("complete", 1),), (("skipped", 1),)]
+    # One tick completes it; the other either waited on its lock and skipped it, or (on a loaded machine) listed the
+    # running rollouts only after the first had finished and found none: either way it never completes it again.
+    assert sorted(tuple(value.actions.items()) for _, value in outcomes) in ([(("complete", 1),), (("skipped", 1),)], [(), (("complete", 1),)])
     assert PromotionRequest.objects.get(pk=rollout.promotion_id).status == "approved"
     assert ModelVersion.objects.get(stage="production").version == 2
     assert AuditEvent.objects.filter(action="promotion_completed").count() == 1
