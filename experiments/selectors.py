@@ -9,7 +9,8 @@ What a page needs:
 - the sample-size calculator: `sample_size_estimate`, with the subject's current traffic;
 - rollouts: `rollout_list` (stage, share and `rollout_health` without a query), `rollout_get` (with its decisions),
   `rollout_series` (candidate against baseline per metric over the rollout, from the roll-ups), `rollout_active_get`,
-  and the policies (`rollout_policy_list`, `rollout_policy_get`).
+  and the policies (`rollout_policy_list`, `rollout_policy_get`);
+- `/metrics`: `rollout_latest_list` (each subject's newest rollout) and `variant_list(running=True)`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from django.core.cache import cache
-from django.db.models import BigIntegerField, Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import BigIntegerField, Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from mlops_site.exceptions import NotFound, ValidationFailed
@@ -57,9 +58,12 @@ def _units_of_variant() -> Subquery:
     return Coalesce(Subquery(total, output_field=BigIntegerField()), 0)
 
 
-def variant_list(*, experiment: Experiment | None = None) -> QuerySet[Variant]:
-    """Variants in position order (the control first) with their versions and `units` exposed so far."""
+def variant_list(*, experiment: Experiment | None = None, running: bool = False) -> QuerySet[Variant]:
+    """Variants in position order (the control first) with their versions and `units` exposed so far; `running`: only
+    those of running experiments, each with its experiment and subject (one query)."""
     qs = Variant.objects.select_related("model_version", "prompt_version").annotate(units=_units_of_variant()).order_by("experiment_id", "position")
+    if running:
+        qs = qs.filter(experiment__status=ExperimentStatus.RUNNING).select_related("experiment__model", "experiment__prompt")
     return qs.filter(experiment=experiment) if experiment is not None else qs
 
 
@@ -314,6 +318,13 @@ def rollout_get(*, rollout_id) -> Rollout:
         return _rollouts().prefetch_related(Prefetch("decisions", queryset=decisions)).get(pk=rollout_id)
     except (Rollout.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"No rollout {rollout_id}.") from None
+
+
+def rollout_latest_list() -> QuerySet[Rollout]:
+    """The newest rollout of each model and each prompt, running, paused or finished (ranked in the database), as
+    `rollout_list` reads them. One query."""
+    newest = Window(RowNumber(), partition_by=[F("model_id"), F("prompt_id")], order_by=[F("started_at").desc(), F("id").desc()])
+    return _rollouts().annotate(newest=newest).filter(newest=1).order_by("model_id", "prompt_id")
 
 
 def rollout_active_get(*, model: RegisteredModel | None = None, prompt: Prompt | None = None) -> Rollout | None:

@@ -13,6 +13,9 @@ work over any window and across versions. Times are in seconds, as Prometheus ex
   the number of values;
 - gauges, for states and shares only: `mlops_alert_state`, `mlops_budget_spent_share`, `mlops_drift_max_psi`.
 
+A higher app adds its own series with `collector_register` (experiments: rollout and A/B traffic shares), so
+this module never imports it.
+
 Served traffic only: shadow events never reach the roll-ups. A fixed number of queries however many
 versions, rules and budgets: one aggregate for the counters, one read of the hour sketches, then rules,
 budgets (and their spend) and the latest drift reports. The sketch read grows with hours of history
@@ -24,7 +27,7 @@ Auth: the API's, so `Authorization: Bearer <token>` (Prometheus' default) or `To
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from django.db.models import OuterRef, Q, Subquery, Sum
@@ -159,10 +162,22 @@ class RollupCollector(Collector):
         yield from (alerts, budgets, psi)
 
 
+CollectorFactory = Callable[..., Collector]  # called with now=, once per scrape
+_collectors: list[CollectorFactory] = [RollupCollector]
+
+
+def collector_register(factory: CollectorFactory) -> None:
+    """Adds `factory(now=...)`'s families to every scrape (an app's `ready()` calls it; registering twice adds it once)."""
+    if factory not in _collectors:
+        _collectors.append(factory)
+
+
 def prometheus_text(*, now=None) -> bytes:
     """One scrape: a private registry per call (never the process-wide default one), so nothing is kept between scrapes."""
+    now = now or timezone.now()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RollupCollector(now=now))
+    for factory in _collectors:
+        registry.register(factory(now=now))
     return generate_latest(registry)
 
 

@@ -13,12 +13,14 @@ from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
+from experiments import services as experiments_services
 from mlops_site.roles import user_token_refresh
 from monitoring import services
 from monitoring.models import AlertRule, Budget, DriftReport, Rollup
 from monitoring.sketch import ALPHA
 from registry.services import prompts as prompt_services
-from tests.factories import register
+from tests.experiments.conftest import canary_of, design
+from tests.factories import promote, register
 from tests.prompts.conftest import brief_folder
 
 pytestmark = pytest.mark.django_db
@@ -85,6 +87,11 @@ def test_metrics_are_counters_and_histograms_in_seconds(client, api_as, editor, 
         "mlops_alert_state": "gauge",
         "mlops_budget_spent_share": "gauge",
         "mlops_drift_max_psi": "gauge",
+        # experiments' (tests/experiments/test_metrics_series.py)
+        "mlops_rollout_traffic_share": "gauge",
+        "mlops_rollout_status": "gauge",
+        "mlops_experiment_traffic_share": "gauge",
+        "mlops_experiment_exposed_units": "counter",
     }
     fraud = {"subject": "model", "name": "fraud", "version": "1"}
     assert {s.name for s in families["mlops_requests"].samples} == {"mlops_requests_total"}
@@ -189,8 +196,9 @@ def test_metrics_take_a_fixed_number_of_queries_however_many_versions(client, ap
     send(api_as, editor, events)
     token = user_token_refresh(user=viewer)
 
-    # token, its use recorded, roles; the totals, the hour sketches; alert rules, budgets, their spend; drift reports
-    with django_assert_max_num_queries(9):
+    # token, its use recorded, roles; the totals, the hour sketches; alert rules, budgets, their spend; drift reports;
+    # the newest rollouts, the running experiments' variants
+    with django_assert_max_num_queries(11):
         response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
 
     families = {f.name: f for f in text_string_to_metric_families(response.content.decode())}
@@ -223,9 +231,15 @@ def test_metrics_refuse_a_request_without_a_token(client):
     assert client.get("/metrics").status_code == 401
 
 
-def test_grafana_dashboard_reads_only_metrics_we_expose(client, api_as, editor, viewer):
-    services.default_rules_ensure(model=register("fraud", editor).model)
+def test_grafana_dashboard_reads_only_metrics_we_expose(client, api_as, editor, approver, viewer):
+    first = register("fraud", editor)
+    services.default_rules_ensure(model=first.model)
     services.budget_set(name="all daily", amount_usd=10, actor=editor)
+    promote(first, "production", editor, approver)
+    canary_of(register("fraud", editor), editor, approver)
+    register("checkout", editor), register("checkout", editor)
+    experiments_services.experiment_start(experiment=design(editor), reason="go", actor=editor)
+    experiments_services.experiment_assign(key="checkout-test", unit_ids=["u-1"], actor=editor)
     send(api_as, editor, [event(1, timezone.now(), 120.0, ttft_ms=30.0, input_tokens=10, output_tokens=5, cost_usd=0.01)])
     exposed = {s.name for family in scrape(client, viewer).values() for s in family.samples}
     dashboard = json.loads(DASHBOARD.read_text())
@@ -242,6 +256,8 @@ def test_grafana_dashboard_reads_only_metrics_we_expose(client, api_as, editor, 
         "mlops_cost_usd_total",
         "mlops_tokens_total",
         "mlops_budget_spent_share",
+        "mlops_rollout_traffic_share",
+        "mlops_experiment_exposed_units_total",
     } <= used
 
 
