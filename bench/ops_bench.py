@@ -20,7 +20,9 @@ Subcommands (each one step of run.sh, results as JSON files in a work folder):
           24 hours, in-process through django.test.Client as a logged-in viewer (the time of client.get is the
           server's time: middleware, views, template, no network); warm-up, then N timed requests per page,
           interleaved; queries per page with CaptureQueriesContext. One more request under cProfile of each
-          30-day page that misses the goal (or of every 30-day page).
+          30-day page that misses the goal (or of every 30-day page). Then /metrics' traffic series from the
+          lifetime roll-ups beside the same series summed over every hour roll-up (how /metrics read them
+          before): the samples must agree; N interleaved timings each.
   report  merge the JSON files, print the table, write bench/results/operations.json
 
 The steps live in ops_data.py, ops_rollup.py and ops_pages.py; the report is here.
@@ -46,6 +48,8 @@ def goals_missed(rollup: dict, pages: dict) -> list[str]:
         missed.append("roll-up totals differ from the raw events")
     if rollup and not all(c["ok"] for c in rollup.get("quantile_checks", [])):
         missed.append("a roll-up quantile is not within 1 % of the exact one")
+    if pages.get("metrics_scrape") and not pages["metrics_scrape"]["same_samples"]:
+        missed.append("/metrics from the lifetime roll-ups differs from /metrics summed over the hour roll-ups")
     return missed
 
 
@@ -99,6 +103,12 @@ def cmd_report(args) -> None:
                          f"{page['bytes'] / 1024:.0f}", verdict])
         print_table(["page (?range=)", "range", "median ms", "p95 ms", "queries", "KiB", f"< {GOAL_PAGE_MS:.0f} ms"], rows)
         print(f"Load average before / after: {pages.get('loadavg_before')} / {pages.get('loadavg_after')}")
+        if scrape := pages.get("metrics_scrape"):
+            print(f"/metrics traffic series ({scrape['samples']:,} samples, {scrape['bytes'] / 1024:.0f} KiB), in-process, interleaved:")
+            print_table(["read from", "median ms", "p95 ms", "queries"],
+                        [[label, f"{side['median_ms']:.1f}", f"{side['p95_ms']:.1f}", side["queries"]] for label, side in scrape["sides"].items()])
+            print(f"  {scrape['lifetime_rows']:,} lifetime rows against {scrape['hour_rows']:,} hour rows: {scrape['ratio']}x faster; "
+                  f"the same samples (floats within 1e-9): {'yes' if scrape['same_samples'] else 'NO'}")
         for label, prof in (pages.get("profiles") or {}).items():
             print(f"Profile of {label} ({prof['seconds_profiled']} s under cProfile), ours by cumulative time:")
             for row in prof["ours_by_cumulative_time"][:8]:

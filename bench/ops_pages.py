@@ -1,8 +1,10 @@
-"""The cost, operations and quality pages timed in-process as a viewer: `pages` of ops_bench.py."""
+"""The cost, operations and quality pages timed in-process as a viewer, and the /metrics scrape beside the read it
+replaced: `pages` of ops_bench.py."""
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -94,4 +96,73 @@ def cmd_pages(args) -> None:
             text = Path(args.profile_dir) / f"profile-page-{k}.txt"
             out["profiles"][label] = profile_summary(profiler, str(text), time.perf_counter() - t)
         print(f"  cProfile of {len(slow)} page(s) (one request each): text in {args.profile_dir}/profile-page-*.txt")
+    out["metrics_scrape"] = _scrape_compare(args.requests)
     write_json(args.out, out)
+
+
+def _scrape_compare(requests: int) -> dict:
+    """The traffic series of /metrics (monitoring's RollupCollector, rendered as the endpoint renders it) read from the
+    lifetime roll-ups, against the same text built as /metrics built it before them: summing every hour roll-up of every
+    version and counting every hour sketch's keys into the buckets. Both must give the same samples (the lifetime rows
+    are what the hours add up to); timed interleaved, `requests` times each, with their query counts."""
+    import numpy as np
+    from django.db import connection
+    from django.db.models import Sum
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from monitoring.api import metrics
+    from monitoring.models import Granularity, Rollup
+    from monitoring.sketch import cumulative_counts_by_group
+
+    class FromHours(metrics.RollupCollector):
+        def traffic_rows(self):
+            hours = Rollup.objects.filter(granularity=Granularity.HOUR)
+            names = ("model_version_id", "prompt_version_id", "model_version__model__name", "model_version__version",
+                     "prompt_version__prompt__name", "prompt_version__version")
+            sums = ("requests", "errors", "latency_sum", "ttft_sum", *metrics.TOKEN_KINDS.values(), "cost_usd")
+            rows = list(hours.values(*names).annotate(**{n: Sum(n) for n in sums}).order_by("model_version_id", "prompt_version_id"))
+            blobs = list(hours.values_list("model_version_id", "prompt_version_id", "latency_sketch", "ttft_sketch"))
+            groups = np.array([mv or -pv for mv, pv, _, _ in blobs], dtype=np.int64)
+            bounds_ms = [b * 1000 for b in metrics.BUCKETS]
+            return (rows, cumulative_counts_by_group(groups, [b[2] for b in blobs], bounds_ms),
+                    cumulative_counts_by_group(groups, [b[3] for b in blobs], bounds_ms))
+
+    def text(collector) -> bytes:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(collector)
+        return generate_latest(registry)
+
+    now = timezone.now()
+    sides = {"lifetime roll-ups (ours now)": lambda: text(metrics.RollupCollector(now=now)), "every hour roll-up (before)": lambda: text(FromHours(now=now))}
+    texts, queries, samples = {}, {}, {label: [] for label in sides}
+    for label, fn in sides.items():
+        fn()
+        with CaptureQueriesContext(connection) as captured:
+            texts[label] = fn()
+        queries[label] = len(captured.captured_queries)
+
+    def parsed(raw: bytes) -> dict:
+        return {(x.name, tuple(sorted(x.labels.items()))): x.value for f in text_string_to_metric_families(raw.decode()) for x in f.samples}
+
+    # Equal samples; the float sums (latency, cost) may differ in their last digits, having been added in another order.
+    ours, before = (parsed(texts[label]) for label in sides)
+    same = ours.keys() == before.keys() and all(math.isclose(ours[k], before[k], rel_tol=1e-9) for k in ours)
+    labels = list(sides)
+    for i in range(requests):
+        for label in labels[i % 2:] + labels[: i % 2]:
+            t = time.perf_counter()
+            sides[label]()
+            samples[label].append((time.perf_counter() - t) * 1000)
+    hour_rows = Rollup.objects.filter(granularity=Granularity.HOUR).count()
+    out = {"hour_rows": hour_rows, "samples": len(ours), "lifetime_rows": Rollup.objects.filter(granularity=Granularity.LIFETIME).count(), "same_samples": same,
+           "bytes": len(texts[labels[0]]), "sides": {}}
+    for label in labels:
+        ms = samples[label]
+        out["sides"][label] = {"median_ms": round(statistics.median(ms), 1), "p95_ms": round(percentile(ms, 95), 1), "queries": queries[label]}
+        print(f"  /metrics text from {label}: median {out['sides'][label]['median_ms']} ms, {queries[label]} queries")
+    out["ratio"] = round(out["sides"][labels[1]]["median_ms"] / out["sides"][labels[0]]["median_ms"], 1)
+    print(f"  /metrics: {out['ratio']}x faster over {hour_rows:,} hour roll-ups; the same {len(ours):,} samples: {same}")
+    return out

@@ -77,6 +77,6 @@ def ops_alerts_evaluate() -> int:
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=5, retry_backoff=True, retry_jitter=True)
 def rollups_update_task(max_seconds: float = 45.0) -> int:
-    """Beat, every minute: fold new events into the minute and hour roll-ups until caught up (at most `max_seconds`).
+    """Beat, every minute: fold new events into the minute, hour and lifetime roll-ups until caught up (at most `max_seconds`).
     A redelivery or an overlapping tick is harmless: the roll-up cursor is checked under a lock, no event counts twice."""
     return services.rollups_catch_up(max_seconds=max_seconds)

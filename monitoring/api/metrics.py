@@ -1,7 +1,7 @@
 """`/metrics`: the roll-ups in Prometheus' exposition format, rendered by `prometheus_client`, so Prometheus and Grafana read us.
 
-Counters and histograms are cumulative over a version's whole life: every scrape sums all of the
-version's hour roll-ups (which only ever grow; late events land in their old hours), so a counter
+Counters and histograms are cumulative over a version's whole life: every scrape reads each version's
+lifetime roll-up (which the roll-up worker only ever adds to, late events included), so a counter
 never goes down between scrapes and PromQL's `rate()`, `increase()` and `histogram_quantile()`
 work over any window and across versions. Times are in seconds, as Prometheus expects.
 
@@ -17,11 +17,10 @@ A higher app adds its own series with `collector_register` (experiments: rollout
 this module never imports it.
 
 Served traffic only: shadow events never reach the roll-ups. A fixed number of queries however many
-versions, rules and budgets: one aggregate for the counters, one read of the hour sketches, then rules,
-budgets (and their spend) and the latest drift reports. The sketch read grows with hours of history
-times versions: the blobs are not merged, each key is only counted into its bucket (one bincount), about
-0.5 s on a small machine for 20 versions with 30 days of hour roll-ups each (14,400 sketches). Counters
-and histograms are two statements: a roll-up committed between them shows in the second one scrape early.
+versions, rules and budgets: one read of the lifetime rows (counters and sketches together, so counters
+and histograms always agree), then rules, budgets (and their spend) and the latest drift reports. The
+work grows with the number of versions, not with the hours of history: each version's one sketch has its
+keys counted into the buckets (one bincount for all of them).
 Auth: the API's, so `Authorization: Bearer <token>` (Prometheus' default) or `Token <token>`.
 """
 
@@ -30,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import numpy as np
-from django.db.models import OuterRef, Q, Subquery, Sum
+from django.db.models import OuterRef, Q, Subquery
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -69,26 +68,32 @@ class RollupCollector(Collector):
         yield from self._traffic()
         yield from self._states()
 
-    def _traffic(self) -> Iterator[Metric]:
-        hours = Rollup.objects.filter(granularity=Granularity.HOUR)
-        totals = (
-            hours.values(
+    def traffic_rows(self) -> tuple[list[dict], dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """Each version's lifetime totals (`_SUMS` and its names), and its latency and TTFT cumulative bucket
+        counts by group (model version id, or minus the prompt version id). One query."""
+        rows = list(
+            Rollup.objects.filter(granularity=Granularity.LIFETIME)
+            .values(
                 "model_version_id",
                 "prompt_version_id",
                 "model_version__model__name",
                 "model_version__version",
                 "prompt_version__prompt__name",
                 "prompt_version__version",
+                *_SUMS,
+                "latency_sketch",
+                "ttft_sketch",
             )
-            .annotate(**{name: Sum(name) for name in _SUMS})
             .order_by("model_version_id", "prompt_version_id")
         )
-        blobs = list(hours.values_list("model_version_id", "prompt_version_id", "latency_sketch", "ttft_sketch"))
-        groups = np.array([mv or -pv for mv, pv, _, _ in blobs], dtype=np.int64)
+        groups = np.array([row["model_version_id"] or -row["prompt_version_id"] for row in rows], dtype=np.int64)
         bounds_ms = [bound * 1000 for bound in BUCKETS]  # the sketches hold milliseconds
-        latency = cumulative_counts_by_group(groups, [row[2] for row in blobs], bounds_ms)
-        ttft = cumulative_counts_by_group(groups, [row[3] for row in blobs], bounds_ms)
+        latency = cumulative_counts_by_group(groups, [row["latency_sketch"] for row in rows], bounds_ms)
+        ttft = cumulative_counts_by_group(groups, [row["ttft_sketch"] for row in rows], bounds_ms)
+        return rows, latency, ttft
 
+    def _traffic(self) -> Iterator[Metric]:
+        rows, latency, ttft = self.traffic_rows()
         requests = CounterMetricFamily("mlops_requests", "Requests served (shadow traffic excluded).", labels=VERSION_LABELS)
         errors = CounterMetricFamily("mlops_errors", "Requests that failed.", labels=VERSION_LABELS)
         tokens = CounterMetricFamily(
@@ -109,7 +114,7 @@ class RollupCollector(Collector):
             "Time to first token in seconds, of the requests that reported it.",
             labels=VERSION_LABELS,
         )
-        for row in totals:
+        for row in rows:
             if row["model_version_id"]:
                 group, labels = row["model_version_id"], ["model", row["model_version__model__name"], str(row["model_version__version"])]
             else:

@@ -297,11 +297,11 @@ class AlertEvent(models.Model):
 
 
 from .costs import Budget, BudgetAlert, BudgetPeriod, BudgetScope, Price  # noqa: E402
-from .operations import Granularity, PerformanceWindow, Rollup, RollupCursor  # noqa: E402
+from .operations import LIFETIME_BUCKET, Granularity, PerformanceWindow, Rollup, RollupCursor  # noqa: E402
 
 __all__ = [
     "ActionStatus", "AlertAction", "AlertEvent", "AlertMetric", "AlertRule", "AlertState", "Budget", "BudgetAlert", "BudgetPeriod", "BudgetScope", "Comparison",
-    "DriftReport", "Event", "FeatureBatch", "FeatureNames", "Granularity", "NotificationAttempt", "NotificationChannel", "NotificationStatus",
+    "DriftReport", "Event", "FeatureBatch", "FeatureNames", "Granularity", "LIFETIME_BUCKET", "NotificationAttempt", "NotificationChannel", "NotificationStatus",
     "PerformanceWindow", "Price", "Reference", "ReferenceSource",
     "ReportStatus", "Rollup", "RollupCursor",
 ]

@@ -1,5 +1,7 @@
-"""Operations tables: per-minute and per-hour roll-ups of the event stream, kept incrementally,
-and model performance per window once labels arrive."""
+"""Operations tables: per-minute and per-hour roll-ups of the event stream, and one row per version for its
+whole life, kept incrementally, and model performance per window once labels arrive."""
+
+from datetime import UTC, datetime
 
 from django.db import models
 from django.db.models import Q
@@ -9,6 +11,10 @@ from django.utils import timezone
 class Granularity(models.TextChoices):
     MINUTE = "minute"
     HOUR = "hour"
+    LIFETIME = "lifetime"  # one row per version, everything it ever served (bucket LIFETIME_BUCKET): what /metrics reads
+
+
+LIFETIME_BUCKET = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # Rollup's counter columns, in column order: what an UPDATE adds and an INSERT sets. The int ones are
@@ -22,7 +28,7 @@ FLOAT_COUNTERS = {"latency_sum", "ttft_sum", "cost_usd", "judge_sum", "faithfuln
 
 
 class Rollup(models.Model):
-    """The events of one model or prompt version in one minute or hour: counts, sums and sketches.
+    """The events of one model or prompt version in one minute or hour, or over its whole life: counts, sums and sketches.
 
     Kept incrementally by `services.rollups_update` (new events are added to their buckets, late
     ones too); pages, alerts, /metrics and the canary controller read these rows, never raw events.

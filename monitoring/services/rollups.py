@@ -1,4 +1,4 @@
-"""Roll-ups: fold the event stream into the minute and hour roll-ups; read past the cursor, sum per bucket, add to the rows.
+"""Roll-ups: fold the event stream into the minute, hour and lifetime roll-ups; read past the cursor, sum per bucket, add to the rows.
 
 `rollups_update` (Celery beat, every minute, through `rollups_catch_up`) folds the events past a
 cursor into Rollup rows: counts and sums add up, latency and TTFT sketches merge
@@ -9,8 +9,9 @@ traffic. A rollout's shadow stage reads them raw (selectors.rollups.shadow_total
 
 Events are read with raw SQL straight into numpy arrays (no ORM object, no datetime per event),
 grouped per (version, minute) with one np.unique, summed with np.bincount, and sketched per group
-in one pass (sketch.sketches_by_group); hours are summed from the minutes. Only the rows the
-fold touches are read back, and they are added to (late events land in old buckets).
+in one pass (sketch.sketches_by_group); hours are summed from the minutes, and each version's lifetime
+row (one per version, what /metrics reads) from the hours. Only the rows the fold touches are read back,
+and they are added to (late events land in old buckets).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..models import Event, Granularity, Rollup, RollupCursor
+from ..models import LIFETIME_BUCKET, Event, Granularity, Rollup, RollupCursor
 from ..models.operations import COUNTERS, FLOAT_COUNTERS
 from ..sketch import QuantileSketch, merge_by_group, sketches_by_group
 
@@ -158,9 +159,23 @@ def _groups(subject: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndar
     return subjects + subject_low, indexes + low, inverse
 
 
-def fold_events(events: EventColumns) -> tuple[Fold, Fold]:
-    """The minute fold of the events (one grouping, a bincount per counter, a sketch per group) and
-    the hour fold, summed from the minutes (their sketches merged) rather than from the events again."""
+def _coarser(fold: Fold, granularity: str, of: np.ndarray, subject: np.ndarray, bucket: np.ndarray) -> Fold:
+    """`fold` summed into coarser groups (`of`: the coarse group of each of its groups), sketches merged."""
+
+    def merged(sketches: dict[int, QuantileSketch]) -> dict[int, QuantileSketch]:
+        return merge_by_group(of[list(sketches)], list(sketches.values())) if sketches else {}
+
+    return Fold(
+        granularity=granularity, subject=subject, bucket=bucket,
+        sums={name: np.bincount(of, weights=values, minlength=subject.size) for name, values in fold.sums.items()},
+        latency=merged(fold.latency), ttft=merged(fold.ttft),
+    )
+
+
+def fold_events(events: EventColumns) -> tuple[Fold, Fold, Fold]:
+    """The minute fold of the events (one grouping, a bincount per counter, a sketch per group), the hour
+    fold summed from the minutes (their sketches merged) rather than from the events again, and the
+    lifetime fold (one group per version) summed from the hours."""
     subject, minute, group = _groups(events.subject, events.seconds // 60)
     minute *= 60
     n = subject.size
@@ -192,16 +207,10 @@ def fold_events(events: EventColumns) -> tuple[Fold, Fold]:
         latency=sketches_by_group(group, numbers["latency_ms"]), ttft=sketches_by_group(group[has_ttft], numbers["ttft_ms"][has_ttft]),
     )
     hour_subject, hour, hour_of = _groups(subject, minute // 3600)
-
-    def merged(sketches: dict[int, QuantileSketch]) -> dict[int, QuantileSketch]:
-        return merge_by_group(hour_of[list(sketches)], list(sketches.values())) if sketches else {}
-
-    hours = Fold(
-        granularity=Granularity.HOUR, subject=hour_subject, bucket=hour * 3600,
-        sums={name: np.bincount(hour_of, weights=values, minlength=hour_subject.size) for name, values in sums.items()},
-        latency=merged(minutes.latency), ttft=merged(minutes.ttft),
-    )
-    return minutes, hours
+    hours = _coarser(minutes, Granularity.HOUR, hour_of, hour_subject, hour * 3600)
+    life_subject, life_of = np.unique(hour_subject, return_inverse=True)
+    lifetime = _coarser(hours, Granularity.LIFETIME, life_of, life_subject, np.full(life_subject.size, int(LIFETIME_BUCKET.timestamp())))
+    return minutes, hours, lifetime
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -273,7 +282,7 @@ def _write(fold: Fold) -> tuple[int, int]:
 
 
 def rollups_update(*, max_events: int = 500_000) -> int:
-    """Fold up to `max_events` new events (id past the "events" cursor) into the minute and hour roll-ups; the number folded.
+    """Fold up to `max_events` new events (id past the "events" cursor) into the minute, hour and lifetime roll-ups; the number folded.
 
     The events are read and summed with no lock held: on SQLite a write transaction blocks
     ingestion, so it is kept to the writes. Then, in one transaction holding the cursor row

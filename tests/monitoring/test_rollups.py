@@ -1,5 +1,6 @@
 """Roll-ups against a direct computation over the raw events (numpy over the values sent), and their selectors."""
 
+import importlib
 import threading
 import time
 from collections import defaultdict
@@ -7,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.db import connection, connections
 
@@ -80,6 +82,8 @@ def subject_of(event: dict) -> tuple[str, str, int]:
 
 
 def floor(at: datetime, granularity: str) -> datetime:
+    if granularity == "lifetime":
+        return datetime(1970, 1, 1, tzinfo=UTC)  # one row per version
     return at.replace(second=0, microsecond=0) if granularity == "minute" else at.replace(minute=0, second=0, microsecond=0)
 
 
@@ -113,8 +117,8 @@ def assert_sketch_matches(blob, raw: np.ndarray) -> None:
 
 
 def assert_rollups_match(events: list[dict]) -> None:
-    """Every roll-up row (minute and hour) equals the direct computation over its events, and no row is missing or extra."""
-    for granularity in ("minute", "hour"):
+    """Every roll-up row (minute, hour and lifetime) equals the direct computation over its events, and no row is missing or extra."""
+    for granularity in ("minute", "hour", "lifetime"):
         groups = defaultdict(list)
         for e in events:
             groups[(*subject_of(e), floor(datetime.fromisoformat(e["timestamp"]), granularity))].append(e)
@@ -151,7 +155,8 @@ def test_rollups_match_a_direct_computation_over_the_events(api_as, editor, subj
 def test_late_events_land_in_their_old_buckets(api_as, editor, subjects):
     first = send(api_as, editor, random_events(2, 1500, start=T0, minutes=120, prefix="a"))
     rollups.rollups_update()
-    before = dict(Rollup.objects.values_list("pk", "requests"))
+    before = dict(Rollup.objects.exclude(granularity="lifetime").values_list("pk", "requests"))
+    lifetime_before = dict(Rollup.objects.filter(granularity="lifetime").values_list("pk", "requests"))
 
     late = random_events(3, 600, start=T0 + timedelta(minutes=30), minutes=20, prefix="late")
     fresh = random_events(4, 400, start=T0 + timedelta(minutes=150), minutes=10, prefix="fresh")
@@ -164,6 +169,21 @@ def test_late_events_land_in_their_old_buckets(api_as, editor, subjects):
     assert after.keys() == before.keys()  # the old rows were added to in place
     grown = sum(after[pk] - before[pk] for pk in before)
     assert 600 < grown <= 2 * 600  # each late event grew its (existing) hour row, and most of them an existing minute row
+    lifetime_after = dict(Rollup.objects.filter(granularity="lifetime").values_list("pk", "requests"))
+    assert lifetime_after.keys() == lifetime_before.keys()  # one row per version, added to
+    assert sum(lifetime_after.values()) - sum(lifetime_before.values()) == 1000
+
+
+def test_the_migration_sums_each_versions_lifetime_row_from_its_hours(api_as, editor, subjects):
+    """Versions with traffic from before lifetime rows existed get theirs from their hour rows: equal to the events."""
+    lifetime_rows_from_hours = importlib.import_module("monitoring.migrations.0016_rollup_lifetime").lifetime_rows_from_hours
+    events = send(api_as, editor, random_events(6, 2000, start=T0, minutes=300, prefix="a"))
+    rollups.rollups_update()
+    Rollup.objects.filter(granularity="lifetime").delete()
+
+    lifetime_rows_from_hours(django_apps, None)
+
+    assert_rollups_match(events)
 
 
 def test_running_the_update_again_counts_nothing_twice(api_as, editor, subjects):
