@@ -122,7 +122,7 @@ def event_rows(rng: np.random.Generator, first_id: int, n: int, t0: float, t1: f
         _nullable(tokens_in, prompt), _nullable(tokens_out, prompt), _nullable(cost, prompt), _nullable(ttft, prompt),
         _nullable(guardrail, prompt), _nullable(feedback, has_feedback), _nullable(judge, has_judge),
         _nullable(cached, prompt), nothing, llm, [False] * n,  # cached_tokens, reasoning_tokens, llm_model, pricing_missing
-        _nullable(faithfulness, has_faithfulness), [False] * n, nothing,  # faithfulness, shadow, batch
+        _nullable(faithfulness, has_faithfulness), [False] * n, nothing, nothing,  # faithfulness, shadow, cache_creation_tokens, batch
     ]
     return list(zip(*columns, strict=True))
 
