@@ -18,24 +18,23 @@ COUNTERS = (
 
 
 def lifetime_rows_from_hours(apps, schema_editor):
+    """One lifetime row per version with hour rows: their counters summed, their sketches merged, a version at a time
+    (so a long history is never held in memory all at once)."""
     from monitoring.sketch import merge_blobs_by_group
 
     Rollup = apps.get_model("monitoring", "Rollup")
     Rollup.objects.filter(granularity="lifetime").delete()
     hours = Rollup.objects.filter(granularity="hour")
     totals = hours.values("model_version_id", "prompt_version_id").annotate(**{f"sum_{name}": models.Sum(name) for name in COUNTERS}).order_by()
-    sketches = {"latency_sketch": ([], []), "ttft_sketch": ([], [])}
-    for field, (groups, blobs) in sketches.items():
-        for model_version_id, prompt_version_id, blob in hours.exclude(**{field: b""}).values_list("model_version_id", "prompt_version_id", field).iterator(chunk_size=2000):
-            groups.append(model_version_id or -prompt_version_id)
-            blobs.append(bytes(blob))
-    merged = {field: merge_blobs_by_group(np.array(groups, dtype=np.int64), blobs) if blobs else {} for field, (groups, blobs) in sketches.items()}
     rows = []
     for total in totals:
-        subject = total["model_version_id"] or -total["prompt_version_id"]
-        blobs = {field: merged[field][subject].to_bytes() if subject in merged[field] else b"" for field in sketches}
+        mine = hours.filter(model_version_id=total["model_version_id"], prompt_version_id=total["prompt_version_id"])
+        sketches = {}
+        for field in ("latency_sketch", "ttft_sketch"):
+            blobs = [bytes(blob) for blob in mine.exclude(**{field: b""}).values_list(field, flat=True).iterator(chunk_size=2000)]
+            sketches[field] = merge_blobs_by_group(np.zeros(len(blobs), dtype=np.int64), blobs)[0].to_bytes() if blobs else b""
         rows.append(Rollup(model_version_id=total["model_version_id"], prompt_version_id=total["prompt_version_id"], granularity="lifetime",
-                           bucket=LIFETIME_BUCKET, **{name: total[f"sum_{name}"] or 0 for name in COUNTERS}, **blobs))
+                           bucket=LIFETIME_BUCKET, **{name: total[f"sum_{name}"] or 0 for name in COUNTERS}, **sketches))
     Rollup.objects.bulk_create(rows, batch_size=500)
 
 
