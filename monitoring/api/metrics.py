@@ -49,7 +49,13 @@ from ..sketch import cumulative_counts_by_group
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STATE_VALUE = {AlertState.OK: 0, AlertState.WARNING: 1, AlertState.ALERT: 2}
 VERSION_LABELS = ["subject", "name", "version"]
-TOKEN_KINDS = {"input": "input_tokens", "output": "output_tokens", "cached": "cached_tokens", "reasoning": "reasoning_tokens"}
+TOKEN_KINDS = {
+    "input": "input_tokens",
+    "output": "output_tokens",
+    "cached": "cached_tokens",
+    "cache_creation": "cache_creation_tokens",
+    "reasoning": "reasoning_tokens",
+}
 _SUMS = ("requests", "errors", "latency_sum", "ttft_sum", *TOKEN_KINDS.values(), "cost_usd")
 
 
@@ -98,7 +104,8 @@ class RollupCollector(Collector):
         errors = CounterMetricFamily("mlops_errors", "Requests that failed.", labels=VERSION_LABELS)
         tokens = CounterMetricFamily(
             "mlops_tokens",
-            "Tokens reported; cached are part of input and reasoning part of output, so never add the kinds up.",
+            "Tokens reported; cached (read from a prompt cache) and cache_creation (written to one) are part of input, and"
+            " reasoning part of output, so never add the kinds up.",
             labels=[*VERSION_LABELS, "kind"],
         )
         cost = CounterMetricFamily(

@@ -22,7 +22,7 @@ LIFETIME_BUCKET = datetime(1970, 1, 1, tzinfo=UTC)
 COUNTERS = (
     "requests", "errors", "latency_sum", "ttft_count", "ttft_sum", "token_requests", "input_tokens", "output_tokens", "cached_tokens",
     "reasoning_tokens", "cost_usd", "cost_requests", "pricing_missing", "guardrail_known", "guardrail_triggered", "feedback_up",
-    "feedback_down", "judge_count", "judge_sum", "faithfulness_count", "faithfulness_sum",
+    "feedback_down", "judge_count", "judge_sum", "faithfulness_count", "faithfulness_sum", "cache_creation_tokens",
 )
 FLOAT_COUNTERS = {"latency_sum", "ttft_sum", "cost_usd", "judge_sum", "faithfulness_sum"}
 
@@ -63,6 +63,7 @@ class Rollup(models.Model):
     judge_sum = models.FloatField(default=0)
     faithfulness_count = models.PositiveBigIntegerField(default=0)
     faithfulness_sum = models.FloatField(default=0)
+    cache_creation_tokens = models.PositiveBigIntegerField(default=0)  # of the input tokens, those written to a prompt cache
 
     class Meta:
         constraints = [

@@ -234,8 +234,8 @@ def rollup_spend(*, start: datetime, end: datetime, group_by: Kind) -> list[Dail
 
 
 
-_SHADOW_COLUMNS = ("latency_ms", "error", "ttft_ms", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost_usd",
-                   "pricing_missing", "guardrail_triggered", "feedback", "judge_score", "faithfulness")
+_SHADOW_COLUMNS = ("latency_ms", "error", "ttft_ms", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cache_creation_tokens",
+                   "cost_usd", "pricing_missing", "guardrail_triggered", "feedback", "judge_score", "faithfulness")
 
 
 def shadow_totals(*, kind: Kind, name: str, version: int, start: datetime, end: datetime) -> OpsMetrics:
@@ -265,7 +265,7 @@ def shadow_totals(*, kind: Kind, name: str, version: int, start: datetime, end: 
         "requests": len(rows), "errors": int(sum(bool(v) for v in c["error"])), "latency_sum": float(numbers("latency_ms").sum()),
         "ttft_count": int(present("ttft_ms").sum()), "ttft_sum": float(numbers("ttft_ms").sum()),
         "token_requests": int((present("input_tokens") | present("output_tokens")).sum()),
-        **{column: float(numbers(column).sum()) for column in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")},
+        **{column: float(numbers(column).sum()) for column in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cache_creation_tokens")},
         "cost_usd": float(numbers("cost_usd").sum()), "cost_requests": int(present("cost_usd").sum()),
         "pricing_missing": int(sum(bool(v) for v in c["pricing_missing"])),
         "guardrail_known": int(present("guardrail_triggered").sum()), "guardrail_triggered": int(sum(v is True for v in guardrail)),

@@ -43,7 +43,10 @@ _FLAGS_SQL = (
     " + (CASE WHEN {feedback} = 1 THEN 16 WHEN {feedback} = -1 THEN 32 ELSE 0 END)"
     " + (CASE WHEN {input_tokens} IS NULL AND {output_tokens} IS NULL THEN 0 ELSE 64 END)"
 )
-_NUMBERS = ("latency_ms", "ttft_ms", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cost_usd", "judge_score", "faithfulness")
+_NUMBERS = (
+    "latency_ms", "ttft_ms", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cache_creation_tokens", "cost_usd",
+    "judge_score", "faithfulness",
+)
 _WIDTH = 3 + len(_NUMBERS)
 
 
@@ -195,7 +198,7 @@ def fold_events(events: EventColumns) -> tuple[Fold, Fold, Fold]:
     sums = {
         "requests": count(), "errors": count(flags & ERROR), "latency_sum": np.bincount(group, weights=numbers["latency_ms"], minlength=n),
         "ttft_count": ttft_count, "ttft_sum": ttft_sum, "token_requests": count((flags & HAS_TOKENS) > 0),
-        **{name: total(numbers[name])[0] for name in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")},
+        **{name: total(numbers[name])[0] for name in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cache_creation_tokens")},
         "cost_usd": cost_sum, "cost_requests": cost_count, "pricing_missing": count((flags & PRICING_MISSING) > 0),
         "guardrail_known": count((flags & GUARDRAIL_KNOWN) > 0), "guardrail_triggered": count((flags & GUARDRAIL_TRIGGERED) > 0),
         "feedback_up": count((flags & FEEDBACK_UP) > 0), "feedback_down": count((flags & FEEDBACK_DOWN) > 0),

@@ -69,7 +69,8 @@ def test_metrics_are_counters_and_histograms_in_seconds(client, api_as, editor, 
         api_as,
         editor,
         [
-            event(1, now, 100.0, ttft_ms=40.0, input_tokens=500, output_tokens=120, cached_tokens=200, reasoning_tokens=30, cost_usd=0.002),
+            event(1, now, 100.0, ttft_ms=40.0, input_tokens=500, output_tokens=120, cached_tokens=200, reasoning_tokens=30, cost_usd=0.002,
+                  cache_creation_tokens=150),
             event(2, now, 200.0, ttft_ms=1500.0, input_tokens=300, output_tokens=80, cost_usd=0.001),
             event(3, now, 300.0, error=True),
         ],
@@ -102,6 +103,7 @@ def test_metrics_are_counters_and_histograms_in_seconds(client, api_as, editor, 
         frozenset({("kind", "input")}): 800,
         frozenset({("kind", "output")}): 200,
         frozenset({("kind", "cached")}): 200,
+        frozenset({("kind", "cache_creation")}): 150,
         frozenset({("kind", "reasoning")}): 30,
     }
     assert value(families, "mlops_cost_usd_total", **fraud) == pytest.approx(0.003, rel=1e-9)

@@ -26,7 +26,7 @@ T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 SUBJECTS = [("model", "fraud", 1), ("model", "fraud", 2), ("prompt", "summarize", 2)]
 STEP = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}
 COUNTS = ("requests", "errors", "ttft_count", "token_requests", "input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens",
-          "cost_requests", "pricing_missing", "guardrail_known", "guardrail_triggered", "feedback_up", "feedback_down", "judge_count",
+          "cache_creation_tokens", "cost_requests", "pricing_missing", "guardrail_known", "guardrail_triggered", "feedback_up", "feedback_down", "judge_count",
           "faithfulness_count")
 SUMS = ("latency_sum", "ttft_sum", "cost_usd", "judge_sum", "faithfulness_sum")
 
@@ -53,6 +53,8 @@ def random_events(seed: int, n: int, *, start: datetime, minutes: float, prefix:
             tokens_in, tokens_out = int(rng.integers(1, 2000)), int(rng.integers(0, 800))
             event |= {"input_tokens": tokens_in, "output_tokens": tokens_out,
                       "cached_tokens": int(rng.integers(0, tokens_in + 1)), "reasoning_tokens": int(rng.integers(0, tokens_out + 1))}
+            if rng.random() < 0.3:  # cache writes: part of the input tokens that were not read from the cache
+                event["cache_creation_tokens"] = int(rng.integers(0, tokens_in - event["cached_tokens"] + 1))
             if rng.random() < 0.8:
                 event["cost_usd"] = float(rng.uniform(0, 0.01))
         for field, share, draw in (
@@ -97,7 +99,7 @@ def direct(events: list[dict]) -> dict:
     return {
         "requests": len(events), "errors": sum(e["error"] for e in events), "latency_sum": values(events, "latency_ms").sum(),
         "ttft_count": values(events, "ttft_ms").size, "ttft_sum": values(events, "ttft_ms").sum(), "token_requests": len(tokens),
-        **{f: int(values(events, f).sum()) for f in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")},
+        **{f: int(values(events, f).sum()) for f in ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "cache_creation_tokens")},
         "cost_usd": values(events, "cost_usd").sum(), "cost_requests": values(events, "cost_usd").size,
         "pricing_missing": sum(bool(e["pricing_missing"]) for e in events), "guardrail_known": values(events, "guardrail_triggered").size,
         "guardrail_triggered": int(values(events, "guardrail_triggered").sum()),
@@ -175,15 +177,35 @@ def test_late_events_land_in_their_old_buckets(api_as, editor, subjects):
 
 
 def test_the_migration_sums_each_versions_lifetime_row_from_its_hours(api_as, editor, subjects):
-    """Versions with traffic from before lifetime rows existed get theirs from their hour rows: equal to the events."""
+    """Versions with traffic from before lifetime rows existed get theirs from their hour rows, then the cache writes from
+    their events, as the two migrations run: equal to the events."""
     lifetime_rows_from_hours = importlib.import_module("monitoring.migrations.0016_rollup_lifetime").lifetime_rows_from_hours
+    cache_writes_from_events = importlib.import_module("monitoring.migrations.0017_rollup_cache_creation_tokens").cache_writes_from_events
     events = send(api_as, editor, random_events(6, 2000, start=T0, minutes=300, prefix="a"))
     rollups.rollups_update()
+    # the rows as they were before both migrations: no lifetime rows, no cache writes counted
     Rollup.objects.filter(granularity="lifetime").delete()
+    Rollup.objects.update(cache_creation_tokens=0)
 
     lifetime_rows_from_hours(django_apps, None)
+    cache_writes_from_events(django_apps, None)
 
     assert_rollups_match(events)
+
+
+def test_the_migration_adds_the_cache_writes_of_events_already_folded(api_as, editor, subjects):
+    """Rows folded before roll-ups counted cache writes get them from their events: only those up to the cursor."""
+    cache_writes_from_events = importlib.import_module("monitoring.migrations.0017_rollup_cache_creation_tokens").cache_writes_from_events
+    events = send(api_as, editor, random_events(7, 2000, start=T0, minutes=300, prefix="a"))
+    rollups.rollups_update()
+    Rollup.objects.update(cache_creation_tokens=0)
+    later = send(api_as, editor, random_events(8, 200, start=T0, minutes=300, prefix="b"))  # past the cursor: the task's
+
+    cache_writes_from_events(django_apps, None)
+
+    assert_rollups_match(events)
+    rollups.rollups_update()
+    assert_rollups_match(events + later)
 
 
 def test_running_the_update_again_counts_nothing_twice(api_as, editor, subjects):
