@@ -161,7 +161,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # Logins: after AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is locked out for
 # AXES_COOLOFF_MINUTES (even with the right password), answered 429; a successful login resets the count. The address
-# is REMOTE_ADDR (a client-set X-Forwarded-For would let a guesser pick a fresh address per try).
+# is REMOTE_ADDR, or behind MLOPS_PROXY_COUNT reverse proxies the entry of X-Forwarded-For the outermost one wrote
+# (mlops_site/client_ip.py: a client-set X-Forwarded-For is never trusted, or a guesser could pick a fresh address per try).
 # The axes backend comes first: it refuses a locked-out pair before the password is checked.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
@@ -170,6 +171,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HTTP_RESPONSE_CODE = 429
+MLOPS_PROXY_COUNT = env_int("MLOPS_PROXY_COUNT", 0)
+if MLOPS_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(f"MLOPS_PROXY_COUNT must be 0 (no proxy) or the number of reverse proxies in front; got {MLOPS_PROXY_COUNT}.")
+AXES_CLIENT_IP_CALLABLE = "mlops_site.client_ip.client_ip"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -72,3 +72,57 @@ def test_create_api_user_refuses_a_weak_password(password, reason):
     from django.contrib.auth import get_user_model
 
     assert not get_user_model().objects.filter(username="release-bot").exists()
+
+
+# --- the address behind reverse proxies (MLOPS_PROXY_COUNT) ------------------------------------------------------------
+
+
+def log_in_through(client: Client, username: str, password: str, forwarded: str, proxy: str = "10.9.9.9"):
+    """A login as a proxy passes it on: from the proxy's address, with the X-Forwarded-For it built."""
+    return client.post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=forwarded)
+
+
+def test_without_proxies_a_guesser_cannot_escape_the_lockout_with_x_forwarded_for():
+    make_user("alice", "editor")
+
+    answers = [log_in_through(Client(), "alice", f"guess-{i}", forwarded=f"203.0.113.{i}").status_code for i in range(6)]
+
+    assert answers[4:] == [429, 429]  # one count: the connecting address, whatever the header says
+    assert log_in_through(Client(), "alice", PASSWORD, forwarded="198.51.100.7").status_code == 429
+
+
+def test_behind_one_proxy_each_client_address_has_its_own_count(settings):
+    settings.MLOPS_PROXY_COUNT = 1
+    make_user("alice", "editor")
+    for i in range(5):
+        log_in_through(Client(), "alice", f"guess-{i}", forwarded="203.0.113.5")
+
+    locked = log_in_through(Client(), "alice", PASSWORD, forwarded="203.0.113.5")
+    # The guesser writes another address in front: the proxy appends the real one, which is the one counted.
+    spoofed = log_in_through(Client(), "alice", PASSWORD, forwarded="198.51.100.7, 203.0.113.5")
+    colleague = log_in_through(Client(), "alice", PASSWORD, forwarded="198.51.100.7")  # the same proxy, another client
+
+    assert (locked.status_code, spoofed.status_code, colleague.status_code) == (429, 429, 302)
+
+
+@pytest.mark.parametrize(
+    "proxies, forwarded, expected",
+    [
+        (0, "203.0.113.5", "10.9.9.9"),  # no proxy configured: the header is never read
+        (1, "203.0.113.5", "203.0.113.5"),
+        (1, "1.1.1.1, 203.0.113.5", "203.0.113.5"),  # what a client wrote in front is ignored
+        (2, "1.1.1.1, 203.0.113.5, 10.0.0.8", "203.0.113.5"),  # two proxies: the address the outer one saw
+        (2, "203.0.113.5", "10.9.9.9"),  # fewer entries than proxies: it did not come through them
+        (1, "2001:db8::1", "2001:db8::1"),
+        (1, "1.1.1.1, not-an-address", "10.9.9.9"),  # garbage where the proxy's entry should be
+        (1, "", "10.9.9.9"),
+        (1, None, "10.9.9.9"),
+    ],
+)
+def test_the_client_address_is_the_entry_the_outermost_proxy_wrote(settings, rf, proxies, forwarded, expected):
+    from mlops_site.client_ip import client_ip
+
+    settings.MLOPS_PROXY_COUNT = proxies
+    headers = {"REMOTE_ADDR": "10.9.9.9"} | ({"HTTP_X_FORWARDED_FOR": forwarded} if forwarded is not None else {})
+
+    assert client_ip(rf.get("/", **headers)) == expected

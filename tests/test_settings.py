@@ -19,7 +19,7 @@ PRODUCTION_ENV = {
     "DJANGO_BEHIND_TLS_PROXY": "1",
     "DJANGO_SECURE_HSTS_PRELOAD": "1",
 }
-SETTINGS_VARIABLES = ("DJANGO_", "MLOPS_INSECURE_HTTP", "MLOPS_PAGE_SIZE", "MLOPS_S3_", "EMAIL_", "AWS_")
+SETTINGS_VARIABLES = ("DJANGO_", "MLOPS_INSECURE_HTTP", "MLOPS_PAGE_SIZE", "MLOPS_PROXY_COUNT", "MLOPS_S3_", "EMAIL_", "AWS_")
 
 
 def run_python(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -101,6 +101,15 @@ def test_settings_invalid_number_fails_naming_the_variable():
 
     assert done.returncode != 0
     assert "ImproperlyConfigured: DJANGO_SECURE_HSTS_SECONDS must be a whole number; got '1y'." in done.stderr
+
+
+def test_settings_proxy_count_is_read_and_a_negative_one_refused():
+    assert settings_values({"MLOPS_PROXY_COUNT": "2"}, "MLOPS_PROXY_COUNT", "AXES_CLIENT_IP_CALLABLE") == {
+        "MLOPS_PROXY_COUNT": 2, "AXES_CLIENT_IP_CALLABLE": "mlops_site.client_ip.client_ip"}
+    done = run_python({"MLOPS_PROXY_COUNT": "-1"}, "manage.py", "check")
+
+    assert done.returncode != 0
+    assert "ImproperlyConfigured: MLOPS_PROXY_COUNT must be 0 (no proxy)" in done.stderr
 
 
 def test_settings_invalid_flag_fails_naming_the_variable():
