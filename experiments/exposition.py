@@ -6,7 +6,8 @@ traffic next to its version's error rate and latency, and alert on a rollout tha
 - `mlops_rollout_traffic_share{subject,name,rollout,version}`: the candidate's share of the stage's traffic in each
   model's and prompt's newest rollout, 0 to 1 (0 in a shadow stage and after a rollback, 1 once completed);
 - `mlops_rollout_status{subject,name,rollout,version,status}`: 1 for the status that rollout is in, 0 for the others;
-- `mlops_experiment_traffic_share{experiment,subject,name,variant,version}`: each running A/B test's variants' weights;
+- `mlops_experiment_traffic_share{experiment,subject,name,variant,version}`: each running A/B test's variants' configured
+  weights (the split as designed; the split as assigned is the rate of the next one);
 - `mlops_experiment_exposed_units_total{...same}`: the units each of those variants has been assigned so far (a counter:
   a unit is exposed once and never moves).
 
@@ -55,7 +56,7 @@ class ExperimentsCollector(Collector):
 
     def _experiments(self) -> Iterator[Metric]:
         share = GaugeMetricFamily(
-            "mlops_experiment_traffic_share", "Each running A/B test's variants: the share of units assigned to each.", labels=VARIANT_LABELS
+            "mlops_experiment_traffic_share", "Each running A/B test's variants: the share of units each is configured to get.", labels=VARIANT_LABELS
         )
         units = CounterMetricFamily(
             "mlops_experiment_exposed_units", "Units assigned to each variant of a running A/B test so far.", labels=VARIANT_LABELS

@@ -114,6 +114,10 @@ def test_behind_one_proxy_each_client_address_has_its_own_count(settings):
         (2, "1.1.1.1, 203.0.113.5, 10.0.0.8", "203.0.113.5"),  # two proxies: the address the outer one saw
         (2, "203.0.113.5", "10.9.9.9"),  # fewer entries than proxies: it did not come through them
         (1, "2001:db8::1", "2001:db8::1"),
+        (1, "203.0.113.5:41234", "203.0.113.5"),  # load balancers that write the port too
+        (1, "[2001:db8::1]:41234", "2001:db8::1"),
+        (1, "[2001:db8::1", "10.9.9.9"),
+        (1, "1.1.1.1, 203.0.113.5:x", "10.9.9.9"),
         (1, "1.1.1.1, not-an-address", "10.9.9.9"),  # garbage where the proxy's entry should be
         (1, "", "10.9.9.9"),
         (1, None, "10.9.9.9"),

@@ -19,10 +19,13 @@ COUNTERS = (
 
 def lifetime_rows_from_hours(apps, schema_editor):
     """One lifetime row per version with hour rows: their counters summed, their sketches merged, a version at a time
-    (so a long history is never held in memory all at once)."""
+    (so a long history is never held in memory all at once). A worker of the previous release that folds after this
+    adds to the hours only: stop the workers and beat while migrating (docs/deploy.md, "Upgrading")."""
     from monitoring.sketch import merge_blobs_by_group
 
     Rollup = apps.get_model("monitoring", "Rollup")
+    # Held until the migration commits: a fold that ends meanwhile waits, and adds to the hours after they were summed.
+    list(apps.get_model("monitoring", "RollupCursor").objects.select_for_update().filter(name="events"))
     Rollup.objects.filter(granularity="lifetime").delete()
     hours = Rollup.objects.filter(granularity="hour")
     totals = hours.values("model_version_id", "prompt_version_id").annotate(**{f"sum_{name}": models.Sum(name) for name in COUNTERS}).order_by()

@@ -63,7 +63,9 @@ class Rollup(models.Model):
     judge_sum = models.FloatField(default=0)
     faithfulness_count = models.PositiveBigIntegerField(default=0)
     faithfulness_sum = models.FloatField(default=0)
-    cache_creation_tokens = models.PositiveBigIntegerField(default=0)  # of the input tokens, those written to a prompt cache
+    # Of the input tokens, those written to a prompt cache. A database default too, so that a worker still running the
+    # release before this column (during an upgrade) can insert its rows.
+    cache_creation_tokens = models.PositiveBigIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [

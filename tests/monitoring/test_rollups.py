@@ -180,7 +180,7 @@ def test_the_migration_sums_each_versions_lifetime_row_from_its_hours(api_as, ed
     """Versions with traffic from before lifetime rows existed get theirs from their hour rows, then the cache writes from
     their events, as the two migrations run: equal to the events."""
     lifetime_rows_from_hours = importlib.import_module("monitoring.migrations.0016_rollup_lifetime").lifetime_rows_from_hours
-    cache_writes_from_events = importlib.import_module("monitoring.migrations.0017_rollup_cache_creation_tokens").cache_writes_from_events
+    cache_writes_from_events = importlib.import_module("monitoring.migrations.0018_rollup_cache_creation_backfill").cache_writes_from_events
     events = send(api_as, editor, random_events(6, 2000, start=T0, minutes=300, prefix="a"))
     rollups.rollups_update()
     # the rows as they were before both migrations: no lifetime rows, no cache writes counted
@@ -195,7 +195,7 @@ def test_the_migration_sums_each_versions_lifetime_row_from_its_hours(api_as, ed
 
 def test_the_migration_adds_the_cache_writes_of_events_already_folded(api_as, editor, subjects):
     """Rows folded before roll-ups counted cache writes get them from their events: only those up to the cursor."""
-    cache_writes_from_events = importlib.import_module("monitoring.migrations.0017_rollup_cache_creation_tokens").cache_writes_from_events
+    cache_writes_from_events = importlib.import_module("monitoring.migrations.0018_rollup_cache_creation_backfill").cache_writes_from_events
     events = send(api_as, editor, random_events(7, 2000, start=T0, minutes=300, prefix="a"))
     rollups.rollups_update()
     Rollup.objects.update(cache_creation_tokens=0)
