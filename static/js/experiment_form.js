@@ -173,6 +173,8 @@
     }
     changed();
   });
-  offerVersions(false);
+  // A subject may already be chosen when this runs (the form came back, or it was picked while the page was still
+  // loading): its versions fill the variant rows if they are all empty, as a change of subject would.
+  offerVersions(true);
   changed();
 })();
