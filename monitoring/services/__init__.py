@@ -16,7 +16,7 @@ from .ops_alerts import ops_alerts_evaluate, ops_rules_ensure
 from .performance import performance_compute, performance_windows_schedule
 from .prices import bundled_prices, event_costs, price_set, prices_import, prices_import_defaults, prices_import_file
 from .references import reference_set_from_columns, reference_set_from_file, reference_set_from_window
-from .rollups import rollups_catch_up, rollups_update
+from .rollups import rollups_catch_up, rollups_lifetime_rebuild, rollups_update
 from .sweeps import stuck_work_sweep
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "reference_set_from_file",
     "reference_set_from_window",
     "rollups_catch_up",
+    "rollups_lifetime_rebuild",
     "rollups_update",
     "rule_update",
     "stuck_work_sweep",

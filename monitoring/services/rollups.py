@@ -23,12 +23,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from ..models import LIFETIME_BUCKET, Event, Granularity, Rollup, RollupCursor
 from ..models.operations import COUNTERS, FLOAT_COUNTERS
-from ..sketch import QuantileSketch, merge_by_group, sketches_by_group
+from ..sketch import QuantileSketch, merge_blobs_by_group, merge_by_group, sketches_by_group
 
 CURSOR = "events"
 READ_CHUNK = 50_000
@@ -326,3 +326,28 @@ def rollups_catch_up(*, max_seconds: float = 45.0, max_events: int = 500_000) ->
         if done < max_events or time.monotonic() >= deadline:
             return folded
 
+
+
+def rollups_lifetime_rebuild() -> int:
+    """Each version's lifetime row summed again from its hour rows (counters added, sketches merged), the number of rows
+    written: the repair when they disagree, e.g. after a worker of an older release folded events during an upgrade.
+    Holds the roll-up cursor meanwhile, so no fold commits in between; the counters on /metrics can only go up by it
+    (the hours hold everything folded). A version at a time, so a long history is never all in memory."""
+    with transaction.atomic():
+        RollupCursor.objects.get_or_create(name=CURSOR)
+        RollupCursor.objects.select_for_update().get(name=CURSOR)
+        Rollup.objects.filter(granularity=Granularity.LIFETIME).delete()
+        hours = Rollup.objects.filter(granularity=Granularity.HOUR)
+        totals = hours.values("model_version_id", "prompt_version_id").annotate(**{f"sum_{name}": Sum(name) for name in COUNTERS}).order_by()
+        rows = []
+        for total in totals:
+            mine = hours.filter(model_version_id=total["model_version_id"], prompt_version_id=total["prompt_version_id"])
+            sketches = {}
+            for field in ("latency_sketch", "ttft_sketch"):
+                blobs = [bytes(blob) for blob in mine.exclude(**{field: b""}).values_list(field, flat=True).iterator(chunk_size=2000)]
+                sketches[field] = merge_blobs_by_group(np.zeros(len(blobs), dtype=np.int64), blobs)[0].to_bytes() if blobs else b""
+            counters = {name: total[f"sum_{name}"] or 0 for name in COUNTERS}
+            rows.append(Rollup(model_version_id=total["model_version_id"], prompt_version_id=total["prompt_version_id"],
+                               granularity=Granularity.LIFETIME, bucket=LIFETIME_BUCKET, **counters, **sketches))
+        Rollup.objects.bulk_create(rows, batch_size=500)
+    return len(rows)

@@ -1,6 +1,7 @@
 """Roll-ups against a direct computation over the raw events (numpy over the values sent), and their selectors."""
 
 import importlib
+import io
 import threading
 import time
 from collections import defaultdict
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from django.apps import apps as django_apps
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection, connections
 
 from monitoring import selectors, services, tasks
@@ -206,6 +208,24 @@ def test_the_migration_adds_the_cache_writes_of_events_already_folded(api_as, ed
     assert_rollups_match(events)
     rollups.rollups_update()
     assert_rollups_match(events + later)
+
+
+def test_rebuilding_the_lifetime_rows_repairs_them_from_the_hours(api_as, editor, subjects):
+    """The repair after an upgrade that let an old worker fold: lifetime rows short, wrong or missing are summed again."""
+    events = send(api_as, editor, random_events(9, 1500, start=T0, minutes=300, prefix="a"))
+    rollups.rollups_update()
+    lifetime = Rollup.objects.filter(granularity="lifetime").order_by("pk")
+    lifetime.filter(pk=lifetime[0].pk).delete()
+    lifetime.filter(pk=lifetime[0].pk).update(requests=3, cache_creation_tokens=0, latency_sketch=b"")
+    out = io.StringIO()
+
+    call_command("rollups_rebuild_lifetime", stdout=out)
+
+    assert_rollups_match(events)
+    assert out.getvalue().strip() == "Rebuilt the lifetime roll-ups of 3 version(s) from their hour roll-ups."
+    more = send(api_as, editor, random_events(10, 300, start=T0 + timedelta(hours=1), minutes=30, prefix="b"))
+    rollups.rollups_update()
+    assert_rollups_match(events + more)  # and the fold goes on adding to them
 
 
 def test_running_the_update_again_counts_nothing_twice(api_as, editor, subjects):
