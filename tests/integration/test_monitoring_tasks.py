@@ -9,9 +9,11 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 from sklearn import metrics as sk
 
+from monitoring.api.metrics import prometheus_text
 from monitoring.models import AlertEvent, BudgetAlert, DriftReport, PerformanceWindow, Rollup
 from tests.factories import register
 
@@ -116,6 +118,13 @@ def test_rollups_update_task_folds_new_events_once(worker, api_as, editor):
     assert (folded, again) == (240, 0)
     assert sum(r.requests for r in hours) == 240
     assert sum(r.latency_sum for r in hours) == pytest.approx(float(latency.sum()))
+    # The version's lifetime row, written by the worker beside the hours, is what /metrics reads.
+    lifetime = Rollup.objects.get(granularity="lifetime")
+    assert lifetime.requests == 240 and lifetime.latency_sum == pytest.approx(float(latency.sum()))
+    samples = {(s.name, s.labels.get("le")): s.value for f in text_string_to_metric_families(prometheus_text().decode()) for s in f.samples}
+    assert samples[("mlops_requests_total", None)] == samples[("mlops_request_duration_seconds_count", None)] == 240
+    # le="0.1" counts every value up to 100 ms / 1.01 and none above 100 ms / 0.99 (the sketch's 1 %)
+    assert np.sum(latency <= 100 / 1.01) <= samples[("mlops_request_duration_seconds_bucket", "0.1")] <= np.sum(latency <= 100 / 0.99)
 
 
 def test_budgets_evaluate_and_budget_alert_notify_send_a_reached_share_once(worker, site, api_as, editor):
