@@ -8,7 +8,7 @@ statement per bucket."""
 from datetime import UTC, datetime
 
 from django.db import migrations
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import TruncHour, TruncMinute
 
 LIFETIME_BUCKET = datetime(1970, 1, 1, tzinfo=UTC)
@@ -31,7 +31,9 @@ def cache_writes_from_events(apps, schema_editor):
         if not added:
             continue
         buckets = [bucket for _, _, bucket in added]
-        rows = Rollup.objects.filter(granularity=granularity, bucket__gte=min(buckets), bucket__lte=max(buckets)).only(
+        # Only the rows of versions with cache writes, in the time those span (not every row of the granularity).
+        subjects = Q(model_version_id__in={mv for mv, _, _ in added if mv}) | Q(prompt_version_id__in={pv for _, pv, _ in added if pv})
+        rows = Rollup.objects.filter(subjects, granularity=granularity, bucket__gte=min(buckets), bucket__lte=max(buckets)).only(
             "id", "model_version_id", "prompt_version_id", "bucket", "cache_creation_tokens"
         )
         changed = []
